@@ -1,0 +1,303 @@
+"""Entity resolution: one entity per real-world thing, never across incompatible types.
+
+A mention is matched, in order, by: its normalised name or a known alias; a person's
+surname to a full name in the same document; an acronym to the name it abbreviates
+(and back); a near-identical spelling (accents, punctuation); and finally embedding
+similarity of names above a threshold, guarded so that names differing in a number
+("Lothair I" / "Lothair II") never merge.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz
+
+from extractors.types import ChunkExtraction, RawMention
+from graph import (
+    Chunk,
+    Document,
+    DocumentGraph,
+    Entity,
+    EntityId,
+    Mention,
+    Relation,
+    Span,
+    entity_id,
+    normalize_name,
+    relation_id,
+)
+
+__all__ = ["EmbedNames", "EntityResolver", "type_family"]
+
+#: Turns names into unit vectors (one row per name).
+EmbedNames = Callable[[Sequence[str]], Sequence[np.ndarray]]
+
+_FAMILIES = {
+    "PERSON": "person",
+    "ORG": "organisation",
+    "NORP": "group",
+    "GPE": "place",
+    "LOC": "place",
+    "FAC": "place",
+    "DATE": "time",
+    "TIME": "time",
+    "EVENT": "event",
+    "WORK_OF_ART": "work",
+    "PRODUCT": "work",
+    "LAW": "law",
+    "LANGUAGE": "language",
+}
+#: Families compared only by exact name: a near-identical date or number is another one.
+_EXACT_ONLY = frozenset({"time"})
+_NUMBER = re.compile(r"^(\d+(st|nd|rd|th)?|[ivxlcdm]+)$")
+_ACRONYM = re.compile(r"^[A-Z][A-Z&.]{1,7}$")
+_STOP = frozenset({"of", "the", "and", "for", "in", "on", "at", "de", "&"})
+
+
+def type_family(label: str) -> str:
+    """The compatibility family of a type; ``MISC`` (untyped proper noun) is its own."""
+    return _FAMILIES.get(label, label.lower())
+
+
+def _compatible(a: str, b: str) -> bool:
+    fa, fb = type_family(a), type_family(b)
+    return fa == fb or ("misc" in {fa, fb} and "time" not in {fa, fb})
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", normalize_name(text))
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w\s]", " ", stripped).split())
+
+
+def _numbers(key: str) -> set[str]:
+    return {t for t in key.split() if _NUMBER.match(t)}
+
+
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in re.split(r"[\s\-]+", name) if w and w.lower() not in _STOP).upper()
+
+
+@dataclass
+class _Registry:
+    """Known entities with lookup keys, built up as documents are resolved."""
+
+    entities: dict[EntityId, Entity] = field(default_factory=dict)
+    by_key: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
+    by_fold: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
+    by_initials: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
+    vectors: dict[EntityId, np.ndarray] = field(default_factory=dict)
+
+    def add(self, ent: Entity) -> None:
+        known = ent.id in self.entities
+        self.entities[ent.id] = ent
+        for name in (ent.name, *ent.aliases):
+            for table, key in (
+                (self.by_key, normalize_name(name)),
+                (self.by_fold, _fold(name)),
+            ):
+                if ent.id not in table[key]:
+                    table[key].append(ent.id)
+        if not known and len(ent.name.split()) > 1:
+            self.by_initials[_initials(ent.name)].append(ent.id)
+
+    def find(self, table: dict[str, list[EntityId]], key: str, label: str) -> Entity | None:
+        for eid in table.get(key, ()):
+            ent = self.entities[eid]
+            if _compatible(ent.type, label):
+                return ent
+        return None
+
+
+class EntityResolver:
+    """Turns raw chunk extractions into resolved :class:`DocumentGraph` objects.
+
+    Args:
+        embed: optional callable turning names into unit vectors; when given, names that
+            no rule matched are merged with a known entity of a compatible type whose name
+            vector has cosine similarity >= ``threshold``.
+        threshold: embedding similarity needed to merge.
+    """
+
+    def __init__(
+        self,
+        *,
+        embed: EmbedNames | None = None,
+        threshold: float = 0.92,
+    ) -> None:
+        self._embed = embed
+        self.threshold = threshold
+        self._registry = _Registry()
+
+    def learn(self, entities: Iterable[Entity]) -> None:
+        """Register entities already in the store so new mentions resolve to them."""
+        for ent in entities:
+            self._registry.add(ent)
+
+    def resolve(self, document: Document, extractions: Sequence[ChunkExtraction]) -> DocumentGraph:
+        """Resolve one document's mentions to entities and build its facts."""
+        resolved: dict[tuple[int, int], Entity] = {}
+        surnames: dict[str, Entity] = {}
+        pending: list[tuple[int, int, RawMention]] = []
+        for ci, ext in enumerate(extractions):
+            for mi, raw in enumerate(ext.mentions):
+                ent = self._match_rules(raw, surnames)
+                if ent is None:
+                    pending.append((ci, mi, raw))
+                else:
+                    resolved[(ci, mi)] = self._record(ent, raw, surnames)
+        for (ci, mi, _raw), ent in zip(
+            pending, self._match_embeddings(pending, surnames), strict=True
+        ):
+            resolved[(ci, mi)] = ent
+        return self._build(document, extractions, resolved)
+
+    # ------------------------------------------------------------------ matching
+
+    def _match_rules(self, raw: RawMention, surnames: dict[str, Entity]) -> Entity | None:
+        reg = self._registry
+        key = normalize_name(raw.text)
+        found = reg.find(reg.by_key, key, raw.label)
+        if found is not None:
+            return found
+        if raw.label == "PERSON" and " " not in key and key in surnames:
+            return surnames[key]
+        if _ACRONYM.match(raw.text):
+            found = reg.find(reg.by_initials, raw.text.replace(".", ""), raw.label)
+            if found is not None:
+                return found
+        if type_family(raw.label) in _EXACT_ONLY:
+            return None
+        return reg.find(reg.by_fold, _fold(raw.text), raw.label)
+
+    def _match_embeddings(
+        self, pending: list[tuple[int, int, RawMention]], surnames: dict[str, Entity]
+    ) -> list[Entity]:
+        out: list[Entity] = []
+        reg = self._registry
+        names = list(dict.fromkeys(raw.text for _, _, raw in pending))
+        vectors: dict[str, np.ndarray] = {}
+        if self._embed is not None and names:
+            vectors = dict(zip(names, self._embed(names), strict=True))
+        for _, _, raw in pending:
+            # An earlier mention of this batch may have created the entity already.
+            ent = self._match_rules(raw, surnames)
+            if ent is None and raw.text in vectors:
+                ent = self._nearest(raw, vectors[raw.text])
+            if ent is None:
+                ent = Entity(id=entity_id(raw.text, raw.label), name=raw.text, type=raw.label)
+                if raw.text in vectors:
+                    reg.vectors[ent.id] = vectors[raw.text]
+                self._absorb_acronym(ent)
+            out.append(self._record(ent, raw, surnames))
+        return out
+
+    def _nearest(self, raw: RawMention, vector: np.ndarray) -> Entity | None:
+        reg = self._registry
+        if type_family(raw.label) in _EXACT_ONLY or not reg.vectors:
+            return None
+        ids = [e for e in reg.vectors if _compatible(reg.entities[e].type, raw.label)]
+        if not ids:
+            return None
+        sims = np.stack([reg.vectors[e] for e in ids]) @ vector
+        key = normalize_name(raw.text)
+        for idx in np.argsort(-sims)[:5]:
+            if sims[idx] < self.threshold:
+                break
+            cand = reg.entities[ids[int(idx)]]
+            cand_key = normalize_name(cand.name)
+            if _numbers(cand_key) == _numbers(key) and fuzz.token_set_ratio(key, cand_key) >= 80:
+                return cand
+        return None
+
+    def _absorb_acronym(self, ent: Entity) -> None:
+        """A new long name adopts an acronym entity already known for it, as an alias."""
+        reg = self._registry
+        if len(ent.name.split()) < 2:
+            return
+        acronym = _initials(ent.name)
+        for eid in reg.by_key.get(normalize_name(acronym), ()):
+            if _compatible(reg.entities[eid].type, ent.type) and len(acronym) >= 2:
+                reg.add(ent.model_copy(update={"aliases": (*ent.aliases, acronym)}))
+                return
+
+    def _record(self, ent: Entity, raw: RawMention, surnames: dict[str, Entity]) -> Entity:
+        if normalize_name(raw.text) != normalize_name(ent.name) and raw.text not in ent.aliases:
+            ent = ent.model_copy(update={"aliases": (*ent.aliases, raw.text)})
+        current = self._registry.entities.get(ent.id)
+        if current is not None and current.aliases != ent.aliases:
+            merged = tuple(dict.fromkeys([*current.aliases, *ent.aliases]))
+            ent = ent.model_copy(update={"aliases": merged})
+        self._registry.add(ent)
+        if ent.type == "PERSON" and " " in ent.name:
+            surnames[normalize_name(ent.name.split()[-1])] = ent
+        return ent
+
+    # ------------------------------------------------------------------ building
+
+    def _build(
+        self,
+        document: Document,
+        extractions: Sequence[ChunkExtraction],
+        resolved: dict[tuple[int, int], Entity],
+    ) -> DocumentGraph:
+        mentions: list[Mention] = []
+        relations: dict[str, Relation] = {}
+        for ci, ext in enumerate(extractions):
+            chunk = ext.chunk
+            for mi, raw in enumerate(ext.mentions):
+                ent = resolved[(ci, mi)]
+                mentions.append(
+                    Mention(entity_id=ent.id, span=_span(document, chunk, raw.start, raw.end))
+                )
+            for raw_rel in ext.relations:
+                subj = resolved[(ci, raw_rel.subject)].id
+                obj = resolved[(ci, raw_rel.object)].id
+                if subj == obj:
+                    continue
+                if raw_rel.kind == "cooccurrence" and obj < subj:
+                    subj, obj = obj, subj
+                rid = relation_id(subj, raw_rel.predicate, obj)
+                span = _span(document, chunk, raw_rel.sentence_start, raw_rel.sentence_end)
+                prior = relations.get(rid)
+                if prior is None:
+                    relations[rid] = Relation(
+                        id=rid,
+                        subject_id=subj,
+                        predicate=raw_rel.predicate,
+                        object_id=obj,
+                        kind=raw_rel.kind,
+                        confidence=raw_rel.confidence,
+                        evidence=(span,),
+                    )
+                elif span not in prior.evidence:
+                    relations[rid] = prior.model_copy(
+                        update={
+                            "evidence": (*prior.evidence, span),
+                            "confidence": max(prior.confidence, raw_rel.confidence),
+                        }
+                    )
+        entity_ids = dict.fromkeys(m.entity_id for m in mentions)
+        return DocumentGraph(
+            document=document,
+            chunks=tuple(ext.chunk for ext in extractions),
+            entities=tuple(self._registry.entities[e] for e in entity_ids),
+            mentions=tuple(mentions),
+            relations=tuple(relations.values()),
+        )
+
+
+def _span(document: Document, chunk: Chunk, start: int, end: int) -> Span:
+    return Span(
+        chunk_id=chunk.id,
+        document_id=document.id,
+        start=start,
+        end=end,
+        text=document.text[start:end],
+    )

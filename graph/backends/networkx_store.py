@@ -1,0 +1,696 @@
+"""The embedded graph store: networkx in memory, made durable by SQLite in WAL mode.
+
+SQLite is the source of truth. Every ``upsert``/``delete`` is one SQLite transaction; the
+in-memory graph is changed only after it commits, and it is rebuilt from SQLite on open,
+so a process killed mid-write leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import networkx as nx
+
+from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name
+from graph.models import (
+    Access,
+    Chunk,
+    DeleteReport,
+    Document,
+    DocumentGraph,
+    Entity,
+    Mention,
+    Neighborhood,
+    Relation,
+    Span,
+    StoreStats,
+)
+
+__all__ = ["NetworkxGraphStore"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, version INTEGER NOT NULL,
+    tenant TEXT NOT NULL, groups TEXT NOT NULL, content_hash TEXT NOT NULL,
+    ingested_at TEXT NOT NULL, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS documents_source ON documents (tenant, source);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY, document_id TEXT NOT NULL, idx INTEGER NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks (document_id);
+CREATE TABLE IF NOT EXISTS entities (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, aliases TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mentions (
+    entity_id TEXT NOT NULL, chunk_id TEXT NOT NULL, document_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    PRIMARY KEY (entity_id, chunk_id, start, "end"));
+CREATE INDEX IF NOT EXISTS mentions_document ON mentions (document_id);
+CREATE TABLE IF NOT EXISTS relations (
+    id TEXT PRIMARY KEY, subject_id TEXT NOT NULL, predicate TEXT NOT NULL,
+    object_id TEXT NOT NULL, kind TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence (
+    relation_id TEXT NOT NULL, chunk_id TEXT NOT NULL, document_id TEXT NOT NULL,
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, confidence REAL NOT NULL,
+    PRIMARY KEY (relation_id, chunk_id, start, "end"));
+CREATE INDEX IF NOT EXISTS evidence_document ON evidence (document_id);
+"""
+
+
+class NetworkxGraphStore:
+    """Graph store for one process: networkx in memory, SQLite (WAL) on disk.
+
+    Create it with :meth:`open`; the constructor does no I/O.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
+        self._write_lock = asyncio.Lock()
+        self._docs: dict[DocumentId, Document] = {}
+        self._chunks: dict[ChunkId, Chunk] = {}
+        self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
+        self._entities: dict[EntityId, Entity] = {}
+        self._mentions: dict[EntityId, list[Mention]] = defaultdict(list)
+        self._entity_docs: dict[EntityId, Counter[DocumentId]] = defaultdict(Counter)
+        self._doc_entities: dict[DocumentId, set[EntityId]] = defaultdict(set)
+        self._relations: dict[RelationId, Relation] = {}
+        # relation -> document -> (span, confidence) list: the per-document support of a fact
+        self._support: dict[RelationId, dict[DocumentId, list[tuple[Span, float]]]] = {}
+        self._doc_relations: dict[DocumentId, set[RelationId]] = defaultdict(set)
+        self._graph: nx.MultiDiGraph = nx.MultiDiGraph()
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Self:
+        """Open (creating if needed) the store in the SQLite file at ``path``."""
+        store = cls(Path(path))
+        await asyncio.to_thread(store._open_sync)
+        return store
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _open_sync(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StoreCorruptedError(
+                    f"{self._path} has schema version {row[0]}, this Threadline reads "
+                    f"version {SCHEMA_VERSION}; migrate or use a new data dir"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailableError(
+                f"cannot open the graph database {self._path}: {exc}; "
+                "check that the file is a Threadline store and is not damaged"
+            ) from exc
+        self._db = db
+        self._load()
+
+    async def close(self) -> None:
+        """Close the SQLite connection."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            await asyncio.to_thread(db.close)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("the graph store is closed; open it with NetworkxGraphStore.open")
+        return self._db
+
+    def _load(self) -> None:
+        db = self._conn()
+        for row in db.execute("SELECT * FROM documents"):
+            doc = Document(
+                id=row[0],
+                source=row[1],
+                title=row[2],
+                version=row[3],
+                tenant=row[4],
+                groups=tuple(json.loads(row[5])),
+                content_hash=row[6],
+                ingested_at=datetime.fromisoformat(row[7]),
+                text=row[8],
+            )
+            self._docs[doc.id] = doc
+        for cid, did, idx, start, end in db.execute(
+            'SELECT id, document_id, idx, start, "end" FROM chunks ORDER BY document_id, idx'
+        ):
+            text = self._docs[did].text[start:end]
+            self._add_chunk(
+                Chunk(id=cid, document_id=did, index=idx, start=start, end=end, text=text)
+            )
+        for eid, name, etype, aliases in db.execute("SELECT * FROM entities"):
+            self._entities[eid] = Entity(
+                id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
+            )
+        for eid, cid, did, start, end in db.execute("SELECT * FROM mentions"):
+            self._add_mention(Mention(entity_id=eid, span=self._span(cid, did, start, end)))
+        rel_rows = {r[0]: r for r in db.execute("SELECT * FROM relations")}
+        support: dict[str, dict[DocumentId, list[tuple[Span, float]]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        for rid, cid, did, start, end, conf in db.execute("SELECT * FROM evidence"):
+            support[rid][did].append((self._span(cid, did, start, end), conf))
+        for rid, subj, pred, obj, kind in rel_rows.values():
+            if rid not in support:
+                raise StoreCorruptedError(f"fact {rid} in {self._path} has no evidence")
+            self._set_relation(
+                rid=rid,
+                subject=subj,
+                predicate=pred,
+                obj=obj,
+                kind=kind,
+                support=dict(support[rid]),
+            )
+
+    def _span(self, cid: ChunkId, did: DocumentId, start: int, end: int) -> Span:
+        doc = self._docs.get(did)
+        if doc is None:
+            raise StoreCorruptedError(f"{self._path} refers to missing document {did}")
+        return Span(chunk_id=cid, document_id=did, start=start, end=end, text=doc.text[start:end])
+
+    # ------------------------------------------------------------------ in-memory indexes
+
+    def _add_chunk(self, chunk: Chunk) -> None:
+        self._chunks[chunk.id] = chunk
+        self._doc_chunks[chunk.document_id].append(chunk.id)
+
+    def _add_mention(self, mention: Mention) -> None:
+        self._mentions[mention.entity_id].append(mention)
+        self._entity_docs[mention.entity_id][mention.span.document_id] += 1
+        self._doc_entities[mention.span.document_id].add(mention.entity_id)
+
+    def _set_relation(
+        self,
+        *,
+        rid: RelationId,
+        subject: EntityId,
+        predicate: str,
+        obj: EntityId,
+        kind: Any,
+        support: dict[DocumentId, list[tuple[Span, float]]],
+    ) -> None:
+        self._support[rid] = support
+        evidence = tuple(span for spans in support.values() for span, _ in spans)
+        confidence = max(conf for spans in support.values() for _, conf in spans)
+        self._relations[rid] = Relation(
+            id=rid,
+            subject_id=subject,
+            predicate=predicate,
+            object_id=obj,
+            kind=kind,
+            confidence=confidence,
+            evidence=evidence,
+        )
+        for did in support:
+            self._doc_relations[did].add(rid)
+        if not self._graph.has_edge(subject, obj, key=rid):
+            self._graph.add_edge(subject, obj, key=rid)
+
+    # ------------------------------------------------------------------ writes
+
+    async def upsert(
+        self, graphs: Sequence[DocumentGraph], *, replaces: Sequence[DocumentId] = ()
+    ) -> None:
+        """Write documents and their extractions in one SQLite transaction."""
+        async with self._write_lock:
+            await asyncio.to_thread(self._upsert_sync, list(graphs), list(replaces))
+
+    def _upsert_sync(self, graphs: list[DocumentGraph], replaces: list[DocumentId]) -> None:
+        with self._lock:
+            graphs = [g for g in graphs if g.document.id not in self._docs]
+            replaces = [d for d in replaces if d in self._docs]
+            plan = self._delete_plan(replaces)
+            merged = self._merged_entities(graphs, plan.entities)
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._delete_rows(db, replaces, plan)
+                self._insert_rows(db, graphs, merged)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise StoreError(f"writing to {self._path} failed: {exc}") from exc
+            self._apply_delete(replaces, plan)
+            self._apply_insert(graphs, merged)
+
+    def _merged_entities(
+        self, graphs: list[DocumentGraph], removed: set[EntityId]
+    ) -> dict[EntityId, Entity]:
+        merged: dict[EntityId, Entity] = {}
+        for graph in graphs:
+            for ent in graph.entities:
+                base = merged.get(ent.id)
+                if base is None and ent.id not in removed:
+                    base = self._entities.get(ent.id)
+                if base is None:
+                    merged[ent.id] = ent
+                    continue
+                aliases = tuple(dict.fromkeys([*base.aliases, *ent.aliases]))
+                merged[ent.id] = base.model_copy(update={"aliases": aliases})
+        return merged
+
+    def _insert_rows(
+        self, db: sqlite3.Connection, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]
+    ) -> None:
+        db.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    d.id,
+                    d.source,
+                    d.title,
+                    d.version,
+                    d.tenant,
+                    json.dumps(list(d.groups)),
+                    d.content_hash,
+                    d.ingested_at.isoformat(),
+                    d.text,
+                )
+                for d in (g.document for g in graphs)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?)",
+            [(c.id, c.document_id, c.index, c.start, c.end) for g in graphs for c in g.chunks],
+        )
+        db.executemany(
+            "INSERT INTO entities VALUES (?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET aliases=excluded.aliases",
+            [(e.id, e.name, e.type, json.dumps(list(e.aliases))) for e in merged.values()],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO mentions VALUES (?,?,?,?,?)",
+            [
+                (m.entity_id, m.span.chunk_id, m.span.document_id, m.span.start, m.span.end)
+                for g in graphs
+                for m in g.mentions
+            ],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO relations VALUES (?,?,?,?,?)",
+            [
+                (r.id, r.subject_id, r.predicate, r.object_id, r.kind)
+                for g in graphs
+                for r in g.relations
+            ],
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO evidence VALUES (?,?,?,?,?,?)",
+            [
+                (r.id, s.chunk_id, s.document_id, s.start, s.end, r.confidence)
+                for g in graphs
+                for r in g.relations
+                for s in r.evidence
+            ],
+        )
+
+    def _apply_insert(self, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]) -> None:
+        self._entities.update(merged)
+        for graph in graphs:
+            self._docs[graph.document.id] = graph.document
+            for chunk in graph.chunks:
+                self._add_chunk(chunk)
+            seen: set[tuple[EntityId, ChunkId, int, int]] = set()
+            for m in graph.mentions:
+                key = (m.entity_id, m.span.chunk_id, m.span.start, m.span.end)
+                if key not in seen:
+                    seen.add(key)
+                    self._add_mention(m)
+            for rel in graph.relations:
+                support = {d: list(s) for d, s in self._support.get(rel.id, {}).items()}
+                spans = support.setdefault(graph.document.id, [])
+                known = {(s.chunk_id, s.start, s.end) for s, _ in spans}
+                for span in rel.evidence:
+                    if (span.chunk_id, span.start, span.end) not in known:
+                        known.add((span.chunk_id, span.start, span.end))
+                        spans.append((span, rel.confidence))
+                self._set_relation(
+                    rid=rel.id,
+                    subject=rel.subject_id,
+                    predicate=rel.predicate,
+                    obj=rel.object_id,
+                    kind=rel.kind,
+                    support=support,
+                )
+
+    # ------------------------------------------------------------------ deletes
+
+    class _DeletePlan:
+        def __init__(self) -> None:
+            self.relations_emptied: set[RelationId] = set()
+            self.relations_touched: set[RelationId] = set()
+            self.entities: set[EntityId] = set()
+            self.mentions = 0
+            self.chunks = 0
+
+    def _delete_plan(self, doc_ids: list[DocumentId]) -> NetworkxGraphStore._DeletePlan:
+        plan = self._DeletePlan()
+        gone = set(doc_ids)
+        for did in doc_ids:
+            plan.chunks += len(self._doc_chunks.get(did, ()))
+            for rid in self._doc_relations.get(did, ()):
+                plan.relations_touched.add(rid)
+                if set(self._support[rid]) <= gone:
+                    plan.relations_emptied.add(rid)
+            for eid in self._doc_entities.get(did, ()):
+                plan.mentions += self._entity_docs[eid][did]
+                if set(self._entity_docs[eid]) <= gone:
+                    plan.entities.add(eid)
+        return plan
+
+    def _delete_rows(
+        self, db: sqlite3.Connection, doc_ids: list[DocumentId], plan: _DeletePlan
+    ) -> None:
+        one = [(d,) for d in doc_ids]
+        for table in ("evidence", "mentions", "chunks"):
+            db.executemany(f"DELETE FROM {table} WHERE document_id=?", one)  # noqa: S608 - fixed table names
+        db.executemany("DELETE FROM documents WHERE id=?", one)
+        db.executemany("DELETE FROM relations WHERE id=?", [(r,) for r in plan.relations_emptied])
+        db.executemany("DELETE FROM entities WHERE id=?", [(e,) for e in plan.entities])
+
+    def _apply_delete(self, doc_ids: list[DocumentId], plan: _DeletePlan) -> None:
+        gone = set(doc_ids)
+        for rid in plan.relations_touched:
+            rel = self._relations[rid]
+            support = {d: s for d, s in self._support[rid].items() if d not in gone}
+            if support:
+                self._set_relation(
+                    rid=rid,
+                    subject=rel.subject_id,
+                    predicate=rel.predicate,
+                    obj=rel.object_id,
+                    kind=rel.kind,
+                    support=support,
+                )
+            else:
+                del self._relations[rid], self._support[rid]
+                self._graph.remove_edge(rel.subject_id, rel.object_id, key=rid)
+        for did in doc_ids:
+            for cid in self._doc_chunks.pop(did, []):
+                del self._chunks[cid]
+            for eid in self._doc_entities.pop(did, set()):
+                self._mentions[eid] = [m for m in self._mentions[eid] if m.span.document_id != did]
+                del self._entity_docs[eid][did]
+            self._doc_relations.pop(did, None)
+            del self._docs[did]
+        for eid in plan.entities:
+            del self._entities[eid], self._mentions[eid], self._entity_docs[eid]
+            if self._graph.has_node(eid):
+                self._graph.remove_node(eid)
+
+    async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
+        """Delete documents and everything only they support."""
+        async with self._write_lock:
+            return await asyncio.to_thread(self._delete_sync, list(dict.fromkeys(document_ids)))
+
+    def _delete_sync(self, doc_ids: list[DocumentId]) -> DeleteReport:
+        with self._lock:
+            doc_ids = [d for d in doc_ids if d in self._docs]
+            if not doc_ids:
+                return DeleteReport()
+            plan = self._delete_plan(doc_ids)
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._delete_rows(db, doc_ids, plan)
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                db.execute("ROLLBACK")
+                raise StoreError(f"deleting from {self._path} failed: {exc}") from exc
+            self._apply_delete(doc_ids, plan)
+            return DeleteReport(
+                documents=len(doc_ids),
+                chunks=plan.chunks,
+                mentions=plan.mentions,
+                relations=len(plan.relations_emptied),
+                entities=len(plan.entities),
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def _readable(self, access: Access) -> set[DocumentId] | None:
+        """Readable document ids, or None when everything is readable."""
+        if access.is_admin:
+            return None
+        return {d.id for d in self._docs.values() if access.can_read(d.tenant, d.groups)}
+
+    @staticmethod
+    def _ok(doc: DocumentId, readable: set[DocumentId] | None) -> bool:
+        return readable is None or doc in readable
+
+    def _entity_visible(self, eid: EntityId, readable: set[DocumentId] | None) -> bool:
+        docs = self._entity_docs.get(eid)
+        if not docs:
+            return False
+        return readable is None or not readable.isdisjoint(docs)
+
+    def _visible_relation(
+        self, rid: RelationId, readable: set[DocumentId] | None
+    ) -> Relation | None:
+        rel = self._relations[rid]
+        if readable is None:
+            return rel
+        support = self._support[rid]
+        keep = [pair for d, pairs in support.items() if d in readable for pair in pairs]
+        if not keep:
+            return None
+        if len(keep) == sum(len(p) for p in support.values()):
+            return rel
+        return rel.model_copy(
+            update={
+                "evidence": tuple(s for s, _ in keep),
+                "confidence": max(c for _, c in keep),
+            }
+        )
+
+    async def documents(
+        self,
+        access: Access,
+        *,
+        ids: Sequence[DocumentId] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Document]:
+        """Readable documents, ordered by source then version."""
+        with self._lock:
+            pool: Iterable[Document] = (
+                self._docs.values()
+                if ids is None
+                else (self._docs[i] for i in ids if i in self._docs)
+            )
+            found = [
+                d
+                for d in pool
+                if access.can_read(d.tenant, d.groups) and (source is None or d.source == source)
+            ]
+        found.sort(key=lambda d: (d.source, d.version, d.id))
+        return found[offset : offset + limit]
+
+    async def chunks(self, ids: Sequence[ChunkId], access: Access) -> list[Chunk]:
+        """Readable chunks by id, in the order asked."""
+        with self._lock:
+            out = []
+            for cid in ids:
+                chunk = self._chunks.get(cid)
+                if chunk is not None:
+                    doc = self._docs[chunk.document_id]
+                    if access.can_read(doc.tenant, doc.groups):
+                        out.append(chunk)
+            return out
+
+    async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
+        """Visible entities by id, in the order asked."""
+        with self._lock:
+            readable = self._readable(access)
+            return [
+                self._entities[e]
+                for e in ids
+                if e in self._entities and self._entity_visible(e, readable)
+            ]
+
+    async def search_entities(
+        self, text: str, access: Access, *, types: Sequence[str] = (), limit: int = 20
+    ) -> list[Entity]:
+        """Visible entities whose name or an alias contains ``text``."""
+        return await asyncio.to_thread(self._search_sync, text, access, tuple(types), limit)
+
+    def _search_sync(
+        self, text: str, access: Access, types: tuple[str, ...], limit: int
+    ) -> list[Entity]:
+        needle = normalize_name(text)
+        with self._lock:
+            readable = self._readable(access)
+            scored: list[tuple[int, int, str, Entity]] = []
+            for ent in self._entities.values():
+                if types and ent.type not in types:
+                    continue
+                names = [normalize_name(n) for n in (ent.name, *ent.aliases)]
+                if needle in names:
+                    rank = 0
+                elif any(n.startswith(needle) for n in names):
+                    rank = 1
+                elif any(needle in n for n in names):
+                    rank = 2
+                else:
+                    continue
+                if not self._entity_visible(ent.id, readable):
+                    continue
+                support = sum(
+                    c for d, c in self._entity_docs[ent.id].items() if self._ok(d, readable)
+                )
+                scored.append((rank, -support, ent.name, ent))
+        scored.sort(key=lambda t: t[:3])
+        return [t[3] for t in scored[:limit]]
+
+    async def mentions(
+        self, entity_ids: Sequence[EntityId], access: Access, *, limit: int = 100
+    ) -> list[Mention]:
+        """Readable mentions of the entities, in document order."""
+        with self._lock:
+            readable = self._readable(access)
+            found = [
+                m
+                for e in dict.fromkeys(entity_ids)
+                for m in self._mentions.get(e, ())
+                if self._ok(m.span.document_id, readable)
+            ]
+        found.sort(key=lambda m: (m.span.document_id, m.span.start, m.entity_id))
+        return found[:limit]
+
+    async def relations(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        predicates: Sequence[str] = (),
+        limit: int = 100,
+    ) -> list[Relation]:
+        """Facts touching the entities, strongest first."""
+        with self._lock:
+            readable = self._readable(access)
+            found = self._touching(list(dict.fromkeys(entity_ids)), readable, set(predicates))
+        found.sort(key=_strength, reverse=True)
+        return found[:limit]
+
+    def _touching(
+        self, entity_ids: list[EntityId], readable: set[DocumentId] | None, predicates: set[str]
+    ) -> list[Relation]:
+        rids: dict[RelationId, None] = {}
+        for eid in entity_ids:
+            if not self._graph.has_node(eid):
+                continue
+            for _, _, rid in self._graph.out_edges(eid, keys=True):
+                rids[rid] = None
+            for _, _, rid in self._graph.in_edges(eid, keys=True):
+                rids[rid] = None
+        out = []
+        for rid in rids:
+            if predicates and self._relations[rid].predicate not in predicates:
+                continue
+            rel = self._visible_relation(rid, readable)
+            if rel is not None:
+                out.append(rel)
+        return out
+
+    async def neighbors(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        depth: int = 1,
+        predicates: Sequence[str] = (),
+        limit: int = 50,
+    ) -> Neighborhood:
+        """Breadth-first readable subgraph, strongest facts expanded first."""
+        return await asyncio.to_thread(
+            self._neighbors_sync, list(entity_ids), access, depth, set(predicates), limit
+        )
+
+    def _neighbors_sync(
+        self,
+        entity_ids: list[EntityId],
+        access: Access,
+        depth: int,
+        predicates: set[str],
+        limit: int,
+    ) -> Neighborhood:
+        with self._lock:
+            readable = self._readable(access)
+            seeds = [e for e in dict.fromkeys(entity_ids) if self._entity_visible(e, readable)]
+            kept: dict[EntityId, None] = dict.fromkeys(seeds[:limit])
+            rels: dict[RelationId, Relation] = {}
+            truncated = len(seeds) > limit
+            frontier = list(kept)
+            for _ in range(depth):
+                touching = self._touching(frontier, readable, predicates)
+                touching.sort(key=_strength, reverse=True)
+                nxt: list[EntityId] = []
+                for rel in touching:
+                    for end in (rel.subject_id, rel.object_id):
+                        if end not in kept:
+                            if len(kept) >= limit:
+                                truncated = True
+                                continue
+                            kept[end] = None
+                            nxt.append(end)
+                    if rel.subject_id in kept and rel.object_id in kept:
+                        rels[rel.id] = rel
+                frontier = nxt
+                if not frontier:
+                    break
+            return Neighborhood(
+                entities=tuple(self._entities[e] for e in kept),
+                relations=tuple(rels.values()),
+                truncated=truncated,
+            )
+
+    async def stats(self, access: Access) -> StoreStats:
+        """Counts of what ``access`` can see."""
+        with self._lock:
+            readable = self._readable(access)
+            if readable is None:
+                return StoreStats(
+                    documents=len(self._docs),
+                    chunks=len(self._chunks),
+                    entities=len(self._entities),
+                    mentions=sum(len(m) for m in self._mentions.values()),
+                    relations=len(self._relations),
+                )
+            return StoreStats(
+                documents=len(readable),
+                chunks=sum(len(self._doc_chunks.get(d, ())) for d in readable),
+                entities=sum(1 for e in self._entities if self._entity_visible(e, readable)),
+                mentions=sum(
+                    c
+                    for docs in self._entity_docs.values()
+                    for d, c in docs.items()
+                    if d in readable
+                ),
+                relations=sum(
+                    1 for r in self._relations if self._visible_relation(r, readable) is not None
+                ),
+            )
+
+
+def _strength(rel: Relation) -> tuple[float, int, str]:
+    return (rel.confidence * len(rel.evidence), len(rel.evidence), rel.id)

@@ -1,0 +1,197 @@
+"""The embedded vector index: Qdrant Edge, Qdrant's in-process engine, in the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import qdrant_edge as qe
+
+from graph.errors import StoreError, StoreUnavailableError
+from graph.ids import DocumentId, point_uuid
+from graph.models import Access
+from graph.protocols import VectorHit, VectorPoint
+
+__all__ = ["QdrantEdgeVectorIndex"]
+
+_VECTOR = "chunk"
+_KEYWORD_FIELDS = ("tenant", "groups", "document_id")
+_META_FILE = "threadline-index.json"
+
+
+class QdrantEdgeVectorIndex:
+    """Chunk vectors in a Qdrant Edge shard (HNSW + keyword payload indexes).
+
+    Create it with :meth:`open`; the constructor does no I/O.
+    """
+
+    def __init__(self, path: Path, *, dimension: int) -> None:
+        self._path = path
+        self._dimension = dimension
+        self._shard: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str, *, dimension: int) -> Self:
+        """Open the shard at ``path``, creating it (with payload indexes) if it is new."""
+        index = cls(Path(path), dimension=dimension)
+        await asyncio.to_thread(index._open_sync)
+        return index
+
+    @property
+    def dimension(self) -> int:
+        """Vector size of the shard."""
+        return self._dimension
+
+    def _open_sync(self) -> None:
+        meta = self._path / _META_FILE
+        try:
+            if meta.exists():
+                existing = int(json.loads(meta.read_text(encoding="utf-8"))["dimension"])
+                if existing != self._dimension:
+                    raise StoreUnavailableError(
+                        f"the vector index at {self._path} holds {existing}-d vectors but the "
+                        f"embedder makes {self._dimension}-d ones; use the embedder it was built "
+                        "with or a new data dir"
+                    )
+                shard = qe.EdgeShard.load(str(self._path))
+            else:
+                # No metadata file: creation never finished, so nothing in here is data.
+                if self._path.exists():
+                    shutil.rmtree(self._path)
+                self._path.mkdir(parents=True)
+                config = qe.EdgeConfig(
+                    vectors={
+                        _VECTOR: qe.EdgeVectorParams(
+                            size=self._dimension, distance=qe.Distance.Cosine
+                        )
+                    }
+                )
+                shard = qe.EdgeShard.create(str(self._path), config)
+                for field in _KEYWORD_FIELDS:
+                    shard.update(
+                        qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
+                    )
+                shard.flush()
+                # Written last: a shard without this file was never fully created.
+                meta.write_text(json.dumps({"dimension": self._dimension}), encoding="utf-8")
+        except StoreUnavailableError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailableError(
+                f"cannot open the Qdrant Edge index at {self._path}: {exc}. "
+                "Another Threadline process may be using this data dir."
+            ) from exc
+        self._shard = shard
+
+    def _require(self) -> Any:
+        if self._shard is None:
+            raise StoreError("the vector index is closed; open it with QdrantEdgeVectorIndex.open")
+        return self._shard
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            shard = self._require()
+            try:
+                return fn(shard, *args)
+            except Exception as exc:
+                raise StoreError(f"Qdrant Edge at {self._path} failed: {exc}") from exc
+
+    async def upsert(self, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points, keyed by chunk id."""
+        for point in points:
+            if len(point.vector) != self._dimension:
+                raise StoreError(
+                    f"vector for chunk {point.chunk_id} has {len(point.vector)} dimensions, "
+                    f"the index expects {self._dimension}"
+                )
+        batch = [
+            qe.Point(
+                point_uuid(p.chunk_id),
+                {_VECTOR: list(p.vector)},
+                {
+                    "chunk_id": p.chunk_id,
+                    "document_id": p.document_id,
+                    "tenant": p.tenant,
+                    "groups": list(p.groups),
+                },
+            )
+            for p in points
+        ]
+        if batch:
+            await asyncio.to_thread(
+                self._run, lambda s: s.update(qe.UpdateOperation.upsert_points(batch))
+            )
+
+    async def search(
+        self,
+        vector: Sequence[float],
+        access: Access,
+        *,
+        limit: int = 10,
+        document_ids: Sequence[DocumentId] | None = None,
+    ) -> list[VectorHit]:
+        """Nearest readable chunks, filtered inside the shard query."""
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(list(vector), using=_VECTOR),
+            with_payload=["chunk_id", "document_id"],
+            filter=_filter(access, document_ids),
+        )
+        found = await asyncio.to_thread(self._run, lambda s: s.query(request))
+        return [
+            VectorHit(
+                chunk_id=p.payload["chunk_id"],
+                document_id=p.payload["document_id"],
+                score=float(p.score),
+            )
+            for p in found
+        ]
+
+    async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
+        """Remove every point of these documents."""
+        if not document_ids:
+            return
+        flt = qe.Filter(
+            must=[
+                qe.FieldCondition("document_id", match=qe.MatchAny([str(d) for d in document_ids]))
+            ]
+        )
+        await asyncio.to_thread(
+            self._run, lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        )
+
+    async def count(self, access: Access) -> int:
+        """Number of readable points."""
+        request = qe.CountRequest(exact=True, filter=_filter(access, None))
+        return int(await asyncio.to_thread(self._run, lambda s: s.count(request)))
+
+    async def close(self) -> None:
+        """Flush to disk and release the shard."""
+        if self._shard is None:
+            return
+
+        def _close() -> None:
+            with self._lock:
+                shard, self._shard = self._shard, None
+                shard.flush()
+                shard.close()
+
+        await asyncio.to_thread(_close)
+
+
+def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> Any:
+    must: list[Any] = []
+    if not access.is_admin:
+        must.append(qe.FieldCondition("tenant", match=qe.MatchValue(access.tenant or "")))
+        must.append(qe.FieldCondition("groups", match=qe.MatchAny(access.readable_groups())))
+    if document_ids is not None:
+        must.append(
+            qe.FieldCondition("document_id", match=qe.MatchAny([str(d) for d in document_ids]))
+        )
+    return qe.Filter(must=must) if must else None

@@ -1,0 +1,73 @@
+"""Content-hash identifiers.
+
+Every id is a short SHA-256 prefix over the fields that make the thing what it is, so the
+same content always gets the same id in every store and re-ingesting it is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+import uuid
+from typing import NewType
+
+__all__ = [
+    "ChunkId",
+    "DocumentId",
+    "EntityId",
+    "RelationId",
+    "chunk_id",
+    "content_hash",
+    "document_id",
+    "entity_id",
+    "normalize_name",
+    "point_uuid",
+    "relation_id",
+]
+
+DocumentId = NewType("DocumentId", str)
+ChunkId = NewType("ChunkId", str)
+EntityId = NewType("EntityId", str)
+RelationId = NewType("RelationId", str)
+
+_SEP = "\x1f"  # unit separator: cannot occur in a normalised name or predicate
+
+
+def _digest(*parts: str, size: int = 16) -> str:
+    return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:size]
+
+
+def content_hash(text: str) -> str:
+    """Full SHA-256 hex digest of a document's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def normalize_name(name: str) -> str:
+    """Canonical comparison key of an entity name: NFKC, case-folded, single-spaced."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return " ".join(folded.replace("\u2019", "'").split())
+
+
+def document_id(tenant: str, source: str, text_hash: str) -> DocumentId:
+    """Id of one version of a document: tenant + source id + content hash."""
+    return DocumentId("doc_" + _digest(tenant, source, text_hash))
+
+
+def chunk_id(doc: DocumentId, start: int, end: int) -> ChunkId:
+    """Id of a chunk: its document and its character span."""
+    return ChunkId("chk_" + _digest(doc, str(start), str(end)))
+
+
+def entity_id(name: str, entity_type: str) -> EntityId:
+    """Id of an entity: canonical name + type."""
+    return EntityId("ent_" + _digest(normalize_name(name), entity_type))
+
+
+def relation_id(subject: EntityId, predicate: str, obj: EntityId) -> RelationId:
+    """Id of a fact: subject + predicate + object."""
+    return RelationId("rel_" + _digest(subject, predicate, obj))
+
+
+def point_uuid(key: str) -> str:
+    """Stable UUID for a vector point (Qdrant accepts only integers and UUIDs as ids)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "threadline:" + key))

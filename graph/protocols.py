@@ -1,0 +1,172 @@
+"""Storage protocols. Every backend passes the contract suite in ``tests/contract``.
+
+Both protocols are async and batch-first so that the same calls map onto one Cypher
+``UNWIND $rows`` statement or one Qdrant request. Every read takes the caller's
+:class:`~graph.models.Access` and filters inside the store query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+from graph.ids import ChunkId, DocumentId, EntityId
+from graph.models import (
+    Access,
+    Chunk,
+    DeleteReport,
+    Document,
+    DocumentGraph,
+    Entity,
+    Mention,
+    Neighborhood,
+    Relation,
+    StoreStats,
+)
+
+__all__ = ["GraphStore", "VectorHit", "VectorIndex", "VectorPoint"]
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """The knowledge graph: documents, chunks, entities, mentions and facts."""
+
+    async def upsert(
+        self, graphs: Sequence[DocumentGraph], *, replaces: Sequence[DocumentId] = ()
+    ) -> None:
+        """Write documents with everything extracted from them, in one transaction.
+
+        Documents listed in ``replaces`` (older versions) are deleted in the same
+        transaction, so readers see either the old versions or the new ones.
+        """
+        ...
+
+    async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
+        """Delete documents, their chunks, and every mention, fact and entity no other
+        document supports."""
+        ...
+
+    async def documents(
+        self,
+        access: Access,
+        *,
+        ids: Sequence[DocumentId] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Document]:
+        """Readable documents, optionally restricted to ids or to one source, by source."""
+        ...
+
+    async def chunks(self, ids: Sequence[ChunkId], access: Access) -> list[Chunk]:
+        """Readable chunks by id (unknown or unreadable ids are left out)."""
+        ...
+
+    async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
+        """Entities by id that are mentioned in at least one readable document."""
+        ...
+
+    async def search_entities(
+        self, text: str, access: Access, *, types: Sequence[str] = (), limit: int = 20
+    ) -> list[Entity]:
+        """Readable entities whose name or alias contains ``text`` (case-insensitive),
+        exact matches first, then by number of mentions."""
+        ...
+
+    async def mentions(
+        self, entity_ids: Sequence[EntityId], access: Access, *, limit: int = 100
+    ) -> list[Mention]:
+        """Mentions of the entities in readable documents, in document order."""
+        ...
+
+    async def relations(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        predicates: Sequence[str] = (),
+        limit: int = 100,
+    ) -> list[Relation]:
+        """Facts touching the entities, with only their readable evidence, strongest first."""
+        ...
+
+    async def neighbors(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        depth: int = 1,
+        predicates: Sequence[str] = (),
+        limit: int = 50,
+    ) -> Neighborhood:
+        """The readable subgraph within ``depth`` hops, at most ``limit`` entities."""
+        ...
+
+    async def stats(self, access: Access) -> StoreStats:
+        """Counts of what ``access`` can see."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+class VectorPoint(BaseModel):
+    """A chunk embedding with the payload that every search filters on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_id: ChunkId
+    document_id: DocumentId
+    tenant: str
+    groups: tuple[str, ...]
+    vector: tuple[float, ...]
+
+
+class VectorHit(BaseModel):
+    """One search result."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_id: ChunkId
+    document_id: DocumentId
+    score: float
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Chunk embeddings with tenant and access-group payloads."""
+
+    @property
+    def dimension(self) -> int:
+        """Vector size the index was created for."""
+        ...
+
+    async def upsert(self, points: Sequence[VectorPoint]) -> None:
+        """Insert or replace points (keyed by chunk id)."""
+        ...
+
+    async def search(
+        self,
+        vector: Sequence[float],
+        access: Access,
+        *,
+        limit: int = 10,
+        document_ids: Sequence[DocumentId] | None = None,
+    ) -> list[VectorHit]:
+        """Nearest readable chunks by cosine similarity, best first."""
+        ...
+
+    async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
+        """Remove every point of these documents."""
+        ...
+
+    async def count(self, access: Access) -> int:
+        """Number of points ``access`` can see."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release resources."""
+        ...
