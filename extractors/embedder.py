@@ -73,7 +73,11 @@ class SentenceTransformerEmbedder:
             # Never reach for a model hub: everything must come from the local directory.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - heavy
+            from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+            hf_logging.disable_progress_bar()
 
             try:
                 model = SentenceTransformer(
@@ -83,9 +87,8 @@ class SentenceTransformerEmbedder:
                 raise ExtractionError(
                     f"cannot load the embedder at {self.model_path}: {exc}"
                 ) from exc
-            getter = getattr(model, "get_embedding_dimension", None) or getattr(
-                model, "get_sentence_embedding_dimension"
-            )
+            getter = getattr(model, "get_embedding_dimension", None)
+            getter = getter or model.get_sentence_embedding_dimension
             dim = getter()
             if not isinstance(dim, int):
                 raise ExtractionError(f"the model at {self.model_path} has no fixed vector size")

@@ -36,7 +36,7 @@ from graph import (
 __all__ = ["EmbedNames", "EntityResolver", "type_family"]
 
 #: Turns names into unit vectors (one row per name).
-EmbedNames = Callable[[Sequence[str]], Sequence[np.ndarray]]
+EmbedNames = Callable[[Sequence[str]], np.ndarray]
 
 _FAMILIES = {
     "PERSON": "person",

@@ -270,7 +270,9 @@ class _RelationFinder:
                 yield from self._possessive(token)
 
     def _verb(self, verb: Any) -> Iterator[tuple[int, str, int, RelationKind]]:
-        passive = any(c.dep_ in {"nsubjpass", "auxpass"} for c in verb.children)
+        passive = any(c.dep_ in {"nsubjpass", "auxpass", "agent"} for c in verb.children) or (
+            verb.dep_ == "acl" and verb.tag_ == "VBN"
+        )
         base = verb.lower_ if passive else verb.lemma_.lower()
         if not base.isalpha():
             return

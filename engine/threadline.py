@@ -1,0 +1,247 @@
+"""The Threadline facade: opens a data dir (or configured stores) and wires the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from engine.ingest import Ingestor, IngestReport, Progress, repair
+from engine.journal import DataDirLock, IngestJournal
+from engine.readers import SourceDocument, read_paths
+from engine.settings import Settings
+from extractors import (
+    EntityResolver,
+    SentenceChunker,
+    SentenceTransformerEmbedder,
+    SpacyEntityExtractor,
+    packaged_minilm_path,
+)
+from graph import (
+    Access,
+    DeleteReport,
+    Document,
+    DocumentId,
+    Entity,
+    EntityId,
+    GraphStore,
+    Mention,
+    Neighborhood,
+    NotFoundError,
+    StoreStats,
+    VectorIndex,
+)
+from graph.backends.networkx_store import NetworkxGraphStore
+
+__all__ = ["Stats", "Threadline"]
+
+logger = logging.getLogger(__name__)
+
+
+class Stats(StoreStats):
+    """Graph counts plus the number of chunk vectors."""
+
+    vectors: int
+
+
+class Threadline:
+    """One Threadline knowledge base. Use ``async with await Threadline.open(settings)``.
+
+    The constructor does no I/O; :meth:`open` takes the data-dir lock, opens the stores
+    and repairs any interrupted write.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = DataDirLock(settings.data_dir)
+        self._embedder = SentenceTransformerEmbedder(
+            model_path=settings.embedding.model_path or packaged_minilm_path(),
+            batch_size=settings.embedding.batch_size,
+        )
+        self._graph: GraphStore | None = None
+        self._vectors: VectorIndex | None = None
+        self._journal: IngestJournal | None = None
+        self._ingestor: Ingestor | None = None
+
+    @classmethod
+    async def open(cls, settings: Settings | None = None) -> Self:
+        """Open the knowledge base described by ``settings`` (default: from the environment)."""
+        tl = cls(settings or Settings())
+        try:
+            await tl._start()
+        except BaseException:
+            await tl.close()
+            raise
+        return tl
+
+    async def _start(self) -> None:
+        data_dir = self.settings.data_dir
+        self._lock.acquire()
+        self._journal = await IngestJournal.open(data_dir / "journal.sqlite")
+        self._graph = await NetworkxGraphStore.open(data_dir / "graph.sqlite")
+        self._vectors = await self._open_vectors()
+        await repair(self._journal, self._graph, self._vectors)
+
+    async def _open_vectors(self) -> VectorIndex:
+        cfg = self.settings.vector
+        dimension = await _dimension(self._embedder)
+        if cfg.backend == "qdrant":
+            from graph.backends.qdrant_client_index import (  # noqa: PLC0415 - optional backend
+                QdrantClientVectorIndex,
+            )
+
+            return await QdrantClientVectorIndex.open(
+                collection=cfg.collection,
+                dimension=dimension,
+                url=cfg.url,
+                api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+                path=str(cfg.path) if cfg.path and not cfg.url else None,
+            )
+        from graph.backends.qdrant_edge_index import QdrantEdgeVectorIndex  # noqa: PLC0415
+
+        return await QdrantEdgeVectorIndex.open(
+            self.settings.data_dir / "vectors", dimension=dimension
+        )
+
+    async def close(self) -> None:
+        """Close the stores and release the data dir."""
+        for closable in (self._vectors, self._graph, self._journal):
+            if closable is not None:
+                await closable.close()
+        self._vectors = self._graph = self._journal = None
+        self._lock.release()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ parts
+
+    @property
+    def graph(self) -> GraphStore:
+        """The graph store."""
+        if self._graph is None:
+            raise NotFoundError("Threadline is closed; open it with Threadline.open")
+        return self._graph
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The vector index."""
+        if self._vectors is None:
+            raise NotFoundError("Threadline is closed; open it with Threadline.open")
+        return self._vectors
+
+    def _get_ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            ext = self.settings.extraction
+            if self._journal is None:
+                raise NotFoundError("Threadline is closed; open it with Threadline.open")
+            self._ingestor = Ingestor(
+                graph=self.graph,
+                vectors=self.vectors,
+                journal=self._journal,
+                chunker=SentenceChunker(max_chars=ext.chunk_chars, overlap=ext.chunk_overlap),
+                extractor=SpacyEntityExtractor(
+                    pipeline=ext.spacy_pipeline,
+                    batch_size=ext.batch_size,
+                    n_process=ext.n_process,
+                    proper_noun_phrases=ext.proper_noun_phrases,
+                ),
+                resolver=EntityResolver(
+                    embed=self._embedder.embed_sync, threshold=ext.resolution_threshold
+                ),
+                embedder=self._embedder,
+                batch_documents=self.settings.ingest.batch_documents,
+            )
+        return self._ingestor
+
+    # ------------------------------------------------------------------ operations
+
+    def read(self, paths: Sequence[Path]) -> list[SourceDocument]:
+        """Read and validate files before anything is stored (errors name file and line)."""
+        return list(read_paths(paths, max_bytes=self.settings.ingest.max_document_bytes))
+
+    async def ingest(
+        self,
+        sources: Sequence[SourceDocument],
+        *,
+        tenant: str | None = None,
+        groups: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Ingest documents already read (see :meth:`read`)."""
+        return await self._get_ingestor().ingest(
+            sources, tenant=tenant or self.settings.tenant, groups=groups, progress=progress
+        )
+
+    async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
+        """Delete documents with their chunks, vectors and unsupported facts and entities."""
+        if self._journal is None:
+            raise NotFoundError("Threadline is closed; open it with Threadline.open")
+        found = await self.graph.documents(
+            Access.admin(), ids=document_ids, limit=len(document_ids)
+        )
+        missing = sorted(set(document_ids) - {d.id for d in found})
+        if missing:
+            raise NotFoundError(
+                f"no document with id {', '.join(missing)}; see `threadline documents`"
+            )
+        ids = [d.id for d in found]
+        await self._journal.add(ids)
+        report = await self.graph.delete(ids)
+        await self.vectors.delete_documents(ids)
+        await self._journal.clear(ids)
+        return report
+
+    async def stats(self, access: Access | None = None) -> Stats:
+        """What ``access`` (default: everything) can see."""
+        who = access or Access.admin()
+        base = await self.graph.stats(who)
+        return Stats(**base.model_dump(), vectors=await self.vectors.count(who))
+
+    async def documents(
+        self, access: Access | None = None, *, limit: int = 100, offset: int = 0
+    ) -> list[Document]:
+        """Readable documents."""
+        return await self.graph.documents(access or Access.admin(), limit=limit, offset=offset)
+
+    async def find_entity(self, key: str, access: Access | None = None) -> Entity:
+        """An entity by id, or by exact name or alias (the most mentioned one wins)."""
+        who = access or Access.admin()
+        if key.startswith("ent_"):
+            found = await self.graph.entities([EntityId(key)], who)
+            if found:
+                return found[0]
+        candidates = await self.graph.search_entities(key, who, limit=5)
+        if not candidates:
+            raise NotFoundError(f"no entity named {key!r}; try `threadline entities --search`")
+        return candidates[0]
+
+    async def neighbors(
+        self, key: str, access: Access | None = None, *, depth: int = 1, limit: int = 25
+    ) -> tuple[Entity, Neighborhood]:
+        """An entity and its readable neighbourhood."""
+        who = access or Access.admin()
+        entity = await self.find_entity(key, who)
+        return entity, await self.graph.neighbors([entity.id], who, depth=depth, limit=limit)
+
+    async def mentions(
+        self, entity: EntityId, access: Access | None = None, *, limit: int = 5
+    ) -> list[Mention]:
+        """Where an entity is mentioned."""
+        return await self.graph.mentions([entity], access or Access.admin(), limit=limit)
+
+
+async def _dimension(embedder: SentenceTransformerEmbedder) -> int:
+    import asyncio  # noqa: PLC0415
+
+    return await asyncio.to_thread(lambda: embedder.dimension)
