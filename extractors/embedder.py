@@ -77,7 +77,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer  # noqa: PLC0415 - heavy
             from transformers.utils import logging as hf_logging  # noqa: PLC0415
 
-            hf_logging.disable_progress_bar()
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # untyped upstream
 
             try:
                 model = SentenceTransformer(

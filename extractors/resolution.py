@@ -84,6 +84,24 @@ def _initials(name: str) -> str:
     return "".join(w[0] for w in re.split(r"[\s\-]+", name) if w and w.lower() not in _STOP).upper()
 
 
+class _VectorTable:
+    """Name vectors of one type family, in a matrix that grows by doubling."""
+
+    def __init__(self, dimension: int) -> None:
+        self.ids: list[EntityId] = []
+        self._matrix = np.zeros((64, dimension), dtype=np.float32)
+
+    def add(self, eid: EntityId, vector: np.ndarray) -> None:
+        if len(self.ids) == len(self._matrix):
+            self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
+        self._matrix[len(self.ids)] = vector
+        self.ids.append(eid)
+
+    def similarities(self, vector: np.ndarray) -> np.ndarray:
+        sims: np.ndarray = self._matrix[: len(self.ids)] @ vector
+        return sims
+
+
 @dataclass
 class _Registry:
     """Known entities with lookup keys, built up as documents are resolved."""
@@ -92,7 +110,7 @@ class _Registry:
     by_key: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
     by_fold: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
     by_initials: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
-    vectors: dict[EntityId, np.ndarray] = field(default_factory=dict)
+    vectors: dict[str, _VectorTable] = field(default_factory=dict)
 
     def add(self, ent: Entity) -> None:
         known = ent.id in self.entities
@@ -192,28 +210,36 @@ class EntityResolver:
                 ent = self._nearest(raw, vectors[raw.text])
             if ent is None:
                 ent = Entity(id=entity_id(raw.text, raw.label), name=raw.text, type=raw.label)
-                if raw.text in vectors:
-                    reg.vectors[ent.id] = vectors[raw.text]
+                vector = vectors.get(raw.text)
+                if vector is not None:
+                    family = type_family(ent.type)
+                    if family not in reg.vectors:
+                        reg.vectors[family] = _VectorTable(len(vector))
+                    reg.vectors[family].add(ent.id, vector)
                 self._absorb_acronym(ent)
             out.append(self._record(ent, raw, surnames))
         return out
 
     def _nearest(self, raw: RawMention, vector: np.ndarray) -> Entity | None:
         reg = self._registry
-        if type_family(raw.label) in _EXACT_ONLY or not reg.vectors:
-            return None
-        ids = [e for e in reg.vectors if _compatible(reg.entities[e].type, raw.label)]
-        if not ids:
-            return None
-        sims = np.stack([reg.vectors[e] for e in ids]) @ vector
+        family = type_family(raw.label)
         key = normalize_name(raw.text)
-        for idx in np.argsort(-sims)[:5]:
-            if sims[idx] < self.threshold:
-                break
-            cand = reg.entities[ids[int(idx)]]
-            cand_key = normalize_name(cand.name)
-            if _numbers(cand_key) == _numbers(key) and fuzz.token_set_ratio(key, cand_key) >= 80:
-                return cand
+        for fam in (family, "misc") if family != "misc" else tuple(reg.vectors):
+            table = reg.vectors.get(fam)
+            if family in _EXACT_ONLY or table is None or not table.ids:
+                continue
+            sims = table.similarities(vector)
+            for idx in np.argsort(-sims)[:5]:
+                if sims[idx] < self.threshold:
+                    break
+                cand = reg.entities[table.ids[int(idx)]]
+                cand_key = normalize_name(cand.name)
+                if (
+                    _compatible(cand.type, raw.label)
+                    and _numbers(cand_key) == _numbers(key)
+                    and fuzz.token_set_ratio(key, cand_key) >= 80
+                ):
+                    return cand
         return None
 
     def _absorb_acronym(self, ent: Entity) -> None:

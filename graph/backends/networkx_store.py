@@ -80,6 +80,7 @@ class NetworkxGraphStore:
         self._lock = threading.RLock()
         self._write_lock = asyncio.Lock()
         self._docs: dict[DocumentId, Document] = {}
+        self._by_source: dict[str, set[DocumentId]] = defaultdict(set)
         self._chunks: dict[ChunkId, Chunk] = {}
         self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
         self._entities: dict[EntityId, Entity] = {}
@@ -149,7 +150,7 @@ class NetworkxGraphStore:
                 ingested_at=datetime.fromisoformat(row[7]),
                 text=row[8],
             )
-            self._docs[doc.id] = doc
+            self._add_document(doc)
         for cid, did, idx, start, end in db.execute(
             'SELECT id, document_id, idx, start, "end" FROM chunks ORDER BY document_id, idx'
         ):
@@ -188,6 +189,10 @@ class NetworkxGraphStore:
         return Span(chunk_id=cid, document_id=did, start=start, end=end, text=doc.text[start:end])
 
     # ------------------------------------------------------------------ in-memory indexes
+
+    def _add_document(self, doc: Document) -> None:
+        self._docs[doc.id] = doc
+        self._by_source[doc.source].add(doc.id)
 
     def _add_chunk(self, chunk: Chunk) -> None:
         self._chunks[chunk.id] = chunk
@@ -326,7 +331,7 @@ class NetworkxGraphStore:
     def _apply_insert(self, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]) -> None:
         self._entities.update(merged)
         for graph in graphs:
-            self._docs[graph.document.id] = graph.document
+            self._add_document(graph.document)
             for chunk in graph.chunks:
                 self._add_chunk(chunk)
             seen: set[tuple[EntityId, ChunkId, int, int]] = set()
@@ -411,7 +416,10 @@ class NetworkxGraphStore:
                 self._mentions[eid] = [m for m in self._mentions[eid] if m.span.document_id != did]
                 del self._entity_docs[eid][did]
             self._doc_relations.pop(did, None)
-            del self._docs[did]
+            doc = self._docs.pop(did)
+            self._by_source[doc.source].discard(did)
+            if not self._by_source[doc.source]:
+                del self._by_source[doc.source]
         for eid in plan.entities:
             del self._entities[eid], self._mentions[eid], self._entity_docs[eid]
             if self._graph.has_node(eid):
@@ -493,6 +501,8 @@ class NetworkxGraphStore:
     ) -> list[Document]:
         """Readable documents, ordered by source then version."""
         with self._lock:
+            if ids is None and source is not None:
+                ids = list(self._by_source.get(source, ()))
             pool: Iterable[Document] = (
                 self._docs.values()
                 if ids is None

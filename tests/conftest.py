@@ -1,0 +1,81 @@
+"""Shared fixtures: the real spaCy pipeline, the real embedder, the bundled sample corpus.
+
+An autouse guard fails any test that tries to open a network connection beyond loopback:
+Threadline must never reach for a model hub or any other remote service at run time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import Settings
+from extractors import SentenceTransformerEmbedder, SpacyEntityExtractor, packaged_minilm_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "datasets" / "sample" / "musique_sample.jsonl"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host != "localhost" and (ip is None or not ip.is_loopback):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder(model_path=packaged_minilm_path())
+    model.load()
+    return model
+
+
+@pytest.fixture(scope="session")
+def extractor() -> SpacyEntityExtractor:
+    ext = SpacyEntityExtractor()
+    ext.load()
+    return ext
+
+
+@pytest.fixture(scope="session")
+def sample_records() -> list[dict[str, str]]:
+    with SAMPLE.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path, sample_records: list[dict[str, str]]) -> Path:
+    """The first 30 sample passages as a JSONL file."""
+    path = tmp_path / "small.jsonl"
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in sample_records[:30]), encoding="utf-8"
+    )
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"

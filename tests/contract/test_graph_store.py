@@ -1,0 +1,244 @@
+"""The GraphStore contract. Every backend runs every test here.
+
+A backend joins by adding a fixture to ``BACKENDS``: an async factory that returns an
+opened store for a fresh location and a way to reopen the same location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from graph import Access, GraphStore
+from graph.backends.networkx_store import NetworkxGraphStore
+from tests.contract.factories import entity, make_graph
+
+Opener = Callable[[], Awaitable[GraphStore]]
+
+ADA = entity("Ada Lovelace")
+BABBAGE = entity("Charles Babbage")
+LONDON = entity("London", "GPE")
+ENGINE = entity("Analytical Engine", "PRODUCT", aliases=("the Engine",))
+TURING = entity("Alan Turing")
+
+ACME = Access(tenant="acme")
+LEGAL = Access(tenant="acme", groups=frozenset({"legal"}))
+OTHER = Access(tenant="globex")
+
+
+def _graph_a():
+    return make_graph(
+        "a",
+        "Ada Lovelace worked with Charles Babbage on the Analytical Engine in London.",
+        entities={"Ada Lovelace": ADA, "Charles Babbage": BABBAGE, "Analytical Engine": ENGINE, "London": LONDON},
+        facts=[
+            ("Ada Lovelace", "work_with", "Charles Babbage"),
+            ("Charles Babbage", "design", "Analytical Engine"),
+            ("Analytical Engine", "in", "London"),
+        ],
+    )
+
+
+def _graph_b():
+    return make_graph(
+        "b",
+        "Charles Babbage designed the Analytical Engine. Alan Turing read about it.",
+        entities={"Charles Babbage": BABBAGE, "Analytical Engine": ENGINE, "Alan Turing": TURING},
+        facts=[("Charles Babbage", "design", "Analytical Engine"), ("Alan Turing", "read", "Analytical Engine")],
+    )
+
+
+def _graph_secret():
+    return make_graph(
+        "secret",
+        "Alan Turing visited London.",
+        groups=("legal",),
+        entities={"Alan Turing": TURING, "London": LONDON},
+        facts=[("Alan Turing", "visit", "London")],
+    )
+
+
+def _graph_globex():
+    return make_graph(
+        "g",
+        "Grace Hopper lived in London.",
+        tenant="globex",
+        entities={"Grace Hopper": entity("Grace Hopper"), "London": LONDON},
+        facts=[("Grace Hopper", "live_in", "London")],
+    )
+
+
+async def _networkx(tmp_path: Path) -> tuple[GraphStore, Opener]:
+    path = tmp_path / "graph.sqlite"
+
+    async def reopen() -> GraphStore:
+        return await NetworkxGraphStore.open(path)
+
+    return await reopen(), reopen
+
+
+BACKENDS = {"networkx": _networkx}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[GraphStore, Opener]]:
+    store, reopen = await BACKENDS[request.param](tmp_path)
+    yield store, reopen
+    await store.close()
+
+
+@pytest.fixture
+async def store(backend: tuple[GraphStore, Opener]) -> GraphStore:
+    return backend[0]
+
+
+@pytest.fixture
+async def loaded(store: GraphStore) -> GraphStore:
+    await store.upsert([_graph_a(), _graph_b(), _graph_secret(), _graph_globex()])
+    return store
+
+
+def _names(entities) -> set[str]:
+    return {e.name for e in entities}
+
+
+async def test_satisfies_protocol(store: GraphStore) -> None:
+    assert isinstance(store, GraphStore)
+
+
+async def test_counts_after_upsert(loaded: GraphStore) -> None:
+    stats = await loaded.stats(Access.admin())
+    assert stats.documents == 4
+    assert stats.chunks == 4
+    assert stats.entities == 6
+    assert stats.relations == 6  # "design" is stated by two documents but is one fact
+    assert stats.mentions == 4 + 3 + 2 + 2
+
+
+async def test_upsert_is_idempotent(loaded: GraphStore) -> None:
+    before = await loaded.stats(Access.admin())
+    await loaded.upsert([_graph_a(), _graph_b()])
+    assert await loaded.stats(Access.admin()) == before
+
+
+async def test_shared_fact_keeps_evidence_from_each_document(loaded: GraphStore) -> None:
+    rels = await loaded.relations([BABBAGE.id], Access.admin(), predicates=["design"])
+    assert len(rels) == 1
+    assert {s.document_id for s in rels[0].evidence} == {_graph_a().document.id, _graph_b().document.id}
+    for span in rels[0].evidence:
+        doc = (await loaded.documents(Access.admin(), ids=[span.document_id]))[0]
+        assert doc.text[span.start : span.end] == span.text
+
+
+async def test_tenant_and_group_filtering(loaded: GraphStore) -> None:
+    assert {d.source for d in await loaded.documents(ACME)} == {"a", "b"}
+    assert {d.source for d in await loaded.documents(LEGAL)} == {"a", "b", "secret"}
+    assert {d.source for d in await loaded.documents(OTHER)} == {"g"}
+    # Grace Hopper exists only for globex; Turing's visit only for the legal group.
+    assert not await loaded.search_entities("Grace", ACME)
+    assert _names(await loaded.search_entities("Grace", OTHER)) == {"Grace Hopper"}
+    assert not await loaded.relations([TURING.id], ACME, predicates=["visit"])
+    assert await loaded.relations([TURING.id], LEGAL, predicates=["visit"])
+    # London is shared, but globex sees only its own fact about it.
+    london_facts = await loaded.relations([LONDON.id], OTHER)
+    assert {r.predicate for r in london_facts} == {"live_in"}
+    assert all(s.document_id == _graph_globex().document.id for r in london_facts for s in r.evidence)
+
+
+async def test_chunks_and_mentions_are_filtered(loaded: GraphStore) -> None:
+    secret = _graph_secret()
+    assert not await loaded.chunks([secret.chunks[0].id], ACME)
+    assert await loaded.chunks([secret.chunks[0].id], LEGAL)
+    mentions = await loaded.mentions([TURING.id], ACME)
+    assert {m.span.document_id for m in mentions} == {_graph_b().document.id}
+    for m in await loaded.mentions([TURING.id, LONDON.id], LEGAL):
+        assert m.span.text in {"Alan Turing", "London"}
+
+
+async def test_stats_respect_access(loaded: GraphStore) -> None:
+    acme = await loaded.stats(ACME)
+    assert acme.documents == 2
+    assert acme.entities == 5  # Grace Hopper is globex's; Turing is in b
+    assert acme.relations == 4
+
+
+async def test_entities_by_id_hide_unreadable(loaded: GraphStore) -> None:
+    grace = entity("Grace Hopper")
+    assert not await loaded.entities([grace.id], ACME)
+    assert _names(await loaded.entities([grace.id, ADA.id], OTHER)) == {"Grace Hopper"}
+    assert _names(await loaded.entities([ADA.id], ACME)) == {"Ada Lovelace"}
+
+
+async def test_search_ranks_exact_then_prefix_then_contains(loaded: GraphStore) -> None:
+    found = await loaded.search_entities("the engine", ACME)
+    assert found[0].id == ENGINE.id  # alias, exact match
+    found = await loaded.search_entities("a", ACME, types=["PERSON"])
+    assert {e.type for e in found} == {"PERSON"}
+    assert found[0].name == "Ada Lovelace"  # prefix before contains
+
+
+async def test_neighbors_depth_and_limit(loaded: GraphStore) -> None:
+    one = await loaded.neighbors([ADA.id], ACME, depth=1)
+    assert _names(one.entities) == {"Ada Lovelace", "Charles Babbage"}
+    two = await loaded.neighbors([ADA.id], ACME, depth=2)
+    assert _names(two.entities) == {"Ada Lovelace", "Charles Babbage", "Analytical Engine"}
+    assert all(
+        r.subject_id in {e.id for e in two.entities} and r.object_id in {e.id for e in two.entities}
+        for r in two.relations
+    )
+    capped = await loaded.neighbors([ADA.id], ACME, depth=3, limit=2)
+    assert len(capped.entities) == 2
+    assert capped.truncated
+    only = await loaded.neighbors([BABBAGE.id], ACME, predicates=["design"])
+    assert {r.predicate for r in only.relations} == {"design"}
+
+
+async def test_delete_cascades_to_unsupported_facts_and_entities(loaded: GraphStore) -> None:
+    a = _graph_a()
+    report = await loaded.delete([a.document.id])
+    assert report.documents == 1
+    assert report.chunks == 1
+    assert report.mentions == 4
+    # work_with and in were only in a; design is still stated by b.
+    assert report.relations == 2
+    assert report.entities == 1  # Ada Lovelace (London is still in secret and g)
+    assert not await loaded.search_entities("Ada", Access.admin())
+    rels = await loaded.relations([BABBAGE.id], Access.admin(), predicates=["design"])
+    assert [s.document_id for s in rels[0].evidence] == [_graph_b().document.id]
+    assert not await loaded.chunks([a.chunks[0].id], Access.admin())
+    assert await loaded.delete([a.document.id]) == type(report)()
+
+
+async def test_replace_swaps_versions_atomically(loaded: GraphStore) -> None:
+    old = _graph_b()
+    new = make_graph(
+        "b",
+        "Charles Babbage built the Difference Engine.",
+        entities={"Charles Babbage": BABBAGE, "Difference Engine": entity("Difference Engine", "PRODUCT")},
+        facts=[("Charles Babbage", "build", "Difference Engine")],
+        version=2,
+    )
+    await loaded.upsert([new], replaces=[old.document.id])
+    versions = await loaded.documents(Access.admin(), source="b")
+    assert [(d.id, d.version) for d in versions] == [(new.document.id, 2)]
+    assert not await loaded.search_entities("Alan Turing", ACME)  # only b mentioned him for acme
+    assert await loaded.search_entities("Alan Turing", LEGAL)  # still in secret
+    preds = {r.predicate for r in await loaded.relations([BABBAGE.id], Access.admin())}
+    assert preds == {"work_with", "design", "build"}
+
+
+async def test_data_survives_reopen(backend: tuple[GraphStore, Opener]) -> None:
+    store, reopen = backend
+    await store.upsert([_graph_a(), _graph_secret()])
+    before = await store.stats(Access.admin())
+    facts = await store.relations([BABBAGE.id], LEGAL)
+    await store.close()
+    again = await reopen()
+    try:
+        assert await again.stats(Access.admin()) == before
+        assert await again.relations([BABBAGE.id], LEGAL) == facts
+        assert _names(await again.search_entities("Turing", LEGAL)) == {"Alan Turing"}
+    finally:
+        await again.close()

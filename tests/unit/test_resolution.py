@@ -1,0 +1,99 @@
+"""Entity resolution with the real embedder."""
+
+from __future__ import annotations
+
+from extractors import (
+    ChunkExtraction,
+    EntityResolver,
+    RawMention,
+    SentenceChunker,
+    SentenceTransformerEmbedder,
+)
+from graph import Document, content_hash, document_id
+
+
+def _doc(text: str, source: str = "s") -> Document:
+    digest = content_hash(text)
+    return Document(
+        id=document_id("t", source, digest),
+        source=source,
+        title=source,
+        version=1,
+        tenant="t",
+        content_hash=digest,
+        text=text,
+    )
+
+
+def _mentions(doc: Document, names: list[tuple[str, str]]) -> list[ChunkExtraction]:
+    """One chunk holding the whole text, with the given (surface, label) mentions."""
+    chunk = SentenceChunker(max_chars=5000).chunk(doc.id, doc.text)[0]
+    raws = []
+    for surface, label in names:
+        start = doc.text.index(surface)
+        raws.append(RawMention(text=surface, label=label, start=start, end=start + len(surface)))
+    return [ChunkExtraction(chunk=chunk, mentions=tuple(raws), relations=())]
+
+
+def _resolve(resolver: EntityResolver, text: str, names: list[tuple[str, str]], source: str = "s"):
+    doc = _doc(text, source)
+    graph = resolver.resolve(doc, _mentions(doc, names))
+    by_surface = {}
+    for m in graph.mentions:
+        by_surface[m.span.text] = m.entity_id
+    return graph, by_surface
+
+
+def test_surname_acronym_and_case_resolve_to_one_entity() -> None:
+    resolver = EntityResolver()
+    text = "John Smith joined the United Nations. Smith said the UN and the united nations agree."
+    _, ids = _resolve(
+        resolver,
+        text,
+        [("John Smith", "PERSON"), ("United Nations", "ORG"), ("Smith", "PERSON"), ("UN", "ORG"), ("united nations", "ORG")],
+    )
+    assert ids["Smith"] == ids["John Smith"]
+    assert ids["UN"] == ids["United Nations"] == ids["united nations"]
+
+
+def test_types_never_merge_across_families() -> None:
+    resolver = EntityResolver()
+    _, ids = _resolve(resolver, "Jordan visited Jordan.", [("Jordan", "PERSON")])
+    graph, ids2 = _resolve(resolver, "He flew to Jordan.", [("Jordan", "GPE")], source="s2")
+    assert ids["Jordan"] != ids2["Jordan"]
+    assert graph.entities[0].type == "GPE"
+
+
+def test_accents_fold_and_aliases_accumulate() -> None:
+    resolver = EntityResolver()
+    _, a = _resolve(resolver, "Zoë Saldaña acted.", [("Zoë Saldaña", "PERSON")])
+    graph, b = _resolve(resolver, "Zoe Saldana acted.", [("Zoe Saldana", "PERSON")], source="s2")
+    assert a["Zoë Saldaña"] == b["Zoe Saldana"]
+    assert "Zoe Saldana" in graph.entities[0].aliases
+
+
+def test_embedding_merge_is_guarded_by_numbers(embedder: SentenceTransformerEmbedder) -> None:
+    resolver = EntityResolver(embed=embedder.embed_sync, threshold=0.85)
+    _, a = _resolve(resolver, "Lothair I ruled.", [("Lothair I", "PERSON")])
+    _, b = _resolve(resolver, "Lothair II ruled.", [("Lothair II", "PERSON")], source="s2")
+    assert a["Lothair I"] != b["Lothair II"]
+    _, c = _resolve(
+        resolver, "The Beatles Band played.", [("The Beatles Band", "ORG")], source="s3"
+    )
+    _, d = _resolve(resolver, "Beatles Band played.", [("Beatles Band", "ORG")], source="s4")
+    assert c["The Beatles Band"] == d["Beatles Band"]
+
+
+def test_relations_get_entity_ids_and_sentence_evidence(extractor, embedder) -> None:
+    resolver = EntityResolver(embed=embedder.embed_sync)
+    doc = _doc("Paris is the capital of France. France borders Spain.")
+    exts = extractor.extract(SentenceChunker().chunk(doc.id, doc.text))
+    graph = resolver.resolve(doc, exts)
+    names = {e.id: e.name for e in graph.entities}
+    facts = {(names[r.subject_id], r.predicate, names[r.object_id]) for r in graph.relations}
+    assert ("Paris", "capital_of", "France") in facts
+    for rel in graph.relations:
+        for span in rel.evidence:
+            assert doc.text[span.start : span.end] == span.text
+        if rel.kind == "cooccurrence":
+            assert rel.subject_id < rel.object_id

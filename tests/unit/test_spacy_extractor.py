@@ -1,0 +1,95 @@
+"""Relation extraction against the real spaCy pipeline."""
+
+from __future__ import annotations
+
+import pytest
+
+from extractors import ChunkExtraction, SentenceChunker, SpacyEntityExtractor
+from graph import ExtractionError, document_id
+
+DOC = document_id("t", "s", "h")
+
+
+def _extract(extractor: SpacyEntityExtractor, text: str) -> list[ChunkExtraction]:
+    return extractor.extract(SentenceChunker(max_chars=2000).chunk(DOC, text))
+
+
+def _facts(extractions: list[ChunkExtraction], *, cooccurrence: bool = False) -> set[tuple[str, str, str]]:
+    out = set()
+    for ext in extractions:
+        for rel in ext.relations:
+            if (rel.kind == "cooccurrence") == cooccurrence:
+                out.add((ext.mentions[rel.subject].text, rel.predicate, ext.mentions[rel.object].text))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("sentence", "fact"),
+    [
+        ("Paris is the capital of France.", ("Paris", "capital_of", "France")),
+        (
+            "Barack Obama, the 44th president of the United States, was born in Honolulu.",
+            ("Barack Obama", "44th_president_of", "United States"),
+        ),
+        (
+            "Barack Obama, the 44th president of the United States, was born in Honolulu.",
+            ("Barack Obama", "born_in", "Honolulu"),
+        ),
+        ("Marie Curie won the Nobel Prize in 1903.", ("Marie Curie", "win_in", "1903")),
+        (
+            "The Journal of Mathematical Physics is a journal published by the American "
+            "Institute of Physics.",
+            ("American Institute of Physics", "publish", "Journal of Mathematical Physics"),
+        ),
+        (
+            "Hamlet was written by William Shakespeare.",
+            ("William Shakespeare", "write", "Hamlet"),
+        ),
+    ],
+)
+def test_dependency_patterns(extractor: SpacyEntityExtractor, sentence: str, fact: tuple[str, str, str]) -> None:
+    assert fact in _facts(_extract(extractor, sentence))
+
+
+def test_mentions_have_exact_document_offsets(extractor: SpacyEntityExtractor) -> None:
+    text = "Intro sentence here. The Louvre in Paris houses the Mona Lisa. Apple was founded by Steve Jobs."
+    extractions = _extract(extractor, text)
+    mentions = [m for e in extractions for m in e.mentions]
+    assert mentions
+    for m in mentions:
+        assert text[m.start : m.end] == m.text
+        assert not m.text.lower().startswith("the ")
+    for ext in extractions:
+        for rel in ext.relations:
+            sentence = text[rel.sentence_start : rel.sentence_end]
+            assert ext.mentions[rel.subject].text in sentence
+            assert ext.mentions[rel.object].text in sentence
+
+
+def test_cooccurrence_is_weighted_by_distance(extractor: SpacyEntityExtractor) -> None:
+    text = (
+        "Angela Merkel met Emmanuel Macron and, after a very long and tiring day of talks about "
+        "many unrelated matters, also Justin Trudeau."
+    )
+    exts = _extract(extractor, text)
+    weights = {
+        (exts[0].mentions[r.subject].text, exts[0].mentions[r.object].text): r.confidence
+        for r in exts[0].relations
+        if r.kind == "cooccurrence"
+    }
+    near = weights.get(("Emmanuel Macron", "Justin Trudeau")) or weights.get(
+        ("Angela Merkel", "Justin Trudeau")
+    )
+    assert near is not None
+    assert all(0.05 <= w <= 0.3 for w in weights.values())
+    assert max(weights.values()) > min(weights.values())
+
+
+def test_no_relations_without_two_entities(extractor: SpacyEntityExtractor) -> None:
+    exts = _extract(extractor, "It was raining all day long and nobody went anywhere.")
+    assert all(not e.relations for e in exts)
+
+
+def test_missing_pipeline_is_a_clear_error() -> None:
+    with pytest.raises(ExtractionError, match="not installed"):
+        SpacyEntityExtractor(pipeline="no_such_pipeline_xx").load()
