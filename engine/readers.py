@@ -17,6 +17,26 @@ __all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "read_paths"]
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | {".jsonl", ".pdf", ".docx"}
+_MULTIBYTE = frozenset(
+    {
+        "utf_16",
+        "utf_32",
+        "big5",
+        "gb18030",
+        "gb2312",
+        "gbk",
+        "shift_jis",
+        "cp932",
+        "euc_jp",
+        "euc_kr",
+        "cp949",
+        "iso2022_jp",
+        "hz",
+        "johab",
+        "cp950",
+        "big5hkscs",
+    }
+)
 _MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -107,9 +127,21 @@ def _decode(data: bytes, where: str, line: int | None = None) -> str:
         )
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as exc:
+        if line is not None:
+            raise InputError(
+                f"the line is not valid UTF-8 (byte {exc.start}); JSONL files must be UTF-8",
+                source=where,
+                line=line,
+            ) from exc
     best = from_bytes(data).best()
+    if best is None or best.encoding not in _MULTIBYTE:
+        # Detectors confuse the single-byte code pages on short texts; Windows-1252 is by
+        # far the most common legacy encoding, so it wins whenever it decodes cleanly.
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass
     if best is None or best.chaos > 0.2:
         raise InputError(
             "the text is not UTF-8 and its encoding could not be recognised; convert it to UTF-8",
@@ -207,9 +239,10 @@ def _docx_text(path: Path) -> str:
     import zipfile  # noqa: PLC0415
 
     from docx import Document as open_docx  # noqa: PLC0415, N813 - only needed for DOCX
+    from docx.opc.exceptions import PackageNotFoundError  # noqa: PLC0415
 
     try:
         doc = open_docx(str(path))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, PackageNotFoundError, KeyError, ValueError) as exc:
         raise InputError(f"cannot read the DOCX file: {exc}", source=str(path)) from exc
     return "\n\n".join(p.text for p in doc.paragraphs if p.text.strip())

@@ -65,9 +65,7 @@ def sample_records() -> list[dict[str, str]]:
 def small_corpus(tmp_path: Path, sample_records: list[dict[str, str]]) -> Path:
     """The first 30 sample passages as a JSONL file."""
     path = tmp_path / "small.jsonl"
-    path.write_text(
-        "".join(json.dumps(r) + "\n" for r in sample_records[:30]), encoding="utf-8"
-    )
+    path.write_text("".join(json.dumps(r) + "\n" for r in sample_records[:30]), encoding="utf-8")
     return path
 
 

@@ -105,7 +105,8 @@ class QdrantClientVectorIndex:
                         )
                     },
                 )
-                for field in _KEYWORD_FIELDS:
+                # Local mode filters without indexes (and warns about them); servers need them.
+                for field in _KEYWORD_FIELDS if self._client_args["url"] else ():
                     await client.create_payload_index(
                         self._collection, field, models.PayloadSchemaType.KEYWORD
                     )

@@ -47,11 +47,18 @@ def make_graph(
         text=text,
     )
     chunk = Chunk(
-        id=chunk_id(doc.id, 0, len(text)), document_id=doc.id, index=0, start=0, end=len(text), text=text
+        id=chunk_id(doc.id, 0, len(text)),
+        document_id=doc.id,
+        index=0,
+        start=0,
+        end=len(text),
+        text=text,
     )
 
     def span(start: int, end: int) -> Span:
-        return Span(chunk_id=chunk.id, document_id=doc.id, start=start, end=end, text=text[start:end])
+        return Span(
+            chunk_id=chunk.id, document_id=doc.id, start=start, end=end, text=text[start:end]
+        )
 
     mentions = []
     for name, ent in entities.items():

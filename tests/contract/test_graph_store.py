@@ -32,7 +32,12 @@ def _graph_a():
     return make_graph(
         "a",
         "Ada Lovelace worked with Charles Babbage on the Analytical Engine in London.",
-        entities={"Ada Lovelace": ADA, "Charles Babbage": BABBAGE, "Analytical Engine": ENGINE, "London": LONDON},
+        entities={
+            "Ada Lovelace": ADA,
+            "Charles Babbage": BABBAGE,
+            "Analytical Engine": ENGINE,
+            "London": LONDON,
+        },
         facts=[
             ("Ada Lovelace", "work_with", "Charles Babbage"),
             ("Charles Babbage", "design", "Analytical Engine"),
@@ -46,7 +51,10 @@ def _graph_b():
         "b",
         "Charles Babbage designed the Analytical Engine. Alan Turing read about it.",
         entities={"Charles Babbage": BABBAGE, "Analytical Engine": ENGINE, "Alan Turing": TURING},
-        facts=[("Charles Babbage", "design", "Analytical Engine"), ("Alan Turing", "read", "Analytical Engine")],
+        facts=[
+            ("Charles Babbage", "design", "Analytical Engine"),
+            ("Alan Turing", "read", "Analytical Engine"),
+        ],
     )
 
 
@@ -83,7 +91,9 @@ BACKENDS = {"networkx": _networkx}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[GraphStore, Opener]]:
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[GraphStore, Opener]]:
     store, reopen = await BACKENDS[request.param](tmp_path)
     yield store, reopen
     await store.close()
@@ -126,7 +136,10 @@ async def test_upsert_is_idempotent(loaded: GraphStore) -> None:
 async def test_shared_fact_keeps_evidence_from_each_document(loaded: GraphStore) -> None:
     rels = await loaded.relations([BABBAGE.id], Access.admin(), predicates=["design"])
     assert len(rels) == 1
-    assert {s.document_id for s in rels[0].evidence} == {_graph_a().document.id, _graph_b().document.id}
+    assert {s.document_id for s in rels[0].evidence} == {
+        _graph_a().document.id,
+        _graph_b().document.id,
+    }
     for span in rels[0].evidence:
         doc = (await loaded.documents(Access.admin(), ids=[span.document_id]))[0]
         assert doc.text[span.start : span.end] == span.text
@@ -144,7 +157,9 @@ async def test_tenant_and_group_filtering(loaded: GraphStore) -> None:
     # London is shared, but globex sees only its own fact about it.
     london_facts = await loaded.relations([LONDON.id], OTHER)
     assert {r.predicate for r in london_facts} == {"live_in"}
-    assert all(s.document_id == _graph_globex().document.id for r in london_facts for s in r.evidence)
+    assert all(
+        s.document_id == _graph_globex().document.id for r in london_facts for s in r.evidence
+    )
 
 
 async def test_chunks_and_mentions_are_filtered(loaded: GraphStore) -> None:
@@ -216,7 +231,10 @@ async def test_replace_swaps_versions_atomically(loaded: GraphStore) -> None:
     new = make_graph(
         "b",
         "Charles Babbage built the Difference Engine.",
-        entities={"Charles Babbage": BABBAGE, "Difference Engine": entity("Difference Engine", "PRODUCT")},
+        entities={
+            "Charles Babbage": BABBAGE,
+            "Difference Engine": entity("Difference Engine", "PRODUCT"),
+        },
         facts=[("Charles Babbage", "build", "Difference Engine")],
         version=2,
     )

@@ -43,7 +43,9 @@ def test_chunks_index_the_text_exactly(max_chars: int) -> None:
 
 def test_whole_sentences_stay_together() -> None:
     chunks = SentenceChunker(max_chars=80).chunk(DOC, TEXT)
-    assert chunks[0].text == "Dr. Smith went to Washington on Jan. 5. He met J. R. R. Tolkien there!"
+    assert (
+        chunks[0].text == "Dr. Smith went to Washington on Jan. 5. He met J. R. R. Tolkien there!"
+    )
     assert chunks[1].text.startswith('Then "Who?" he asked.')
 
 

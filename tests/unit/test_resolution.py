@@ -50,7 +50,13 @@ def test_surname_acronym_and_case_resolve_to_one_entity() -> None:
     _, ids = _resolve(
         resolver,
         text,
-        [("John Smith", "PERSON"), ("United Nations", "ORG"), ("Smith", "PERSON"), ("UN", "ORG"), ("united nations", "ORG")],
+        [
+            ("John Smith", "PERSON"),
+            ("United Nations", "ORG"),
+            ("Smith", "PERSON"),
+            ("UN", "ORG"),
+            ("united nations", "ORG"),
+        ],
     )
     assert ids["Smith"] == ids["John Smith"]
     assert ids["UN"] == ids["United Nations"] == ids["united nations"]

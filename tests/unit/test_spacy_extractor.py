@@ -14,12 +14,16 @@ def _extract(extractor: SpacyEntityExtractor, text: str) -> list[ChunkExtraction
     return extractor.extract(SentenceChunker(max_chars=2000).chunk(DOC, text))
 
 
-def _facts(extractions: list[ChunkExtraction], *, cooccurrence: bool = False) -> set[tuple[str, str, str]]:
+def _facts(
+    extractions: list[ChunkExtraction], *, cooccurrence: bool = False
+) -> set[tuple[str, str, str]]:
     out = set()
     for ext in extractions:
         for rel in ext.relations:
             if (rel.kind == "cooccurrence") == cooccurrence:
-                out.add((ext.mentions[rel.subject].text, rel.predicate, ext.mentions[rel.object].text))
+                out.add(
+                    (ext.mentions[rel.subject].text, rel.predicate, ext.mentions[rel.object].text)
+                )
     return out
 
 
@@ -47,7 +51,9 @@ def _facts(extractions: list[ChunkExtraction], *, cooccurrence: bool = False) ->
         ),
     ],
 )
-def test_dependency_patterns(extractor: SpacyEntityExtractor, sentence: str, fact: tuple[str, str, str]) -> None:
+def test_dependency_patterns(
+    extractor: SpacyEntityExtractor, sentence: str, fact: tuple[str, str, str]
+) -> None:
     assert fact in _facts(_extract(extractor, sentence))
 
 

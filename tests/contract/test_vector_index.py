@@ -1,0 +1,191 @@
+"""The VectorIndex contract, run against Qdrant Edge and qdrant-client's local mode."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph import (
+    PUBLIC_GROUP,
+    Access,
+    ChunkId,
+    DocumentId,
+    StoreError,
+    StoreUnavailableError,
+    VectorIndex,
+    VectorPoint,
+)
+from graph.backends.qdrant_client_index import QdrantClientVectorIndex
+from graph.backends.qdrant_edge_index import QdrantEdgeVectorIndex
+
+DIM = 8
+Opener = Callable[[], Awaitable[VectorIndex]]
+
+
+async def _edge(tmp_path: Path) -> Opener:
+    async def open_() -> VectorIndex:
+        return await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM)
+
+    return open_
+
+
+async def _client_memory(tmp_path: Path) -> Opener:
+    async def open_() -> VectorIndex:
+        return await QdrantClientVectorIndex.open(
+            collection="chunks", dimension=DIM, location=":memory:"
+        )
+
+    return open_
+
+
+async def _client_path(tmp_path: Path) -> Opener:
+    async def open_() -> VectorIndex:
+        return await QdrantClientVectorIndex.open(
+            collection="chunks", dimension=DIM, path=str(tmp_path / "qdrant-local")
+        )
+
+    return open_
+
+
+BACKENDS = {"edge": _edge, "client-memory": _client_memory, "client-path": _client_path}
+PERSISTENT = {"edge", "client-path"}
+
+
+def _unit(seed: int) -> tuple[float, ...]:
+    vec = np.random.default_rng(seed).normal(size=DIM)
+    return tuple(float(x) for x in vec / np.linalg.norm(vec))
+
+
+def _point(
+    n: int,
+    doc: str,
+    tenant: str = "acme",
+    groups: tuple[str, ...] = (PUBLIC_GROUP,),
+    seed: int | None = None,
+) -> VectorPoint:
+    return VectorPoint(
+        chunk_id=ChunkId(f"chk_{n:04d}"),
+        document_id=DocumentId(doc),
+        tenant=tenant,
+        groups=groups,
+        vector=_unit(n if seed is None else seed),
+    )
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def opened(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, VectorIndex, Opener]]:
+    opener = await BACKENDS[request.param](tmp_path)
+    index = await opener()
+    yield request.param, index, opener
+    await index.close()
+
+
+@pytest.fixture
+async def index(opened: tuple[str, VectorIndex, Opener]) -> VectorIndex:
+    return opened[1]
+
+
+@pytest.fixture
+async def loaded(index: VectorIndex) -> VectorIndex:
+    points = [_point(i, f"doc_{i % 5}") for i in range(40)]
+    points += [
+        _point(100, "doc_secret", groups=("legal",)),
+        _point(101, "doc_globex", tenant="globex"),
+    ]
+    await index.upsert(points)
+    return index
+
+
+async def test_satisfies_protocol(index: VectorIndex) -> None:
+    assert isinstance(index, VectorIndex)
+    assert index.dimension == DIM
+
+
+async def test_nearest_first(loaded: VectorIndex) -> None:
+    hits = await loaded.search(_unit(7), Access(tenant="acme"), limit=5)
+    assert hits[0].chunk_id == "chk_0007"
+    assert hits[0].document_id == "doc_2"
+    assert hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(hits) == 5
+
+
+async def test_filters_by_tenant_and_group(loaded: VectorIndex) -> None:
+    acme = await loaded.search(_unit(100), Access(tenant="acme"), limit=50)
+    assert "chk_0100" not in {h.chunk_id for h in acme}
+    assert "chk_0101" not in {h.chunk_id for h in acme}
+    legal = await loaded.search(
+        _unit(100), Access(tenant="acme", groups=frozenset({"legal"})), limit=1
+    )
+    assert legal[0].chunk_id == "chk_0100"
+    globex = await loaded.search(_unit(3), Access(tenant="globex"), limit=50)
+    assert [h.chunk_id for h in globex] == ["chk_0101"]
+    assert await loaded.count(Access(tenant="acme")) == 40
+    assert await loaded.count(Access(tenant="acme", groups=frozenset({"legal"}))) == 41
+    assert await loaded.count(Access.admin()) == 42
+
+
+async def test_restrict_to_documents(loaded: VectorIndex) -> None:
+    hits = await loaded.search(
+        _unit(7), Access(tenant="acme"), limit=50, document_ids=[DocumentId("doc_1")]
+    )
+    assert hits
+    assert {h.document_id for h in hits} == {"doc_1"}
+
+
+async def test_upsert_replaces_by_chunk_id(loaded: VectorIndex) -> None:
+    await loaded.upsert([_point(7, "doc_2", seed=999)])
+    assert await loaded.count(Access.admin()) == 42
+    hits = await loaded.search(_unit(999), Access(tenant="acme"), limit=1)
+    assert hits[0].chunk_id == "chk_0007"
+
+
+async def test_delete_documents(loaded: VectorIndex) -> None:
+    await loaded.delete_documents([DocumentId("doc_0"), DocumentId("doc_secret")])
+    assert await loaded.count(Access.admin()) == 42 - 8 - 1
+    hits = await loaded.search(_unit(0), Access.admin(), limit=50)
+    assert not {"doc_0", "doc_secret"} & {h.document_id for h in hits}
+    await loaded.delete_documents([])
+
+
+async def test_wrong_dimension_is_rejected(index: VectorIndex) -> None:
+    bad = VectorPoint(
+        chunk_id=ChunkId("chk_bad"),
+        document_id=DocumentId("d"),
+        tenant="acme",
+        groups=("*",),
+        vector=(1.0, 0.0),
+    )
+    with pytest.raises(StoreError, match="dimensions"):
+        await index.upsert([bad])
+
+
+@pytest.mark.parametrize("name", sorted(PERSISTENT))
+async def test_persists_across_reopen(name: str, tmp_path: Path) -> None:
+    opener = await BACKENDS[name](tmp_path)
+    index = await opener()
+    await index.upsert([_point(i, "doc_x") for i in range(10)])
+    await index.close()
+    again = await opener()
+    try:
+        assert await again.count(Access.admin()) == 10
+        hits = await again.search(_unit(4), Access(tenant="acme"), limit=1)
+        assert hits[0].chunk_id == "chk_0004"
+    finally:
+        await again.close()
+
+
+async def test_edge_refuses_a_second_opener_and_a_wrong_dimension(tmp_path: Path) -> None:
+    first = await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM)
+    try:
+        with pytest.raises(StoreUnavailableError, match="Another Threadline process"):
+            await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM)
+    finally:
+        await first.close()
+    with pytest.raises(StoreUnavailableError, match="embedder"):
+        await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM * 2)
