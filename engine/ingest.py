@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from graph import (
     DocumentId,
     GraphStore,
     InputError,
+    ThreadlineError,
     VectorIndex,
     VectorPoint,
     content_hash,
@@ -107,14 +109,25 @@ class Ingestor:
             done = 0
             if progress:
                 progress(0, len(plan))
-            for i in range(0, len(plan), self._batch):
-                batch = plan[i : i + self._batch]
-                counts = await self._write_batch(batch)
-                for key, value in counts.items():
-                    totals[key] += value
-                done += len(batch)
-                if progress:
-                    progress(done, len(plan))
+            batches = [plan[i : i + self._batch] for i in range(0, len(plan), self._batch)]
+            # Extraction of the next batch (spaCy, one core) overlaps with embedding and
+            # writing the current one.
+            upcoming = self._start_extract(batches, 0)
+            try:
+                for index, batch in enumerate(batches):
+                    graphs = await upcoming if upcoming is not None else []
+                    upcoming = self._start_extract(batches, index + 1)
+                    counts = await self._write_batch(graphs, batch)
+                    for key, value in counts.items():
+                        totals[key] += value
+                    done += len(batch)
+                    if progress:
+                        progress(done, len(plan))
+            finally:
+                if upcoming is not None:
+                    upcoming.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ThreadlineError):
+                        await upcoming
         return IngestReport(
             documents_read=len(sources),
             added=sum(1 for p in plan if not p.replaces),
@@ -171,8 +184,16 @@ class Ingestor:
             self._resolver.learn(known)
             self._learned = True
 
-    async def _write_batch(self, batch: list[_Planned]) -> dict[str, int]:
-        graphs = await asyncio.to_thread(self._extract, batch)
+    def _start_extract(
+        self, batches: list[list[_Planned]], index: int
+    ) -> asyncio.Future[list[DocumentGraph]] | None:
+        if index >= len(batches):
+            return None
+        return asyncio.ensure_future(asyncio.to_thread(self._extract, batches[index]))
+
+    async def _write_batch(
+        self, graphs: list[DocumentGraph], batch: list[_Planned]
+    ) -> dict[str, int]:
         texts = [c.text for g in graphs for c in g.chunks]
         matrix = await self._embedder.embed(texts)
         points: list[VectorPoint] = []
@@ -209,12 +230,12 @@ class Ingestor:
         chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
         flat = [c for _, chunks in chunked for c in chunks]
         extractions = self._extractor.extract(flat)
-        graphs = []
+        items = []
         pos = 0
         for doc, chunks in chunked:
-            graphs.append(self._resolver.resolve(doc, extractions[pos : pos + len(chunks)]))
+            items.append((doc, extractions[pos : pos + len(chunks)]))
             pos += len(chunks)
-        return graphs
+        return self._resolver.resolve_batch(items)
 
 
 def _stored_groups(groups: Sequence[str]) -> tuple[str, ...]:

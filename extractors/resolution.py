@@ -80,26 +80,12 @@ def _numbers(key: str) -> set[str]:
     return {t for t in key.split() if _NUMBER.match(t)}
 
 
+def _tokens(name: str) -> set[str]:
+    return {t for t in _fold(name).split() if len(t) > 1 and t not in _STOP}
+
+
 def _initials(name: str) -> str:
     return "".join(w[0] for w in re.split(r"[\s\-]+", name) if w and w.lower() not in _STOP).upper()
-
-
-class _VectorTable:
-    """Name vectors of one type family, in a matrix that grows by doubling."""
-
-    def __init__(self, dimension: int) -> None:
-        self.ids: list[EntityId] = []
-        self._matrix = np.zeros((64, dimension), dtype=np.float32)
-
-    def add(self, eid: EntityId, vector: np.ndarray) -> None:
-        if len(self.ids) == len(self._matrix):
-            self._matrix = np.concatenate([self._matrix, np.zeros_like(self._matrix)])
-        self._matrix[len(self.ids)] = vector
-        self.ids.append(eid)
-
-    def similarities(self, vector: np.ndarray) -> np.ndarray:
-        sims: np.ndarray = self._matrix[: len(self.ids)] @ vector
-        return sims
 
 
 @dataclass
@@ -110,7 +96,7 @@ class _Registry:
     by_key: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
     by_fold: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
     by_initials: dict[str, list[EntityId]] = field(default_factory=lambda: defaultdict(list))
-    vectors: dict[str, _VectorTable] = field(default_factory=dict)
+    by_token: dict[str, set[EntityId]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, ent: Entity) -> None:
         known = ent.id in self.entities
@@ -122,8 +108,29 @@ class _Registry:
             ):
                 if ent.id not in table[key]:
                     table[key].append(ent.id)
-        if not known and len(ent.name.split()) > 1:
-            self.by_initials[_initials(ent.name)].append(ent.id)
+        if not known:
+            if len(ent.name.split()) > 1:
+                self.by_initials[_initials(ent.name)].append(ent.id)
+            for token in _tokens(ent.name):
+                self.by_token[token].add(ent.id)
+
+    def candidates(self, raw: RawMention) -> list[Entity]:
+        """Known entities close enough in spelling to be worth an embedding comparison."""
+        key = normalize_name(raw.text)
+        ids: set[EntityId] = set()
+        for token in _tokens(raw.text):
+            ids |= self.by_token.get(token, set())
+        out = []
+        for eid in ids:
+            cand = self.entities[eid]
+            cand_key = normalize_name(cand.name)
+            if (
+                _compatible(cand.type, raw.label)
+                and _numbers(cand_key) == _numbers(key)
+                and fuzz.token_set_ratio(key, cand_key) >= 80
+            ):
+                out.append(cand)
+        return out
 
     def find(self, table: dict[str, list[EntityId]], key: str, label: str) -> Entity | None:
         for eid in table.get(key, ()):
@@ -152,11 +159,21 @@ class EntityResolver:
         self._embed = embed
         self.threshold = threshold
         self._registry = _Registry()
+        self._vectors: dict[str, np.ndarray] = {}
 
     def learn(self, entities: Iterable[Entity]) -> None:
         """Register entities already in the store so new mentions resolve to them."""
         for ent in entities:
             self._registry.add(ent)
+
+    def resolve_batch(
+        self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]
+    ) -> list[DocumentGraph]:
+        """Resolve several documents (name vectors are cached for the batch)."""
+        try:
+            return [self.resolve(doc, extractions) for doc, extractions in items]
+        finally:
+            self._vectors.clear()
 
     def resolve(self, document: Document, extractions: Sequence[ChunkExtraction]) -> DocumentGraph:
         """Resolve one document's mentions to entities and build its facts."""
@@ -197,50 +214,41 @@ class EntityResolver:
     def _match_embeddings(
         self, pending: list[tuple[int, int, RawMention]], surnames: dict[str, Entity]
     ) -> list[Entity]:
+        candidates = {raw.text: self._registry.candidates(raw) for _, _, raw in pending}
+        if self._embed is not None:
+            needed = [
+                name
+                for text, cands in candidates.items()
+                if cands
+                for name in (text, *(c.name for c in cands))
+                if name not in self._vectors
+            ]
+            if needed:
+                unique = list(dict.fromkeys(needed))
+                self._vectors.update(zip(unique, self._embed(unique), strict=True))
         out: list[Entity] = []
-        reg = self._registry
-        names = list(dict.fromkeys(raw.text for _, _, raw in pending))
-        vectors: dict[str, np.ndarray] = {}
-        if self._embed is not None and names:
-            vectors = dict(zip(names, self._embed(names), strict=True))
         for _, _, raw in pending:
-            # An earlier mention of this batch may have created the entity already.
+            # An earlier mention of this document may have created the entity already.
             ent = self._match_rules(raw, surnames)
-            if ent is None and raw.text in vectors:
-                ent = self._nearest(raw, vectors[raw.text])
+            if ent is None and self._embed is not None:
+                ent = self._nearest(raw, candidates[raw.text])
             if ent is None:
                 ent = Entity(id=entity_id(raw.text, raw.label), name=raw.text, type=raw.label)
-                vector = vectors.get(raw.text)
-                if vector is not None:
-                    family = type_family(ent.type)
-                    if family not in reg.vectors:
-                        reg.vectors[family] = _VectorTable(len(vector))
-                    reg.vectors[family].add(ent.id, vector)
                 self._absorb_acronym(ent)
             out.append(self._record(ent, raw, surnames))
         return out
 
-    def _nearest(self, raw: RawMention, vector: np.ndarray) -> Entity | None:
-        reg = self._registry
-        family = type_family(raw.label)
-        key = normalize_name(raw.text)
-        for fam in (family, "misc") if family != "misc" else tuple(reg.vectors):
-            table = reg.vectors.get(fam)
-            if family in _EXACT_ONLY or table is None or not table.ids:
-                continue
-            sims = table.similarities(vector)
-            for idx in np.argsort(-sims)[:5]:
-                if sims[idx] < self.threshold:
-                    break
-                cand = reg.entities[table.ids[int(idx)]]
-                cand_key = normalize_name(cand.name)
-                if (
-                    _compatible(cand.type, raw.label)
-                    and _numbers(cand_key) == _numbers(key)
-                    and fuzz.token_set_ratio(key, cand_key) >= 80
-                ):
-                    return cand
-        return None
+    def _nearest(self, raw: RawMention, candidates: list[Entity]) -> Entity | None:
+        if type_family(raw.label) in _EXACT_ONLY or raw.text not in self._vectors:
+            return None
+        vector = self._vectors[raw.text]
+        scored = [
+            (float(self._vectors[c.name] @ vector), c.id, c)
+            for c in candidates
+            if c.name in self._vectors
+        ]
+        scored = [t for t in scored if t[0] >= self.threshold]
+        return max(scored)[2] if scored else None
 
     def _absorb_acronym(self, ent: Entity) -> None:
         """A new long name adopts an acronym entity already known for it, as an alias."""

@@ -163,3 +163,29 @@ async def test_qdrant_client_backend(tmp_path: Path, small_corpus: Path) -> None
         assert len(hits) == 3
         chunks = await tl.graph.chunks([h.chunk_id for h in hits], Access(tenant="default"))
         assert len(chunks) == 3
+
+
+async def test_failed_graph_write_is_rolled_back_on_next_open(
+    settings: Settings, small_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graph import StoreError
+
+    async with await Threadline.open(settings) as tl:
+        store = tl.graph
+
+        async def failing_upsert(*args: object, **kwargs: object) -> None:
+            raise StoreError("disk full (injected)")
+
+        monkeypatch.setattr(store, "upsert", failing_upsert)
+        with pytest.raises(StoreError, match="injected"):
+            await _ingest(tl, small_corpus)
+        # The vectors were written before the graph failed: they are there, but orphaned.
+        assert await tl.vectors.count(Access.admin()) > 0
+        assert (await tl.graph.stats(Access.admin())).documents == 0
+    monkeypatch.undo()
+    async with await Threadline.open(settings) as tl:
+        stats = await tl.stats()
+        assert stats.documents == 0
+        assert stats.vectors == 0
+        report = await _ingest(tl, small_corpus)
+        assert report.added == 30
