@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +71,3 @@ def small_corpus(tmp_path: Path, sample_records: list[dict[str, str]]) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"

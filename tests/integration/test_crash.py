@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -29,8 +30,7 @@ def _committed(db: Path) -> int:
         return 0
 
 
-async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) -> None:
-    data = tmp_path / "data"
+def _kill_mid_ingest(data: Path) -> None:
     env = {**os.environ, "THREADLINE_INGEST__BATCH_DOCUMENTS": "4"}
     cmd = [sys.executable, "-m", "engine", "ingest", str(SAMPLE), "--data-dir", str(data), "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -45,6 +45,11 @@ async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) 
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
+
+async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await asyncio.to_thread(_kill_mid_ingest, data)
+
     settings = Settings(data_dir=data)
     async with await Threadline.open(settings) as tl:
         stats = await tl.stats()
@@ -53,7 +58,10 @@ async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) 
         assert stats.vectors == stats.chunks
         for doc in await tl.documents(limit=1000):
             hits = await tl.vectors.search(
-                (await tl._embedder.embed([doc.text[:200]]))[0], Access.admin(), limit=50, document_ids=[doc.id]
+                (await tl._embedder.embed([doc.text[:200]]))[0],
+                Access.admin(),
+                limit=50,
+                document_ids=[doc.id],
             )
             assert hits, f"{doc.id} has no vectors"
         # Running the same ingest again finishes the job.

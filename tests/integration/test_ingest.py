@@ -56,9 +56,14 @@ async def test_reingest_is_a_no_op(tl: Threadline, small_corpus: Path) -> None:
 
 async def test_changed_document_replaces_old_version(tl: Threadline, tmp_path: Path) -> None:
     path = tmp_path / "doc.jsonl"
-    path.write_text(json.dumps({"id": "p1", "title": "T", "text": "Ada Lovelace lived in London."}) + "\n")
+    path.write_text(
+        json.dumps({"id": "p1", "title": "T", "text": "Ada Lovelace lived in London."}) + "\n"
+    )
     await _ingest(tl, path)
-    path.write_text(json.dumps({"id": "p1", "title": "T", "text": "Grace Hopper lived in New York City."}) + "\n")
+    path.write_text(
+        json.dumps({"id": "p1", "title": "T", "text": "Grace Hopper lived in New York City."})
+        + "\n"
+    )
     report = await _ingest(tl, path)
     assert (report.added, report.replaced) == (0, 1)
     docs = await tl.documents()
@@ -117,7 +122,9 @@ async def test_tenants_and_groups_are_isolated(tl: Threadline, tmp_path: Path) -
     assert {h.document_id for h in hits} == {d.id for d in await tl.documents(globex)}
 
 
-async def test_bad_input_changes_nothing(tl: Threadline, small_corpus: Path, tmp_path: Path) -> None:
+async def test_bad_input_changes_nothing(
+    tl: Threadline, small_corpus: Path, tmp_path: Path
+) -> None:
     await _ingest(tl, small_corpus)
     before = await tl.stats()
     good = tmp_path / "good.txt"
@@ -132,7 +139,9 @@ async def test_bad_input_changes_nothing(tl: Threadline, small_corpus: Path, tmp
     assert await tl.stats() == before
 
 
-async def test_second_process_on_same_data_dir_is_refused(tl: Threadline, settings: Settings) -> None:
+async def test_second_process_on_same_data_dir_is_refused(
+    tl: Threadline, settings: Settings
+) -> None:
     with pytest.raises(StoreUnavailableError, match="in use by another Threadline process"):
         await Threadline.open(settings)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from extractors import SentenceChunker, split_sentences
@@ -33,7 +35,7 @@ def test_chunks_index_the_text_exactly(max_chars: int) -> None:
         assert TEXT[chunk.start : chunk.end] == chunk.text
         assert len(chunk.text) <= max_chars
     # Without overlap, chunks are in order and never overlap.
-    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:], strict=False))
+    assert all(a.end <= b.start for a, b in pairwise(chunks))
     # Every non-space character is covered by some chunk.
     covered = set()
     for c in chunks:
@@ -53,7 +55,7 @@ def test_overlap_repeats_the_previous_sentence() -> None:
     text = "One is here. Two is here. Three is here. Four is here. Five is here."
     chunks = SentenceChunker(max_chars=50, overlap=1).chunk(DOC, text)
     assert len(chunks) >= 2
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in pairwise(chunks):
         last_sentence = prev.text.split(". ")[-1]
         assert nxt.text.startswith(last_sentence.rstrip("."))
         assert text[nxt.start : nxt.end] == nxt.text

@@ -48,7 +48,7 @@ def test_jsonl_records_use_their_ids(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     docs = _read(path)
-    assert [(d.source, d.title, d.text) for d in docs][0] == ("p1", "T1", "One.")
+    assert (docs[0].source, docs[0].title, docs[0].text) == ("p1", "T1", "One.")
     assert docs[1].source.endswith("c.jsonl#3")
     assert docs[1].origin.endswith("c.jsonl:3")
 

@@ -58,7 +58,10 @@ def test_dependency_patterns(
 
 
 def test_mentions_have_exact_document_offsets(extractor: SpacyEntityExtractor) -> None:
-    text = "Intro sentence here. The Louvre in Paris houses the Mona Lisa. Apple was founded by Steve Jobs."
+    text = (
+        "Intro sentence here. The Louvre in Paris houses the Mona Lisa. "
+        "Apple was founded by Steve Jobs."
+    )
     extractions = _extract(extractor, text)
     mentions = [m for e in extractions for m in e.mentions]
     assert mentions

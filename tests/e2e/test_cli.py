@@ -1,0 +1,90 @@
+"""The threadline CLI as a user runs it: a child process, JSON on stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.subprocess
+
+
+def run(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "THREADLINE_DATA_DIR": "/nonexistent-should-be-overridden"},
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_ingest_stats_entities_neighbors_delete(tmp_path: Path, small_corpus: Path) -> None:
+    data = tmp_path / "data"
+    first = run("ingest", str(small_corpus), "--json", data_dir=data)
+    report = json.loads(first.stdout)
+    assert report["added"] == 30
+    assert "ingesting" in first.stderr  # progress goes to stderr
+
+    stats = json.loads(run("stats", "--json", data_dir=data).stdout)
+    assert stats["documents"] == 30
+    assert stats["vectors"] == stats["chunks"] > 0
+    assert stats["entities"] > 0
+    assert stats["relations"] > 0
+
+    again = json.loads(run("ingest", str(small_corpus), "--json", data_dir=data).stdout)
+    assert (again["added"], again["unchanged"]) == (0, 30)
+    assert json.loads(run("stats", "--json", data_dir=data).stdout) == stats
+
+    found = json.loads(run("entities", "--search", "physics", "--json", data_dir=data).stdout)
+    assert found
+    assert all("physics" in (e["name"] + " ".join(e["aliases"])).lower() for e in found)
+
+    hood = json.loads(run("neighbors", found[0]["id"], "--json", data_dir=data).stdout)
+    assert hood["entity"]["id"] == found[0]["id"]
+    assert hood["relations"]
+    for rel in hood["relations"]:
+        assert found[0]["id"] in {rel["subject_id"], rel["object_id"]}
+        assert rel["evidence"][0]["text"]
+
+    human = run("neighbors", found[0]["name"], data_dir=data).stdout
+    assert found[0]["name"] in human
+    assert "→" in human
+
+    docs = json.loads(run("documents", "--json", "--limit", "5", data_dir=data).stdout)
+    assert len(docs) == 5
+    deleted = json.loads(run("delete", docs[0]["id"], "--json", data_dir=data).stdout)
+    assert deleted["documents"] == 1
+    assert json.loads(run("stats", "--json", data_dir=data).stdout)["documents"] == 29
+
+    isolated = json.loads(run("stats", "--tenant", "nobody", "--json", data_dir=data).stdout)
+    assert isolated["documents"] == isolated["vectors"] == isolated["entities"] == 0
+
+
+def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "Fine."}\n{"id": "b", "text": \n')
+    proc = run("ingest", str(bad), "--json", data_dir=data, check=False)
+    assert proc.returncode == 1
+    assert f"{bad}:2:" in proc.stderr
+    assert "malformed JSON" in proc.stderr
+    assert proc.stdout == ""
+    assert json.loads(run("stats", "--json", data_dir=data).stdout)["documents"] == 0
+
+    missing = run("delete", "doc_0000000000000000", data_dir=data, check=False)
+    assert missing.returncode == 1
+    assert "no document with id doc_0000000000000000" in missing.stderr
+
+    unknown = run("neighbors", "Nobody Atall", data_dir=data, check=False)
+    assert unknown.returncode == 1
+    assert "no entity named" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
