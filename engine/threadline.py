@@ -86,8 +86,8 @@ class Threadline:
 
     async def _open_vectors(self) -> VectorIndex:
         cfg = self.settings.vector
-        dimension = await _dimension(self._embedder)
         if cfg.backend == "qdrant":
+            dimension = await _dimension(self._embedder)
             from graph.backends.qdrant_client_index import (  # noqa: PLC0415 - optional backend
                 QdrantClientVectorIndex,
             )
@@ -101,9 +101,11 @@ class Threadline:
             )
         from graph.backends.qdrant_edge_index import QdrantEdgeVectorIndex  # noqa: PLC0415
 
-        return await QdrantEdgeVectorIndex.open(
-            self.settings.data_dir / "vectors", dimension=dimension
-        )
+        path = self.settings.data_dir / "vectors"
+        # An existing index knows its size, so read-only commands never load the embedder;
+        # an embedder of another size is refused at the first write.
+        dimension = QdrantEdgeVectorIndex.stored_dimension(path) or await _dimension(self._embedder)
+        return await QdrantEdgeVectorIndex.open(path, dimension=dimension)
 
     async def close(self) -> None:
         """Close the stores and release the data dir."""

@@ -59,6 +59,7 @@ _CONFIDENCE: dict[RelationKind, float] = {
 _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 _OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative"})
 _ATTACH_PREPS = frozenset({"in", "of", "at", "from", "near", "on", "for", "by", "within"})
+_PLACES = frozenset({"GPE", "LOC", "FAC"})
 _MODIFIER_DEPS = frozenset({"amod", "compound", "nmod", "nummod"})
 _LEADING = frozenset({"the", "a", "an", "this", "that", "these", "those"})
 _MAX_COOCCURRENCE_PAIRS = 40
@@ -320,7 +321,8 @@ class _RelationFinder:
         for subj_tok in subjects:
             subj = self.mention(subj_tok)
             for attr in attrs:
-                attr_m = self.mention(attr)
+                # Only the attribute itself, not a name inside it ("a park in Ohio").
+                attr_m = self.token_mention.get(attr.i)
                 if subj is not None and attr_m is None:
                     # X is the first president of Z
                     for prep, obj_tok in self.prep_objects(attr):
@@ -356,7 +358,7 @@ class _RelationFinder:
                 # X, the capital of Z
                 for owner, _ in self._owners(child):
                     yield head_m, f"{self.noun_phrase(child)}_of", owner, "appositive"
-            elif child_m != head_m and token.ent_type_ in {"GPE", "LOC", "FAC"}:
+            elif child_m != head_m and {token.ent_type_, child.ent_type_} <= _PLACES:
                 yield head_m, "located_in", child_m, "appositive"
         if token.dep_ == "appos" and token.head.i not in self.token_mention:
             # the capital of Z, X

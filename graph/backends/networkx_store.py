@@ -137,9 +137,10 @@ class NetworkxGraphStore:
         return self._db
 
     def _load(self) -> None:
+        # Rows were validated when they were written; model_construct skips re-validation.
         db = self._conn()
         for row in db.execute("SELECT * FROM documents"):
-            doc = Document(
+            doc = Document.model_construct(
                 id=row[0],
                 source=row[1],
                 title=row[2],
@@ -156,14 +157,18 @@ class NetworkxGraphStore:
         ):
             text = self._docs[did].text[start:end]
             self._add_chunk(
-                Chunk(id=cid, document_id=did, index=idx, start=start, end=end, text=text)
+                Chunk.model_construct(
+                    id=cid, document_id=did, index=idx, start=start, end=end, text=text
+                )
             )
         for eid, name, etype, aliases in db.execute("SELECT * FROM entities"):
-            self._entities[eid] = Entity(
+            self._entities[eid] = Entity.model_construct(
                 id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
             )
         for eid, cid, did, start, end in db.execute("SELECT * FROM mentions"):
-            self._add_mention(Mention(entity_id=eid, span=self._span(cid, did, start, end)))
+            self._add_mention(
+                Mention.model_construct(entity_id=eid, span=self._span(cid, did, start, end))
+            )
         rel_rows = {r[0]: r for r in db.execute("SELECT * FROM relations")}
         support: dict[str, dict[DocumentId, list[tuple[Span, float]]]] = defaultdict(
             lambda: defaultdict(list)
@@ -186,7 +191,9 @@ class NetworkxGraphStore:
         doc = self._docs.get(did)
         if doc is None:
             raise StoreCorruptedError(f"{self._path} refers to missing document {did}")
-        return Span(chunk_id=cid, document_id=did, start=start, end=end, text=doc.text[start:end])
+        return Span.model_construct(
+            chunk_id=cid, document_id=did, start=start, end=end, text=doc.text[start:end]
+        )
 
     # ------------------------------------------------------------------ in-memory indexes
 
@@ -216,7 +223,8 @@ class NetworkxGraphStore:
         self._support[rid] = support
         evidence = tuple(span for spans in support.values() for span, _ in spans)
         confidence = max(conf for spans in support.values() for _, conf in spans)
-        self._relations[rid] = Relation(
+        # Built from validated parts (stored rows or validated input): skip re-validation.
+        self._relations[rid] = Relation.model_construct(
             id=rid,
             subject_id=subject,
             predicate=predicate,

@@ -43,6 +43,17 @@ class QdrantEdgeVectorIndex:
         await asyncio.to_thread(index._open_sync)
         return index
 
+    @staticmethod
+    def stored_dimension(path: Path | str) -> int | None:
+        """Vector size of an existing index at ``path`` (None when there is none yet)."""
+        meta = Path(path) / _META_FILE
+        if not meta.exists():
+            return None
+        try:
+            return int(json.loads(meta.read_text(encoding="utf-8"))["dimension"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreUnavailableError(f"unreadable index metadata {meta}: {exc}") from exc
+
     @property
     def dimension(self) -> int:
         """Vector size of the shard."""
@@ -51,8 +62,8 @@ class QdrantEdgeVectorIndex:
     def _open_sync(self) -> None:
         meta = self._path / _META_FILE
         try:
-            if meta.exists():
-                existing = int(json.loads(meta.read_text(encoding="utf-8"))["dimension"])
+            existing = self.stored_dimension(self._path)
+            if existing is not None:
                 if existing != self._dimension:
                     raise StoreUnavailableError(
                         f"the vector index at {self._path} holds {existing}-d vectors but the "

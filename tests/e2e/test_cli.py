@@ -88,3 +88,13 @@ def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path) -> None:
     assert unknown.returncode == 1
     assert "no entity named" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_demo_tours_the_graph(tmp_path: Path, small_corpus: Path) -> None:
+    proc = run("demo", str(small_corpus), data_dir=tmp_path / "data")
+    out = proc.stdout
+    assert "Ingested 30 passages" in out
+    assert "Knowledge graph: 30 documents" in out
+    assert out.count("—") >= 2  # facts printed as subject —predicate→ object
+    assert "“" in out  # with the quoted source sentence
+    assert "doc_" in out  # and the document it came from

@@ -102,3 +102,16 @@ def test_no_relations_without_two_entities(extractor: SpacyEntityExtractor) -> N
 def test_missing_pipeline_is_a_clear_error() -> None:
     with pytest.raises(ExtractionError, match="not installed"):
         SpacyEntityExtractor(pipeline="no_such_pipeline_xx").load()
+
+
+def test_multi_process_extraction_matches_single_process(
+    extractor: SpacyEntityExtractor, sample_records: list[dict[str, str]]
+) -> None:
+    chunker = SentenceChunker()
+    chunks = [
+        c
+        for i, r in enumerate(sample_records[:12])
+        for c in chunker.chunk(document_id("t", str(i), "h"), r["text"])
+    ]
+    parallel = SpacyEntityExtractor(n_process=2, batch_size=4)
+    assert parallel.extract(chunks) == extractor.extract(chunks)
