@@ -37,6 +37,10 @@ from graph.models import (
 
 __all__ = ["NetworkxGraphStore"]
 
+_MentionRow = tuple[ChunkId, DocumentId, int, int]  # chunk, document, start, end
+_EvidenceRow = tuple[ChunkId, int, int, float]  # chunk, start, end, confidence
+_Fact = tuple[EntityId, str, EntityId, Any]  # subject, predicate, object, kind
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -84,12 +88,13 @@ class NetworkxGraphStore:
         self._chunks: dict[ChunkId, Chunk] = {}
         self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
         self._entities: dict[EntityId, Entity] = {}
-        self._mentions: dict[EntityId, list[Mention]] = defaultdict(list)
+        # Compact rows; pydantic objects are built only for what a read returns.
+        self._mentions: dict[EntityId, list[_MentionRow]] = defaultdict(list)
         self._entity_docs: dict[EntityId, Counter[DocumentId]] = defaultdict(Counter)
         self._doc_entities: dict[DocumentId, set[EntityId]] = defaultdict(set)
-        self._relations: dict[RelationId, Relation] = {}
-        # relation -> document -> (span, confidence) list: the per-document support of a fact
-        self._support: dict[RelationId, dict[DocumentId, list[tuple[Span, float]]]] = {}
+        self._facts: dict[RelationId, _Fact] = {}
+        # fact -> document -> evidence rows: the per-document support of a fact
+        self._support: dict[RelationId, dict[DocumentId, list[_EvidenceRow]]] = {}
         self._doc_relations: dict[DocumentId, set[RelationId]] = defaultdict(set)
         self._graph: nx.MultiDiGraph = nx.MultiDiGraph()
 
@@ -166,26 +171,18 @@ class NetworkxGraphStore:
                 id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
             )
         for eid, cid, did, start, end in db.execute("SELECT * FROM mentions"):
-            self._add_mention(
-                Mention.model_construct(entity_id=eid, span=self._span(cid, did, start, end))
-            )
-        rel_rows = {r[0]: r for r in db.execute("SELECT * FROM relations")}
-        support: dict[str, dict[DocumentId, list[tuple[Span, float]]]] = defaultdict(
+            if did not in self._docs:
+                raise StoreCorruptedError(f"{self._path} refers to missing document {did}")
+            self._add_mention(eid, (cid, did, start, end))
+        support: dict[RelationId, dict[DocumentId, list[_EvidenceRow]]] = defaultdict(
             lambda: defaultdict(list)
         )
         for rid, cid, did, start, end, conf in db.execute("SELECT * FROM evidence"):
-            support[rid][did].append((self._span(cid, did, start, end), conf))
-        for rid, subj, pred, obj, kind in rel_rows.values():
+            support[rid][did].append((cid, start, end, conf))
+        for rid, subj, pred, obj, kind in db.execute("SELECT * FROM relations"):
             if rid not in support:
                 raise StoreCorruptedError(f"fact {rid} in {self._path} has no evidence")
-            self._set_relation(
-                rid=rid,
-                subject=subj,
-                predicate=pred,
-                obj=obj,
-                kind=kind,
-                support=dict(support[rid]),
-            )
+            self._set_fact(rid, (subj, pred, obj, kind), dict(support[rid]))
 
     def _span(self, cid: ChunkId, did: DocumentId, start: int, end: int) -> Span:
         doc = self._docs.get(did)
@@ -205,38 +202,45 @@ class NetworkxGraphStore:
         self._chunks[chunk.id] = chunk
         self._doc_chunks[chunk.document_id].append(chunk.id)
 
-    def _add_mention(self, mention: Mention) -> None:
-        self._mentions[mention.entity_id].append(mention)
-        self._entity_docs[mention.entity_id][mention.span.document_id] += 1
-        self._doc_entities[mention.span.document_id].add(mention.entity_id)
+    def _add_mention(self, eid: EntityId, row: _MentionRow) -> None:
+        self._mentions[eid].append(row)
+        self._entity_docs[eid][row[1]] += 1
+        self._doc_entities[row[1]].add(eid)
 
-    def _set_relation(
-        self,
-        *,
-        rid: RelationId,
-        subject: EntityId,
-        predicate: str,
-        obj: EntityId,
-        kind: Any,
-        support: dict[DocumentId, list[tuple[Span, float]]],
+    def _mention(self, eid: EntityId, row: _MentionRow) -> Mention:
+        return Mention.model_construct(entity_id=eid, span=self._span(*row))
+
+    def _set_fact(
+        self, rid: RelationId, fact: _Fact, support: dict[DocumentId, list[_EvidenceRow]]
     ) -> None:
+        self._facts[rid] = fact
         self._support[rid] = support
-        evidence = tuple(span for spans in support.values() for span, _ in spans)
-        confidence = max(conf for spans in support.values() for _, conf in spans)
+        for did in support:
+            self._doc_relations[did].add(rid)
+        if not self._graph.has_edge(fact[0], fact[2], key=rid):
+            self._graph.add_edge(fact[0], fact[2], key=rid)
+
+    def _relation(self, rid: RelationId, readable: set[DocumentId] | None) -> Relation | None:
+        """The fact with only its readable evidence, or None when none is readable."""
+        rows = [
+            (did, row)
+            for did, rows in self._support[rid].items()
+            if readable is None or did in readable
+            for row in rows
+        ]
+        if not rows:
+            return None
+        subject, predicate, obj, kind = self._facts[rid]
         # Built from validated parts (stored rows or validated input): skip re-validation.
-        self._relations[rid] = Relation.model_construct(
+        return Relation.model_construct(
             id=rid,
             subject_id=subject,
             predicate=predicate,
             object_id=obj,
             kind=kind,
-            confidence=confidence,
-            evidence=evidence,
+            confidence=max(row[3] for _, row in rows),
+            evidence=tuple(self._span(row[0], did, row[1], row[2]) for did, row in rows),
         )
-        for did in support:
-            self._doc_relations[did].add(rid)
-        if not self._graph.has_edge(subject, obj, key=rid):
-            self._graph.add_edge(subject, obj, key=rid)
 
     # ------------------------------------------------------------------ writes
 
@@ -347,23 +351,19 @@ class NetworkxGraphStore:
                 key = (m.entity_id, m.span.chunk_id, m.span.start, m.span.end)
                 if key not in seen:
                     seen.add(key)
-                    self._add_mention(m)
+                    self._add_mention(
+                        m.entity_id, (m.span.chunk_id, m.span.document_id, m.span.start, m.span.end)
+                    )
             for rel in graph.relations:
-                support = {d: list(s) for d, s in self._support.get(rel.id, {}).items()}
-                spans = support.setdefault(graph.document.id, [])
-                known = {(s.chunk_id, s.start, s.end) for s, _ in spans}
+                support = {d: list(rows) for d, rows in self._support.get(rel.id, {}).items()}
+                rows = support.setdefault(graph.document.id, [])
+                known = {(r[0], r[1], r[2]) for r in rows}
                 for span in rel.evidence:
                     if (span.chunk_id, span.start, span.end) not in known:
                         known.add((span.chunk_id, span.start, span.end))
-                        spans.append((span, rel.confidence))
-                self._set_relation(
-                    rid=rel.id,
-                    subject=rel.subject_id,
-                    predicate=rel.predicate,
-                    obj=rel.object_id,
-                    kind=rel.kind,
-                    support=support,
-                )
+                        rows.append((span.chunk_id, span.start, span.end, rel.confidence))
+                fact = (rel.subject_id, rel.predicate, rel.object_id, rel.kind)
+                self._set_fact(rel.id, fact, support)
 
     # ------------------------------------------------------------------ deletes
 
@@ -403,25 +403,18 @@ class NetworkxGraphStore:
     def _apply_delete(self, doc_ids: list[DocumentId], plan: _DeletePlan) -> None:
         gone = set(doc_ids)
         for rid in plan.relations_touched:
-            rel = self._relations[rid]
-            support = {d: s for d, s in self._support[rid].items() if d not in gone}
+            support = {d: rows for d, rows in self._support[rid].items() if d not in gone}
             if support:
-                self._set_relation(
-                    rid=rid,
-                    subject=rel.subject_id,
-                    predicate=rel.predicate,
-                    obj=rel.object_id,
-                    kind=rel.kind,
-                    support=support,
-                )
+                self._set_fact(rid, self._facts[rid], support)
             else:
-                del self._relations[rid], self._support[rid]
-                self._graph.remove_edge(rel.subject_id, rel.object_id, key=rid)
+                subject, _, obj, _ = self._facts.pop(rid)
+                del self._support[rid]
+                self._graph.remove_edge(subject, obj, key=rid)
         for did in doc_ids:
             for cid in self._doc_chunks.pop(did, []):
                 del self._chunks[cid]
             for eid in self._doc_entities.pop(did, set()):
-                self._mentions[eid] = [m for m in self._mentions[eid] if m.span.document_id != did]
+                self._mentions[eid] = [m for m in self._mentions[eid] if m[1] != did]
                 del self._entity_docs[eid][did]
             self._doc_relations.pop(did, None)
             doc = self._docs.pop(did)
@@ -478,25 +471,6 @@ class NetworkxGraphStore:
         if not docs:
             return False
         return readable is None or not readable.isdisjoint(docs)
-
-    def _visible_relation(
-        self, rid: RelationId, readable: set[DocumentId] | None
-    ) -> Relation | None:
-        rel = self._relations[rid]
-        if readable is None:
-            return rel
-        support = self._support[rid]
-        keep = [pair for d, pairs in support.items() if d in readable for pair in pairs]
-        if not keep:
-            return None
-        if len(keep) == sum(len(p) for p in support.values()):
-            return rel
-        return rel.model_copy(
-            update={
-                "evidence": tuple(s for s, _ in keep),
-                "confidence": max(c for _, c in keep),
-            }
-        )
 
     async def documents(
         self,
@@ -586,14 +560,14 @@ class NetworkxGraphStore:
         """Readable mentions of the entities, in document order."""
         with self._lock:
             readable = self._readable(access)
-            found = [
-                m
+            rows = [
+                (row[1], row[2], e, row)
                 for e in dict.fromkeys(entity_ids)
-                for m in self._mentions.get(e, ())
-                if self._ok(m.span.document_id, readable)
+                for row in self._mentions.get(e, ())
+                if self._ok(row[1], readable)
             ]
-        found.sort(key=lambda m: (m.span.document_id, m.span.start, m.entity_id))
-        return found[:limit]
+            rows.sort(key=lambda t: t[:3])
+            return [self._mention(e, row) for _, _, e, row in rows[:limit]]
 
     async def relations(
         self,
@@ -623,9 +597,9 @@ class NetworkxGraphStore:
                 rids[rid] = None
         out = []
         for rid in rids:
-            if predicates and self._relations[rid].predicate not in predicates:
+            if predicates and self._facts[rid][1] not in predicates:
                 continue
-            rel = self._visible_relation(rid, readable)
+            rel = self._relation(rid, readable)
             if rel is not None:
                 out.append(rel)
         return out
@@ -692,7 +666,7 @@ class NetworkxGraphStore:
                     chunks=len(self._chunks),
                     entities=len(self._entities),
                     mentions=sum(len(m) for m in self._mentions.values()),
-                    relations=len(self._relations),
+                    relations=len(self._facts),
                 )
             return StoreStats(
                 documents=len(readable),
@@ -705,7 +679,7 @@ class NetworkxGraphStore:
                     if d in readable
                 ),
                 relations=sum(
-                    1 for r in self._relations if self._visible_relation(r, readable) is not None
+                    1 for support in self._support.values() if not readable.isdisjoint(support)
                 ),
             )
 
