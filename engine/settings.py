@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -37,7 +37,16 @@ class VectorSettings(_Section):
     path: Path | None = Field(
         default=None, description="qdrant-client local-mode directory when no url is set"
     )
-    collection: str = "threadline_chunks"
+    collection: str = Field(default="threadline_chunks", pattern=r"^[A-Za-z0-9_\-]{1,128}$")
+
+    @model_validator(mode="after")
+    def _where(self) -> VectorSettings:
+        if self.backend == "qdrant" and self.url is None and self.path is None:
+            raise ValueError(
+                "the qdrant vector backend needs THREADLINE_VECTOR__URL (a server) or "
+                "THREADLINE_VECTOR__PATH (local mode)"
+            )
+        return self
 
 
 class EmbeddingSettings(_Section):
