@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict
 
 from engine.journal import IngestJournal
 from engine.readers import SourceDocument
-from extractors import Embedder, EntityResolver, SentenceChunker, SpacyEntityExtractor
+from extractors import (
+    Bm25Encoder,
+    Embedder,
+    EntityResolver,
+    SentenceChunker,
+    SpacyEntityExtractor,
+)
 from graph import (
     PUBLIC_GROUP,
     Access,
@@ -77,6 +83,7 @@ class Ingestor:
         extractor: SpacyEntityExtractor,
         resolver: EntityResolver,
         embedder: Embedder,
+        sparse: Bm25Encoder,
         batch_documents: int = 32,
     ) -> None:
         self._graph = graph
@@ -86,6 +93,7 @@ class Ingestor:
         self._extractor = extractor
         self._resolver = resolver
         self._embedder = embedder
+        self._sparse = sparse
         self._batch = batch_documents
         self._learned = False
         self._lock = asyncio.Lock()
@@ -208,6 +216,7 @@ class Ingestor:
                         tenant=doc.tenant,
                         groups=doc.groups,
                         vector=tuple(float(x) for x in matrix[row]),
+                        sparse=self._sparse.encode_document(chunk.text),
                     )
                 )
                 row += 1

@@ -13,6 +13,7 @@ from engine.journal import DataDirLock, IngestJournal
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
 from extractors import (
+    Bm25Encoder,
     EntityResolver,
     SentenceChunker,
     SentenceTransformerEmbedder,
@@ -162,6 +163,7 @@ class Threadline:
                     embed=self._embedder.embed_sync, threshold=ext.resolution_threshold
                 ),
                 embedder=self._embedder,
+                sparse=Bm25Encoder(),
                 batch_documents=self.settings.ingest.batch_documents,
             )
         return self._ingestor

@@ -9,10 +9,12 @@ from extractors.chunker import SentenceChunker, split_sentences
 from extractors.embedder import Embedder, SentenceTransformerEmbedder, packaged_minilm_path
 from extractors.resolution import EmbedNames, EntityResolver, type_family
 from extractors.spacy_extractor import DEFAULT_LABELS, SpacyEntityExtractor
+from extractors.sparse import Bm25Encoder, tokenize
 from extractors.types import ChunkExtraction, RawMention, RawRelation
 
 __all__ = [
     "DEFAULT_LABELS",
+    "Bm25Encoder",
     "ChunkExtraction",
     "EmbedNames",
     "Embedder",
@@ -24,5 +26,6 @@ __all__ = [
     "SpacyEntityExtractor",
     "packaged_minilm_path",
     "split_sentences",
+    "tokenize",
     "type_family",
 ]

@@ -48,7 +48,7 @@ from graph.models import (
     Span,
     StoreStats,
 )
-from graph.protocols import GraphStore, VectorHit, VectorIndex, VectorPoint
+from graph.protocols import GraphStore, SparseVector, VectorHit, VectorIndex, VectorPoint
 
 __all__ = [
     "PUBLIC_GROUP",
@@ -77,6 +77,7 @@ __all__ = [
     "RelationKind",
     "RetryableLLMError",
     "Span",
+    "SparseVector",
     "StoreCorruptedError",
     "StoreError",
     "StoreStats",

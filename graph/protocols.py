@@ -26,7 +26,7 @@ from graph.models import (
     StoreStats,
 )
 
-__all__ = ["GraphStore", "VectorHit", "VectorIndex", "VectorPoint"]
+__all__ = ["GraphStore", "SparseVector", "VectorHit", "VectorIndex", "VectorPoint"]
 
 
 @runtime_checkable
@@ -113,8 +113,17 @@ class GraphStore(Protocol):
         ...
 
 
+class SparseVector(BaseModel):
+    """Term weights by term index (BM25 for chunks); indices are unique and sorted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
 class VectorPoint(BaseModel):
-    """A chunk embedding with the payload that every search filters on."""
+    """A chunk's dense embedding and keyword vector with the payload every search filters on."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -123,6 +132,7 @@ class VectorPoint(BaseModel):
     tenant: str
     groups: tuple[str, ...]
     vector: tuple[float, ...]
+    sparse: SparseVector | None = None
 
 
 class VectorHit(BaseModel):
@@ -157,6 +167,17 @@ class VectorIndex(Protocol):
         document_ids: Sequence[DocumentId] | None = None,
     ) -> list[VectorHit]:
         """Nearest readable chunks by cosine similarity, best first."""
+        ...
+
+    async def search_sparse(
+        self,
+        sparse: SparseVector,
+        access: Access,
+        *,
+        limit: int = 10,
+        document_ids: Sequence[DocumentId] | None = None,
+    ) -> list[VectorHit]:
+        """Best readable chunks by keyword score (IDF-weighted dot product), best first."""
         ...
 
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:

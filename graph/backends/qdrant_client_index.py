@@ -15,11 +15,12 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from graph.errors import StoreError, StoreUnavailableError
 from graph.ids import DocumentId, point_uuid
 from graph.models import Access
-from graph.protocols import VectorHit, VectorPoint
+from graph.protocols import SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantClientVectorIndex"]
 
 _VECTOR = "chunk"
+_SPARSE = "bm25"
 _KEYWORD_FIELDS = ("tenant", "groups", "document_id")
 _CLIENT_ERRORS = (UnexpectedResponse, ResponseHandlingException, OSError, ValueError)
 
@@ -90,6 +91,13 @@ class QdrantClientVectorIndex:
                 info = await client.get_collection(self._collection)
                 vectors = info.config.params.vectors
                 size = vectors[_VECTOR].size if isinstance(vectors, dict) else None
+                sparse = info.config.params.sparse_vectors or {}
+                if _SPARSE not in sparse:
+                    raise StoreUnavailableError(
+                        f"Qdrant collection {self._collection!r} at {self._where} has no "
+                        f"{_SPARSE!r} sparse vectors (made by another Threadline version); "
+                        "use another collection name"
+                    )
                 if size != self._dimension:
                     raise StoreUnavailableError(
                         f"Qdrant collection {self._collection!r} at {self._where} has vector "
@@ -103,6 +111,9 @@ class QdrantClientVectorIndex:
                         _VECTOR: models.VectorParams(
                             size=self._dimension, distance=models.Distance.COSINE
                         )
+                    },
+                    sparse_vectors_config={
+                        _SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
                 )
                 # Local mode filters without indexes (and warns about them); servers need them.
@@ -139,7 +150,7 @@ class QdrantClientVectorIndex:
         structs = [
             models.PointStruct(
                 id=point_uuid(p.chunk_id),
-                vector={_VECTOR: list(p.vector)},
+                vector=_vectors(p),
                 payload={
                     "chunk_id": p.chunk_id,
                     "document_id": p.document_id,
@@ -164,12 +175,36 @@ class QdrantClientVectorIndex:
         document_ids: Sequence[DocumentId] | None = None,
     ) -> list[VectorHit]:
         """Nearest readable chunks, filtered inside the Qdrant query."""
+        return await self._query(list(vector), _VECTOR, access, limit, document_ids)
+
+    async def search_sparse(
+        self,
+        sparse: SparseVector,
+        access: Access,
+        *,
+        limit: int = 10,
+        document_ids: Sequence[DocumentId] | None = None,
+    ) -> list[VectorHit]:
+        """Best readable chunks by BM25 score, filtered inside the Qdrant query."""
+        if not sparse.indices:
+            return []
+        query = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
+        return await self._query(query, _SPARSE, access, limit, document_ids)
+
+    async def _query(
+        self,
+        query: list[float] | models.SparseVector,
+        using: str,
+        access: Access,
+        limit: int,
+        document_ids: Sequence[DocumentId] | None,
+    ) -> list[VectorHit]:
         client = self._require()
         try:
             response = await client.query_points(
                 self._collection,
-                query=list(vector),
-                using=_VECTOR,
+                query=query,
+                using=using,
                 query_filter=_filter(access, document_ids),
                 limit=limit,
                 with_payload=["chunk_id", "document_id"],
@@ -220,6 +255,15 @@ class QdrantClientVectorIndex:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+
+
+def _vectors(point: VectorPoint) -> dict[str, Any]:
+    vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[_SPARSE] = models.SparseVector(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
+    return vectors
 
 
 def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> models.Filter | None:

@@ -15,11 +15,13 @@ import qdrant_edge as qe
 from graph.errors import StoreError, StoreUnavailableError
 from graph.ids import DocumentId, point_uuid
 from graph.models import Access
-from graph.protocols import VectorHit, VectorPoint
+from graph.protocols import SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantEdgeVectorIndex"]
 
 _VECTOR = "chunk"
+_SPARSE = "bm25"
+_FORMAT = 2  # bumped when the shard layout changes
 _KEYWORD_FIELDS = ("tenant", "groups", "document_id")
 _META_FILE = "threadline-index.json"
 
@@ -50,9 +52,16 @@ class QdrantEdgeVectorIndex:
         if not meta.exists():
             return None
         try:
-            return int(json.loads(meta.read_text(encoding="utf-8"))["dimension"])
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            dimension, layout = int(info["dimension"]), int(info.get("format", 1))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreUnavailableError(f"unreadable index metadata {meta}: {exc}") from exc
+        if layout != _FORMAT:
+            raise StoreUnavailableError(
+                f"the vector index at {path} was built by another Threadline version (layout "
+                f"{layout}, this one reads {_FORMAT}); ingest into a new data dir"
+            )
+        return dimension
 
     @property
     def dimension(self) -> int:
@@ -81,7 +90,8 @@ class QdrantEdgeVectorIndex:
                         _VECTOR: qe.EdgeVectorParams(
                             size=self._dimension, distance=qe.Distance.Cosine
                         )
-                    }
+                    },
+                    sparse_vectors={_SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 )
                 shard = qe.EdgeShard.create(str(self._path), config)
                 for field in _KEYWORD_FIELDS:
@@ -90,7 +100,9 @@ class QdrantEdgeVectorIndex:
                     )
                 shard.flush()
                 # Written last: a shard without this file was never fully created.
-                meta.write_text(json.dumps({"dimension": self._dimension}), encoding="utf-8")
+                meta.write_text(
+                    json.dumps({"dimension": self._dimension, "format": _FORMAT}), encoding="utf-8"
+                )
         except StoreUnavailableError:
             raise
         except Exception as exc:
@@ -124,7 +136,7 @@ class QdrantEdgeVectorIndex:
         batch = [
             qe.Point(
                 point_uuid(p.chunk_id),
-                {_VECTOR: list(p.vector)},
+                _vectors(p),
                 {
                     "chunk_id": p.chunk_id,
                     "document_id": p.document_id,
@@ -154,6 +166,30 @@ class QdrantEdgeVectorIndex:
             with_payload=["chunk_id", "document_id"],
             filter=_filter(access, document_ids),
         )
+        return await self._query(request)
+
+    async def search_sparse(
+        self,
+        sparse: SparseVector,
+        access: Access,
+        *,
+        limit: int = 10,
+        document_ids: Sequence[DocumentId] | None = None,
+    ) -> list[VectorHit]:
+        """Best readable chunks by BM25 score, filtered inside the shard query."""
+        if not sparse.indices:
+            return []
+        request = qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(
+                qe.SparseVector(list(sparse.indices), list(sparse.values)), using=_SPARSE
+            ),
+            with_payload=["chunk_id", "document_id"],
+            filter=_filter(access, document_ids),
+        )
+        return await self._query(request)
+
+    async def _query(self, request: Any) -> list[VectorHit]:
         found = await asyncio.to_thread(self._run, lambda s: s.query(request))
         return [
             VectorHit(
@@ -194,6 +230,13 @@ class QdrantEdgeVectorIndex:
                 shard.close()
 
         await asyncio.to_thread(_close)
+
+
+def _vectors(point: VectorPoint) -> dict[str, Any]:
+    vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
+    if point.sparse is not None and point.sparse.indices:
+        vectors[_SPARSE] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
+    return vectors
 
 
 def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> Any:

@@ -189,3 +189,41 @@ async def test_edge_refuses_a_second_opener_and_a_wrong_dimension(tmp_path: Path
         await first.close()
     with pytest.raises(StoreUnavailableError, match="embedder"):
         await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM * 2)
+
+
+TEXTS = {
+    1: "The Analytical Engine was designed by Charles Babbage in London.",
+    2: "Ada Lovelace wrote notes on the engine and its programs.",
+    3: "Grace Hopper built compilers for the UNIVAC computer.",
+    4: "London is the capital of England and a large city.",
+}
+
+
+async def test_keyword_search_ranks_by_bm25_and_filters(index: VectorIndex) -> None:
+    from extractors.sparse import Bm25Encoder
+
+    bm25 = Bm25Encoder()
+    points = [
+        _point(n, f"doc_{n}").model_copy(update={"sparse": bm25.encode_document(text)})
+        for n, text in TEXTS.items()
+    ]
+    points.append(
+        _point(5, "doc_secret", groups=("legal",)).model_copy(
+            update={"sparse": bm25.encode_document("Secret compilers notes by Grace Hopper.")}
+        )
+    )
+    await index.upsert(points)
+    acme = Access(tenant="acme")
+    hits = await index.search_sparse(bm25.encode_query("Who built compilers?"), acme, limit=3)
+    assert [h.chunk_id for h in hits] == ["chk_0003"]
+    hits = await index.search_sparse(bm25.encode_query("engine London"), acme, limit=4)
+    assert hits[0].chunk_id == "chk_0001"  # both terms
+    assert {h.chunk_id for h in hits} == {"chk_0001", "chk_0002", "chk_0004"}
+    legal = Access(tenant="acme", groups=frozenset({"legal"}))
+    hits = await index.search_sparse(bm25.encode_query("compilers"), legal, limit=5)
+    assert {h.chunk_id for h in hits} == {"chk_0003", "chk_0005"}
+    only = await index.search_sparse(
+        bm25.encode_query("compilers"), legal, limit=5, document_ids=[DocumentId("doc_secret")]
+    )
+    assert [h.chunk_id for h in only] == ["chk_0005"]
+    assert await index.search_sparse(bm25.encode_query("the of and"), acme) == []
