@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from graph.ids import ChunkId, DocumentId, EntityId
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId
 from graph.models import (
     Access,
     Chunk,
@@ -75,10 +75,32 @@ class GraphStore(Protocol):
         exact matches first, then by number of mentions."""
         ...
 
+    async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
+        """Readable entities whose normalised name or an alias equals each name exactly.
+
+        Names without a match are left out of the result.
+        """
+        ...
+
     async def mentions(
         self, entity_ids: Sequence[EntityId], access: Access, *, limit: int = 100
     ) -> list[Mention]:
         """Mentions of the entities in readable documents, in document order."""
+        ...
+
+    async def mention_edges(
+        self, entity_ids: Sequence[EntityId], access: Access, *, per_entity: int = 200
+    ) -> list[tuple[EntityId, ChunkId, int]]:
+        """The entity-chunk graph around the entities: (entity, chunk, mention count) for
+        readable chunks, at most ``per_entity`` chunks per entity (most mentions first)."""
+        ...
+
+    async def chunk_mentions(self, chunk_ids: Sequence[ChunkId], access: Access) -> list[Mention]:
+        """Every mention inside the readable chunks, in chunk then text order."""
+        ...
+
+    async def facts(self, ids: Sequence[RelationId], access: Access) -> list[Relation]:
+        """Facts by id with only their readable evidence (unknown or unreadable ids left out)."""
         ...
 
     async def relations(

@@ -88,6 +88,9 @@ class NetworkxGraphStore:
         self._chunks: dict[ChunkId, Chunk] = {}
         self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
         self._entities: dict[EntityId, Entity] = {}
+        self._by_key: dict[str, set[EntityId]] = defaultdict(set)
+        self._keys: dict[EntityId, list[str]] = {}
+        self._chunk_mentions: dict[ChunkId, list[tuple[EntityId, _MentionRow]]] = defaultdict(list)
         # Compact rows; pydantic objects are built only for what a read returns.
         self._mentions: dict[EntityId, list[_MentionRow]] = defaultdict(list)
         self._entity_docs: dict[EntityId, Counter[DocumentId]] = defaultdict(Counter)
@@ -167,8 +170,10 @@ class NetworkxGraphStore:
                 )
             )
         for eid, name, etype, aliases in db.execute("SELECT * FROM entities"):
-            self._entities[eid] = Entity.model_construct(
-                id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
+            self._set_entity(
+                Entity.model_construct(
+                    id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
+                )
             )
         for eid, cid, did, start, end in db.execute("SELECT * FROM mentions"):
             if did not in self._docs:
@@ -202,8 +207,27 @@ class NetworkxGraphStore:
         self._chunks[chunk.id] = chunk
         self._doc_chunks[chunk.document_id].append(chunk.id)
 
+    def _set_entity(self, ent: Entity) -> None:
+        old = self._entities.get(ent.id)
+        if old is not None:
+            self._unindex_entity(old)
+        self._entities[ent.id] = ent
+        keys = [normalize_name(name) for name in (ent.name, *ent.aliases)]
+        self._keys[ent.id] = keys
+        for key in keys:
+            self._by_key[key].add(ent.id)
+
+    def _unindex_entity(self, ent: Entity) -> None:
+        for key in self._keys.pop(ent.id, ()):
+            ids = self._by_key.get(key)
+            if ids is not None:
+                ids.discard(ent.id)
+                if not ids:
+                    del self._by_key[key]
+
     def _add_mention(self, eid: EntityId, row: _MentionRow) -> None:
         self._mentions[eid].append(row)
+        self._chunk_mentions[row[0]].append((eid, row))
         self._entity_docs[eid][row[1]] += 1
         self._doc_entities[row[1]].add(eid)
 
@@ -341,7 +365,8 @@ class NetworkxGraphStore:
         )
 
     def _apply_insert(self, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]) -> None:
-        self._entities.update(merged)
+        for ent in merged.values():
+            self._set_entity(ent)
         for graph in graphs:
             self._add_document(graph.document)
             for chunk in graph.chunks:
@@ -413,6 +438,7 @@ class NetworkxGraphStore:
         for did in doc_ids:
             for cid in self._doc_chunks.pop(did, []):
                 del self._chunks[cid]
+                self._chunk_mentions.pop(cid, None)
             for eid in self._doc_entities.pop(did, set()):
                 self._mentions[eid] = [m for m in self._mentions[eid] if m[1] != did]
                 del self._entity_docs[eid][did]
@@ -422,7 +448,8 @@ class NetworkxGraphStore:
             if not self._by_source[doc.source]:
                 del self._by_source[doc.source]
         for eid in plan.entities:
-            del self._entities[eid], self._mentions[eid], self._entity_docs[eid]
+            self._unindex_entity(self._entities.pop(eid))
+            del self._mentions[eid], self._entity_docs[eid]
             if self._graph.has_node(eid):
                 self._graph.remove_node(eid)
 
@@ -536,7 +563,7 @@ class NetworkxGraphStore:
             for ent in self._entities.values():
                 if types and ent.type not in types:
                     continue
-                names = [normalize_name(n) for n in (ent.name, *ent.aliases)]
+                names = self._keys[ent.id]
                 if needle in names:
                     rank = 0
                 elif any(n.startswith(needle) for n in names):
@@ -569,6 +596,53 @@ class NetworkxGraphStore:
             rows.sort(key=lambda t: t[:3])
             return [self._mention(e, row) for _, _, e, row in rows[:limit]]
 
+    async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
+        """Readable entities named (or aliased) exactly like each name."""
+        with self._lock:
+            readable = self._readable(access)
+            out: dict[str, list[Entity]] = {}
+            for name in dict.fromkeys(names):
+                found = [
+                    self._entities[e]
+                    for e in sorted(self._by_key.get(normalize_name(name), ()))
+                    if self._entity_visible(e, readable)
+                ]
+                if found:
+                    found.sort(key=lambda e: -sum(self._entity_docs[e.id].values()))
+                    out[name] = found
+            return out
+
+    async def mention_edges(
+        self, entity_ids: Sequence[EntityId], access: Access, *, per_entity: int = 200
+    ) -> list[tuple[EntityId, ChunkId, int]]:
+        """(entity, chunk, mention count) for readable chunks, at most ``per_entity`` each."""
+        with self._lock:
+            readable = self._readable(access)
+            out: list[tuple[EntityId, ChunkId, int]] = []
+            for eid in dict.fromkeys(entity_ids):
+                counts: Counter[ChunkId] = Counter(
+                    row[0] for row in self._mentions.get(eid, ()) if self._ok(row[1], readable)
+                )
+                out.extend((eid, cid, n) for cid, n in counts.most_common(per_entity))
+            return out
+
+    async def chunk_mentions(self, chunk_ids: Sequence[ChunkId], access: Access) -> list[Mention]:
+        """Mentions inside readable chunks."""
+        with self._lock:
+            readable = self._readable(access)
+            out: list[Mention] = []
+            for cid in dict.fromkeys(chunk_ids):
+                rows = sorted(self._chunk_mentions.get(cid, ()), key=lambda t: (t[1][2], t[0]))
+                out.extend(self._mention(e, row) for e, row in rows if self._ok(row[1], readable))
+            return out
+
+    async def facts(self, ids: Sequence[RelationId], access: Access) -> list[Relation]:
+        """Facts by id, with readable evidence only."""
+        with self._lock:
+            readable = self._readable(access)
+            found = [self._relation(r, readable) for r in dict.fromkeys(ids) if r in self._facts]
+            return [r for r in found if r is not None]
+
     async def relations(
         self,
         entity_ids: Sequence[EntityId],
@@ -580,13 +654,13 @@ class NetworkxGraphStore:
         """Facts touching the entities, strongest first."""
         with self._lock:
             readable = self._readable(access)
-            found = self._touching(list(dict.fromkeys(entity_ids)), readable, set(predicates))
-        found.sort(key=_strength, reverse=True)
-        return found[:limit]
+            rids = self._touching(list(dict.fromkeys(entity_ids)), readable, set(predicates))
+            return self._built(rids[:limit], readable)
 
     def _touching(
         self, entity_ids: list[EntityId], readable: set[DocumentId] | None, predicates: set[str]
-    ) -> list[Relation]:
+    ) -> list[RelationId]:
+        """Readable facts touching the entities, strongest first (no objects built)."""
         rids: dict[RelationId, None] = {}
         for eid in entity_ids:
             if not self._graph.has_node(eid):
@@ -595,14 +669,26 @@ class NetworkxGraphStore:
                 rids[rid] = None
             for _, _, rid in self._graph.in_edges(eid, keys=True):
                 rids[rid] = None
-        out = []
+        scored: list[tuple[float, int, RelationId]] = []
         for rid in rids:
             if predicates and self._facts[rid][1] not in predicates:
                 continue
-            rel = self._relation(rid, readable)
-            if rel is not None:
-                out.append(rel)
-        return out
+            rows = [
+                row[3]
+                for did, rows in self._support[rid].items()
+                if readable is None or did in readable
+                for row in rows
+            ]
+            if rows:
+                scored.append((max(rows) * len(rows), len(rows), rid))
+        scored.sort(reverse=True)
+        return [rid for _, _, rid in scored]
+
+    def _built(
+        self, rids: Iterable[RelationId], readable: set[DocumentId] | None
+    ) -> list[Relation]:
+        found = (self._relation(rid, readable) for rid in rids)
+        return [r for r in found if r is not None]
 
     async def neighbors(
         self,
@@ -630,29 +716,28 @@ class NetworkxGraphStore:
             readable = self._readable(access)
             seeds = [e for e in dict.fromkeys(entity_ids) if self._entity_visible(e, readable)]
             kept: dict[EntityId, None] = dict.fromkeys(seeds[:limit])
-            rels: dict[RelationId, Relation] = {}
+            rels: dict[RelationId, None] = {}
             truncated = len(seeds) > limit
             frontier = list(kept)
             for _ in range(depth):
-                touching = self._touching(frontier, readable, predicates)
-                touching.sort(key=_strength, reverse=True)
                 nxt: list[EntityId] = []
-                for rel in touching:
-                    for end in (rel.subject_id, rel.object_id):
+                for rid in self._touching(frontier, readable, predicates):
+                    subject, _, obj, _ = self._facts[rid]
+                    for end in (subject, obj):
                         if end not in kept:
                             if len(kept) >= limit:
                                 truncated = True
                                 continue
                             kept[end] = None
                             nxt.append(end)
-                    if rel.subject_id in kept and rel.object_id in kept:
-                        rels[rel.id] = rel
+                    if subject in kept and obj in kept:
+                        rels[rid] = None
                 frontier = nxt
                 if not frontier:
                     break
             return Neighborhood(
                 entities=tuple(self._entities[e] for e in kept),
-                relations=tuple(rels.values()),
+                relations=tuple(self._built(rels, readable)),
                 truncated=truncated,
             )
 
@@ -682,7 +767,3 @@ class NetworkxGraphStore:
                     1 for support in self._support.values() if not readable.isdisjoint(support)
                 ),
             )
-
-
-def _strength(rel: Relation) -> tuple[float, int, str]:
-    return (rel.confidence * len(rel.evidence), len(rel.evidence), rel.id)

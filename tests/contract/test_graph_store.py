@@ -260,3 +260,54 @@ async def test_data_survives_reopen(backend: tuple[GraphStore, Opener]) -> None:
         assert _names(await again.search_entities("Turing", LEGAL)) == {"Alan Turing"}
     finally:
         await again.close()
+
+
+async def test_match_entities_by_name_and_alias(loaded: GraphStore) -> None:
+    found = await loaded.match_entities(
+        ["ada lovelace", "The Engine", "Grace Hopper", "nobody"], ACME
+    )
+    assert {k: [e.id for e in v] for k, v in found.items()} == {
+        "ada lovelace": [ADA.id],
+        "The Engine": [ENGINE.id],
+    }
+    assert [
+        e.name for e in (await loaded.match_entities(["Grace Hopper"], OTHER))["Grace Hopper"]
+    ] == ["Grace Hopper"]
+
+
+async def test_chunk_mentions_in_text_order(loaded: GraphStore) -> None:
+    a = _graph_a()
+    mentions = await loaded.chunk_mentions([a.chunks[0].id], ACME)
+    assert [m.span.text for m in mentions] == [
+        "Ada Lovelace",
+        "Charles Babbage",
+        "Analytical Engine",
+        "London",
+    ]
+    secret = _graph_secret()
+    assert await loaded.chunk_mentions([secret.chunks[0].id], ACME) == []
+    assert len(await loaded.chunk_mentions([secret.chunks[0].id], LEGAL)) == 2
+
+
+async def test_facts_by_id_carry_only_readable_evidence(loaded: GraphStore) -> None:
+    design = _graph_a().relations[1]
+    visit = _graph_secret().relations[0]
+    found = {r.id: r for r in await loaded.facts([design.id, visit.id, "rel_missing"], ACME)}  # type: ignore[list-item]
+    assert set(found) == {design.id}
+    assert len(found[design.id].evidence) == 2
+    assert (await loaded.facts([visit.id], LEGAL))[0].predicate == "visit"
+    globex_view = await loaded.facts([design.id], OTHER)
+    assert globex_view == []
+
+
+async def test_mention_edges_are_the_readable_entity_chunk_graph(loaded: GraphStore) -> None:
+    edges = await loaded.mention_edges([LONDON.id, TURING.id], ACME)
+    chunk_of = {_graph_a().chunks[0].id: "a", _graph_b().chunks[0].id: "b"}
+    assert {(e, chunk_of.get(c, c), n) for e, c, n in edges} == {
+        (LONDON.id, "a", 1),
+        (TURING.id, "b", 1),
+    }
+    legal = await loaded.mention_edges([LONDON.id], LEGAL)
+    assert len(legal) == 2
+    capped = await loaded.mention_edges([LONDON.id], Access.admin(), per_entity=1)
+    assert len(capped) == 1
