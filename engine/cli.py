@@ -244,6 +244,136 @@ def _print_neighborhood(center: Entity, hood: Neighborhood, max_facts: int = 12)
         out.print(f"  … {len(hood.relations) - max_facts} more facts")
 
 
+Mode = Annotated[
+    str, typer.Option("--mode", help="threadline (hybrid graph retrieval) or dense (baseline).")
+]
+
+
+def _mode(value: str) -> Any:
+    if value not in {"threadline", "dense"}:
+        raise typer.BadParameter("--mode must be threadline or dense")
+    return value
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    mode: Mode = "threadline",
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Evidence chunks to use.")] = 5,
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Answer a question with claims whose provenance chains are checked against the graph."""
+    chosen = _mode(mode)
+
+    async def job(tl: Threadline) -> Any:
+        access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
+        return await tl.ask(question, access, k=k, mode=chosen)
+
+    answer = _run(data_dir, job)
+    if as_json:
+        _emit_json(
+            {
+                "question": answer.question,
+                "answer": answer.answer,
+                "mode": answer.mode,
+                "claims": [c.model_dump(mode="json") for c in answer.claims],
+                "evidence": [e.model_dump(mode="json") for e in answer.evidence],
+                "entities": [e.model_dump(mode="json") for e in answer.entities],
+                "timings_ms": answer.timings_ms,
+            }
+        )
+        return
+    _print_answer(answer)
+
+
+def _print_answer(answer: Any) -> None:
+    out.print(f"[bold]{answer.answer}[/]", markup=True)
+    if answer.entities:
+        linked = ", ".join(f"{e.mention} → {e.name} ({e.method})" for e in answer.entities[:5])
+        out.print(f"[dim]linked: {linked}[/]", markup=True)
+    for i, claim in enumerate(answer.claims, 1):
+        colour = {"supported": "green", "contradicted": "red"}.get(claim.verdict, "yellow")
+        out.print(f"\n[{colour}]{i}. {claim.verdict.upper()}[/] {claim.reason}", markup=True)
+        out.print(f"   “{claim.text}”")
+        for fact in claim.facts:
+            out.print(
+                f"   fact  {fact.subject} —{fact.predicate}→ {fact.object}  "
+                f"[dim]{fact.relation_id}[/]",
+                markup=True,
+            )
+        for span in claim.spans:
+            out.print(
+                f"   span  {span.document_id} [{span.start}:{span.end}] in chunk {span.chunk_id}"
+            )
+        for doc in claim.documents:
+            out.print(f"   doc   {doc.title} (v{doc.version}, {doc.source})")
+    out.print("\n[dim]evidence:[/]", markup=True)
+    for ev in answer.evidence:
+        found_by = ", ".join(f"{name}#{sig.rank}" for name, sig in ev.signals.items())
+        out.print(
+            f"[dim]  {ev.chunk_id} {ev.document_id} {ev.score:.4f} ({found_by})[/]", markup=True
+        )
+    timing = ", ".join(
+        f"{k} {v:.0f}"
+        for k, v in answer.timings_ms.items()
+        if k in {"retrieval", "answer", "validation", "total"}
+    )
+    out.print(f"[dim]ms: {timing}[/]", markup=True)
+
+
+@app.command()
+def bench(
+    dataset_dir: Annotated[
+        Path, typer.Argument(help="Folder with corpus.jsonl and questions.jsonl.")
+    ],
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for Recall@k.")] = "2,5",
+    per_question: Annotated[
+        Path | None, typer.Option(help="Write one JSON line per question here.")
+    ] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Benchmark Threadline against the dense baseline on a shared-format dataset.
+
+    The corpus is indexed into --data-dir (default .threadline-bench/DATASET); an unchanged
+    corpus is not indexed again.
+    """
+    from engine.bench import run_bench  # noqa: PLC0415 - only this command needs it
+
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    except ValueError as exc:
+        raise typer.BadParameter("--k takes numbers like 2,5") from exc
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter("--k takes positive numbers like 2,5")
+    target = data_dir or Path(".threadline-bench") / dataset_dir.resolve().name
+    out_file = per_question or target / "per_question.jsonl"
+
+    async def job(tl: Threadline) -> Any:
+        with _progress("questions") as progress:
+            return await run_bench(
+                tl, dataset_dir, limit=limit, ks=ks, per_question=out_file, progress=progress
+            )
+
+    result = _run(target, job)
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(f"{result['dataset']}: {result['questions']} questions")
+    for mode in ("threadline", "dense"):
+        recall = "  ".join(f"R@{c}={v:.3f}" for c, v in result["recall"][mode].items())
+        quality = ""
+        if result["em"] is not None:
+            quality = f"  EM={result['em'][mode]:.3f}  F1={result['f1'][mode]:.3f}"
+        lat = result["latency_ms"][mode]
+        out.print(f"  {mode:<10} {recall}{quality}  p50={lat['p50']}ms p95={lat['p95']}ms")
+    out.print(f"  per-question results: {out_file}")
+
+
 @app.command()
 def demo(
     paths: Annotated[list[Path], typer.Argument(help="Corpus to ingest for the tour.")],

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from agents import (
+    NOT_FOUND,
+    ExtractiveAnswerer,
+    HybridRetriever,
+    Mode,
+    ProvenanceValidator,
+    Retrieval,
+)
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
 from engine.readers import SourceDocument, read_paths
@@ -28,6 +37,7 @@ from graph import (
     Entity,
     EntityId,
     GraphStore,
+    InputError,
     Mention,
     Neighborhood,
     NotFoundError,
@@ -35,6 +45,7 @@ from graph import (
     VectorIndex,
 )
 from graph.backends.networkx_store import NetworkxGraphStore
+from graph.provenance import Answer
 
 __all__ = ["Stats", "Threadline"]
 
@@ -61,10 +72,19 @@ class Threadline:
             model_path=settings.embedding.model_path or packaged_minilm_path(),
             batch_size=settings.embedding.batch_size,
         )
+        ext = settings.extraction
+        self._extractor = SpacyEntityExtractor(
+            pipeline=ext.spacy_pipeline,
+            batch_size=ext.batch_size,
+            n_process=ext.n_process,
+            proper_noun_phrases=ext.proper_noun_phrases,
+        )
+        self._sparse = Bm25Encoder()
         self._graph: GraphStore | None = None
         self._vectors: VectorIndex | None = None
         self._journal: IngestJournal | None = None
         self._ingestor: Ingestor | None = None
+        self._retriever: HybridRetriever | None = None
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> Self:
@@ -153,17 +173,12 @@ class Threadline:
                 vectors=self.vectors,
                 journal=self._journal,
                 chunker=SentenceChunker(max_chars=ext.chunk_chars, overlap=ext.chunk_overlap),
-                extractor=SpacyEntityExtractor(
-                    pipeline=ext.spacy_pipeline,
-                    batch_size=ext.batch_size,
-                    n_process=ext.n_process,
-                    proper_noun_phrases=ext.proper_noun_phrases,
-                ),
+                extractor=self._extractor,
                 resolver=EntityResolver(
                     embed=self._embedder.embed_sync, threshold=ext.resolution_threshold
                 ),
                 embedder=self._embedder,
-                sparse=Bm25Encoder(),
+                sparse=self._sparse,
                 batch_documents=self.settings.ingest.batch_documents,
             )
         return self._ingestor
@@ -206,6 +221,56 @@ class Threadline:
         await self._journal.clear(ids)
         return report
 
+    def _get_retriever(self) -> HybridRetriever:
+        if self._retriever is None:
+            self._retriever = HybridRetriever(
+                graph=self.graph,
+                vectors=self.vectors,
+                embedder=self._embedder,
+                extractor=self._extractor,
+                sparse=self._sparse,
+            )
+        return self._retriever
+
+    async def retrieve(
+        self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
+    ) -> Retrieval:
+        """Evidence chunks for a question, with the signals that found them."""
+        question = _checked_question(question)
+        return await self._get_retriever().retrieve(
+            question, access or Access(tenant=self.settings.tenant), k=k, mode=mode
+        )
+
+    async def ask(
+        self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
+    ) -> Answer:
+        """Answer a question from the sources ``access`` may read, with validated claims."""
+        who = access or Access(tenant=self.settings.tenant)
+        started = time.perf_counter()
+        retrieval = await self.retrieve(question, who, k=k, mode=mode)
+        retrieved = time.perf_counter()
+        draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
+        drafted = time.perf_counter()
+        claims = await ProvenanceValidator(graph=self.graph).validate(draft.claims, who)
+        validated = time.perf_counter()
+        main = claims[0] if claims else None
+        text = draft.answer if main is not None and main.verdict == "supported" else NOT_FOUND
+        return Answer(
+            question=retrieval.question.text,
+            answer=text,
+            mode=mode,
+            claims=tuple(claims),
+            evidence=tuple(retrieval.evidence),
+            entities=tuple(retrieval.linked),
+            timings_ms={
+                **retrieval.timings_ms,
+                "retrieval": _ms(started, retrieved),
+                "answer": _ms(retrieved, drafted),
+                "validation": _ms(drafted, validated),
+                "total": _ms(started, validated),
+            },
+        )
+
     async def stats(self, access: Access | None = None) -> Stats:
         """What ``access`` (default: everything) can see."""
         who = access or Access.admin()
@@ -243,6 +308,19 @@ class Threadline:
     ) -> list[Mention]:
         """Where an entity is mentioned."""
         return await self.graph.mentions([entity], access or Access.admin(), limit=limit)
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 2)
+
+
+def _checked_question(question: str) -> str:
+    text = question.strip()
+    if not text:
+        raise InputError("the question is empty")
+    if len(text) > 2000:
+        raise InputError("the question is longer than 2000 characters; ask something shorter")
+    return text
 
 
 async def _dimension(embedder: SentenceTransformerEmbedder) -> int:

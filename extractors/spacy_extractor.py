@@ -109,6 +109,36 @@ class SpacyEntityExtractor:
                 "Threadline needs a pipeline with a dependency parser and NER"
             )
 
+    def parse(self, text: str) -> Any:
+        """The spaCy ``Doc`` of a short text such as a question (CPU-bound)."""
+        self.load()
+        return self._nlp(text)
+
+    def phrases(self, doc: Any) -> list[tuple[str, str]]:
+        """Name-like phrases of a parsed text: entities, proper-noun phrases, noun chunks.
+
+        Returns (surface text, label) pairs, longest first; the label is the NER label,
+        ``MISC`` for untyped proper nouns and ``NOUN`` for common noun phrases.
+        """
+        found: dict[str, str] = {}
+        for span, label in self._mention_spans(doc):
+            found.setdefault(span.text, label)
+        for ent in doc.ents:
+            span = _clean(ent)
+            if span is not None:
+                found.setdefault(span.text, ent.label_)
+        for nc in doc.noun_chunks:
+            span = _clean(nc)
+            if span is not None and span.root.pos_ in {"PROPN", "NOUN"}:
+                found.setdefault(span.text, "NOUN" if span.root.pos_ == "NOUN" else MISC)
+                # "Lothair II's mother": the possessor is a phrase of its own
+                for token in span:
+                    if token.dep_ == "poss":
+                        owner = _clean(doc[token.left_edge.i : token.i + 1])
+                        if owner is not None:
+                            found.setdefault(owner.text, token.ent_type_ or MISC)
+        return sorted(found.items(), key=lambda kv: -len(kv[0]))
+
     def extract(self, chunks: Sequence[Chunk]) -> list[ChunkExtraction]:
         """Mentions and relations of each chunk (CPU-bound; call from a worker thread)."""
         self.load()
