@@ -164,7 +164,13 @@ class HybridRetriever:
         pool: set[EntityId],
         question_vector: np.ndarray,
     ) -> list[LinkedEntity]:
-        phrases = [(p, label) for p, label in analysis.phrases if label not in _UNLINKABLE]
+        # Common nouns ("country", "city") name hubs, not the question's subject; only
+        # multi-word noun phrases ("real estate") are worth linking.
+        phrases = [
+            (p, label)
+            for p, label in analysis.phrases
+            if label not in _UNLINKABLE and (label != "NOUN" or " " in p)
+        ]
         exact = await self._graph.match_entities([p for p, _ in phrases], access)
         linked: dict[EntityId, LinkedEntity] = {}
         covered: set[str] = set()

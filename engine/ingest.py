@@ -238,7 +238,8 @@ class Ingestor:
         """CPU part of a batch (worker thread): chunk, NER + relations, resolution."""
         chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
         flat = [c for _, chunks in chunked for c in chunks]
-        extractions = self._extractor.extract(flat)
+        titles = {doc.id: doc.title for doc, _ in chunked}
+        extractions = self._extractor.extract(flat, [titles[c.document_id] for c in flat])
         items = []
         pos = 0
         for doc, chunks in chunked:

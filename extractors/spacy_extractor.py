@@ -16,6 +16,7 @@ plus a weighted co-occurrence edge for every other pair of names in a sentence.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -139,18 +140,30 @@ class SpacyEntityExtractor:
                             found.setdefault(owner.text, token.ent_type_ or MISC)
         return sorted(found.items(), key=lambda kv: -len(kv[0]))
 
-    def extract(self, chunks: Sequence[Chunk]) -> list[ChunkExtraction]:
-        """Mentions and relations of each chunk (CPU-bound; call from a worker thread)."""
+    def extract(
+        self, chunks: Sequence[Chunk], titles: Sequence[str | None] | None = None
+    ) -> list[ChunkExtraction]:
+        """Mentions and relations of each chunk (CPU-bound; call from a worker thread).
+
+        ``titles`` (one per chunk) names what each chunk's document is about; where the
+        title occurs in the chunk it becomes a mention too, replacing shorter names
+        inside it (a document titled "Alexander and the Terrible, Horrible, No Good,
+        Very Bad Day" is one entity, not "Alexander").
+        """
         self.load()
         docs = self._nlp.pipe(
             (c.text for c in chunks), batch_size=self.batch_size, n_process=self.n_process
         )
-        return [self._extract_one(chunk, doc) for chunk, doc in zip(chunks, docs, strict=True)]
+        names = titles if titles is not None else [None] * len(chunks)
+        return [
+            self._extract_one(chunk, doc, title)
+            for chunk, doc, title in zip(chunks, docs, names, strict=True)
+        ]
 
-    # ------------------------------------------------------------------ mentions
-
-    def _extract_one(self, chunk: Chunk, doc: Any) -> ChunkExtraction:
+    def _extract_one(self, chunk: Chunk, doc: Any, title: str | None = None) -> ChunkExtraction:
         spans = self._mention_spans(doc)
+        if title:
+            spans = _with_title(doc, spans, title)
         token_mention: dict[int, int] = {}
         for idx, (span, _) in enumerate(spans):
             for token in span:
@@ -187,6 +200,38 @@ class SpacyEntityExtractor:
                     taken.update(range(span.start, span.end))
         found.sort(key=lambda pair: pair[0].start)
         return found
+
+
+def _title_forms(title: str) -> list[str]:
+    """The title, then its name without a disambiguating suffix: "Brand (play)" → "Brand"."""
+    forms = [title.strip()]
+    base = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
+    forms.append(base)
+    if "," in base:
+        forms.append(base.split(",")[0].strip())
+    return [f for f in dict.fromkeys(forms) if len(f) >= 3 and (f[0].isupper() or f[0].isdigit())]
+
+
+def _with_title(doc: Any, spans: list[tuple[Any, str]], title: str) -> list[tuple[Any, str]]:
+    for form in _title_forms(title):
+        found = []
+        for match in re.finditer(re.escape(form), doc.text):
+            span = doc.char_span(match.start(), match.end(), alignment_mode="strict")
+            if span is not None:
+                found.append(span)
+        if not found:
+            continue
+        out = list(spans)
+        for span in found:
+            overlapped = [(s, lab) for s, lab in out if s.start < span.end and span.start < s.end]
+            same = next(
+                (lab for s, lab in overlapped if (s.start, s.end) == (span.start, span.end)), None
+            )
+            out = [(s, lab) for s, lab in out if (s, lab) not in overlapped]
+            out.append((span, same or MISC))
+        out.sort(key=lambda pair: pair[0].start)
+        return out
+    return spans
 
 
 def _clean(span: Any) -> Any:
