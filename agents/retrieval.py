@@ -30,6 +30,7 @@ from graph import (
     Entity,
     EntityId,
     GraphStore,
+    Relation,
     RelationId,
     VectorHit,
     VectorIndex,
@@ -58,6 +59,11 @@ class RetrievalWeights:
     chunk_seed: float = 0.3
     per_entity_chunks: int = 60
     neighbor_facts: int = 40
+    hop: float = 0.8
+    hop_passages: int = 1
+    bridge: float = 1.0
+    bridge_facts: int = 3
+    bridge_threshold: float = 0.3
 
 
 @dataclass(slots=True)
@@ -134,7 +140,7 @@ class HybridRetriever:
         linked = await self._link(analysis, access, pool_entities, matrix[0])
         lap("link")
         graph_scores, explain, facts, chunk_entities = await self._walk(
-            linked, dense, sparse, access
+            linked, matrix[0], dense, sparse, access
         )
         for m in pool_mentions:
             chunk_entities.setdefault(m.span.chunk_id, [])
@@ -145,6 +151,35 @@ class HybridRetriever:
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
             linked=linked, k=k,
         )  # fmt: skip
+        if w.hop > 0 and evidence:
+            # Second hop: the question read together with the best passage finds the
+            # passage about what that passage names (the bridge of a multi-hop question).
+            first = await self._graph.chunks(
+                [e.chunk_id for e in evidence[: w.hop_passages]], access
+            )
+            texts = [f"{analysis.text} {c.text}" for c in first]
+            if texts:
+                hop_vectors = await self._embedder.embed(texts)
+                hop_hits: list[VectorHit] = []
+                for vec in hop_vectors:
+                    hop_hits.extend(await self._vectors.search(vec, access, limit=depth))
+                hop_hits.sort(key=lambda h: -h.score)
+                seen: set[ChunkId] = set()
+                hop = [h for h in hop_hits if not (h.chunk_id in seen or seen.add(h.chunk_id))]
+                evidence = self._fuse(
+                    dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
+                    linked=linked, k=k, hop=hop,
+                )  # fmt: skip
+            lap("hop")
+        unknown = [e.chunk_id for e in evidence if not e.document_id]
+        if unknown:
+            # Chunks found only through the graph: look up their documents.
+            owner = {c.id: c.document_id for c in await self._graph.chunks(unknown, access)}
+            evidence = [
+                e if e.document_id else e.model_copy(update={"document_id": owner[e.chunk_id]})
+                for e in evidence
+                if e.document_id or e.chunk_id in owner
+            ]
         lap("fuse")
         return Retrieval(
             question=analysis,
@@ -225,9 +260,22 @@ class HybridRetriever:
 
     # ------------------------------------------------------------------ graph walk
 
+    async def _fact_relevance(
+        self, facts: list[Relation], question_vector: np.ndarray, access: Access
+    ) -> dict[RelationId, float]:
+        """Cosine similarity of each fact, read as a phrase, to the question."""
+        if not facts:
+            return {}
+        ids = list({e for r in facts for e in (r.subject_id, r.object_id)})
+        names = {e.id: e.name for e in await self._graph.entities(ids, access)}
+        texts = [_fact_text(r, names) for r in facts]
+        sims = (await self._embedder.embed(texts)) @ question_vector
+        return {r.id: max(0.0, float(sim)) for r, sim in zip(facts, sims, strict=True)}
+
     async def _walk(
         self,
         linked: list[LinkedEntity],
+        question_vector: np.ndarray,
         dense: list[VectorHit],
         sparse: list[VectorHit],
         access: Access,
@@ -254,14 +302,27 @@ class HybridRetriever:
         edges: list[tuple[str, str, float]] = [
             (eid, cid, 1.0 + math.log(n)) for eid, cid, n in edges_raw
         ]
+        relevance = await self._fact_relevance(facts, question_vector, access)
         for r in facts:
             weight = r.confidence * (1.0 if r.kind != "cooccurrence" else 0.5)
-            edges.append((r.subject_id, r.object_id, weight))
+            edges.append((r.subject_id, r.object_id, weight * (0.2 + relevance.get(r.id, 0.0))))
         seed_weights: dict[str, float] = {}
         for ent in linked:
             # Rare entities say more about the question than hubs (node specificity).
             seed_weights[ent.entity_id] = ent.score / math.log(2 + degree.get(ent.entity_id, 0))
         total = sum(seed_weights.values()) or 1.0
+        # Facts that read like the question point at the bridge entity of a multi-hop
+        # question ("the author of Brand" → "Henrik Ibsen —write→ Brand"): seed their
+        # other end, as HippoRAG 2 seeds the entities of query-matching triples.
+        linked_ids = set(seeds)
+        for r in sorted(facts, key=lambda f: -relevance.get(f.id, 0.0))[: w.bridge_facts]:
+            score = relevance.get(r.id, 0.0)
+            if score < w.bridge_threshold:
+                break
+            for end in (r.subject_id, r.object_id):
+                if end not in linked_ids:
+                    bonus = total * w.bridge * score / math.log(2 + degree.get(end, 0))
+                    seed_weights[end] = seed_weights.get(end, 0.0) + bonus
         for hits in (dense[:10], sparse[:10]):
             for rank, hit in enumerate(hits, 1):
                 seed_weights[hit.chunk_id] = seed_weights.get(hit.chunk_id, 0.0) + (
@@ -288,12 +349,14 @@ class HybridRetriever:
         explain: dict[ChunkId, tuple[set[str], set[RelationId]]],
         linked: list[LinkedEntity],
         k: int,
+        hop: list[VectorHit] | None = None,
     ) -> list[Evidence]:
         w = self.weights
         documents: dict[ChunkId, DocumentId] = {}
         signals: dict[ChunkId, dict[str, Signal]] = defaultdict(dict)
         fused: dict[ChunkId, float] = defaultdict(float)
-        for name, hits, weight in (("dense", dense, w.dense), ("sparse", sparse, w.sparse)):
+        lists = [("dense", dense, w.dense), ("sparse", sparse, w.sparse), ("hop", hop or [], w.hop)]
+        for name, hits, weight in lists:
             for rank, hit in enumerate(hits, 1):
                 documents[hit.chunk_id] = hit.document_id
                 signals[hit.chunk_id][name] = Signal(rank=rank, score=round(hit.score, 5))
@@ -319,6 +382,13 @@ class HybridRetriever:
             )
             for cid, score in best
         ]
+
+
+def _fact_text(fact: Relation, names: dict[EntityId, str]) -> str:
+    subject, obj = names.get(fact.subject_id, ""), names.get(fact.object_id, "")
+    if fact.kind == "cooccurrence":
+        return f"{subject} and {obj}"
+    return f"{subject} {fact.predicate.replace('_', ' ')} {obj}"
 
 
 def _keep(linked: dict[EntityId, LinkedEntity], candidate: LinkedEntity) -> None:

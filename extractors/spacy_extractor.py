@@ -402,7 +402,7 @@ class _RelationFinder:
                     # X is the first president of Z
                     for prep, obj_tok in self.prep_objects(attr):
                         obj = self.mention(obj_tok)
-                        if obj is not None and prep in {"of", "for", "at", "in"}:
+                        if obj is not None and prep in {"of", "for", "at", "in", "by", "from"}:
                             yield subj, f"{self.noun_phrase(attr)}_{prep}", obj, "copula"
                 elif subj is None and attr_m is not None:
                     # Z's mother was X / the mother of Z was X
