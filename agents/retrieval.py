@@ -51,17 +51,15 @@ class RetrievalWeights:
     """Knobs of the fusion; the defaults are the ones the benchmarks use."""
 
     dense: float = 1.0
-    sparse: float = 0.7
-    graph: float = 1.2
-    rrf_k: int = 60
+    sparse: float = 0.3
+    graph: float = 2.5
+    rrf_k: int = 5
     candidates: int = 30
     damping: float = 0.5
-    chunk_seed: float = 0.3
+    chunk_seed: float = 0.05
     per_entity_chunks: int = 60
     neighbor_facts: int = 40
-    hop: float = 0.8
-    hop_passages: int = 1
-    bridge: float = 1.0
+    bridge: float = 3.0
     bridge_facts: int = 3
     bridge_threshold: float = 0.3
 
@@ -151,26 +149,6 @@ class HybridRetriever:
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
             linked=linked, k=k,
         )  # fmt: skip
-        if w.hop > 0 and evidence:
-            # Second hop: the question read together with the best passage finds the
-            # passage about what that passage names (the bridge of a multi-hop question).
-            first = await self._graph.chunks(
-                [e.chunk_id for e in evidence[: w.hop_passages]], access
-            )
-            texts = [f"{analysis.text} {c.text}" for c in first]
-            if texts:
-                hop_vectors = await self._embedder.embed(texts)
-                hop_hits: list[VectorHit] = []
-                for vec in hop_vectors:
-                    hop_hits.extend(await self._vectors.search(vec, access, limit=depth))
-                hop_hits.sort(key=lambda h: -h.score)
-                seen: set[ChunkId] = set()
-                hop = [h for h in hop_hits if not (h.chunk_id in seen or seen.add(h.chunk_id))]
-                evidence = self._fuse(
-                    dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
-                    linked=linked, k=k, hop=hop,
-                )  # fmt: skip
-            lap("hop")
         unknown = [e.chunk_id for e in evidence if not e.document_id]
         if unknown:
             # Chunks found only through the graph: look up their documents.
@@ -306,6 +284,28 @@ class HybridRetriever:
         for r in facts:
             weight = r.confidence * (1.0 if r.kind != "cooccurrence" else 0.5)
             edges.append((r.subject_id, r.object_id, weight * (0.2 + relevance.get(r.id, 0.0))))
+        seed_weights = self._seeds(linked, facts, relevance, degree, dense, sparse)
+        ranks = personalized_pagerank(edges, seed_weights, damping=w.damping)
+        chunk_ids = {cid for _, cid, _ in edges_raw} | {h.chunk_id for h in (*dense, *sparse)}
+        scores = {c: ranks.get(c, 0.0) for c in chunk_ids if ranks.get(c, 0.0) > 0}
+        explain: dict[ChunkId, tuple[set[str], set[RelationId]]] = {}
+        for cid, ents in chunk_entities.items():
+            via = {names[e] for e in ents if e in names}
+            rels = {rid for rid, (s, _, o) in fact_map.items() if s in ents or o in ents}
+            explain[cid] = (via, rels)
+        return scores, explain, fact_map, dict(chunk_entities)
+
+    def _seeds(
+        self,
+        linked: list[LinkedEntity],
+        facts: list[Relation],
+        relevance: dict[RelationId, float],
+        degree: dict[EntityId, int],
+        dense: list[VectorHit],
+        sparse: list[VectorHit],
+    ) -> dict[str, float]:
+        """Restart weights of the walk: linked entities, bridge entities, found chunks."""
+        w = self.weights
         seed_weights: dict[str, float] = {}
         for ent in linked:
             # Rare entities say more about the question than hubs (node specificity).
@@ -314,7 +314,7 @@ class HybridRetriever:
         # Facts that read like the question point at the bridge entity of a multi-hop
         # question ("the author of Brand" → "Henrik Ibsen —write→ Brand"): seed their
         # other end, as HippoRAG 2 seeds the entities of query-matching triples.
-        linked_ids = set(seeds)
+        linked_ids = {e.entity_id for e in linked}
         for r in sorted(facts, key=lambda f: -relevance.get(f.id, 0.0))[: w.bridge_facts]:
             score = relevance.get(r.id, 0.0)
             if score < w.bridge_threshold:
@@ -328,15 +328,7 @@ class HybridRetriever:
                 seed_weights[hit.chunk_id] = seed_weights.get(hit.chunk_id, 0.0) + (
                     w.chunk_seed * total / (rank + 1)
                 )
-        ranks = personalized_pagerank(edges, seed_weights, damping=w.damping)
-        chunk_ids = {cid for _, cid, _ in edges_raw} | {h.chunk_id for h in (*dense, *sparse)}
-        scores = {c: ranks.get(c, 0.0) for c in chunk_ids if ranks.get(c, 0.0) > 0}
-        explain: dict[ChunkId, tuple[set[str], set[RelationId]]] = {}
-        for cid, ents in chunk_entities.items():
-            via = {names[e] for e in ents if e in names}
-            rels = {rid for rid, (s, _, o) in fact_map.items() if s in ents or o in ents}
-            explain[cid] = (via, rels)
-        return scores, explain, fact_map, dict(chunk_entities)
+        return seed_weights
 
     # ------------------------------------------------------------------ fusion
 
@@ -349,14 +341,12 @@ class HybridRetriever:
         explain: dict[ChunkId, tuple[set[str], set[RelationId]]],
         linked: list[LinkedEntity],
         k: int,
-        hop: list[VectorHit] | None = None,
     ) -> list[Evidence]:
         w = self.weights
         documents: dict[ChunkId, DocumentId] = {}
         signals: dict[ChunkId, dict[str, Signal]] = defaultdict(dict)
         fused: dict[ChunkId, float] = defaultdict(float)
-        lists = [("dense", dense, w.dense), ("sparse", sparse, w.sparse), ("hop", hop or [], w.hop)]
-        for name, hits, weight in lists:
+        for name, hits, weight in (("dense", dense, w.dense), ("sparse", sparse, w.sparse)):
             for rank, hit in enumerate(hits, 1):
                 documents[hit.chunk_id] = hit.document_id
                 signals[hit.chunk_id][name] = Signal(rank=rank, score=round(hit.score, 5))

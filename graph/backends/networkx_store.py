@@ -85,6 +85,7 @@ class NetworkxGraphStore:
         self._write_lock = asyncio.Lock()
         self._docs: dict[DocumentId, Document] = {}
         self._by_source: dict[str, set[DocumentId]] = defaultdict(set)
+        self._readable_cache: dict[Access, set[DocumentId]] = {}
         self._chunks: dict[ChunkId, Chunk] = {}
         self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
         self._entities: dict[EntityId, Entity] = {}
@@ -200,6 +201,7 @@ class NetworkxGraphStore:
     # ------------------------------------------------------------------ in-memory indexes
 
     def _add_document(self, doc: Document) -> None:
+        self._readable_cache.clear()
         self._docs[doc.id] = doc
         self._by_source[doc.source].add(doc.id)
 
@@ -444,6 +446,7 @@ class NetworkxGraphStore:
                 del self._entity_docs[eid][did]
             self._doc_relations.pop(did, None)
             doc = self._docs.pop(did)
+            self._readable_cache.clear()
             self._by_source[doc.source].discard(did)
             if not self._by_source[doc.source]:
                 del self._by_source[doc.source]
@@ -484,10 +487,16 @@ class NetworkxGraphStore:
     # ------------------------------------------------------------------ reads
 
     def _readable(self, access: Access) -> set[DocumentId] | None:
-        """Readable document ids, or None when everything is readable."""
+        """Readable document ids, or None when everything is readable (cached until a write)."""
         if access.is_admin:
             return None
-        return {d.id for d in self._docs.values() if access.can_read(d.tenant, d.groups)}
+        cached = self._readable_cache.get(access)
+        if cached is None:
+            if len(self._readable_cache) > 256:
+                self._readable_cache.clear()
+            cached = {d.id for d in self._docs.values() if access.can_read(d.tenant, d.groups)}
+            self._readable_cache[access] = cached
+        return cached
 
     @staticmethod
     def _ok(doc: DocumentId, readable: set[DocumentId] | None) -> bool:
