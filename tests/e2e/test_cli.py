@@ -98,3 +98,64 @@ def test_demo_tours_the_graph(tmp_path: Path, small_corpus: Path) -> None:
     assert out.count("—") >= 2  # facts printed as subject —predicate→ object
     assert "“" in out  # with the quoted source sentence
     assert "doc_" in out  # and the document it came from
+
+
+def test_ask_and_bench(tmp_path: Path) -> None:
+    from tests.conftest import ROOT, SAMPLE
+
+    data = tmp_path / "data"
+    run("ingest", str(SAMPLE), data_dir=data)
+    question = json.loads(
+        (ROOT / "datasets/sample/musique_sample_questions.jsonl").read_text().splitlines()[0]
+    )
+    answer = json.loads(run("ask", question["question"], "--json", data_dir=data).stdout)
+    assert set(answer) >= {"question", "answer", "claims", "evidence", "timings_ms"}
+    assert answer["claims"]
+    assert answer["evidence"]
+    for claim in answer["claims"]:
+        assert set(claim) >= {"text", "verdict", "reason", "facts", "spans"}
+        assert claim["verdict"] in {"supported", "unsupported", "contradicted"}
+    for ev in answer["evidence"]:
+        assert set(ev) >= {"chunk_id", "document_id", "score", "signals"}
+    dense = json.loads(
+        run(
+            "ask", question["question"], "--mode", "dense", "--k", "3", "--json", data_dir=data
+        ).stdout
+    )
+    assert len(dense["evidence"]) == 3
+    assert all(set(e["signals"]) == {"dense"} for e in dense["evidence"])
+    human = run("ask", question["question"], data_dir=data).stdout
+    assert "SUPPORTED" in human or "UNSUPPORTED" in human
+    bad = run("ask", "   ", data_dir=data, check=False)
+    assert bad.returncode == 1
+    assert "empty" in bad.stderr
+
+    dataset = tmp_path / "sample_set"
+    dataset.mkdir()
+    (dataset / "corpus.jsonl").write_text(SAMPLE.read_text())
+    (dataset / "questions.jsonl").write_text(
+        (ROOT / "datasets/sample/musique_sample_questions.jsonl").read_text()
+    )
+    per_question = tmp_path / "pq.jsonl"
+    result = json.loads(
+        run(
+            "bench",
+            str(dataset),
+            "--limit",
+            "3",
+            "--k",
+            "2,5",
+            "--per-question",
+            str(per_question),
+            "--json",
+            data_dir=data,
+        ).stdout
+    )
+    assert result["questions"] == 3
+    assert set(result["recall"]) == {"threadline", "dense"}
+    for mode in ("threadline", "dense"):
+        assert set(result["recall"][mode]) == {"2", "5"}
+        assert 0 <= result["recall"][mode]["5"] <= 1
+        assert result["latency_ms"][mode]["p50"] > 0
+    assert result["ingest"]["added"] == 0  # the corpus was already indexed
+    assert len(per_question.read_text().splitlines()) == 3
