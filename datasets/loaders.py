@@ -1,78 +1,30 @@
 """Loaders for the benchmark JSONL layout: ``corpus.jsonl`` and ``questions.jsonl``.
 
-Run as a script (``python datasets/loaders.py PATH``) to print a summary of a dataset folder.
-This folder is deliberately not an importable package named ``datasets`` (that name
-belongs to Hugging Face's library); load it by path, as the benchmark harness does.
+Run as a script (``python datasets/loaders.py DATASET_DIR``) to summarise a dataset
+folder. The readers themselves live in the engine (``engine.readers`` for corpora,
+``engine.bench`` for questions), so ingestion, the benchmark and this script read the
+files the same way. This folder is deliberately not an importable package named
+``datasets`` (that name belongs to Hugging Face's library); load it by path.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """One corpus passage."""
+from engine.bench import BenchQuestion, load_questions
+from engine.readers import SourceDocument, read_paths
 
-    id: str
-    title: str
-    text: str
+__all__ = ["BenchQuestion", "load_corpus", "load_questions"]
 
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    """One benchmark question with its gold answers and supporting passages."""
-
-    id: str
-    question: str
-    answers: tuple[str, ...]
-    supporting_passage_ids: tuple[str, ...]
-    supporting_titles: tuple[str, ...] = ()
-    extra: dict[str, object] = field(default_factory=dict)
+_MAX_RECORD_BYTES = 50_000_000
 
 
-def _lines(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{number}: malformed JSON: {exc.msg}") from exc
-                if not isinstance(record, dict):
-                    raise ValueError(f"{path}:{number}: each line must be a JSON object")
-                yield number, record
-
-
-def load_corpus(path: Path) -> list[Passage]:
-    """Passages of a ``corpus.jsonl`` file."""
-    return [
-        Passage(id=str(r["id"]), title=str(r.get("title", "")), text=str(r["text"]))
-        for _, r in _lines(path)
-    ]
-
-
-def load_questions(path: Path) -> list[Question]:
-    """Questions of a ``questions.jsonl`` file."""
-    known = {"id", "question", "answers", "supporting_passage_ids", "supporting_titles"}
-    out = []
-    for _, r in _lines(path):
-        answers = r.get("answers") or ([r["answer"]] if r.get("answer") else [])
-        out.append(
-            Question(
-                id=str(r["id"]),
-                question=str(r["question"]).strip(),
-                answers=tuple(str(a) for a in answers),  # type: ignore[union-attr]
-                supporting_passage_ids=tuple(r.get("supporting_passage_ids") or ()),  # type: ignore[arg-type]
-                supporting_titles=tuple(r.get("supporting_titles") or ()),  # type: ignore[arg-type]
-                extra={k: v for k, v in r.items() if k not in known},
-            )
-        )
-    return out
+def load_corpus(path: Path) -> list[SourceDocument]:
+    """Passages of a ``corpus.jsonl`` file (``source`` is the passage id)."""
+    return list(read_paths([path], max_bytes=_MAX_RECORD_BYTES))
 
 
 if __name__ == "__main__":
