@@ -22,7 +22,7 @@ from rapidfuzz import fuzz
 
 from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
-from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor
+from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
 from graph import (
     Access,
     ChunkId,
@@ -58,7 +58,7 @@ class RetrievalWeights:
     damping: float = 0.5
     chunk_seed: float = 0.05
     per_entity_chunks: int = 60
-    neighbor_facts: int = 40
+    neighbor_facts: int = 25
     bridge: float = 3.0
     bridge_facts: int = 3
     bridge_threshold: float = 0.3
@@ -223,6 +223,11 @@ class HybridRetriever:
             else:
                 left.append(phrase)
         if not left:
+            return
+        # Only names sharing a word with a phrase are worth embedding (keeps this fast).
+        words = {t for phrase in left for t in tokenize(phrase)}
+        candidates = [c for c in candidates if words & set(tokenize(c.name))][:64]
+        if not candidates:
             return
         matrix = await self._embedder.embed([*left, *(c.name for c in candidates)])
         phrase_vecs, cand_vecs = matrix[: len(left)], matrix[len(left) :]
