@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -184,19 +185,24 @@ class HybridRetriever:
             for p, label in analysis.phrases
             if label not in _UNLINKABLE and (label != "NOUN" or " " in p)
         ]
+        # Titles the parser splits ("the song Changed It") still match as word runs.
+        known = {p for p, _ in phrases}
+        phrases += [(g, "NGRAM") for g in _capitalised_runs(analysis.text) if g not in known]
         exact = await self._graph.match_entities([p for p, _ in phrases], access)
         linked: dict[EntityId, LinkedEntity] = {}
         covered: set[str] = set()
         for phrase, label in phrases:
+            if label == "NGRAM" and any(phrase in c for c in covered):
+                continue  # part of a longer name already linked
             for ent in exact.get(phrase, [])[:2]:
                 method = "exact" if normalize_name(ent.name) == normalize_name(phrase) else "alias"
-                score = 1.0 if label != "NOUN" else 0.5
+                score = {"NOUN": 0.5, "NGRAM": 0.8}.get(label, 1.0)
                 _keep(linked, LinkedEntity(
                     mention=phrase, entity_id=ent.id, name=ent.name, type=ent.type,
                     method=method, score=score,
                 ))  # fmt: skip
                 covered.add(phrase)
-        names = [p for p, label in phrases if p not in covered and label != "NOUN"]
+        names = [p for p, label in phrases if p not in covered and label not in {"NOUN", "NGRAM"}]
         if names and pool:
             candidates = await self._graph.entities(sorted(pool), access)
             await self._fuzzy(names, candidates, linked)
@@ -377,6 +383,29 @@ class HybridRetriever:
             )
             for cid, score in best
         ]
+
+
+_WORDS = re.compile(r"[\w'\-&.:]+|\S")
+
+
+def _capitalised_runs(text: str, longest: int = 8) -> list[str]:
+    """Word runs that start and end with a capitalised word or a number, longest first.
+
+    The question's own first word is skipped (it is capitalised by grammar, not by name).
+    """
+    words = _WORDS.findall(text)
+    spans = []
+    for i in range(1, len(words)):
+        for j in range(i + 1, min(len(words), i + longest) + 1):
+            run = words[i:j]
+            first, last = run[0], run[-1]
+            if not (first[:1].isupper() or first[:1].isdigit()):
+                break
+            if any(not w[:1].isalnum() for w in run):
+                break
+            if len(run) > 1 and (last[:1].isupper() or last[:1].isdigit()):
+                spans.append(" ".join(run))
+    return sorted(set(spans), key=lambda g: (-len(g), g))
 
 
 def _fact_text(fact: Relation, names: dict[EntityId, str]) -> str:
