@@ -21,6 +21,7 @@ from graph import Access, InputError
 
 __all__ = ["BenchQuestion", "exact_match", "f1_score", "load_questions", "run_bench"]
 
+_PUNCTUATION = frozenset(string.punctuation)
 MODES: tuple[Mode, ...] = ("threadline", "dense")
 
 
@@ -63,7 +64,7 @@ def load_questions(path: Path) -> list[BenchQuestion]:
 
 def _normalize(text: str) -> str:
     text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -324,6 +325,4 @@ def _checked_question(question: str) -> str:
 
 
 async def _dimension(embedder: SentenceTransformerEmbedder) -> int:
-    import asyncio  # noqa: PLC0415
-
     return await asyncio.to_thread(lambda: embedder.dimension)

@@ -261,8 +261,6 @@ class _RelationFinder:
 
     def find(self) -> Iterator[RawRelation]:
         for sent in self.doc.sents:
-            s_start = self.offset + sent.start_char
-            s_end = self.offset + sent.end_char
             # spaCy sentence spans may carry trailing whitespace; evidence spans must not.
             s_start, s_end = next(
                 iter(split_sentences(self.doc.text, sent.start_char, sent.end_char)),
