@@ -18,6 +18,7 @@ __all__ = [
     "Document",
     "DocumentGraph",
     "Entity",
+    "GraphPath",
     "Mention",
     "Neighborhood",
     "Relation",
@@ -175,6 +176,14 @@ class Neighborhood(_Frozen):
     entities: tuple[Entity, ...]
     relations: tuple[Relation, ...]
     truncated: bool = False
+
+
+class GraphPath(_Frozen):
+    """A chain of facts linking two entities: ``entity_ids[i]`` and ``entity_ids[i + 1]``
+    are the ends of ``relations[i]`` (in either direction)."""
+
+    entity_ids: tuple[EntityId, ...]
+    relations: tuple[Relation, ...]
 
 
 class DeleteReport(_Frozen):

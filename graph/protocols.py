@@ -20,6 +20,7 @@ from graph.models import (
     Document,
     DocumentGraph,
     Entity,
+    GraphPath,
     Mention,
     Neighborhood,
     Relation,
@@ -124,6 +125,24 @@ class GraphStore(Protocol):
         limit: int = 50,
     ) -> Neighborhood:
         """The readable subgraph within ``depth`` hops, at most ``limit`` entities."""
+        ...
+
+    async def paths(
+        self,
+        source: EntityId,
+        target: EntityId,
+        access: Access,
+        *,
+        max_hops: int = 4,
+        limit: int = 10,
+    ) -> list[GraphPath]:
+        """Shortest chains of readable facts between two entities (at most ``max_hops``
+        facts long, at most ``limit`` paths); each hop carries its strongest fact."""
+        ...
+
+    async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
+        """Everything stored for these documents, as the graphs that would re-create them
+        (for migrations between stores; unrestricted, so operators only)."""
         ...
 
     async def stats(self, access: Access) -> StoreStats:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from engine import Settings
 from extractors import SentenceTransformerEmbedder, SpacyEntityExtractor, packaged_minilm_path
+from tests.bolt_server import BoltServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "datasets" / "sample" / "musique_sample.jsonl"
@@ -71,3 +73,14 @@ def small_corpus(tmp_path: Path, sample_records: list[dict[str, str]]) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoltServer]:
+    """A real Bolt server (ArcadeDB) for the whole session, stopped at the end."""
+    server = BoltServer(tmp_path_factory.mktemp("arcadedb"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ so a process killed mid-write leaves either the old state or the new one.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from graph.models import (
     Document,
     DocumentGraph,
     Entity,
+    GraphPath,
     Mention,
     Neighborhood,
     Relation,
@@ -749,6 +751,95 @@ class NetworkxGraphStore:
                 relations=tuple(self._built(rels, readable)),
                 truncated=truncated,
             )
+
+    async def paths(
+        self,
+        source: EntityId,
+        target: EntityId,
+        access: Access,
+        *,
+        max_hops: int = 4,
+        limit: int = 10,
+    ) -> list[GraphPath]:
+        """Shortest readable fact chains, by breadth-first search over readable facts."""
+        return await asyncio.to_thread(self._paths_sync, source, target, access, max_hops, limit)
+
+    def _paths_sync(
+        self, source: EntityId, target: EntityId, access: Access, max_hops: int, limit: int
+    ) -> list[GraphPath]:
+        with self._lock:
+            readable = self._readable(access)
+            if source == target or not all(
+                self._graph.has_node(e) and self._entity_visible(e, readable)
+                for e in (source, target)
+            ):
+                return []
+
+            def edge_ok(u: EntityId, v: EntityId, rid: RelationId) -> bool:
+                return any(readable is None or d in readable for d in self._support[rid])
+
+            view = nx.subgraph_view(self._graph, filter_edge=edge_ok).to_undirected(as_view=True)
+            out: list[GraphPath] = []
+            try:
+                for nodes in nx.all_shortest_paths(view, source, target):
+                    if len(nodes) - 1 > max_hops or len(out) >= limit:
+                        break
+                    hops = [self._strongest(view, a, b, readable) for a, b in itertools.pairwise(nodes)]
+                    out.append(GraphPath(entity_ids=tuple(nodes), relations=tuple(hops)))
+            except nx.NetworkXNoPath:
+                return []
+            return out
+
+    def _strongest(
+        self, view: Any, a: EntityId, b: EntityId, readable: set[DocumentId] | None
+    ) -> Relation:
+        rids = list(view.get_edge_data(a, b, default={}))
+        best = self._touching([a], readable, set())
+        ranked = [r for r in best if r in rids]
+        relation = self._relation(ranked[0], readable)
+        if relation is None:  # pragma: no cover - the view holds readable facts only
+            raise StoreError(f"fact between {a} and {b} vanished during the search")
+        return relation
+
+    async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
+        """The stored graph of each document, with only that document's evidence."""
+        with self._lock:
+            return [self._export(d) for d in dict.fromkeys(document_ids) if d in self._docs]
+
+    def _export(self, did: DocumentId) -> DocumentGraph:
+        mentions = [
+            self._mention(eid, row)
+            for cid in self._doc_chunks.get(did, ())
+            for eid, row in sorted(self._chunk_mentions.get(cid, ()), key=lambda t: (t[1][2], t[0]))
+        ]
+        relations = []
+        for rid in sorted(self._doc_relations.get(did, ())):
+            rows = self._support[rid].get(did)
+            if not rows:
+                continue
+            subject, predicate, obj, kind = self._facts[rid]
+            relations.append(
+                Relation.model_construct(
+                    id=rid,
+                    subject_id=subject,
+                    predicate=predicate,
+                    object_id=obj,
+                    kind=kind,
+                    confidence=max(row[3] for row in rows),
+                    evidence=tuple(self._span(row[0], did, row[1], row[2]) for row in rows),
+                )
+            )
+        ids = dict.fromkeys(
+            [m.entity_id for m in mentions]
+            + [e for r in relations for e in (r.subject_id, r.object_id)]
+        )
+        return DocumentGraph.model_construct(
+            document=self._docs[did],
+            chunks=tuple(self._chunks[c] for c in self._doc_chunks.get(did, ())),
+            entities=tuple(self._entities[e] for e in ids if e in self._entities),
+            mentions=tuple(mentions),
+            relations=tuple(relations),
+        )
 
     async def stats(self, access: Access) -> StoreStats:
         """Counts of what ``access`` can see."""

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from graph.backends.neo4j_store import Neo4jGraphStore
+from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
+
 from graph import (
+    GraphStore,
     PUBLIC_GROUP,
     Chunk,
     Document,
@@ -85,3 +89,18 @@ def make_graph(
         mentions=tuple(mentions),
         relations=tuple(relations),
     )
+
+
+async def open_test_store(server: BoltServer) -> Neo4jGraphStore:
+    """A Neo4j store on the suite's Bolt server."""
+    return await Neo4jGraphStore.open(
+        server.uri, user=USER, password=PASSWORD, database=DATABASE, http_url=server.http_url
+    )
+
+
+async def wipe(store: GraphStore) -> None:
+    """Delete every document (and so everything else) from a store."""
+    from graph import Access  # noqa: PLC0415
+
+    while docs := await store.documents(Access.admin(), limit=500):
+        await store.delete([d.id for d in docs])

@@ -13,7 +13,8 @@ import pytest
 
 from graph import Access, GraphStore
 from graph.backends.networkx_store import NetworkxGraphStore
-from tests.contract.factories import entity, make_graph
+from tests.bolt_server import BoltServer
+from tests.contract.factories import entity, make_graph, open_test_store, wipe
 
 Opener = Callable[[], Awaitable[GraphStore]]
 
@@ -78,7 +79,7 @@ def _graph_globex():
     )
 
 
-async def _networkx(tmp_path: Path) -> tuple[GraphStore, Opener]:
+async def _networkx(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[GraphStore, Opener]:
     path = tmp_path / "graph.sqlite"
 
     async def reopen() -> GraphStore:
@@ -87,14 +88,26 @@ async def _networkx(tmp_path: Path) -> tuple[GraphStore, Opener]:
     return await reopen(), reopen
 
 
-BACKENDS = {"networkx": _networkx}
+async def _neo4j(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[GraphStore, Opener]:
+    server: BoltServer = request.getfixturevalue("bolt_server")
+
+    async def reopen() -> GraphStore:
+        return await open_test_store(server)
+
+    store = await reopen()
+    await wipe(store)
+    return store, reopen
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+BACKENDS = {"networkx": _networkx, "neo4j": _neo4j}
+MARKS = {"neo4j": [pytest.mark.neo4j]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(BACKENDS)])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[GraphStore, Opener]]:
-    store, reopen = await BACKENDS[request.param](tmp_path)
+    store, reopen = await BACKENDS[request.param](request, tmp_path)
     yield store, reopen
     await store.close()
 

@@ -1,0 +1,392 @@
+"""Cypher for the Neo4j graph store: every statement built by one small function.
+
+The shape of the graph::
+
+    (:Chunk)-[:FROM_DOCUMENT]->(:Document)
+    (:Chunk)-[:NEXT_CHUNK]->(:Chunk)
+    (:Chunk)-[:MENTIONS {start, end, document_id}]->(:Entity)
+    (:Name {key})-[:NAMES]->(:Entity)                 one per normalised name or alias
+    (:Entity)-[:SVO|COPULA|... {id, predicate, ...}]->(:Entity)
+
+A fact is stored as one typed relationship per document that states it, carrying that
+document's evidence spans and its tenant and groups, so every read filters facts by access
+on the relationship itself and deleting a document removes exactly its support.
+
+Values always travel as parameters. The only text spliced into a statement is a
+relationship type from :data:`FACT_TYPES` or a validated integer.
+"""
+
+from __future__ import annotations
+
+from graph.models import RelationKind
+
+__all__ = ["FACT_TYPES", "KIND_TYPES"]
+
+#: Relationship type of each kind of fact.
+KIND_TYPES: dict[RelationKind, str] = {
+    "svo": "SVO",
+    "copula": "COPULA",
+    "appositive": "APPOSITIVE",
+    "possessive": "POSSESSIVE",
+    "preposition": "PREPOSITION",
+    "cooccurrence": "CO_OCCURS",
+}
+
+#: Pattern alternation that matches every fact relationship.
+FACT_TYPES = "|".join(KIND_TYPES.values())
+
+
+def readable(var: str) -> str:
+    """Access predicate on a node or relationship carrying ``tenant`` and ``groups``.
+
+    ``$tenant`` is null for unrestricted access; ``$groups`` holds the caller's groups plus
+    the public marker.
+    """
+    return (
+        f"($tenant IS NULL OR ({var}.tenant = $tenant AND any(g IN {var}.groups WHERE g IN $groups)))"
+    )
+
+
+def visible(var: str) -> str:
+    """An entity exists for the caller when a readable chunk mentions it."""
+    return f"EXISTS {{ MATCH (vc:Chunk)-[:MENTIONS]->({var}) WHERE {readable('vc')} }}"
+
+
+# ---------------------------------------------------------------------------- schema
+
+
+def schema() -> list[str]:
+    """Constraints and range indexes, all idempotent."""
+    unique = [("Document", "id"), ("Chunk", "id"), ("Entity", "id"), ("Name", "key")]
+    indexes = [("Document", "source"), ("Chunk", "document_id")]
+    statements = [
+        f"CREATE CONSTRAINT {label.lower()}_{prop} IF NOT EXISTS "
+        f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE"
+        for label, prop in unique
+    ]
+    statements += [
+        f"CREATE INDEX {label.lower()}_{prop} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})"
+        for label, prop in indexes
+    ]
+    statements += [
+        f"CREATE INDEX fact_{rel_type.lower()}_id IF NOT EXISTS FOR ()-[f:{rel_type}]-() ON (f.id)"
+        for rel_type in KIND_TYPES.values()
+    ]
+    return statements
+
+
+# ---------------------------------------------------------------------------- writes
+
+
+def existing_documents() -> str:
+    return "MATCH (d:Document) WHERE d.id IN $ids RETURN d.id AS id"
+
+
+def create_documents() -> str:
+    return "UNWIND $rows AS r CREATE (d:Document) SET d = r RETURN count(d) AS n"
+
+
+def merge_entities() -> str:
+    return (
+        "UNWIND $rows AS r "
+        "MERGE (e:Entity {id: r.id}) "
+        "ON CREATE SET e.name = r.name, e.type = r.type, e.aliases = r.aliases, e.keys = r.keys "
+        "ON MATCH SET e.aliases = e.aliases + [a IN r.aliases WHERE NOT a IN e.aliases], "
+        "e.keys = e.keys + [k IN r.keys WHERE NOT k IN e.keys] "
+        "SET e.names = reduce(s = '', k IN e.keys | s + ' | ' + k) "
+        "WITH e, r UNWIND r.keys AS key "
+        "MERGE (n:Name {key: key}) MERGE (n)-[:NAMES]->(e) "
+        "RETURN count(DISTINCT e) AS n"
+    )
+
+
+def create_chunks() -> str:
+    return (
+        "UNWIND $rows AS r MATCH (d:Document {id: r.document_id}) "
+        "CREATE (c:Chunk {id: r.id, document_id: r.document_id, index: r.index, "
+        "start: r.start, end: r.end, text: r.text, tenant: d.tenant, groups: d.groups})"
+        "-[:FROM_DOCUMENT]->(d) RETURN count(c) AS n"
+    )
+
+
+def link_chunks() -> str:
+    return (
+        "UNWIND $rows AS r MATCH (a:Chunk {id: r.a}) MATCH (b:Chunk {id: r.b}) "
+        "CREATE (a)-[:NEXT_CHUNK]->(b) RETURN count(*) AS n"
+    )
+
+
+def create_mentions() -> str:
+    return (
+        "UNWIND $rows AS r MATCH (c:Chunk {id: r.chunk_id}) MATCH (e:Entity {id: r.entity_id}) "
+        "CREATE (c)-[m:MENTIONS {start: r.start, end: r.end, document_id: c.document_id}]->(e) "
+        "RETURN count(m) AS n"
+    )
+
+
+def create_facts(rel_type: str) -> str:
+    return (
+        "UNWIND $rows AS r MATCH (s:Entity {id: r.subject_id}) MATCH (o:Entity {id: r.object_id}) "
+        f"CREATE (s)-[f:{rel_type}]->(o) SET f = r.props RETURN count(f) AS n"
+    )
+
+
+# ---------------------------------------------------------------------------- deletes
+
+
+def document_facts() -> str:
+    """Each document's fact relationships, reached from the entities it touches."""
+    return (
+        "UNWIND $ids AS did MATCH (d:Document {id: did}) "
+        "UNWIND d.entity_ids AS eid MATCH (s:Entity {id: eid})-[f:" + FACT_TYPES + "]->() "
+        "WHERE f.document_id = did "
+        "RETURN DISTINCT f.id AS rid, eid AS subject"
+    )
+
+
+def delete_document_facts() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (d:Document {id: did}) "
+        "UNWIND d.entity_ids AS eid MATCH (:Entity {id: eid})-[f:" + FACT_TYPES + "]->() "
+        "WHERE f.document_id = did DELETE f"
+    )
+
+
+def surviving_facts() -> str:
+    return (
+        "UNWIND $rows AS r MATCH (:Entity {id: r.subject})-[f:" + FACT_TYPES + "]->() "
+        "WHERE f.id = r.rid RETURN DISTINCT f.id AS rid"
+    )
+
+
+def count_document_chunks() -> str:
+    return (
+        "MATCH (d:Document)<-[:FROM_DOCUMENT]-(c:Chunk) WHERE d.id IN $ids "
+        "OPTIONAL MATCH (c)-[m:MENTIONS]->(e:Entity) "
+        "RETURN count(DISTINCT c) AS chunks, count(m) AS mentions, "
+        "collect(DISTINCT e.id) AS entities"
+    )
+
+
+def delete_documents() -> str:
+    return (
+        "MATCH (d:Document) WHERE d.id IN $ids "
+        "OPTIONAL MATCH (c:Chunk)-[:FROM_DOCUMENT]->(d) DETACH DELETE c, d"
+    )
+
+
+def delete_orphan_entities() -> str:
+    return (
+        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) "
+        "WHERE NOT EXISTS { MATCH (:Chunk)-[:MENTIONS]->(e) } "
+        "WITH e, e.keys AS keys DETACH DELETE e RETURN keys"
+    )
+
+
+def delete_orphan_names() -> str:
+    return (
+        "UNWIND $keys AS key MATCH (n:Name {key: key}) "
+        "WHERE NOT EXISTS { MATCH (n)-[:NAMES]->() } DELETE n"
+    )
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+def documents(*, by_ids: bool, by_source: bool) -> str:
+    match = "UNWIND $ids AS did MATCH (d:Document {id: did})" if by_ids else "MATCH (d:Document)"
+    where = [readable("d")]
+    if by_source:
+        where.append("d.source = $source")
+    return (
+        f"{match} WHERE {' AND '.join(where)} "
+        "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
+        ".ingested_at, .text} AS d ORDER BY d.source, d.version, d.id SKIP $offset LIMIT $limit"
+    )
+
+
+def chunks() -> str:
+    return (
+        "UNWIND $ids AS cid MATCH (c:Chunk {id: cid}) WHERE " + readable("c") + " "
+        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c"
+    )
+
+
+_ENTITY = "e {.id, .name, .type, .aliases} AS e"
+
+
+def entities() -> str:
+    return (
+        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) WHERE " + visible("e") + " RETURN " + _ENTITY
+    )
+
+
+def match_names() -> str:
+    return (
+        "UNWIND $keys AS key MATCH (:Name {key: key})-[:NAMES]->(e:Entity) "
+        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "RETURN count(m) AS support } "
+        "WITH key, e, support WHERE support > 0 "
+        "RETURN key, " + _ENTITY + ", support ORDER BY key, support DESC, e.id"
+    )
+
+
+def search_entities(*, typed: bool) -> str:
+    where = "any(k IN e.keys WHERE k CONTAINS $needle)"
+    if typed:
+        where += " AND e.type IN $types"
+    return (
+        f"MATCH (e:Entity) WHERE {where} "
+        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "RETURN count(m) AS support } "
+        "WITH e, support WHERE support > 0 "
+        "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
+        "WHEN any(k IN e.keys WHERE k STARTS WITH $needle) THEN 1 ELSE 2 END AS rank "
+        "RETURN " + _ENTITY + ", rank, support ORDER BY rank, support DESC, e.name LIMIT $limit"
+    )
+
+
+def search_fulltext(index: str, *, typed: bool) -> str:
+    """Candidates from the full-text index, ranked like :func:`search_entities`."""
+    where = "any(k IN e.keys WHERE k CONTAINS $needle)"
+    if typed:
+        where += " AND e.type IN $types"
+    return (
+        "CALL db.index.fulltext.queryNodes('" + index + "', $query) YIELD node, score "
+        "WITH node AS e, score ORDER BY score DESC LIMIT $scan "
+        f"WITH e WHERE {where} "
+        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "RETURN count(m) AS support } "
+        "WITH e, support WHERE support > 0 "
+        "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
+        "WHEN any(k IN e.keys WHERE k STARTS WITH $needle) THEN 1 ELSE 2 END AS rank "
+        "RETURN " + _ENTITY + ", rank, support ORDER BY rank, support DESC, e.name LIMIT $limit"
+    )
+
+
+_MENTION = (
+    "e.id AS entity_id, c.id AS chunk_id, c.document_id AS document_id, m.start AS start, "
+    "m.end AS end, substring(c.text, m.start - c.start, m.end - m.start) AS text"
+)
+
+
+def mentions() -> str:
+    return (
+        "UNWIND $ids AS eid MATCH (c:Chunk)-[m:MENTIONS]->(e:Entity {id: eid}) "
+        "WHERE " + readable("c") + " RETURN " + _MENTION + " "
+        "ORDER BY document_id, start, entity_id LIMIT $limit"
+    )
+
+
+def mention_edges() -> str:
+    return (
+        "UNWIND $ids AS eid MATCH (c:Chunk)-[m:MENTIONS]->(:Entity {id: eid}) "
+        "WHERE " + readable("c") + " "
+        "WITH eid, c.id AS cid, count(m) AS n ORDER BY n DESC, cid "
+        "WITH eid, collect([cid, n])[..$per_entity] AS top "
+        "UNWIND top AS t RETURN eid, t[0] AS cid, t[1] AS n"
+    )
+
+
+def chunk_mentions() -> str:
+    return (
+        "UNWIND $ids AS cid MATCH (c:Chunk {id: cid})-[m:MENTIONS]->(e:Entity) "
+        "WHERE " + readable("c") + " RETURN " + _MENTION
+    )
+
+
+_FACT_ROWS = (
+    "RETURN f.id AS rid, s.id AS subject, f.predicate AS predicate, o.id AS object, "
+    "f.kind AS kind, f.document_id AS document_id, f.chunk_ids AS chunk_ids, "
+    "f.starts AS starts, f.ends AS ends, f.texts AS texts, f.confidence AS confidence"
+)
+
+
+def facts_by_id() -> str:
+    """Facts by id. The relationship-id index is per type, so each type is one branch."""
+    branches = [
+        f"MATCH (s:Entity)-[f:{rel_type}]->(o:Entity) WHERE f.id IN $ids AND {readable('f')} "
+        + _FACT_ROWS
+        for rel_type in KIND_TYPES.values()
+    ]
+    return " UNION ALL ".join(branches)
+
+
+def touching(*, by_predicate: bool) -> str:
+    """Readable facts touching the entities, ranked like the embedded store ranks them."""
+    where = readable("f")
+    if by_predicate:
+        where += " AND f.predicate IN $predicates"
+    return (
+        "UNWIND $ids AS eid MATCH (:Entity {id: eid})-[f:" + FACT_TYPES + "]-(:Entity) "
+        f"WHERE {where} WITH DISTINCT f "
+        "MATCH (s:Entity)-[f]->(o:Entity) "
+        "WITH f.id AS rid, s.id AS subject, o.id AS object, "
+        "max(f.confidence) AS confidence, sum(size(f.starts)) AS n "
+        "RETURN rid, subject, object, confidence * n AS score, n "
+        "ORDER BY score DESC, n DESC, rid DESC LIMIT $limit"
+    )
+
+
+def shortest_paths(max_hops: int) -> str:
+    hops = int(max_hops)
+    return (
+        "MATCH (a:Entity {id: $source}) MATCH (b:Entity {id: $target}) "
+        f"MATCH p = allShortestPaths((a)-[:{FACT_TYPES}*..{hops}]-(b)) "
+        f"WHERE all(f IN relationships(p) WHERE {readable('f')}) "
+        "RETURN [n IN nodes(p) | n.id] AS nodes LIMIT $scan"
+    )
+
+
+def export_documents() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (d:Document {id: did}) "
+        "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
+        ".ingested_at, .text} AS d"
+    )
+
+
+def export_chunks() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (c:Chunk)-[:FROM_DOCUMENT]->(:Document {id: did}) "
+        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c "
+        "ORDER BY c.document_id, c.index"
+    )
+
+
+def export_mentions() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (c:Chunk)-[:FROM_DOCUMENT]->(:Document {id: did}) "
+        "MATCH (c)-[m:MENTIONS]->(e:Entity) RETURN " + _MENTION + " "
+        "ORDER BY document_id, c.index, start, entity_id"
+    )
+
+
+def export_facts() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (d:Document {id: did}) "
+        "UNWIND d.entity_ids AS eid MATCH (s:Entity {id: eid})-[f:" + FACT_TYPES + "]->(o:Entity) "
+        "WHERE f.document_id = did " + _FACT_ROWS + " ORDER BY rid"
+    )
+
+
+def stats() -> list[tuple[str, str]]:
+    return [
+        ("documents", "MATCH (d:Document) WHERE " + readable("d") + " RETURN count(d) AS n"),
+        ("chunks", "MATCH (c:Chunk) WHERE " + readable("c") + " RETURN count(c) AS n"),
+        (
+            "entities",
+            "MATCH (e:Entity) WHERE $tenant IS NULL OR " + visible("e") + " RETURN count(e) AS n",
+        ),
+        (
+            "mentions",
+            "MATCH (c:Chunk)-[m:MENTIONS]->(:Entity) WHERE "
+            + readable("c")
+            + " RETURN count(m) AS n",
+        ),
+        (
+            "relations",
+            "MATCH (:Entity)-[f:" + FACT_TYPES + "]->(:Entity) WHERE " + readable("f") + " "
+            "RETURN count(DISTINCT f.id) AS n",
+        ),
+    ]

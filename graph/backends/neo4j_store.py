@@ -1,0 +1,736 @@
+"""The production graph store: Neo4j (single server, cluster or Aura) over Bolt.
+
+Writes are batched ``UNWIND $rows`` statements inside one managed write transaction per
+call, which the driver retries on transient errors (deadlocks, leader changes). Reads are
+routed to readers. Every read filters by the caller's tenant and groups inside the Cypher
+(:func:`graph.backends.neo4j_cypher.readable`), never afterwards.
+
+Graph algorithms never pull the whole graph: neighbourhoods expand breadth-first one
+bounded Cypher query per level, shortest paths run on the server (``allShortestPaths``
+with the access predicate on every hop), and retrieval's personalised PageRank runs over
+the bounded entity-chunk subgraph that :meth:`Neo4jGraphStore.mention_edges` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Self, TypeVar
+
+import neo4j
+from neo4j import AsyncDriver, AsyncGraphDatabase, AsyncManagedTransaction, RoutingControl
+from neo4j.exceptions import (
+    AuthError,
+    ClientError,
+    ConfigurationError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+from graph.backends import neo4j_cypher as cypher
+from graph.backends.neo4j_dialect import Dialect, dialect_for
+from graph.errors import ConfigError, StoreError, StoreUnavailableError
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name
+from graph.models import (
+    Access,
+    Chunk,
+    DeleteReport,
+    Document,
+    DocumentGraph,
+    Entity,
+    GraphPath,
+    Mention,
+    Neighborhood,
+    Relation,
+    Span,
+    StoreStats,
+)
+
+__all__ = ["Neo4jGraphStore"]
+
+T = TypeVar("T")
+
+#: Rows per ``UNWIND`` statement: large enough to amortise round trips, small enough to
+#: keep each statement's memory on the server modest.
+BATCH_ROWS = 2000
+_TOKEN = re.compile(r"\w+")
+_LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
+
+
+def _access(access: Access) -> dict[str, Any]:
+    return {"tenant": access.tenant, "groups": access.readable_groups()}
+
+
+def _slices(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [rows[i : i + BATCH_ROWS] for i in range(0, len(rows), BATCH_ROWS)]
+
+
+class Neo4jGraphStore:
+    """Graph store on a Neo4j-compatible Bolt server. Create it with :meth:`open`."""
+
+    def __init__(self, driver: AsyncDriver, *, uri: str, database: str, dialect: Dialect) -> None:
+        self._driver = driver
+        self._uri = uri
+        self._database = database
+        self._dialect = dialect
+        self._fulltext = True
+
+    @classmethod
+    async def open(
+        cls,
+        uri: str,
+        *,
+        user: str,
+        password: str,
+        database: str = "neo4j",
+        http_url: str | None = None,
+        connection_timeout: float = 10.0,
+        max_pool_size: int = 50,
+    ) -> Self:
+        """Connect, check the credentials and the database, and create the schema.
+
+        ``http_url`` is only used for ArcadeDB (its HTTP API takes the full-text DDL).
+        """
+        try:
+            driver = AsyncGraphDatabase.driver(
+                uri,
+                auth=(user, password),
+                connection_timeout=connection_timeout,
+                max_connection_pool_size=max_pool_size,
+            )
+        except (ConfigurationError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid Neo4j URI {uri!r}: {exc}; use bolt://, neo4j://, neo4j+s:// "
+                "or bolt+s:// followed by host:port (THREADLINE_GRAPH__URI)"
+            ) from exc
+        try:
+            info = await driver.get_server_info()
+            dialect = dialect_for(
+                info.agent,
+                uri=uri,
+                database=database,
+                user=user,
+                password=password,
+                http_url=http_url,
+            )
+            store = cls(driver, uri=uri, database=database, dialect=dialect)
+            await store._create_schema()
+        except BaseException as exc:
+            await driver.close()
+            if isinstance(exc, Neo4jError | DriverError):
+                raise _translate(exc, uri, database, user) from exc
+            raise
+        return store
+
+    @property
+    def dialect(self) -> str:
+        """Which server dialect the store detected (``neo4j`` or ``arcadedb``)."""
+        return self._dialect.name
+
+    async def _create_schema(self) -> None:
+        async def work(tx: AsyncManagedTransaction) -> None:
+            for statement in cypher.schema():
+                await (await tx.run(statement)).consume()
+
+        async with self._driver.session(database=self._database) as session:
+            await session.execute_write(work)
+            await session.execute_write(self._dialect.create_fulltext)
+
+    async def close(self) -> None:
+        """Close the driver and its connections."""
+        await self._driver.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _read(self, statement: str, /, **params: Any) -> list[neo4j.Record]:
+        try:
+            result = await self._driver.execute_query(
+                statement,  # type: ignore[arg-type]
+                params,
+                database_=self._database,
+                routing_=RoutingControl.READ,
+            )
+        except (Neo4jError, DriverError) as exc:
+            raise _translate(exc, self._uri, self._database) from exc
+        return list(result.records)
+
+    async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]]) -> T:
+        try:
+            async with self._driver.session(database=self._database) as session:
+                return await session.execute_write(work)
+        except (Neo4jError, DriverError) as exc:
+            raise _translate(exc, self._uri, self._database) from exc
+
+    # ------------------------------------------------------------------ writes
+
+    async def upsert(
+        self, graphs: Sequence[DocumentGraph], *, replaces: Sequence[DocumentId] = ()
+    ) -> None:
+        """Write documents and their extractions (and drop ``replaces``) in one transaction."""
+        graphs = list(graphs)
+        replaces = list(dict.fromkeys(replaces))
+
+        async def work(tx: AsyncManagedTransaction) -> None:
+            ids = [g.document.id for g in graphs] + replaces
+            present = {r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()}
+            new = [g for g in graphs if g.document.id not in present]
+            old = [d for d in replaces if d in present]
+            if old:
+                await _delete_tx(tx, old)
+            if new:
+                await _insert_tx(tx, new)
+
+        await self._write(work)
+
+    async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
+        """Delete documents and everything only they support, in one transaction."""
+        ids = list(dict.fromkeys(document_ids))
+
+        async def work(tx: AsyncManagedTransaction) -> DeleteReport:
+            present = [r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()]
+            if not present:
+                return DeleteReport()
+            return await _delete_tx(tx, present)
+
+        return await self._write(work)
+
+    # ------------------------------------------------------------------ reads
+
+    async def documents(
+        self,
+        access: Access,
+        *,
+        ids: Sequence[DocumentId] | None = None,
+        source: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Document]:
+        """Readable documents, ordered by source then version."""
+        query = cypher.documents(by_ids=ids is not None, by_source=source is not None)
+        records = await self._read(
+            query,
+            ids=list(dict.fromkeys(ids or ())),
+            source=source,
+            limit=max(limit, 0),
+            offset=max(offset, 0),
+            **_access(access),
+        )
+        return [_document(r["d"]) for r in records]
+
+    async def chunks(self, ids: Sequence[ChunkId], access: Access) -> list[Chunk]:
+        """Readable chunks by id, in the order asked."""
+        records = await self._read(cypher.chunks(), ids=list(dict.fromkeys(ids)), **_access(access))
+        found = {r["c"]["id"]: _chunk(r["c"]) for r in records}
+        return [found[c] for c in ids if c in found]
+
+    async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
+        """Visible entities by id, in the order asked."""
+        records = await self._read(
+            cypher.entities(), ids=list(dict.fromkeys(ids)), **_access(access)
+        )
+        found = {r["e"]["id"]: _entity(r["e"]) for r in records}
+        return [found[e] for e in ids if e in found]
+
+    async def search_entities(
+        self, text: str, access: Access, *, types: Sequence[str] = (), limit: int = 20
+    ) -> list[Entity]:
+        """Visible entities whose name or alias contains ``text``, exact and prefix first.
+
+        The full-text index supplies candidates for whole-word prefixes; when it finds fewer
+        than ``limit`` the store also scans names for substrings inside words.
+        """
+        needle = normalize_name(text)
+        if not needle or limit <= 0:
+            return []
+        params = {"needle": needle, "types": list(types), "limit": limit, **_access(access)}
+        rows: dict[str, tuple[int, int, Entity]] = {}
+        query = _lucene_prefix(needle)
+        if query and self._fulltext:
+            index = self._dialect.entity_names_index
+            try:
+                records = await self._read(
+                    cypher.search_fulltext(index, typed=bool(types)),
+                    query=query,
+                    scan=limit * 20,
+                    **params,
+                )
+            except StoreError:
+                # An index that is still populating, or a server without full-text support.
+                self._fulltext = False
+                records = []
+            for r in records:
+                rows[r["e"]["id"]] = (r["rank"], r["support"], _entity(r["e"]))
+        if len(rows) < limit:
+            for r in await self._read(cypher.search_entities(typed=bool(types)), **params):
+                rows[r["e"]["id"]] = (r["rank"], r["support"], _entity(r["e"]))
+        ranked = sorted(rows.values(), key=lambda t: (t[0], -t[1], t[2].name))
+        return [t[2] for t in ranked[:limit]]
+
+    async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
+        """Visible entities named (or aliased) exactly like each name, most mentioned first."""
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for name in dict.fromkeys(names):
+            by_key[normalize_name(name)].append(name)
+        records = await self._read(cypher.match_names(), keys=list(by_key), **_access(access))
+        found: dict[str, list[Entity]] = defaultdict(list)
+        for r in records:
+            found[r["key"]].append(_entity(r["e"]))
+        return {name: found[key] for key, asked in by_key.items() if key in found for name in asked}
+
+    async def mentions(
+        self, entity_ids: Sequence[EntityId], access: Access, *, limit: int = 100
+    ) -> list[Mention]:
+        """Readable mentions of the entities, in document order."""
+        records = await self._read(
+            cypher.mentions(), ids=list(dict.fromkeys(entity_ids)), limit=limit, **_access(access)
+        )
+        return [_mention(r) for r in records]
+
+    async def mention_edges(
+        self, entity_ids: Sequence[EntityId], access: Access, *, per_entity: int = 200
+    ) -> list[tuple[EntityId, ChunkId, int]]:
+        """(entity, chunk, mention count) for readable chunks, at most ``per_entity`` each."""
+        records = await self._read(
+            cypher.mention_edges(),
+            ids=list(dict.fromkeys(entity_ids)),
+            per_entity=per_entity,
+            **_access(access),
+        )
+        return [(r["eid"], r["cid"], r["n"]) for r in records]
+
+    async def chunk_mentions(self, chunk_ids: Sequence[ChunkId], access: Access) -> list[Mention]:
+        """Mentions inside readable chunks, in chunk then text order."""
+        order = {c: i for i, c in enumerate(dict.fromkeys(chunk_ids))}
+        records = await self._read(cypher.chunk_mentions(), ids=list(order), **_access(access))
+        rows = sorted(records, key=lambda r: (order[r["chunk_id"]], r["start"], r["entity_id"]))
+        return [_mention(r) for r in rows]
+
+    async def facts(self, ids: Sequence[RelationId], access: Access) -> list[Relation]:
+        """Facts by id, with readable evidence only, in the order asked."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        records = await self._read(cypher.facts_by_id(), ids=wanted, **_access(access))
+        built = _relations(records)
+        return [built[r] for r in wanted if r in built]
+
+    async def relations(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        predicates: Sequence[str] = (),
+        limit: int = 100,
+    ) -> list[Relation]:
+        """Facts touching the entities, strongest first."""
+        ranked = await self._touching(list(entity_ids), access, predicates, limit)
+        return await self.facts([r[0] for r in ranked], access)
+
+    async def _touching(
+        self, entity_ids: list[EntityId], access: Access, predicates: Sequence[str], limit: int
+    ) -> list[tuple[RelationId, EntityId, EntityId]]:
+        records = await self._read(
+            cypher.touching(by_predicate=bool(predicates)),
+            ids=list(dict.fromkeys(entity_ids)),
+            predicates=list(predicates),
+            limit=limit,
+            **_access(access),
+        )
+        return [(r["rid"], r["subject"], r["object"]) for r in records]
+
+    async def neighbors(
+        self,
+        entity_ids: Sequence[EntityId],
+        access: Access,
+        *,
+        depth: int = 1,
+        predicates: Sequence[str] = (),
+        limit: int = 50,
+    ) -> Neighborhood:
+        """Breadth-first readable subgraph, one bounded query per level."""
+        seeds = [e.id for e in await self.entities(list(dict.fromkeys(entity_ids)), access)]
+        kept: dict[EntityId, None] = dict.fromkeys(seeds[:limit])
+        truncated = len(seeds) > limit
+        rels: dict[RelationId, None] = {}
+        frontier = list(kept)
+        # Each level reads at most this many facts: enough to fill the limit many times over.
+        per_level = max(limit * 20, 200)
+        for _ in range(depth):
+            if not frontier:
+                break
+            touching = await self._touching(frontier, access, predicates, per_level)
+            if len(touching) >= per_level:
+                truncated = True
+            nxt: list[EntityId] = []
+            for rid, subject, obj in touching:
+                for end in (subject, obj):
+                    if end not in kept:
+                        if len(kept) >= limit:
+                            truncated = True
+                            continue
+                        kept[end] = None
+                        nxt.append(end)
+                if subject in kept and obj in kept:
+                    rels[rid] = None
+            frontier = nxt
+        entities = await self.entities(list(kept), access)
+        return Neighborhood(
+            entities=tuple(entities),
+            relations=tuple(await self.facts(list(rels), access)),
+            truncated=truncated,
+        )
+
+    async def paths(
+        self,
+        source: EntityId,
+        target: EntityId,
+        access: Access,
+        *,
+        max_hops: int = 4,
+        limit: int = 10,
+    ) -> list[GraphPath]:
+        """Shortest readable fact chains, searched on the server."""
+        if source == target or not 1 <= max_hops <= 8:
+            return []
+        if len(await self.entities([source, target], access)) < 2:
+            return []
+        # Parallel facts (one relationship per document) repeat a node path; read extra.
+        records = await self._read(
+            cypher.shortest_paths(max_hops),
+            source=source,
+            target=target,
+            scan=limit * 10,
+            **_access(access),
+        )
+        node_paths = list(dict.fromkeys(tuple(r["nodes"]) for r in records))[:limit]
+        out: list[GraphPath] = []
+        for nodes in node_paths:
+            hops: list[Relation] = []
+            for a, b in zip(nodes, nodes[1:], strict=False):
+                ranked = await self._touching([a], access, (), 10_000)
+                rid = next(r for r, s, o in ranked if {s, o} == {a, b})
+                hops.extend(await self.facts([rid], access))
+            out.append(GraphPath(entity_ids=nodes, relations=tuple(hops)))
+        return out
+
+    async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
+        """The stored graph of each document, with only that document's evidence."""
+        ids = list(dict.fromkeys(document_ids))
+        docs = {r["d"]["id"]: _document(r["d"]) for r in await self._read(cypher.export_documents(), ids=ids)}
+        chunks: dict[str, list[Chunk]] = defaultdict(list)
+        for r in await self._read(cypher.export_chunks(), ids=ids):
+            chunks[r["c"]["document_id"]].append(_chunk(r["c"]))
+        mentions: dict[str, list[Mention]] = defaultdict(list)
+        for r in await self._read(cypher.export_mentions(), ids=ids):
+            mentions[r["document_id"]].append(_mention(r))
+        facts: dict[str, list[neo4j.Record]] = defaultdict(list)
+        for r in await self._read(cypher.export_facts(), ids=ids):
+            facts[r["document_id"]].append(r)
+        out: list[DocumentGraph] = []
+        for did in ids:
+            if did not in docs:
+                continue
+            relations = list(_relations(facts[did]).values())
+            entity_ids = list(
+                dict.fromkeys(
+                    [m.entity_id for m in mentions[did]]
+                    + [e for rel in relations for e in (rel.subject_id, rel.object_id)]
+                )
+            )
+            entities = await self.entities(entity_ids, Access.admin())
+            out.append(
+                DocumentGraph.model_construct(
+                    document=docs[did],
+                    chunks=tuple(chunks[did]),
+                    entities=tuple(entities),
+                    mentions=tuple(mentions[did]),
+                    relations=tuple(relations),
+                )
+            )
+        return out
+
+    async def stats(self, access: Access) -> StoreStats:
+        """Counts of what ``access`` can see."""
+        params = _access(access)
+        counts = {}
+        for name, query in cypher.stats():
+            counts[name] = (await self._read(query, **params))[0]["n"]
+        return StoreStats(**counts)
+
+
+# ---------------------------------------------------------------------- transactions
+
+
+async def _count(tx: AsyncManagedTransaction, query: str, rows: list[dict[str, Any]]) -> int:
+    total = 0
+    for part in _slices(rows):
+        record = await (await tx.run(query, rows=part)).single()
+        total += int(record["n"]) if record is not None else 0
+    return total
+
+
+async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -> None:
+    documents = []
+    for g in graphs:
+        d = g.document
+        touched = {e.id for e in g.entities} | {
+            e for r in g.relations for e in (r.subject_id, r.object_id)
+        }
+        documents.append(
+            {
+                "id": d.id,
+                "source": d.source,
+                "title": d.title,
+                "version": d.version,
+                "tenant": d.tenant,
+                "groups": list(d.groups),
+                "content_hash": d.content_hash,
+                "ingested_at": d.ingested_at.isoformat(),
+                "text": d.text,
+                "entity_ids": sorted(touched),
+            }
+        )
+    await _count(tx, cypher.create_documents(), documents)
+
+    merged: dict[EntityId, Entity] = {}
+    for g in graphs:
+        for ent in g.entities:
+            base = merged.get(ent.id)
+            merged[ent.id] = (
+                ent
+                if base is None
+                else base.model_copy(
+                    update={"aliases": tuple(dict.fromkeys([*base.aliases, *ent.aliases]))}
+                )
+            )
+    entity_rows = [
+        {
+            "id": e.id,
+            "name": e.name,
+            "type": e.type,
+            "aliases": list(e.aliases),
+            "keys": list(dict.fromkeys(normalize_name(n) for n in (e.name, *e.aliases))),
+        }
+        for e in merged.values()
+    ]
+    await _count(tx, cypher.merge_entities(), entity_rows)
+
+    chunk_rows = [
+        {
+            "id": c.id,
+            "document_id": c.document_id,
+            "index": c.index,
+            "start": c.start,
+            "end": c.end,
+            "text": c.text,
+        }
+        for g in graphs
+        for c in g.chunks
+    ]
+    await _count(tx, cypher.create_chunks(), chunk_rows)
+    links = [
+        {"a": a.id, "b": b.id}
+        for g in graphs
+        for a, b in zip(
+            sorted(g.chunks, key=lambda c: c.index),
+            sorted(g.chunks, key=lambda c: c.index)[1:],
+            strict=False,
+        )
+    ]
+    await _count(tx, cypher.link_chunks(), links)
+
+    seen: set[tuple[str, str, int, int]] = set()
+    mention_rows = []
+    for g in graphs:
+        for m in g.mentions:
+            key = (m.entity_id, m.span.chunk_id, m.span.start, m.span.end)
+            if key not in seen:
+                seen.add(key)
+                mention_rows.append(
+                    {
+                        "entity_id": m.entity_id,
+                        "chunk_id": m.span.chunk_id,
+                        "start": m.span.start,
+                        "end": m.span.end,
+                    }
+                )
+    written = await _count(tx, cypher.create_mentions(), mention_rows)
+    if written != len(mention_rows):
+        raise StoreError(
+            f"{len(mention_rows) - written} mentions refer to chunks or entities that are not "
+            "part of their document graph; nothing was written"
+        )
+
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for g in graphs:
+        for rel in g.relations:
+            spans = list(dict.fromkeys((s.chunk_id, s.start, s.end, s.text) for s in rel.evidence))
+            by_type[cypher.KIND_TYPES[rel.kind]].append(
+                {
+                    "subject_id": rel.subject_id,
+                    "object_id": rel.object_id,
+                    "props": {
+                        "id": rel.id,
+                        "predicate": rel.predicate,
+                        "kind": rel.kind,
+                        "confidence": rel.confidence,
+                        "document_id": g.document.id,
+                        "tenant": g.document.tenant,
+                        "groups": list(g.document.groups),
+                        "chunk_ids": [s[0] for s in spans],
+                        "starts": [s[1] for s in spans],
+                        "ends": [s[2] for s in spans],
+                        "texts": [s[3] for s in spans],
+                    },
+                }
+            )
+    for rel_type, rows in sorted(by_type.items()):
+        written = await _count(tx, cypher.create_facts(rel_type), rows)
+        if written != len(rows):
+            raise StoreError(
+                f"{len(rows) - written} facts refer to entities that are not stored; "
+                "nothing was written"
+            )
+
+
+async def _delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
+    pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
+    touched = {p["rid"] for p in pairs}
+    await (await tx.run(cypher.delete_document_facts(), ids=ids)).consume()
+    surviving = {
+        r["rid"]
+        for r in await (
+            await tx.run(
+                cypher.surviving_facts(),
+                rows=[{"rid": p["rid"], "subject": p["subject"]} for p in pairs],
+            )
+        ).data()
+    }
+    counted = await (await tx.run(cypher.count_document_chunks(), ids=ids)).single()
+    chunks = int(counted["chunks"]) if counted else 0
+    mentions = int(counted["mentions"]) if counted else 0
+    candidates = list(counted["entities"]) if counted else []
+    await (await tx.run(cypher.delete_documents(), ids=ids)).consume()
+    orphans = await (await tx.run(cypher.delete_orphan_entities(), ids=candidates)).data()
+    keys = sorted({k for r in orphans for k in r["keys"]})
+    if keys:
+        await (await tx.run(cypher.delete_orphan_names(), keys=keys)).consume()
+    return DeleteReport(
+        documents=len(ids),
+        chunks=chunks,
+        mentions=mentions,
+        relations=len(touched - surviving),
+        entities=len(orphans),
+    )
+
+
+# ---------------------------------------------------------------------- rows to models
+# Rows were validated when they were written; model_construct skips re-validation.
+
+
+def _document(row: dict[str, Any]) -> Document:
+    return Document.model_construct(
+        id=row["id"],
+        source=row["source"],
+        title=row["title"],
+        version=row["version"],
+        tenant=row["tenant"],
+        groups=tuple(row["groups"]),
+        content_hash=row["content_hash"],
+        ingested_at=datetime.fromisoformat(row["ingested_at"]),
+        text=row["text"],
+    )
+
+
+def _chunk(row: dict[str, Any]) -> Chunk:
+    return Chunk.model_construct(
+        id=row["id"],
+        document_id=row["document_id"],
+        index=row["index"],
+        start=row["start"],
+        end=row["end"],
+        text=row["text"],
+    )
+
+
+def _entity(row: dict[str, Any]) -> Entity:
+    return Entity.model_construct(
+        id=row["id"], name=row["name"], type=row["type"], aliases=tuple(row["aliases"] or ())
+    )
+
+
+def _mention(row: neo4j.Record) -> Mention:
+    return Mention.model_construct(
+        entity_id=row["entity_id"],
+        span=Span.model_construct(
+            chunk_id=row["chunk_id"],
+            document_id=row["document_id"],
+            start=row["start"],
+            end=row["end"],
+            text=row["text"],
+        ),
+    )
+
+
+def _relations(records: Sequence[neo4j.Record]) -> dict[RelationId, Relation]:
+    """Relations from per-document fact rows, evidence in document then text order."""
+    grouped: dict[RelationId, list[neo4j.Record]] = defaultdict(list)
+    for r in records:
+        grouped[r["rid"]].append(r)
+    out: dict[RelationId, Relation] = {}
+    for rid, rows in grouped.items():
+        rows.sort(key=lambda r: r["document_id"])
+        spans = [
+            Span.model_construct(
+                chunk_id=cid, document_id=r["document_id"], start=start, end=end, text=text
+            )
+            for r in rows
+            for cid, start, end, text in zip(
+                r["chunk_ids"], r["starts"], r["ends"], r["texts"], strict=True
+            )
+        ]
+        first = rows[0]
+        out[rid] = Relation.model_construct(
+            id=rid,
+            subject_id=first["subject"],
+            predicate=first["predicate"],
+            object_id=first["object"],
+            kind=first["kind"],
+            confidence=max(r["confidence"] for r in rows),
+            evidence=tuple(spans),
+        )
+    return out
+
+
+def _lucene_prefix(needle: str) -> str:
+    """A full-text query matching names with every word of ``needle`` as a word prefix."""
+    tokens = _TOKEN.findall(needle)
+    return " AND ".join(_LUCENE_SPECIAL.sub(r"\\\1", t) + "*" for t in tokens)
+
+
+def _translate(
+    exc: Neo4jError | DriverError, uri: str, database: str, user: str | None = None
+) -> StoreError | ConfigError:
+    """A Threadline error that says what failed and what to check."""
+    if isinstance(exc, AuthError):
+        who = f" user {user!r}" if user else ""
+        return StoreUnavailableError(
+            f"Neo4j at {uri} rejected the credentials of{who or ' the configured user'}: "
+            "check THREADLINE_GRAPH__USER and THREADLINE_GRAPH__PASSWORD"
+        )
+    if isinstance(exc, ServiceUnavailable | SessionExpired | asyncio.TimeoutError):
+        return StoreUnavailableError(
+            f"cannot reach Neo4j at {uri}: {exc}; check that the server is running and "
+            "THREADLINE_GRAPH__URI points at its Bolt port"
+        )
+    if isinstance(exc, ClientError) and (exc.code or "").endswith("DatabaseNotFound"):
+        return ConfigError(
+            f"Neo4j at {uri} has no database {database!r}: create it or set "
+            "THREADLINE_GRAPH__DATABASE"
+        )
+    return StoreError(f"Neo4j at {uri} failed: {exc}")
