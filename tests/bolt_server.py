@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 USER = "root"
-PASSWORD = "threadline-test-secret"  # noqa: S105 - a throwaway test server
+PASSWORD = "threadline-test-secret"
 DATABASE = "threadline"
 
 
@@ -78,7 +78,7 @@ class BoltServer:
         log_path = self.root / "server.log"
         self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         log = log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed command
+        self.process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=dict(os.environ)
         )
         log.close()

@@ -42,9 +42,8 @@ def readable(var: str) -> str:
     ``$tenant`` is null for unrestricted access; ``$groups`` holds the caller's groups plus
     the public marker.
     """
-    return (
-        f"($tenant IS NULL OR ({var}.tenant = $tenant AND any(g IN {var}.groups WHERE g IN $groups)))"
-    )
+    groups = f"any(g IN {var}.groups WHERE g IN $groups)"
+    return f"($tenant IS NULL OR ({var}.tenant = $tenant AND {groups}))"
 
 
 def visible(var: str) -> str:
@@ -328,13 +327,24 @@ def touching(*, by_predicate: bool) -> str:
     )
 
 
-def shortest_paths(max_hops: int) -> str:
-    hops = int(max_hops)
+def expand() -> str:
+    """One breadth-first level: readable fact neighbours of the frontier, capped."""
     return (
-        "MATCH (a:Entity {id: $source}) MATCH (b:Entity {id: $target}) "
-        f"MATCH p = allShortestPaths((a)-[:{FACT_TYPES}*..{hops}]-(b)) "
-        f"WHERE all(f IN relationships(p) WHERE {readable('f')}) "
-        "RETURN [n IN nodes(p) | n.id] AS nodes LIMIT $scan"
+        "UNWIND $ids AS eid MATCH (a:Entity {id: eid})-[f:" + FACT_TYPES + "]-(b:Entity) "
+        "WHERE " + readable("f") + " RETURN DISTINCT a.id AS a, b.id AS b LIMIT $cap"
+    )
+
+
+def strongest_between() -> str:
+    """The strongest readable fact between each pair of entities (either direction)."""
+    return (
+        "UNWIND $pairs AS p MATCH (a:Entity {id: p[0]})-[f:"
+        + FACT_TYPES
+        + "]-(:Entity {id: p[1]}) "
+        "WHERE " + readable("f") + " "
+        "WITH p, f.id AS rid, max(f.confidence) * sum(size(f.starts)) AS score "
+        "ORDER BY score DESC, rid DESC "
+        "WITH p, collect(rid)[0] AS rid RETURN p[0] AS a, p[1] AS b, rid"
     )
 
 

@@ -14,6 +14,7 @@ the bounded entity-chunk subgraph that :meth:`Neo4jGraphStore.mention_edges` ret
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,6 +59,8 @@ T = TypeVar("T")
 #: Rows per ``UNWIND`` statement: large enough to amortise round trips, small enough to
 #: keep each statement's memory on the server modest.
 BATCH_ROWS = 2000
+#: Neighbour pairs one breadth-first level of a path search may read.
+EXPAND_CAP = 5000
 _TOKEN = re.compile(r"\w+")
 _LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 
@@ -150,7 +153,7 @@ class Neo4jGraphStore:
     async def _read(self, statement: str, /, **params: Any) -> list[neo4j.Record]:
         try:
             result = await self._driver.execute_query(
-                statement,  # type: ignore[arg-type]
+                statement,
                 params,
                 database_=self._database,
                 routing_=RoutingControl.READ,
@@ -177,7 +180,9 @@ class Neo4jGraphStore:
 
         async def work(tx: AsyncManagedTransaction) -> None:
             ids = [g.document.id for g in graphs] + replaces
-            present = {r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()}
+            present = {
+                r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()
+            }
             new = [g for g in graphs if g.document.id not in present]
             old = [d for d in replaces if d in present]
             if old:
@@ -192,7 +197,9 @@ class Neo4jGraphStore:
         ids = list(dict.fromkeys(document_ids))
 
         async def work(tx: AsyncManagedTransaction) -> DeleteReport:
-            present = [r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()]
+            present = [
+                r["id"] for r in await (await tx.run(cypher.existing_documents(), ids=ids)).data()
+            ]
             if not present:
                 return DeleteReport()
             return await _delete_tx(tx, present)
@@ -394,34 +401,47 @@ class Neo4jGraphStore:
         max_hops: int = 4,
         limit: int = 10,
     ) -> list[GraphPath]:
-        """Shortest readable fact chains, searched on the server."""
-        if source == target or not 1 <= max_hops <= 8:
+        """Shortest readable fact chains, by bidirectional breadth-first search.
+
+        Each level is one Cypher query over the frontier (at most :data:`EXPAND_CAP`
+        neighbour pairs), so the search never holds more than the levels it visited.
+        """
+        if source == target or max_hops < 1 or limit < 1:
             return []
         if len(await self.entities([source, target], access)) < 2:
             return []
-        # Parallel facts (one relationship per document) repeat a node path; read extra.
+
+        async def expand(nodes: set[EntityId]) -> dict[EntityId, set[EntityId]]:
+            records = await self._read(
+                cypher.expand(), ids=sorted(nodes), cap=EXPAND_CAP, **_access(access)
+            )
+            adjacency: dict[EntityId, set[EntityId]] = defaultdict(set)
+            for r in records:
+                adjacency[r["a"]].add(r["b"])
+            return adjacency
+
+        node_paths = await shortest_node_paths(source, target, expand, max_hops, limit)
+        pairs = sorted({(a, b) for nodes in node_paths for a, b in itertools.pairwise(nodes)})
         records = await self._read(
-            cypher.shortest_paths(max_hops),
-            source=source,
-            target=target,
-            scan=limit * 10,
-            **_access(access),
+            cypher.strongest_between(), pairs=[list(p) for p in pairs], **_access(access)
         )
-        node_paths = list(dict.fromkeys(tuple(r["nodes"]) for r in records))[:limit]
-        out: list[GraphPath] = []
-        for nodes in node_paths:
-            hops: list[Relation] = []
-            for a, b in zip(nodes, nodes[1:], strict=False):
-                ranked = await self._touching([a], access, (), 10_000)
-                rid = next(r for r, s, o in ranked if {s, o} == {a, b})
-                hops.extend(await self.facts([rid], access))
-            out.append(GraphPath(entity_ids=nodes, relations=tuple(hops)))
-        return out
+        best = {(r["a"], r["b"]): r["rid"] for r in records}
+        facts = {r.id: r for r in await self.facts(list(best.values()), access)}
+        return [
+            GraphPath(
+                entity_ids=nodes,
+                relations=tuple(facts[best[a, b]] for a, b in itertools.pairwise(nodes)),
+            )
+            for nodes in node_paths
+        ]
 
     async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
         """The stored graph of each document, with only that document's evidence."""
         ids = list(dict.fromkeys(document_ids))
-        docs = {r["d"]["id"]: _document(r["d"]) for r in await self._read(cypher.export_documents(), ids=ids)}
+        docs = {
+            r["d"]["id"]: _document(r["d"])
+            for r in await self._read(cypher.export_documents(), ids=ids)
+        }
         chunks: dict[str, list[Chunk]] = defaultdict(list)
         for r in await self._read(cypher.export_chunks(), ids=ids):
             chunks[r["c"]["document_id"]].append(_chunk(r["c"]))
@@ -463,6 +483,63 @@ class Neo4jGraphStore:
         return StoreStats(**counts)
 
 
+# ---------------------------------------------------------------------- algorithms
+
+
+async def shortest_node_paths(
+    source: EntityId,
+    target: EntityId,
+    expand: Callable[[set[EntityId]], Awaitable[dict[EntityId, set[EntityId]]]],
+    max_hops: int,
+    limit: int,
+) -> list[tuple[EntityId, ...]]:
+    """All shortest paths (up to ``limit``, in node-id order) found by expanding the smaller
+    frontier of a bidirectional breadth-first search one level at a time."""
+    preds: tuple[dict[EntityId, set[EntityId]], dict[EntityId, set[EntityId]]] = (
+        {source: set()},
+        {target: set()},
+    )
+    dist: tuple[dict[EntityId, int], dict[EntityId, int]] = ({source: 0}, {target: 0})
+    fronts: list[set[EntityId]] = [{source}, {target}]
+    levels = [0, 0]
+    while fronts[0] and fronts[1] and levels[0] + levels[1] < max_hops:
+        side = 0 if len(fronts[0]) <= len(fronts[1]) else 1
+        adjacency = await expand(fronts[side])
+        new: dict[EntityId, set[EntityId]] = defaultdict(set)
+        for u in fronts[side]:
+            for v in adjacency.get(u, ()):
+                if v not in preds[side]:
+                    new[v].add(u)
+        levels[side] += 1
+        for v, parents in new.items():
+            preds[side][v] = parents
+            dist[side][v] = levels[side]
+        fronts[side] = set(new)
+        meet = [v for v in new if v in dist[1 - side]]
+        if meet:
+            total = min(dist[0][v] + dist[1][v] for v in meet)
+            middles = sorted(v for v in meet if dist[0][v] + dist[1][v] == total)
+            found: set[tuple[EntityId, ...]] = set()
+            for v in middles:
+                for head in _walk(v, preds[0]):
+                    for tail in _walk(v, preds[1]):
+                        found.add((*reversed(head), *tail[1:]))
+            return sorted(found)[:limit]
+    return []
+
+
+def _walk(
+    node: EntityId, preds: dict[EntityId, set[EntityId]], cap: int = 100
+) -> list[tuple[EntityId, ...]]:
+    """Chains from ``node`` back to the root of a predecessor map (node first), at most
+    ``cap`` of them (dense graphs have combinatorially many)."""
+    parents = preds[node]
+    if not parents:
+        return [(node,)]
+    chains = [(node, *rest) for p in sorted(parents) for rest in _walk(p, preds, cap)]
+    return chains[:cap]
+
+
 # ---------------------------------------------------------------------- transactions
 
 
@@ -475,13 +552,34 @@ async def _count(tx: AsyncManagedTransaction, query: str, rows: list[dict[str, A
 
 
 async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -> None:
-    documents = []
+    await _count(tx, cypher.create_documents(), _document_rows(graphs))
+    await _count(tx, cypher.merge_entities(), _entity_rows(graphs))
+    await _count(tx, cypher.create_chunks(), _chunk_rows(graphs))
+    await _count(tx, cypher.link_chunks(), _chunk_links(graphs))
+    mentions = _mention_rows(graphs)
+    written = await _count(tx, cypher.create_mentions(), mentions)
+    if written != len(mentions):
+        raise StoreError(
+            f"{len(mentions) - written} mentions refer to chunks or entities that are not "
+            "part of their document graph; nothing was written"
+        )
+    for rel_type, rows in sorted(_fact_rows(graphs).items()):
+        written = await _count(tx, cypher.create_facts(rel_type), rows)
+        if written != len(rows):
+            raise StoreError(
+                f"{len(rows) - written} facts refer to entities that are not stored; "
+                "nothing was written"
+            )
+
+
+def _document_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
+    rows = []
     for g in graphs:
         d = g.document
         touched = {e.id for e in g.entities} | {
             e for r in g.relations for e in (r.subject_id, r.object_id)
         }
-        documents.append(
+        rows.append(
             {
                 "id": d.id,
                 "source": d.source,
@@ -492,23 +590,23 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
                 "content_hash": d.content_hash,
                 "ingested_at": d.ingested_at.isoformat(),
                 "text": d.text,
+                # Where deletes start looking for the document's facts.
                 "entity_ids": sorted(touched),
             }
         )
-    await _count(tx, cypher.create_documents(), documents)
+    return rows
 
+
+def _entity_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
     merged: dict[EntityId, Entity] = {}
     for g in graphs:
         for ent in g.entities:
             base = merged.get(ent.id)
-            merged[ent.id] = (
-                ent
-                if base is None
-                else base.model_copy(
-                    update={"aliases": tuple(dict.fromkeys([*base.aliases, *ent.aliases]))}
-                )
-            )
-    entity_rows = [
+            if base is not None:
+                aliases = tuple(dict.fromkeys([*base.aliases, *ent.aliases]))
+                ent = base.model_copy(update={"aliases": aliases})  # noqa: PLW2901
+            merged[ent.id] = ent
+    return [
         {
             "id": e.id,
             "name": e.name,
@@ -518,9 +616,10 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
         }
         for e in merged.values()
     ]
-    await _count(tx, cypher.merge_entities(), entity_rows)
 
-    chunk_rows = [
+
+def _chunk_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
+    return [
         {
             "id": c.id,
             "document_id": c.document_id,
@@ -532,26 +631,25 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
         for g in graphs
         for c in g.chunks
     ]
-    await _count(tx, cypher.create_chunks(), chunk_rows)
-    links = [
-        {"a": a.id, "b": b.id}
-        for g in graphs
-        for a, b in zip(
-            sorted(g.chunks, key=lambda c: c.index),
-            sorted(g.chunks, key=lambda c: c.index)[1:],
-            strict=False,
-        )
-    ]
-    await _count(tx, cypher.link_chunks(), links)
 
+
+def _chunk_links(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
+    links = []
+    for g in graphs:
+        ordered = sorted(g.chunks, key=lambda c: c.index)
+        links += [{"a": a.id, "b": b.id} for a, b in itertools.pairwise(ordered)]
+    return links
+
+
+def _mention_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
     seen: set[tuple[str, str, int, int]] = set()
-    mention_rows = []
+    rows = []
     for g in graphs:
         for m in g.mentions:
             key = (m.entity_id, m.span.chunk_id, m.span.start, m.span.end)
             if key not in seen:
                 seen.add(key)
-                mention_rows.append(
+                rows.append(
                     {
                         "entity_id": m.entity_id,
                         "chunk_id": m.span.chunk_id,
@@ -559,13 +657,11 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
                         "end": m.span.end,
                     }
                 )
-    written = await _count(tx, cypher.create_mentions(), mention_rows)
-    if written != len(mention_rows):
-        raise StoreError(
-            f"{len(mention_rows) - written} mentions refer to chunks or entities that are not "
-            "part of their document graph; nothing was written"
-        )
+    return rows
 
+
+def _fact_rows(graphs: list[DocumentGraph]) -> dict[str, list[dict[str, Any]]]:
+    """Fact relationship rows by relationship type: one per fact and stating document."""
     by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for g in graphs:
         for rel in g.relations:
@@ -589,13 +685,7 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
                     },
                 }
             )
-    for rel_type, rows in sorted(by_type.items()):
-        written = await _count(tx, cypher.create_facts(rel_type), rows)
-        if written != len(rows):
-            raise StoreError(
-                f"{len(rows) - written} facts refer to entities that are not stored; "
-                "nothing was written"
-            )
+    return by_type
 
 
 async def _delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
@@ -678,22 +768,24 @@ def _mention(row: neo4j.Record) -> Mention:
 
 
 def _relations(records: Sequence[neo4j.Record]) -> dict[RelationId, Relation]:
-    """Relations from per-document fact rows, evidence in document then text order."""
+    """Relations from per-document fact rows, evidence in (document, start, end) order."""
     grouped: dict[RelationId, list[neo4j.Record]] = defaultdict(list)
     for r in records:
         grouped[r["rid"]].append(r)
     out: dict[RelationId, Relation] = {}
     for rid, rows in grouped.items():
-        rows.sort(key=lambda r: r["document_id"])
-        spans = [
-            Span.model_construct(
-                chunk_id=cid, document_id=r["document_id"], start=start, end=end, text=text
-            )
-            for r in rows
-            for cid, start, end, text in zip(
-                r["chunk_ids"], r["starts"], r["ends"], r["texts"], strict=True
-            )
-        ]
+        spans = sorted(
+            (
+                Span.model_construct(
+                    chunk_id=cid, document_id=r["document_id"], start=start, end=end, text=text
+                )
+                for r in rows
+                for cid, start, end, text in zip(
+                    r["chunk_ids"], r["starts"], r["ends"], r["texts"], strict=True
+                )
+            ),
+            key=lambda s: (s.document_id, s.start, s.end, s.chunk_id),
+        )
         first = rows[0]
         out[rid] = Relation.model_construct(
             id=rid,

@@ -250,12 +250,15 @@ class NetworkxGraphStore:
 
     def _relation(self, rid: RelationId, readable: set[DocumentId] | None) -> Relation | None:
         """The fact with only its readable evidence, or None when none is readable."""
-        rows = [
-            (did, row)
-            for did, rows in self._support[rid].items()
-            if readable is None or did in readable
-            for row in rows
-        ]
+        rows = sorted(
+            (
+                (did, row)
+                for did, rows in self._support[rid].items()
+                if readable is None or did in readable
+                for row in rows
+            ),
+            key=lambda t: (t[0], t[1][1], t[1][2], t[1][0]),
+        )
         if not rows:
             return None
         subject, predicate, obj, kind = self._facts[rid]
@@ -779,16 +782,23 @@ class NetworkxGraphStore:
                 return any(readable is None or d in readable for d in self._support[rid])
 
             view = nx.subgraph_view(self._graph, filter_edge=edge_ok).to_undirected(as_view=True)
-            out: list[GraphPath] = []
+            found: list[tuple[EntityId, ...]] = []
             try:
                 for nodes in nx.all_shortest_paths(view, source, target):
-                    if len(nodes) - 1 > max_hops or len(out) >= limit:
+                    if len(nodes) - 1 > max_hops or len(found) >= limit * 10:
                         break
-                    hops = [self._strongest(view, a, b, readable) for a, b in itertools.pairwise(nodes)]
-                    out.append(GraphPath(entity_ids=tuple(nodes), relations=tuple(hops)))
+                    found.append(tuple(nodes))
             except nx.NetworkXNoPath:
                 return []
-            return out
+            return [
+                GraphPath(
+                    entity_ids=nodes,
+                    relations=tuple(
+                        self._strongest(view, a, b, readable) for a, b in itertools.pairwise(nodes)
+                    ),
+                )
+                for nodes in sorted(found)[:limit]
+            ]
 
     def _strongest(
         self, view: Any, a: EntityId, b: EntityId, readable: set[DocumentId] | None

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from graph.backends.neo4j_store import Neo4jGraphStore
-from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
-
 from graph import (
-    GraphStore,
     PUBLIC_GROUP,
     Chunk,
     Document,
     DocumentGraph,
     Entity,
+    GraphStore,
     Mention,
     Relation,
     Span,
@@ -21,6 +18,8 @@ from graph import (
     entity_id,
     relation_id,
 )
+from graph.backends.neo4j_store import Neo4jGraphStore
+from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
 
 
 def entity(name: str, etype: str = "PERSON", aliases: tuple[str, ...] = ()) -> Entity:
@@ -100,7 +99,7 @@ async def open_test_store(server: BoltServer) -> Neo4jGraphStore:
 
 async def wipe(store: GraphStore) -> None:
     """Delete every document (and so everything else) from a store."""
-    from graph import Access  # noqa: PLC0415
+    from graph import Access
 
     while docs := await store.documents(Access.admin(), limit=500):
         await store.delete([d.id for d in docs])

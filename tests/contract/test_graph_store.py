@@ -6,6 +6,7 @@ opened store for a fresh location and a way to reopen the same location.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -324,3 +325,59 @@ async def test_mention_edges_are_the_readable_entity_chunk_graph(loaded: GraphSt
     assert len(legal) == 2
     capped = await loaded.mention_edges([LONDON.id], Access.admin(), per_entity=1)
     assert len(capped) == 1
+
+
+async def test_paths_follow_readable_facts_only(loaded: GraphStore) -> None:
+    # Ada works with Babbage, who designed the Engine, which Turing read about (in b).
+    found = await loaded.paths(ADA.id, TURING.id, ACME)
+    assert found
+    path = found[0]
+    assert path.entity_ids[0] == ADA.id
+    assert path.entity_ids[-1] == TURING.id
+    assert len(path.relations) == len(path.entity_ids) - 1 == 3
+    for (a, b), rel in zip(itertools.pairwise(path.entity_ids), path.relations, strict=True):
+        assert {rel.subject_id, rel.object_id} == {a, b}
+    # Turing's visit to London is in the legal group's document only.
+    direct = await loaded.paths(TURING.id, LONDON.id, LEGAL)
+    assert [[r.predicate for r in p.relations] for p in direct] == [["visit"]]
+    around = await loaded.paths(TURING.id, LONDON.id, ACME)
+    assert [p.entity_ids for p in around] == [(TURING.id, ENGINE.id, LONDON.id)]
+    assert await loaded.paths(ADA.id, TURING.id, ACME, max_hops=2) == []
+    assert await loaded.paths(ADA.id, TURING.id, OTHER) == []  # Ada does not exist for globex
+    assert len(await loaded.paths(ADA.id, TURING.id, LEGAL, limit=1)) == 1
+
+
+async def test_export_recreates_each_document(loaded: GraphStore) -> None:
+    a, b = _graph_a(), _graph_b()
+    exported = {g.document.id: g for g in await loaded.export([b.document.id, a.document.id])}
+    assert set(exported) == {a.document.id, b.document.id}
+    got = exported[a.document.id]
+    assert got.document.model_copy(update={"ingested_at": a.document.ingested_at}) == a.document
+    assert got.chunks == a.chunks
+    assert sorted(got.mentions, key=str) == sorted(a.mentions, key=str)
+    assert sorted(got.relations, key=lambda r: r.id) == sorted(a.relations, key=lambda r: r.id)
+    assert {e.id for e in got.entities} == {e.id for e in a.entities}
+    # Each document carries only its own evidence for the shared "design" fact.
+    design = next(r for r in exported[b.document.id].relations if r.predicate == "design")
+    assert {s.document_id for s in design.evidence} == {b.document.id}
+    assert await loaded.export(["doc_missing"]) == []  # type: ignore[list-item]
+
+
+async def test_export_then_upsert_into_an_empty_store_is_lossless(
+    backend: tuple[GraphStore, Opener], tmp_path: Path
+) -> None:
+    store, _ = backend
+    await store.upsert([_graph_a(), _graph_b(), _graph_secret(), _graph_globex()])
+    docs = await store.documents(Access.admin())
+    copy = await NetworkxGraphStore.open(tmp_path / "copy.sqlite")
+    try:
+        await copy.upsert(await store.export([d.id for d in docs]))
+        assert await copy.stats(Access.admin()) == await store.stats(Access.admin())
+        for access in (ACME, LEGAL, OTHER):
+            assert await copy.stats(access) == await store.stats(access)
+            for ent in (BABBAGE, LONDON, TURING):
+                assert await copy.relations([ent.id], access) == await store.relations(
+                    [ent.id], access
+                )
+    finally:
+        await copy.close()
