@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -32,6 +32,7 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 T = TypeVar("T")
+Backend = Literal["networkx", "neo4j"]
 
 DataDir = Annotated[
     Path | None,
@@ -409,6 +410,74 @@ def demo(
                 break
 
     _run(data_dir, job)
+
+
+@app.command()
+def migrate(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Target store: neo4j (copy the data dir's embedded graph into the "
+            "THREADLINE_GRAPH__* server) or networkx (copy the server's graph into the data dir).",
+        ),
+    ],
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Documents per write.")] = 50,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Copy the knowledge graph between the embedded store and Neo4j, then verify the copy.
+
+    Counts and a random sample of facts must match, or the command fails. Nothing is removed
+    from the source. Run it again to resume an interrupted migration.
+    """
+    from engine.journal import DataDirLock  # noqa: PLC0415 - only this command needs them
+    from engine.migrate import migrate as run_migration  # noqa: PLC0415
+    from engine.threadline import open_graph_store  # noqa: PLC0415
+
+    routes: dict[str, tuple[Backend, Backend]] = {
+        "neo4j": ("networkx", "neo4j"),
+        "networkx": ("neo4j", "networkx"),
+    }
+    if to not in routes:
+        raise typer.BadParameter("--to takes neo4j or networkx")
+    settings = _settings(data_dir)
+    origin, target_backend = routes[to]
+
+    async def go() -> Any:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        try:
+            source = await open_graph_store(settings, origin)
+            try:
+                target = await open_graph_store(settings, target_backend)
+                try:
+                    with _progress(f"{origin} → {to}") as progress:
+                        return await run_migration(
+                            source, target, batch_documents=batch, progress=progress
+                        )
+                finally:
+                    await target.close()
+            finally:
+                await source.close()
+        finally:
+            lock.release()
+
+    try:
+        report = asyncio.run(go())
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    if as_json:
+        _emit_json(report.model_dump(mode="json"))
+        return
+    s = report.target
+    out.print(
+        f"migrated {report.copied} document(s) to {to} ({report.already_present} already there) "
+        f"in {report.seconds:.1f}s; both stores hold {s.documents} documents, {s.chunks} chunks, "
+        f"{s.entities} entities, {s.mentions} mentions, {s.relations} facts; "
+        f"{report.facts_checked} sampled facts identical"
+    )
 
 
 def main() -> None:

@@ -23,9 +23,31 @@ class _Section(BaseModel):
 
 
 class GraphSettings(_Section):
-    """Where the knowledge graph lives."""
+    """Where the knowledge graph lives: ``networkx`` (embedded, in the data dir) or ``neo4j``."""
 
-    backend: Literal["networkx"] = "networkx"
+    backend: Literal["networkx", "neo4j"] = "networkx"
+    uri: str = Field(
+        default="bolt://localhost:7687",
+        description="Neo4j Bolt URI: bolt://, neo4j:// (cluster routing), or their +s TLS forms",
+    )
+    user: str = "neo4j"
+    password: SecretStr | None = None
+    database: str = Field(default="neo4j", pattern=r"^[A-Za-z0-9_.\-]{1,63}$")
+    http_url: str | None = Field(
+        default=None,
+        description="ArcadeDB only: its HTTP address for full-text DDL (default host:2480)",
+    )
+    connection_timeout: float = Field(default=10.0, gt=0, le=600)
+    max_pool_size: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> GraphSettings:
+        if self.backend == "neo4j" and self.password is None:
+            raise ValueError(
+                "the neo4j graph backend needs THREADLINE_GRAPH__PASSWORD "
+                "(and THREADLINE_GRAPH__URI, THREADLINE_GRAPH__USER unless the defaults fit)"
+            )
+        return self
 
 
 class VectorSettings(_Section):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from agents import (
     NOT_FOUND,
@@ -32,6 +32,7 @@ from extractors import (
 )
 from graph import (
     Access,
+    ConfigError,
     DeleteReport,
     Document,
     DocumentId,
@@ -48,7 +49,7 @@ from graph import (
 from graph.backends.networkx_store import NetworkxGraphStore
 from graph.provenance import Answer
 
-__all__ = ["Stats", "Threadline"]
+__all__ = ["Stats", "Threadline", "open_graph_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,31 @@ class Stats(StoreStats):
     """Graph counts plus the number of chunk vectors."""
 
     vectors: int
+
+
+async def open_graph_store(
+    settings: Settings, backend: Literal["networkx", "neo4j"] | None = None
+) -> GraphStore:
+    """The graph store ``settings`` describe (or the given backend with those settings)."""
+    cfg = settings.graph
+    if (backend or cfg.backend) == "networkx":
+        return await NetworkxGraphStore.open(settings.data_dir / "graph.sqlite")
+    if cfg.password is None:
+        raise ConfigError(
+            "the neo4j graph store needs THREADLINE_GRAPH__PASSWORD "
+            "(and THREADLINE_GRAPH__URI, THREADLINE_GRAPH__USER unless the defaults fit)"
+        )
+    from graph.backends.neo4j_store import Neo4jGraphStore  # noqa: PLC0415 - optional backend
+
+    return await Neo4jGraphStore.open(
+        cfg.uri,
+        user=cfg.user,
+        password=cfg.password.get_secret_value(),
+        database=cfg.database,
+        http_url=cfg.http_url,
+        connection_timeout=cfg.connection_timeout,
+        max_pool_size=cfg.max_pool_size,
+    )
 
 
 class Threadline:
@@ -102,7 +128,7 @@ class Threadline:
         data_dir = self.settings.data_dir
         self._lock.acquire()
         self._journal = await IngestJournal.open(data_dir / "journal.sqlite")
-        self._graph = await NetworkxGraphStore.open(data_dir / "graph.sqlite")
+        self._graph = await open_graph_store(self.settings)
         self._vectors = await self._open_vectors()
         await repair(self._journal, self._graph, self._vectors)
 

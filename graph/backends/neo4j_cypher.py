@@ -139,15 +139,22 @@ def document_facts() -> str:
         "UNWIND $ids AS did MATCH (d:Document {id: did}) "
         "UNWIND d.entity_ids AS eid MATCH (s:Entity {id: eid})-[f:" + FACT_TYPES + "]->() "
         "WHERE f.document_id = did "
-        "RETURN DISTINCT f.id AS rid, eid AS subject"
+        "RETURN DISTINCT f.id AS rid, eid AS subject, did"
     )
 
 
-def delete_document_facts() -> str:
+def delete_facts() -> str:
     return (
-        "UNWIND $ids AS did MATCH (d:Document {id: did}) "
-        "UNWIND d.entity_ids AS eid MATCH (:Entity {id: eid})-[f:" + FACT_TYPES + "]->() "
-        "WHERE f.document_id = did DELETE f"
+        "UNWIND $rows AS r MATCH (:Entity {id: r.subject})-[f:" + FACT_TYPES + "]->() "
+        "WHERE f.id = r.rid AND f.document_id = r.did DELETE f RETURN count(*) AS n"
+    )
+
+
+def delete_mentions() -> str:
+    """One bounded batch of the documents' mentions; run until it deletes nothing."""
+    return (
+        "UNWIND $ids AS did MATCH (c:Chunk)-[:FROM_DOCUMENT]->(:Document {id: did}) "
+        "MATCH (c)-[m:MENTIONS]->() WITH m LIMIT $batch DELETE m RETURN count(*) AS n"
     )
 
 
@@ -176,7 +183,7 @@ def delete_documents() -> str:
 
 def delete_orphan_entities() -> str:
     return (
-        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) "
+        "UNWIND $rows AS eid MATCH (e:Entity {id: eid}) "
         "WHERE NOT EXISTS { MATCH (:Chunk)-[:MENTIONS]->(e) } "
         "WITH e, e.keys AS keys DETACH DELETE e RETURN keys"
     )
@@ -184,8 +191,8 @@ def delete_orphan_entities() -> str:
 
 def delete_orphan_names() -> str:
     return (
-        "UNWIND $keys AS key MATCH (n:Name {key: key}) "
-        "WHERE NOT EXISTS { MATCH (n)-[:NAMES]->() } DELETE n"
+        "UNWIND $rows AS key MATCH (n:Name {key: key}) "
+        "WHERE NOT EXISTS { MATCH (n)-[:NAMES]->() } DELETE n RETURN count(*) AS n"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,6 +28,7 @@ from neo4j.exceptions import (
     AuthError,
     ClientError,
     ConfigurationError,
+    ConstraintError,
     DriverError,
     Neo4jError,
     ServiceUnavailable,
@@ -55,10 +57,14 @@ from graph.models import (
 __all__ = ["Neo4jGraphStore"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Rows per ``UNWIND`` statement: large enough to amortise round trips, small enough to
 #: keep each statement's memory on the server modest.
 BATCH_ROWS = 2000
+BOLT_SCHEMES = frozenset({"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"})
+#: Runs of a write transaction that met a write conflict before the error is reported.
+WRITE_ATTEMPTS = 5
 #: Neighbour pairs one breadth-first level of a path search may read.
 EXPAND_CAP = 5000
 _TOKEN = re.compile(r"\w+")
@@ -69,7 +75,7 @@ def _access(access: Access) -> dict[str, Any]:
     return {"tenant": access.tenant, "groups": access.readable_groups()}
 
 
-def _slices(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def _slices(rows: Sequence[R]) -> list[Sequence[R]]:
     return [rows[i : i + BATCH_ROWS] for i in range(0, len(rows), BATCH_ROWS)]
 
 
@@ -99,6 +105,12 @@ class Neo4jGraphStore:
 
         ``http_url`` is only used for ArcadeDB (its HTTP API takes the full-text DDL).
         """
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+        if scheme not in BOLT_SCHEMES:
+            raise ConfigError(
+                f"invalid Neo4j URI {uri!r}: use bolt://, neo4j://, neo4j+s:// or bolt+s:// "
+                "followed by host:port (THREADLINE_GRAPH__URI)"
+            )
         try:
             driver = AsyncGraphDatabase.driver(
                 uri,
@@ -163,11 +175,27 @@ class Neo4jGraphStore:
         return list(result.records)
 
     async def _write(self, work: Callable[[AsyncManagedTransaction], Awaitable[T]]) -> T:
-        try:
-            async with self._driver.session(database=self._database) as session:
-                return await session.execute_write(work)
-        except (Neo4jError, DriverError) as exc:
-            raise _translate(exc, self._uri, self._database) from exc
+        """Run ``work`` in a managed write transaction.
+
+        The driver retries transient errors itself. Servers that check uniqueness at commit
+        rather than locking on ``MERGE`` (ArcadeDB) report two writers creating the same
+        entity as a constraint violation, or let one of them miss the other's node; both
+        are write conflicts, so the whole transaction is run again a few times. Writes are
+        idempotent, so a retry never duplicates anything.
+        """
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                async with self._driver.session(database=self._database) as session:
+                    return await session.execute_write(work)
+            except (ConstraintError, _ConflictError) as exc:
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    if isinstance(exc, _ConflictError):
+                        raise StoreError(str(exc)) from exc
+                    raise _translate(exc, self._uri, self._database) from exc
+                await asyncio.sleep(random.uniform(0.05, 0.2) * (2**attempt))  # noqa: S311
+            except (Neo4jError, DriverError) as exc:
+                raise _translate(exc, self._uri, self._database) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ writes
 
@@ -252,7 +280,7 @@ class Neo4jGraphStore:
         than ``limit`` the store also scans names for substrings inside words.
         """
         needle = normalize_name(text)
-        if not needle or limit <= 0:
+        if limit <= 0:
             return []
         params = {"needle": needle, "types": list(types), "limit": limit, **_access(access)}
         rows: dict[str, tuple[int, int, Entity]] = {}
@@ -543,10 +571,14 @@ def _walk(
 # ---------------------------------------------------------------------- transactions
 
 
-async def _count(tx: AsyncManagedTransaction, query: str, rows: list[dict[str, Any]]) -> int:
+class _ConflictError(Exception):
+    """A write found fewer nodes than it wrote: bad input, or another writer's conflict."""
+
+
+async def _count(tx: AsyncManagedTransaction, query: str, rows: Sequence[Any]) -> int:
     total = 0
     for part in _slices(rows):
-        record = await (await tx.run(query, rows=part)).single()
+        record = await (await tx.run(query, rows=list(part))).single()
         total += int(record["n"]) if record is not None else 0
     return total
 
@@ -559,14 +591,14 @@ async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -
     mentions = _mention_rows(graphs)
     written = await _count(tx, cypher.create_mentions(), mentions)
     if written != len(mentions):
-        raise StoreError(
+        raise _ConflictError(
             f"{len(mentions) - written} mentions refer to chunks or entities that are not "
             "part of their document graph; nothing was written"
         )
     for rel_type, rows in sorted(_fact_rows(graphs).items()):
         written = await _count(tx, cypher.create_facts(rel_type), rows)
         if written != len(rows):
-            raise StoreError(
+            raise _ConflictError(
                 f"{len(rows) - written} facts refer to entities that are not stored; "
                 "nothing was written"
             )
@@ -689,33 +721,37 @@ def _fact_rows(graphs: list[DocumentGraph]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def _delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
+    """Delete in bounded batches: a document may carry tens of thousands of mentions."""
     pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
     touched = {p["rid"] for p in pairs}
-    await (await tx.run(cypher.delete_document_facts(), ids=ids)).consume()
+    await _count(tx, cypher.delete_facts(), pairs)
     surviving = {
         r["rid"]
-        for r in await (
-            await tx.run(
-                cypher.surviving_facts(),
-                rows=[{"rid": p["rid"], "subject": p["subject"]} for p in pairs],
-            )
-        ).data()
+        for part in _slices(pairs)
+        for r in await (await tx.run(cypher.surviving_facts(), rows=list(part))).data()
     }
     counted = await (await tx.run(cypher.count_document_chunks(), ids=ids)).single()
     chunks = int(counted["chunks"]) if counted else 0
     mentions = int(counted["mentions"]) if counted else 0
-    candidates = list(counted["entities"]) if counted else []
+    candidates: list[str] = list(counted["entities"]) if counted else []
+    while True:
+        batch = await (await tx.run(cypher.delete_mentions(), ids=ids, batch=BATCH_ROWS)).single()
+        if batch is None or batch["n"] == 0:
+            break
     await (await tx.run(cypher.delete_documents(), ids=ids)).consume()
-    orphans = await (await tx.run(cypher.delete_orphan_entities(), ids=candidates)).data()
-    keys = sorted({k for r in orphans for k in r["keys"]})
-    if keys:
-        await (await tx.run(cypher.delete_orphan_names(), keys=keys)).consume()
+    orphans = 0
+    keys: set[str] = set()
+    for part in _slices(candidates):
+        rows = await (await tx.run(cypher.delete_orphan_entities(), rows=list(part))).data()
+        orphans += len(rows)
+        keys.update(k for r in rows for k in r["keys"])
+    await _count(tx, cypher.delete_orphan_names(), sorted(keys))
     return DeleteReport(
         documents=len(ids),
         chunks=chunks,
         mentions=mentions,
         relations=len(touched - surviving),
-        entities=len(orphans),
+        entities=orphans,
     )
 
 
