@@ -43,6 +43,7 @@ class BoltServer:
     root: Path
     bolt_port: int = field(default_factory=_free_port)
     http_port: int = field(default_factory=_free_port)
+    heap: str = "768m"
     process: subprocess.Popen[bytes] | None = None
     _log_offset: int = 0
 
@@ -69,7 +70,7 @@ class BoltServer:
         }
         command = [
             str(package / "jre" / "bin" / "java"),
-            "-Xmx768m",
+            f"-Xmx{self.heap}",
             "-cp",
             str(package / "jars" / "*"),
             *(f"-D{k}={v}" for k, v in settings.items()),

@@ -48,7 +48,7 @@ def readable(var: str) -> str:
 
 def visible(var: str) -> str:
     """An entity exists for the caller when a readable chunk mentions it."""
-    return f"EXISTS {{ MATCH (vc:Chunk)-[:MENTIONS]->({var}) WHERE {readable('vc')} }}"
+    return f"EXISTS {{ MATCH ({var})<-[:MENTIONS]-(vc:Chunk) WHERE {readable('vc')} }}"
 
 
 # ---------------------------------------------------------------------------- schema
@@ -56,7 +56,13 @@ def visible(var: str) -> str:
 
 def schema() -> list[str]:
     """Constraints and range indexes, all idempotent."""
-    unique = [("Document", "id"), ("Chunk", "id"), ("Entity", "id"), ("Name", "key")]
+    unique = [
+        ("Document", "id"),
+        ("Chunk", "id"),
+        ("Entity", "id"),
+        ("Name", "key"),
+        ("Fact", "id"),
+    ]
     indexes = [("Document", "source"), ("Chunk", "document_id")]
     statements = [
         f"CREATE CONSTRAINT {label.lower()}_{prop} IF NOT EXISTS "
@@ -66,10 +72,6 @@ def schema() -> list[str]:
     statements += [
         f"CREATE INDEX {label.lower()}_{prop} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})"
         for label, prop in indexes
-    ]
-    statements += [
-        f"CREATE INDEX fact_{rel_type.lower()}_id IF NOT EXISTS FOR ()-[f:{rel_type}]-() ON (f.id)"
-        for rel_type in KIND_TYPES.values()
     ]
     return statements
 
@@ -126,7 +128,8 @@ def create_mentions() -> str:
 def create_facts(rel_type: str) -> str:
     return (
         "UNWIND $rows AS r MATCH (s:Entity {id: r.subject_id}) MATCH (o:Entity {id: r.object_id}) "
-        f"CREATE (s)-[f:{rel_type}]->(o) SET f = r.props RETURN count(f) AS n"
+        f"CREATE (s)-[f:{rel_type}]->(o) SET f = r.props "
+        "MERGE (x:Fact {id: r.props.id}) MERGE (x)-[:SUBJECT]->(s) RETURN count(f) AS n"
     )
 
 
@@ -148,6 +151,10 @@ def delete_facts() -> str:
         "UNWIND $rows AS r MATCH (:Entity {id: r.subject})-[f:" + FACT_TYPES + "]->() "
         "WHERE f.id = r.rid AND f.document_id = r.did DELETE f RETURN count(*) AS n"
     )
+
+
+def delete_fact_keys() -> str:
+    return "UNWIND $rows AS rid MATCH (x:Fact {id: rid}) DETACH DELETE x RETURN count(*) AS n"
 
 
 def delete_mentions() -> str:
@@ -230,7 +237,7 @@ def entities() -> str:
 def match_names() -> str:
     return (
         "UNWIND $keys AS key MATCH (:Name {key: key})-[:NAMES]->(e:Entity) "
-        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
         "RETURN count(m) AS support } "
         "WITH key, e, support WHERE support > 0 "
         "RETURN key, " + _ENTITY + ", support ORDER BY key, support DESC, e.id"
@@ -243,7 +250,7 @@ def search_entities(*, typed: bool) -> str:
         where += " AND e.type IN $types"
     return (
         f"MATCH (e:Entity) WHERE {where} "
-        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
         "RETURN count(m) AS support } "
         "WITH e, support WHERE support > 0 "
         "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
@@ -261,7 +268,7 @@ def search_fulltext(index: str, *, typed: bool) -> str:
         "CALL db.index.fulltext.queryNodes('" + index + "', $query) YIELD node, score "
         "WITH node AS e, score ORDER BY score DESC LIMIT $scan "
         f"WITH e WHERE {where} "
-        "CALL { WITH e MATCH (c:Chunk)-[m:MENTIONS]->(e) WHERE " + readable("c") + " "
+        "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
         "RETURN count(m) AS support } "
         "WITH e, support WHERE support > 0 "
         "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
@@ -278,7 +285,7 @@ _MENTION = (
 
 def mentions() -> str:
     return (
-        "UNWIND $ids AS eid MATCH (c:Chunk)-[m:MENTIONS]->(e:Entity {id: eid}) "
+        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) MATCH (e)<-[m:MENTIONS]-(c:Chunk) "
         "WHERE " + readable("c") + " RETURN " + _MENTION + " "
         "ORDER BY document_id, start, entity_id LIMIT $limit"
     )
@@ -286,7 +293,7 @@ def mentions() -> str:
 
 def mention_edges() -> str:
     return (
-        "UNWIND $ids AS eid MATCH (c:Chunk)-[m:MENTIONS]->(:Entity {id: eid}) "
+        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) MATCH (e)<-[m:MENTIONS]-(c:Chunk) "
         "WHERE " + readable("c") + " "
         "WITH eid, c.id AS cid, count(m) AS n ORDER BY n DESC, cid "
         "WITH eid, collect([cid, n])[..$per_entity] AS top "
@@ -309,35 +316,44 @@ _FACT_ROWS = (
 
 
 def facts_by_id() -> str:
-    """Facts by id. The relationship-id index is per type, so each type is one branch."""
-    branches = [
-        f"MATCH (s:Entity)-[f:{rel_type}]->(o:Entity) WHERE f.id IN $ids AND {readable('f')} "
+    """Facts by id: the ``Fact`` key node leads to the subject, then to the relationships."""
+    return (
+        "UNWIND $ids AS rid MATCH (:Fact {id: rid})-[:SUBJECT]->(s:Entity) "
+        "MATCH (s)-[f:"
+        + FACT_TYPES
+        + "]->(o:Entity) WHERE f.id = rid AND "
+        + readable("f")
+        + " "
         + _FACT_ROWS
-        for rel_type in KIND_TYPES.values()
-    ]
-    return " UNION ALL ".join(branches)
+    )
 
 
 def touching(*, by_predicate: bool) -> str:
-    """Readable facts touching the entities, ranked like the embedded store ranks them."""
+    """Readable facts touching the entities, strongest first, with their evidence rows.
+
+    Strength is the embedded store's: best confidence times the number of evidence spans.
+    """
     where = readable("f")
     if by_predicate:
         where += " AND f.predicate IN $predicates"
     return (
-        "UNWIND $ids AS eid MATCH (:Entity {id: eid})-[f:" + FACT_TYPES + "]-(:Entity) "
+        "UNWIND $ids AS eid MATCH (e:Entity {id: eid}) MATCH (e)-[f:" + FACT_TYPES + "]-(:Entity) "
         f"WHERE {where} WITH DISTINCT f "
-        "MATCH (s:Entity)-[f]->(o:Entity) "
-        "WITH f.id AS rid, s.id AS subject, o.id AS object, "
-        "max(f.confidence) AS confidence, sum(size(f.starts)) AS n "
-        "RETURN rid, subject, object, confidence * n AS score, n "
-        "ORDER BY score DESC, n DESC, rid DESC LIMIT $limit"
+        "WITH f.id AS rid, collect(f) AS fs, max(f.confidence) AS confidence, "
+        "sum(size(f.starts)) AS n "
+        "ORDER BY confidence * n DESC, n DESC, rid DESC LIMIT $limit "
+        "UNWIND fs AS f "
+        "RETURN rid, startNode(f).id AS subject, f.predicate AS predicate, "
+        "endNode(f).id AS object, f.kind AS kind, f.document_id AS document_id, "
+        "f.chunk_ids AS chunk_ids, f.starts AS starts, f.ends AS ends, f.texts AS texts, "
+        "f.confidence AS confidence"
     )
 
 
 def expand() -> str:
     """One breadth-first level: readable fact neighbours of the frontier, capped."""
     return (
-        "UNWIND $ids AS eid MATCH (a:Entity {id: eid})-[f:" + FACT_TYPES + "]-(b:Entity) "
+        "UNWIND $ids AS eid MATCH (a:Entity {id: eid}) MATCH (a)-[f:" + FACT_TYPES + "]-(b:Entity) "
         "WHERE " + readable("f") + " RETURN DISTINCT a.id AS a, b.id AS b LIMIT $cap"
     )
 
@@ -345,10 +361,8 @@ def expand() -> str:
 def strongest_between() -> str:
     """The strongest readable fact between each pair of entities (either direction)."""
     return (
-        "UNWIND $pairs AS p MATCH (a:Entity {id: p[0]})-[f:"
-        + FACT_TYPES
-        + "]-(:Entity {id: p[1]}) "
-        "WHERE " + readable("f") + " "
+        "UNWIND $pairs AS p MATCH (a:Entity {id: p[0]}) "
+        "MATCH (a)-[f:" + FACT_TYPES + "]-(b:Entity) WHERE b.id = p[1] AND " + readable("f") + " "
         "WITH p, f.id AS rid, max(f.confidence) * sum(size(f.starts)) AS score "
         "ORDER BY score DESC, rid DESC "
         "WITH p, collect(rid)[0] AS rid RETURN p[0] AS a, p[1] AS b, rid"

@@ -362,13 +362,12 @@ class Neo4jGraphStore:
         predicates: Sequence[str] = (),
         limit: int = 100,
     ) -> list[Relation]:
-        """Facts touching the entities, strongest first."""
-        ranked = await self._touching(list(entity_ids), access, predicates, limit)
-        return await self.facts([r[0] for r in ranked], access)
+        """Facts touching the entities, strongest first (one query, evidence included)."""
+        return await self._touching(list(entity_ids), access, predicates, limit)
 
     async def _touching(
         self, entity_ids: list[EntityId], access: Access, predicates: Sequence[str], limit: int
-    ) -> list[tuple[RelationId, EntityId, EntityId]]:
+    ) -> list[Relation]:
         records = await self._read(
             cypher.touching(by_predicate=bool(predicates)),
             ids=list(dict.fromkeys(entity_ids)),
@@ -376,7 +375,8 @@ class Neo4jGraphStore:
             limit=limit,
             **_access(access),
         )
-        return [(r["rid"], r["subject"], r["object"]) for r in records]
+        # Rows arrive grouped by fact, strongest fact first.
+        return list(_relations(records).values())
 
     async def neighbors(
         self,
@@ -391,7 +391,7 @@ class Neo4jGraphStore:
         seeds = [e.id for e in await self.entities(list(dict.fromkeys(entity_ids)), access)]
         kept: dict[EntityId, None] = dict.fromkeys(seeds[:limit])
         truncated = len(seeds) > limit
-        rels: dict[RelationId, None] = {}
+        rels: dict[RelationId, Relation] = {}
         frontier = list(kept)
         # Each level reads at most this many facts: enough to fill the limit many times over.
         per_level = max(limit * 20, 200)
@@ -402,7 +402,8 @@ class Neo4jGraphStore:
             if len(touching) >= per_level:
                 truncated = True
             nxt: list[EntityId] = []
-            for rid, subject, obj in touching:
+            for rel in touching:
+                rid, subject, obj = rel.id, rel.subject_id, rel.object_id
                 for end in (subject, obj):
                     if end not in kept:
                         if len(kept) >= limit:
@@ -411,13 +412,11 @@ class Neo4jGraphStore:
                         kept[end] = None
                         nxt.append(end)
                 if subject in kept and obj in kept:
-                    rels[rid] = None
+                    rels[rid] = rel
             frontier = nxt
         entities = await self.entities(list(kept), access)
         return Neighborhood(
-            entities=tuple(entities),
-            relations=tuple(await self.facts(list(rels), access)),
-            truncated=truncated,
+            entities=tuple(entities), relations=tuple(rels.values()), truncated=truncated
         )
 
     async def paths(
@@ -730,6 +729,7 @@ async def _delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> Dele
         for part in _slices(pairs)
         for r in await (await tx.run(cypher.surviving_facts(), rows=list(part))).data()
     }
+    await _count(tx, cypher.delete_fact_keys(), sorted(touched - surviving))
     counted = await (await tx.run(cypher.count_document_chunks(), ids=ids)).single()
     chunks = int(counted["chunks"]) if counted else 0
     mentions = int(counted["mentions"]) if counted else 0

@@ -237,6 +237,9 @@ async def test_delete_cascades_to_unsupported_facts_and_entities(loaded: GraphSt
     rels = await loaded.relations([BABBAGE.id], Access.admin(), predicates=["design"])
     assert [s.document_id for s in rels[0].evidence] == [_graph_b().document.id]
     assert not await loaded.chunks([a.chunks[0].id], Access.admin())
+    work_with, design = a.relations[0], a.relations[1]
+    found = await loaded.facts([work_with.id, design.id], Access.admin())
+    assert [r.id for r in found] == [design.id]
     assert await loaded.delete([a.document.id]) == type(report)()
 
 
