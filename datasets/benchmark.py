@@ -75,13 +75,15 @@ async def graph_stores(dataset_dir: Path, data_dir: Path, limit: int | None) -> 
         await source.close()
         await target.close()
     stats = report.target
+    full = report.copied == report.documents
     load = {
         "documents": report.documents,
         "copied": report.copied,
         "seconds": round(report.seconds, 1),
-        "entities_per_s": round(stats.entities / report.seconds),
-        "mentions_per_s": round(stats.mentions / report.seconds),
-        "facts_per_s": round(stats.relations / report.seconds),
+        # Rates only mean something when this run loaded the whole graph.
+        "entities_per_s": round(stats.entities / report.seconds) if full else None,
+        "mentions_per_s": round(stats.mentions / report.seconds) if full else None,
+        "facts_per_s": round(stats.relations / report.seconds) if full else None,
         "stats": stats.model_dump(),
         "facts_checked": report.facts_checked,
     }

@@ -77,7 +77,8 @@ class GraphStore(Protocol):
         ...
 
     async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
-        """Readable entities whose normalised name or an alias equals each name exactly.
+        """Readable entities whose normalised name or an alias equals each name exactly,
+        most readable mentions first (ties by id).
 
         Names without a match are left out of the result.
         """
@@ -93,7 +94,8 @@ class GraphStore(Protocol):
         self, entity_ids: Sequence[EntityId], access: Access, *, per_entity: int = 200
     ) -> list[tuple[EntityId, ChunkId, int]]:
         """The entity-chunk graph around the entities: (entity, chunk, mention count) for
-        readable chunks, at most ``per_entity`` chunks per entity (most mentions first)."""
+        readable chunks, at most ``per_entity`` chunks per entity (most mentions first, ties
+        by chunk id)."""
         ...
 
     async def chunk_mentions(self, chunk_ids: Sequence[ChunkId], access: Access) -> list[Mention]:

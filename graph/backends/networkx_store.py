@@ -622,7 +622,15 @@ class NetworkxGraphStore:
                     if self._entity_visible(e, readable)
                 ]
                 if found:
-                    found.sort(key=lambda e: -sum(self._entity_docs[e.id].values()))
+                    found.sort(
+                        key=lambda e: (
+                            -sum(
+                                c
+                                for d, c in self._entity_docs[e.id].items()
+                                if self._ok(d, readable)
+                            )
+                        )
+                    )
                     out[name] = found
             return out
 
@@ -637,7 +645,9 @@ class NetworkxGraphStore:
                 counts: Counter[ChunkId] = Counter(
                     row[0] for row in self._mentions.get(eid, ()) if self._ok(row[1], readable)
                 )
-                out.extend((eid, cid, n) for cid, n in counts.most_common(per_entity))
+                # Most mentions first, ties by chunk id: the same order every store gives.
+                ranked = sorted(counts.items(), key=lambda t: (-t[1], t[0]))[:per_entity]
+                out.extend((eid, cid, n) for cid, n in ranked)
             return out
 
     async def chunk_mentions(self, chunk_ids: Sequence[ChunkId], access: Access) -> list[Mention]:
