@@ -226,15 +226,7 @@ class ExtractiveAnswerer:
                         facts=(
                             _fact_ref(fact, names.get(fact.subject_id), names.get(fact.object_id)),
                         ),
-                        spans=(
-                            SpanRef(
-                                chunk_id=span.chunk_id,
-                                document_id=span.document_id,
-                                start=span.start,
-                                end=span.end,
-                                text=span.text,
-                            ),
-                        ),
+                        spans=(_span_ref(doc, span.chunk_id, span.start, span.end, span.text),),
                         documents=(_doc_ref(doc),),
                     )
                 )
@@ -249,6 +241,20 @@ def _fact_ref(fact: Relation, subject: Entity | None, obj: Entity | None) -> Fac
         predicate=fact.predicate,
         object_id=fact.object_id,
         object=obj.name if obj else fact.object_id,
+    )
+
+
+def _span_ref(doc: Document, chunk: ChunkId, start: int, end: int, text: str) -> SpanRef:
+    """A cited span with the page and heading of the source it sits under, if known."""
+    section = doc.section_at(start)
+    return SpanRef(
+        chunk_id=chunk,
+        document_id=doc.id,
+        start=start,
+        end=end,
+        text=text,
+        page=section.page if section else None,
+        section=section.heading if section else None,
     )
 
 
@@ -267,14 +273,6 @@ def _claim(
     return Claim(
         text=text,
         facts=tuple(_fact_ref(r, s, o) for r, s, o in facts),
-        spans=(
-            SpanRef(
-                chunk_id=sentence.chunk.id,
-                document_id=sentence.chunk.document_id,
-                start=sentence.start,
-                end=sentence.end,
-                text=sentence.text,
-            ),
-        ),
+        spans=(_span_ref(doc, sentence.chunk.id, sentence.start, sentence.end, sentence.text),),
         documents=(_doc_ref(doc),),
     )

@@ -306,8 +306,15 @@ def _print_answer(answer: Any) -> None:
                 markup=True,
             )
         for span in claim.spans:
+            where = "".join(
+                [
+                    f", page {span.page}" if span.page else "",
+                    f", under “{span.section}”" if span.section else "",
+                ]
+            )
             out.print(
-                f"   span  {span.document_id} [{span.start}:{span.end}] in chunk {span.chunk_id}"
+                f"   span  {span.document_id} [{span.start}:{span.end}] in chunk "
+                f"{span.chunk_id}{where}"
             )
         for doc in claim.documents:
             out.print(f"   doc   {doc.title} (v{doc.version}, {doc.source})")

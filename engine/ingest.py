@@ -182,6 +182,7 @@ class Ingestor:
                 groups=groups,
                 content_hash=digest,
                 text=src.text,
+                sections=src.sections,
             )
             plan.append(_Planned(doc, tuple(d.id for d in existing)))
         return plan, unchanged, ids

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from graph import InputError
+from graph import InputError, Section
 
 __all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "read_paths"]
 
@@ -48,6 +48,7 @@ class SourceDocument:
     title: str
     text: str
     origin: str  # file (and line) it came from, for error messages
+    sections: tuple[Section, ...] = ()  # pages and headings, when the reader knows them
 
 
 def read_paths(paths: Sequence[Path], *, max_bytes: int) -> Iterator[SourceDocument]:

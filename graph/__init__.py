@@ -46,6 +46,7 @@ from graph.models import (
     Neighborhood,
     Relation,
     RelationKind,
+    Section,
     Span,
     StoreStats,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "RelationId",
     "RelationKind",
     "RetryableLLMError",
+    "Section",
     "Span",
     "SparseVector",
     "StoreCorruptedError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -23,6 +24,7 @@ __all__ = [
     "Neighborhood",
     "Relation",
     "RelationKind",
+    "Section",
     "Span",
     "StoreStats",
 ]
@@ -73,6 +75,19 @@ class Access(_Frozen):
         return any(g == PUBLIC_GROUP or g in self.groups for g in groups)
 
 
+class Section(_Frozen):
+    """Where a part of a document sits in its source: a page label and/or a heading.
+
+    ``start``/``end`` are offsets into the document text; a document's sections are sorted
+    by ``start`` and do not overlap.
+    """
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    page: str | None = Field(default=None, max_length=64)
+    heading: str | None = Field(default=None, max_length=500)
+
+
 class Document(_Frozen):
     """One version of a source document.
 
@@ -89,11 +104,31 @@ class Document(_Frozen):
     content_hash: str
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     text: str
+    sections: tuple[Section, ...] = ()
+
+    @model_validator(mode="after")
+    def _sections_fit(self) -> Document:
+        last = 0
+        for section in self.sections:
+            if section.start < last or section.end < section.start or section.end > len(self.text):
+                raise ValueError(
+                    "document sections must be sorted, non-overlapping spans of the text"
+                )
+            last = section.end
+        return self
 
     @property
     def access_groups(self) -> tuple[str, ...]:
         """The access list as the user gave it (empty when public within the tenant)."""
         return tuple(g for g in self.groups if g != PUBLIC_GROUP)
+
+    def section_at(self, offset: int) -> Section | None:
+        """The section containing ``offset``, if the document has sections."""
+        starts = [s.start for s in self.sections]
+        i = bisect.bisect_right(starts, offset) - 1
+        if i >= 0 and offset < self.sections[i].end:
+            return self.sections[i]
+        return None
 
 
 class Chunk(_Frozen):

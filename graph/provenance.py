@@ -39,13 +39,19 @@ class FactRef(_Frozen):
 
 
 class SpanRef(_Frozen):
-    """A cited piece of source text: ``document.text[start:end] == text``."""
+    """A cited piece of source text: ``document.text[start:end] == text``.
+
+    ``page`` and ``section`` say where the span sits in the source file when the reader
+    knew (PDF page labels, DOCX page breaks, Markdown and HTML headings).
+    """
 
     chunk_id: ChunkId
     document_id: DocumentId
     start: int = Field(ge=0)
     end: int
     text: str
+    page: str | None = None
+    section: str | None = None
 
 
 class DocumentRef(_Frozen):

@@ -214,7 +214,8 @@ def documents(*, by_ids: bool, by_source: bool) -> str:
     return (
         f"{match} WHERE {' AND '.join(where)} "
         "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
-        ".ingested_at, .text} AS d ORDER BY d.source, d.version, d.id SKIP $offset LIMIT $limit"
+        ".ingested_at, .text, .sections} AS d "
+        "ORDER BY d.source, d.version, d.id SKIP $offset LIMIT $limit"
     )
 
 
@@ -373,7 +374,7 @@ def export_documents() -> str:
     return (
         "UNWIND $ids AS did MATCH (d:Document {id: did}) "
         "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
-        ".ingested_at, .text} AS d"
+        ".ingested_at, .text, .sections} AS d"
     )
 
 

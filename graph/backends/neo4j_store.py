@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import re
 from collections import defaultdict
@@ -50,6 +51,7 @@ from graph.models import (
     Mention,
     Neighborhood,
     Relation,
+    Section,
     Span,
     StoreStats,
 )
@@ -621,6 +623,7 @@ def _document_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
                 "content_hash": d.content_hash,
                 "ingested_at": d.ingested_at.isoformat(),
                 "text": d.text,
+                "sections": json.dumps([x.model_dump() for x in d.sections]),
                 # Where deletes start looking for the document's facts.
                 "entity_ids": sorted(touched),
             }
@@ -770,6 +773,7 @@ def _document(row: dict[str, Any]) -> Document:
         content_hash=row["content_hash"],
         ingested_at=datetime.fromisoformat(row["ingested_at"]),
         text=row["text"],
+        sections=tuple(Section.model_construct(**x) for x in json.loads(row["sections"] or "[]")),
     )
 
 

@@ -33,6 +33,7 @@ from graph.models import (
     Mention,
     Neighborhood,
     Relation,
+    Section,
     Span,
     StoreStats,
 )
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, version INTEGER NOT NULL,
     tenant TEXT NOT NULL, groups TEXT NOT NULL, content_hash TEXT NOT NULL,
-    ingested_at TEXT NOT NULL, text TEXT NOT NULL);
+    ingested_at TEXT NOT NULL, text TEXT NOT NULL, sections TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS documents_source ON documents (tenant, source);
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, document_id TEXT NOT NULL, idx INTEGER NOT NULL,
@@ -120,6 +121,9 @@ class NetworkxGraphStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+            if "sections" not in columns:  # stores written before documents had sections
+                db.execute("ALTER TABLE documents ADD COLUMN sections TEXT NOT NULL DEFAULT '[]'")
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -150,7 +154,10 @@ class NetworkxGraphStore:
     def _load(self) -> None:
         # Rows were validated when they were written; model_construct skips re-validation.
         db = self._conn()
-        for row in db.execute("SELECT * FROM documents"):
+        for row in db.execute(
+            "SELECT id, source, title, version, tenant, groups, content_hash, ingested_at, "
+            "text, sections FROM documents"
+        ):
             doc = Document.model_construct(
                 id=row[0],
                 source=row[1],
@@ -161,6 +168,7 @@ class NetworkxGraphStore:
                 content_hash=row[6],
                 ingested_at=datetime.fromisoformat(row[7]),
                 text=row[8],
+                sections=tuple(Section.model_construct(**x) for x in json.loads(row[9])),
             )
             self._add_document(doc)
         for cid, did, idx, start, end in db.execute(
@@ -320,7 +328,8 @@ class NetworkxGraphStore:
         self, db: sqlite3.Connection, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]
     ) -> None:
         db.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents (id, source, title, version, tenant, groups, content_hash, "
+            "ingested_at, text, sections) VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     d.id,
@@ -332,6 +341,7 @@ class NetworkxGraphStore:
                     d.content_hash,
                     d.ingested_at.isoformat(),
                     d.text,
+                    json.dumps([x.model_dump() for x in d.sections]),
                 )
                 for d in (g.document for g in graphs)
             ],

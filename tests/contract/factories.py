@@ -11,6 +11,7 @@ from graph import (
     GraphStore,
     Mention,
     Relation,
+    Section,
     Span,
     chunk_id,
     content_hash,
@@ -35,6 +36,7 @@ def make_graph(
     entities: dict[str, Entity],
     facts: list[tuple[str, str, str]],
     version: int = 1,
+    sections: tuple[Section, ...] = (),
 ) -> DocumentGraph:
     """A one-chunk document; every entity name must occur in ``text``; facts are
     (subject name, predicate, object name) stated by the whole text."""
@@ -48,6 +50,7 @@ def make_graph(
         groups=groups,
         content_hash=digest,
         text=text,
+        sections=sections,
     )
     chunk = Chunk(
         id=chunk_id(doc.id, 0, len(text)),

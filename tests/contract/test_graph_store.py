@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from graph import Access, GraphStore
+from graph import Access, GraphStore, Section
 from graph.backends.networkx_store import NetworkxGraphStore
 from tests.bolt_server import BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
@@ -384,3 +384,33 @@ async def test_export_then_upsert_into_an_empty_store_is_lossless(
                 )
     finally:
         await copy.close()
+
+
+async def test_document_sections_round_trip(backend: tuple[GraphStore, Opener]) -> None:
+    store, reopen = backend
+    text = "Ada Lovelace wrote notes. Charles Babbage built engines."
+    sections = (
+        Section(start=0, end=25, page="1", heading="Notes"),
+        Section(start=26, end=len(text), page="ii"),
+    )
+    graph = make_graph(
+        "paged",
+        text,
+        entities={"Ada Lovelace": ADA, "Charles Babbage": BABBAGE},
+        facts=[],
+        sections=sections,
+    )
+    await store.upsert([graph])
+    (doc,) = await store.documents(Access.admin(), ids=[graph.document.id])
+    assert doc.sections == sections
+    assert doc.section_at(30) == sections[1]
+    assert doc.section_at(25) is None  # the gap between the two sections
+    (exported,) = await store.export([graph.document.id])
+    assert exported.document.sections == sections
+    await store.close()
+    again = await reopen()
+    try:
+        (doc,) = await again.documents(Access.admin(), ids=[graph.document.id])
+        assert doc.sections == sections
+    finally:
+        await again.close()
