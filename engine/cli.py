@@ -106,13 +106,23 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant the documents belong to.")] = None,
     group: Groups = None,
+    reader: Annotated[
+        str,
+        typer.Option(
+            help="builtin, or llamaindex: LlamaIndex's file readers, which keep PDF/DOCX page "
+            "numbers and Markdown/HTML headings for citations.",
+        ),
+    ] = "builtin",
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Ingest .txt, .md, .html, .jsonl ({id, title, text} per line), .pdf and .docx files."""
+    if reader not in {"builtin", "llamaindex"}:
+        raise typer.BadParameter("--reader takes builtin or llamaindex")
+    chosen: Literal["builtin", "llamaindex"] = "llamaindex" if reader == "llamaindex" else "builtin"
 
     async def job(tl: Threadline) -> Any:
-        sources = tl.read(paths)  # validates everything before anything is stored
+        sources = tl.read(paths, reader=chosen)  # validates everything before storing
         with _progress("ingesting") as progress:
             return await tl.ingest(sources, tenant=tenant, groups=group or (), progress=progress)
 

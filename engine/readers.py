@@ -12,7 +12,7 @@ from charset_normalizer import from_bytes
 
 from graph import InputError, Section
 
-__all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "read_paths"]
+__all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "check_size", "decode_text", "read_paths"]
 
 TEXT_SUFFIXES = frozenset({".txt", ".text", ".md", ".markdown"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -85,15 +85,7 @@ def _read_file(path: Path, max_bytes: int) -> Iterator[SourceDocument]:
     if suffix == ".jsonl":
         yield from _read_jsonl(path, max_bytes)
         return
-    size = path.stat().st_size
-    if size == 0:
-        raise InputError("the file is empty", source=str(path))
-    if size > max_bytes:
-        raise InputError(
-            f"the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB document limit; "
-            "split it or raise THREADLINE_INGEST__MAX_DOCUMENT_BYTES",
-            source=str(path),
-        )
+    check_size(path, max_bytes)
     source = str(path.resolve())
     if suffix == ".pdf":
         text, title = _pdf_text(path), path.stem
@@ -110,6 +102,24 @@ def _read_file(path: Path, max_bytes: int) -> Iterator[SourceDocument]:
     if not text.strip():
         raise InputError("the file has no text in it", source=str(path))
     yield SourceDocument(source=source, title=title, text=text, origin=str(path))
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """Bytes of a text file to text: BOMs, UTF-8, then a detected legacy encoding."""
+    return _decode(data, where)
+
+
+def check_size(path: Path, max_bytes: int) -> None:
+    """Refuse empty files and files over the document size limit."""
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError("the file is empty", source=str(path))
+    if size > max_bytes:
+        raise InputError(
+            f"the file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB document limit; "
+            "split it or raise THREADLINE_INGEST__MAX_DOCUMENT_BYTES",
+            source=str(path),
+        )
 
 
 def _decode(data: bytes, where: str, line: int | None = None) -> str:

@@ -212,9 +212,24 @@ class Threadline:
 
     # ------------------------------------------------------------------ operations
 
-    def read(self, paths: Sequence[Path]) -> list[SourceDocument]:
-        """Read and validate files before anything is stored (errors name file and line)."""
-        return list(read_paths(paths, max_bytes=self.settings.ingest.max_document_bytes))
+    def read(
+        self, paths: Sequence[Path], *, reader: Literal["builtin", "llamaindex"] = "builtin"
+    ) -> list[SourceDocument]:
+        """Read and validate files before anything is stored (errors name file and line).
+
+        ``reader="llamaindex"`` reads through LlamaIndex's file readers, which keep PDF
+        and DOCX page numbers and Markdown/HTML headings (``threadline[llamaindex]``).
+        """
+        limit = self.settings.ingest.max_document_bytes
+        if reader == "llamaindex":
+            try:
+                from engine.llamaindex import read_with_llamaindex  # noqa: PLC0415
+            except ImportError as exc:
+                raise ConfigError(
+                    "the LlamaIndex readers are not installed: pip install 'threadline[llamaindex]'"
+                ) from exc
+            return list(read_with_llamaindex(paths, max_bytes=limit))
+        return list(read_paths(paths, max_bytes=limit))
 
     async def ingest(
         self,
