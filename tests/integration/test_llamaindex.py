@@ -18,8 +18,10 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.response_synthesizers.no_text import NoText
 from llama_index.core.retrievers import QueryFusionRetriever
 from llama_index.core.schema import TextNode
+from typer.testing import CliRunner
 
 from engine import Settings, Threadline
+from engine.cli import app
 from engine.llamaindex import (
     ThreadlineQueryEngine,
     ThreadlineRetriever,
@@ -263,3 +265,26 @@ async def test_retriever_on_an_async_threadline(settings: Settings, small_corpus
         engine = ThreadlineQueryEngine(tl)
         response = await engine.aquery("Journal of Psychotherapy Integration publisher")
         assert response.response
+
+
+def test_cli_reads_through_llamaindex(tmp_path: Path) -> None:
+    files = _files(tmp_path / "in")
+    runner = CliRunner()
+    data = str(tmp_path / "data")
+    ingested = runner.invoke(
+        app, ["ingest", str(files["pdf"]), "--reader", "llamaindex", "--data-dir", data]
+    )
+    assert ingested.exit_code == 0, ingested.output
+    asked = runner.invoke(
+        app, ["ask", "Who designed the Analytical Engine?", "--data-dir", data, "--json"]
+    )
+    assert asked.exit_code == 0, asked.output
+    answer = json.loads(asked.stdout.strip().splitlines()[-1])
+    pages = {s["page"] for c in answer["claims"] for s in c["spans"]}
+    assert pages == {"2"}
+    human = runner.invoke(app, ["ask", "Who designed the Analytical Engine?", "--data-dir", data])
+    assert ", page 2" in human.stdout
+    wrong = runner.invoke(
+        app, ["ingest", str(files["pdf"]), "--reader", "tika", "--data-dir", data]
+    )
+    assert wrong.exit_code != 0
