@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from opentelemetry import trace
 from rapidfuzz import fuzz
 
 from agents.ppr import personalized_pagerank
@@ -40,6 +41,8 @@ from graph import (
 from graph.provenance import Evidence, LinkedEntity, Signal
 
 __all__ = ["HybridRetriever", "Mode", "Retrieval", "RetrievalWeights"]
+
+_TRACER = trace.get_tracer("threadline.agents")
 
 Mode = Literal["threadline", "dense"]
 
@@ -103,12 +106,17 @@ class HybridRetriever:
         """The ``k`` best chunks for ``question`` that ``access`` may read."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
+        wall = time.time_ns()
 
         def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
+            # Each stage is also a trace span (a child of the caller's current span).
+            nonlocal clock, wall
+            now, now_wall = time.perf_counter(), time.time_ns()
             timings[name] = round((now - clock) * 1000, 2)
-            clock = now
+            _TRACER.start_span(f"threadline.retrieve.{name}", start_time=wall).end(
+                end_time=now_wall
+            )
+            clock, wall = now, now_wall
 
         analysis_task = asyncio.to_thread(analyze_question, question, self._extractor)
         vector_task = self._embedder.embed([question])

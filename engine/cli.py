@@ -497,6 +497,131 @@ def migrate(
     )
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [default: 8000]")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the HTTP API (/v1, OpenAPI at /docs) until interrupted."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from engine.api import create_app  # noqa: PLC0415
+    from engine.telemetry import configure_logging  # noqa: PLC0415
+
+    settings = _settings(data_dir)
+    configure_logging(settings.telemetry)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _key_store(data_dir: Path | None) -> Any:
+    from engine.keys import KeyStore  # noqa: PLC0415
+
+    return KeyStore(_settings(data_dir).data_dir / "keys.sqlite")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant the key reads and writes.")] = None,
+    group: Groups = None,
+    admin: Annotated[bool, typer.Option("--admin", help="A key that manages keys.")] = False,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Create a key; the key is printed once and only its hash is kept."""
+    from engine.audit import AuditLog  # noqa: PLC0415
+
+    store = _key_store(data_dir)
+    try:
+        made = store.create(tenant=tenant, groups=tuple(group or ()), admin=admin, name=name)
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
+    audit.append("key.create", key_id="cli", created=made.key.id, tenant=tenant, admin=admin)
+    audit.close()
+    if as_json:
+        _emit_json({"key": made.key.model_dump(mode="json"), "secret": made.secret})
+        return
+    who = "admin" if admin else f"tenant {tenant}, groups {list(made.key.groups) or '-'}"
+    out.print(f"created key {made.key.id} ({who}). Give this to the client; it is not stored:")
+    out.print(made.secret)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Every key with its tenant, groups and state (never the secret)."""
+    store = _key_store(data_dir)
+    try:
+        found = store.all()
+    finally:
+        store.close()
+    if as_json:
+        _emit_json([k.model_dump(mode="json") for k in found])
+        return
+    table = Table("id", "name", "tenant", "groups", "admin", "created", "revoked")
+    for k in found:
+        table.add_row(
+            k.id,
+            k.name,
+            k.tenant or "-",
+            ",".join(k.groups) or "-",
+            "yes" if k.admin else "",
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a key: requests with it are refused from now on."""
+    from engine.audit import AuditLog  # noqa: PLC0415
+
+    store = _key_store(data_dir)
+    try:
+        store.revoke(key_id)
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
+    audit.append("key.revoke", key_id="cli", revoked=key_id)
+    audit.close()
+    out.print(f"revoked key {key_id}")
+
+
+@app.command("audit")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Verify the audit log's hash chain (exit 1 if any record was changed or removed)."""
+    from engine.audit import verify  # noqa: PLC0415
+
+    path = _settings(data_dir).data_dir / "audit.log"
+    if not path.exists():
+        out.print(f"no audit log at {path}")
+        return
+    try:
+        count = verify(path)
+    except ThreadlineError as exc:
+        err.print(f"[bold red]tampered:[/] {exc}", markup=True)
+        raise typer.Exit(1) from exc
+    out.print(f"{path}: {count} records, chain intact")
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(

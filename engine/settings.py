@@ -9,11 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ApiSettings",
     "EmbeddingSettings",
     "ExtractionSettings",
     "GraphSettings",
     "IngestSettings",
     "Settings",
+    "TelemetrySettings",
     "VectorSettings",
 ]
 
@@ -97,6 +99,28 @@ class IngestSettings(_Section):
     max_document_bytes: int = Field(default=10_000_000, ge=1_000)
 
 
+class ApiSettings(_Section):
+    """The HTTP service (``threadline serve``): limits per request and per API key."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=20_000_000, ge=1_000)
+    rate_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    burst: int = Field(default=60, ge=1, le=100_000)
+    max_concurrent_per_key: int = Field(default=16, ge=1, le=10_000)
+    request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class TelemetrySettings(_Section):
+    """Traces to any OTLP collector; logs as JSON lines."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP traces endpoint, e.g. http://collector:4318"
+    )
+    service_name: str = "threadline"
+    json_logs: bool = True
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from ``THREADLINE_*`` environment variables.
 
@@ -115,3 +139,5 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     extraction: ExtractionSettings = ExtractionSettings()
     ingest: IngestSettings = IngestSettings()
+    api: ApiSettings = ApiSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
+
+from opentelemetry import trace
 
 from agents import (
     NOT_FOUND,
@@ -47,11 +50,12 @@ from graph import (
     VectorIndex,
 )
 from graph.backends.networkx_store import NetworkxGraphStore
-from graph.provenance import Answer
+from graph.provenance import Answer, Claim, Evidence
 
-__all__ = ["Stats", "Threadline", "open_graph_store"]
+__all__ = ["AskEvent", "Stats", "Threadline", "open_graph_store"]
 
 logger = logging.getLogger(__name__)
+_TRACER = trace.get_tracer("threadline.engine")
 
 
 class Stats(StoreStats):
@@ -83,6 +87,17 @@ async def open_graph_store(
         connection_timeout=cfg.connection_timeout,
         max_pool_size=cfg.max_pool_size,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AskEvent:
+    """One stage of :meth:`Threadline.ask_stream`."""
+
+    kind: Literal["evidence", "answer", "claims", "done"]
+    text: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    answer: Answer | None = None
 
 
 class Threadline:
@@ -287,17 +302,41 @@ class Threadline:
         self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
     ) -> Answer:
         """Answer a question from the sources ``access`` may read, with validated claims."""
+        answer: Answer | None = None
+        async for event in self.ask_stream(question, access, k=k, mode=mode):
+            if event.kind == "done":
+                answer = event.answer
+        if answer is None:  # pragma: no cover - ask_stream always ends with "done"
+            raise NotFoundError("the answer stream ended early")
+        return answer
+
+    async def ask_stream(
+        self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
+    ) -> AsyncIterator[AskEvent]:
+        """:meth:`ask`, stage by stage: ``evidence`` (what retrieval found), ``answer`` (the
+        draft text), ``claims`` (the validated claims) and ``done`` (the whole answer)."""
         who = access or Access(tenant=self.settings.tenant)
-        started = time.perf_counter()
-        retrieval = await self.retrieve(question, who, k=k, mode=mode)
-        retrieved = time.perf_counter()
-        draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
-        drafted = time.perf_counter()
-        claims = await ProvenanceValidator(graph=self.graph).validate(draft.claims, who)
-        validated = time.perf_counter()
+        with _TRACER.start_as_current_span(
+            "threadline.ask", attributes={"threadline.mode": mode, "threadline.k": k}
+        ) as span:
+            started = time.perf_counter()
+            with _TRACER.start_as_current_span("threadline.retrieve"):
+                retrieval = await self.retrieve(question, who, k=k, mode=mode)
+            retrieved = time.perf_counter()
+            span.set_attribute("threadline.evidence", len(retrieval.evidence))
+            yield AskEvent(kind="evidence", evidence=tuple(retrieval.evidence))
+            with _TRACER.start_as_current_span("threadline.answer"):
+                draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
+            drafted = time.perf_counter()
+            yield AskEvent(kind="answer", text=draft.answer)
+            with _TRACER.start_as_current_span("threadline.validate") as checked:
+                claims = await ProvenanceValidator(graph=self.graph).validate(draft.claims, who)
+                checked.set_attribute("threadline.claims", len(claims))
+            validated = time.perf_counter()
         main = claims[0] if claims else None
         text = draft.answer if main is not None and main.verdict == "supported" else NOT_FOUND
-        return Answer(
+        yield AskEvent(kind="claims", claims=tuple(claims), text=text)
+        answer = Answer(
             question=retrieval.question.text,
             answer=text,
             mode=mode,
@@ -312,6 +351,7 @@ class Threadline:
                 "total": _ms(started, validated),
             },
         )
+        yield AskEvent(kind="done", answer=answer, text=text)
 
     async def stats(self, access: Access | None = None) -> Stats:
         """What ``access`` (default: everything) can see."""
