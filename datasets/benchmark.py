@@ -9,6 +9,11 @@ Usage::
 ``--data-dir`` is given) with the embedded default stores and prints one JSON object:
 passages, words, seconds, passages/s, words/s, peak resident memory, and store counts.
 
+``api`` load-tests the HTTP API on a data dir that ``threadline bench`` indexed: it starts
+``threadline serve`` on 127.0.0.1, gives each of N concurrent clients its own API key, and
+has them ask the dataset's questions back to back for a fixed time; it reports requests/s,
+latency percentiles and every non-200 status.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -103,6 +108,97 @@ async def graph_stores(dataset_dir: Path, data_dir: Path, limit: int | None) -> 
     return {"dataset": dataset_dir.name, "bulk_load": load, "retrieval": retrieval}
 
 
+async def api_load(
+    dataset_dir: Path, data_dir: Path, clients: int, seconds: float
+) -> dict[str, object]:
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import statistics  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415
+
+    from engine.keys import KeyStore  # noqa: PLC0415
+
+    questions = [
+        json.loads(line)["question"]
+        for line in (dataset_dir / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    store = KeyStore(data_dir / "keys.sqlite")
+    keys = [store.create(tenant="default", name=f"load-{i}").secret for i in range(clients)]
+    store.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "engine", "serve", "--data-dir", str(data_dir)]
+    server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own CLI, started once
+        [*command, "--port", str(port)],
+        env={**os.environ, "THREADLINE_TELEMETRY__JSON_LOGS": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as probe:
+            for _ in range(600):
+                try:
+                    if (await probe.get("/v1/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+            # Load the models before the clock starts.
+            await probe.post(
+                "/v1/ask",
+                json={"question": questions[0]},
+                headers={"Authorization": f"Bearer {keys[0]}"},
+            )
+        latencies: list[float] = []
+        statuses: dict[int, int] = {}
+        deadline = time.perf_counter() + seconds
+
+        async def client(number: int) -> None:
+            headers = {"Authorization": f"Bearer {keys[number]}"}
+            async with httpx.AsyncClient(base_url=base, timeout=300, headers=headers) as http:
+                i = number
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    response = await http.post(
+                        "/v1/ask", json={"question": questions[i % len(questions)]}
+                    )
+                    latencies.append(time.perf_counter() - started)
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    i += clients
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000)
+
+    return {
+        "dataset": dataset_dir.name,
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 2),
+        "errors": sum(n for code, n in statuses.items() if code != 200),
+        "statuses": statuses,
+        "latency_ms": {
+            "p50": pct(0.5),
+            "p95": pct(0.95),
+            "p99": pct(0.99),
+            "mean": round(statistics.fmean(ordered) * 1000),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,7 +209,16 @@ def main() -> None:
     cmp.add_argument("dataset", type=Path)
     cmp.add_argument("--data-dir", type=Path, required=True)
     cmp.add_argument("--limit", type=int, default=None)
+    load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
+    load.add_argument("dataset", type=Path)
+    load.add_argument("--data-dir", type=Path, required=True)
+    load.add_argument("--clients", type=int, default=50)
+    load.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
+    if args.command == "api":
+        result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
+        print(json.dumps(result, indent=2))
+        return
     if args.command == "graph":
         print(
             json.dumps(asyncio.run(graph_stores(args.dataset, args.data_dir, args.limit)), indent=2)

@@ -2,8 +2,10 @@
 
 Every ingest, delete, ask and key operation appends one record (who, what, when, which
 documents were involved or cited). The file is opened for appending only and each line
-carries the SHA-256 of the previous line, so any edit, deletion or reordering is found by
-:func:`verify` (``threadline audit verify``). Nothing in the API can rewrite it.
+carries the SHA-256 of the previous line, and ``audit.head`` next to it holds the hash of
+the last line, so any edit, deletion or reordering (the last line included) is found by
+:func:`verify` (``threadline audit``). Nothing in the API can rewrite it; against someone
+with write access to the data dir, ship the log (or just the head) to write-once storage.
 """
 
 from __future__ import annotations
@@ -46,10 +48,17 @@ class AuditLog:
             os.write(self._fd, (line + "\n").encode())
             os.fsync(self._fd)
             self._last = hashlib.sha256(line.encode()).hexdigest()
+            head = _head(self._path)
+            head.with_suffix(".tmp").write_text(self._last + "\n")
+            head.with_suffix(".tmp").replace(head)
             return record
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _head(path: Path) -> Path:
+    return path.with_name(path.stem + ".head")
 
 
 def _last_hash(path: Path) -> str:
@@ -82,4 +91,9 @@ def verify(path: Path) -> int:
                 )
             previous = hashlib.sha256(line).hexdigest()
             count += 1
+    head = _head(path)
+    if head.exists() and head.read_text().strip() != previous:
+        raise StoreCorruptedError(
+            f"{path}: the last record does not match {head.name} (it was changed or removed)"
+        )
     return count

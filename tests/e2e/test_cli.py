@@ -159,3 +159,39 @@ def test_ask_and_bench(tmp_path: Path) -> None:
         assert result["latency_ms"][mode]["p50"] > 0
     assert result["ingest"]["added"] == 0  # the corpus was already indexed
     assert len(per_question.read_text().splitlines()) == 3
+
+
+def test_keys_and_audit_commands(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path / "data")]
+    made = runner.invoke(
+        app, ["keys", "create", "--tenant", "acme", "--group", "x", *data, "--json"]
+    )
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.stdout.strip().splitlines()[-1])
+    assert created["secret"].startswith(f"tl_{created['key']['id']}_")
+    listed = runner.invoke(app, ["keys", "list", *data, "--json"])
+    (record,) = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert record["tenant"] == "acme"
+    assert "secret" not in record
+    assert created["secret"] not in listed.stdout
+    assert runner.invoke(app, ["keys", "revoke", record["id"], *data]).exit_code == 0
+    assert runner.invoke(app, ["keys", "revoke", record["id"], *data]).exit_code == 1
+    both = runner.invoke(app, ["keys", "create", "--tenant", "a", "--admin", *data])
+    assert both.exit_code == 1
+    checked = runner.invoke(app, ["audit", *data])
+    assert checked.exit_code == 0
+    assert "2 records, chain intact" in checked.stdout
+    log = tmp_path / "data" / "audit.log"
+    original = log.read_text()
+    log.write_text(original.replace("key.create", "key.delete", 1))  # the first record
+    assert runner.invoke(app, ["audit", *data]).exit_code == 1
+    log.write_text(original.replace("key.revoke", "key.create"))  # the last record
+    last = runner.invoke(app, ["audit", *data])
+    assert last.exit_code == 1
+    log.write_text(original)
+    assert runner.invoke(app, ["audit", *data]).exit_code == 0
