@@ -212,7 +212,10 @@ class AskRequest(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"query": "Analytical Engine designer", "k": 10}]},
+    )
 
     query: str = Field(min_length=1, max_length=2000)
     k: int = Field(default=10, ge=1, le=100)
@@ -305,7 +308,19 @@ class PathList(BaseModel):
 
 
 class FeedbackIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "Who designed the Analytical Engine?",
+                    "answer": "Charles Babbage",
+                    "rating": 5,
+                    "comment": "right, and the page citation helped",
+                }
+            ]
+        },
+    )
 
     question: str = Field(min_length=1, max_length=2000)
     answer: str = Field(default="", max_length=20_000)
@@ -319,7 +334,10 @@ class FeedbackOut(BaseModel):
 
 
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tenant": "acme", "groups": ["research"], "name": "bi"}]},
+    )
 
     tenant: Name | None = None
     groups: list[Name] = Field(default_factory=list, max_length=100)

@@ -425,6 +425,12 @@ def _collect(  # noqa: C901 - one walk over every read endpoint
         seen["entities"].update(n["id"] for n in hood["nodes"])
         for edge in hood["edges"]:
             seen["entities"].update((edge["source"], edge["target"]))
+        for node in hood["nodes"][1:4]:
+            found = client.get("/v1/paths", params={"source": ent["id"], "target": node["id"]})
+            for path in found.json()["paths"]:
+                seen["entities"].update(e["id"] for e in path["entities"])
+                for fact in path["facts"]:
+                    spans(fact["evidence"])
     return seen
 
 
