@@ -15,6 +15,7 @@ import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,10 +25,12 @@ from rapidfuzz import fuzz
 
 from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
-from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
+from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, split_sentences, tokenize
 from graph import (
     Access,
+    Chunk,
     ChunkId,
+    Document,
     DocumentId,
     Entity,
     EntityId,
@@ -66,6 +69,9 @@ class RetrievalWeights:
     bridge: float = 3.0
     bridge_facts: int = 3
     bridge_threshold: float = 0.3
+    hop: float = 2.0
+    hop_beam: int = 3
+    hop_sources: int = 4
 
 
 @dataclass(slots=True)
@@ -154,9 +160,11 @@ class HybridRetriever:
             if m.entity_id not in chunk_entities[m.span.chunk_id]:
                 chunk_entities[m.span.chunk_id].append(m.entity_id)
         lap("graph")
+        hops = await self._hop(linked, matrix[0], access)
+        lap("hop")
         evidence = self._fuse(
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
-            linked=linked, k=k,
+            linked=linked, hops=hops, k=k,
         )  # fmt: skip
         unknown = [e.chunk_id for e in evidence if not e.document_id]
         if unknown:
@@ -349,6 +357,110 @@ class HybridRetriever:
                 )
         return seed_weights
 
+    # ------------------------------------------------------------------ reading hop
+
+    async def _hop(
+        self, linked: list[LinkedEntity], question_vector: np.ndarray, access: Access
+    ) -> list[_Hop]:
+        """One reading hop for what the graph's facts miss (IRCoT without a model).
+
+        Read the question entities' own pages (documents titled with their name), take the
+        entities named in the sentences that read most like the question (the bridge
+        candidates: "Lothair II was the son of ... Ermengarde of Tours" for "When did
+        Lothair II's mother die?"), keep the best few, and return *their* own pages.
+        """
+        w = self.weights
+        sources = [e for e in linked if e.score >= 0.8][: w.hop_sources]
+        homes = await self._homes([(e.entity_id, e.name) for e in sources], access)
+        if not homes:
+            return []
+        owners = {homes[e.entity_id][0].id: e.name for e in sources if e.entity_id in homes}
+        found = await self._candidates(homes, owners, {e.entity_id for e in sources}, access)
+        if not found:
+            return []
+        sentences = sorted({t for _, texts in found.values() for t in texts})
+        vectors = await self._embedder.embed(sentences)
+        similarity = dict(zip(sentences, (vectors @ question_vector).tolist(), strict=True))
+        ranked = sorted(
+            (
+                (max(similarity[t] for t in texts), eid, owner)
+                for eid, (owner, texts) in found.items()
+            ),
+            key=lambda t: (-t[0], t[1]),
+        )
+        names = {e.id: e for e in await self._graph.entities([t[1] for t in ranked], access)}
+        beam = [t for t in ranked if t[1] in names][: w.hop_beam * 3]
+        targets = await self._homes([(eid, names[eid].name) for _, eid, _ in beam], access)
+        hops: list[_Hop] = []
+        for score, eid, owner in beam:
+            home = targets.get(eid)
+            if home is None or any(h.chunk_id == home[0].id for h in hops):
+                continue
+            chunk = home[0]
+            hops.append(_Hop(chunk.id, chunk.document_id, float(score), owner, names[eid].name))
+            if len(hops) >= w.hop_beam:
+                break
+        return hops
+
+    async def _candidates(
+        self,
+        homes: dict[EntityId, tuple[Chunk, Document]],
+        owners: dict[ChunkId, str],
+        sources: set[EntityId],
+        access: Access,
+    ) -> dict[EntityId, tuple[str, list[str]]]:
+        """Entities named on the question entities' pages, each with the sentences naming
+        it and the question entity whose page it is on."""
+        found: dict[EntityId, tuple[str, list[str]]] = {}
+
+        def add(entity: EntityId, owner: str, sentence: str) -> None:
+            entry = found.setdefault(entity, (owner, []))
+            if sentence not in entry[1]:
+                entry[1].append(sentence)
+
+        chunks = {c.id: c for c, _ in homes.values()}
+        for m in await self._graph.chunk_mentions(list(chunks), access):
+            if m.entity_id not in sources:
+                chunk = chunks[m.span.chunk_id]
+                add(m.entity_id, owners[chunk.id], _sentence_at(chunk, m.span.start))
+        # Names the parser split ("Ermengarde" + "Tours") still match a page's entity as
+        # capitalised word runs of the sentence ("Ermengarde of Tours").
+        runs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for chunk in chunks.values():
+            for sentence, run in _sentence_runs(chunk.text):
+                runs[run].append((sentence, owners[chunk.id]))
+        exact = await self._graph.match_entities(list(runs), access) if runs else {}
+        for run, ents in exact.items():
+            if ents and ents[0].id not in sources:
+                for sentence, owner in runs[run]:
+                    add(ents[0].id, owner, sentence)
+        return found
+
+    async def _homes(
+        self, entities: list[tuple[EntityId, str]], access: Access
+    ) -> dict[EntityId, tuple[Chunk, Document]]:
+        """Each entity's own page: the first chunk of a document titled with its name."""
+        if not entities:
+            return {}
+        edges = await self._graph.mention_edges([e for e, _ in entities], access, per_entity=30)
+        chunk_ids = list(dict.fromkeys(cid for _, cid, _ in edges))
+        chunks = {c.id: c for c in await self._graph.chunks(chunk_ids, access)}
+        doc_ids = list({c.document_id for c in chunks.values()})
+        docs = {
+            d.id: d
+            for d in await self._graph.documents(access, ids=doc_ids, limit=len(doc_ids) or 1)
+        }
+        wanted = {eid: _title_key(name) for eid, name in entities}
+        homes: dict[EntityId, tuple[Chunk, Document]] = {}
+        for eid, cid, _ in edges:
+            chunk = chunks.get(cid)
+            doc = docs.get(chunk.document_id) if chunk else None
+            if chunk is None or doc is None or eid in homes:
+                continue
+            if _title_key(doc.title) == wanted[eid]:
+                homes[eid] = (chunk, doc)
+        return homes
+
     # ------------------------------------------------------------------ fusion
 
     def _fuse(
@@ -359,6 +471,7 @@ class HybridRetriever:
         graph_scores: dict[ChunkId, float],
         explain: dict[ChunkId, tuple[set[str], set[RelationId]]],
         linked: list[LinkedEntity],
+        hops: Sequence[_Hop] = (),
         k: int,
     ) -> list[Evidence]:
         w = self.weights
@@ -381,6 +494,12 @@ class HybridRetriever:
                     relations=tuple(sorted(rels))[:10],
                 )
                 fused[cid] += w.graph / (w.rrf_k + rank)
+        for rank, hop in enumerate(hops, 1):
+            documents[hop.chunk_id] = hop.document_id
+            signals[hop.chunk_id]["hop"] = Signal(
+                rank=rank, score=round(hop.score, 5), entities=(hop.source, hop.target)
+            )
+            fused[hop.chunk_id] += w.hop / (w.rrf_k + rank)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [
             Evidence(
@@ -421,6 +540,38 @@ def _fact_text(fact: Relation, names: dict[EntityId, str]) -> str:
     if fact.kind == "cooccurrence":
         return f"{subject} and {obj}"
     return f"{subject} {fact.predicate.replace('_', ' ')} {obj}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """A page reached by reading: the bridge entity's own page."""
+
+    chunk_id: ChunkId
+    document_id: DocumentId
+    score: float
+    source: str  # the question entity whose page named the bridge
+    target: str  # the bridge entity
+
+
+def _title_key(title: str) -> str:
+    """Comparison key of a page title or entity name: "Brand (play)" and "Brand" agree."""
+    return normalize_name(re.sub(r"\s*\([^)]*\)\s*$", "", title)) or normalize_name(title)
+
+
+def _sentence_runs(text: str) -> Iterator[tuple[str, str]]:
+    """(sentence, capitalised word run in it) for every sentence of a text."""
+    for start, end in split_sentences(text):
+        sentence = text[start:end]
+        for run in _capitalised_runs(sentence):
+            yield sentence, run.rstrip(".,;:")
+
+
+def _sentence_at(chunk: Chunk, offset: int) -> str:
+    """The chunk sentence containing a document offset."""
+    for start, end in split_sentences(chunk.text):
+        if chunk.start + start <= offset < chunk.start + end:
+            return chunk.text[start:end]
+    return chunk.text
 
 
 def _keep(linked: dict[EntityId, LinkedEntity], candidate: LinkedEntity) -> None:

@@ -181,3 +181,35 @@ async def test_tenant_isolation_holds_for_answers(tl: Threadline) -> None:
     answer = await tl.ask(str(_two_hop()["question"]), Access(tenant="globex"))
     assert answer.evidence == ()
     assert answer.answer == NOT_FOUND
+
+
+async def test_reading_hop_reaches_the_bridge_entitys_page(tmp_path: Path) -> None:
+    """The graph has no "mother" fact, but the question entity's own page names her:
+    the reading hop follows that sentence to her page."""
+    pages = {
+        "Lothair II": "Lothair II (835-869) was the king of Lotharingia. He was the son of "
+        "Emperor Lothair I and Ermengarde of Tours.",
+        "Ermengarde of Tours": "Ermengarde of Tours died on 20 March 851. She was the wife "
+        "of Lothair I and the mother of three sons.",
+        "Lotharingia": "Lotharingia was a kingdom in western Europe. Lothair II ruled it.",
+        "Lothair I": "Lothair I was Holy Roman Emperor. His son Lothair II became king.",
+    }
+    pages |= {
+        f"Abbey {i}": f"The Abbey of Saint {name} was founded in the ninth century near Tours."
+        for i, name in enumerate(["Martin", "Julian", "Gatien", "Cosmas", "Perpetuus"])
+    }
+    corpus = tmp_path / "pages.jsonl"
+    corpus.write_text(
+        "".join(json.dumps({"id": t, "title": t, "text": x}) + "\n" for t, x in pages.items()),
+        encoding="utf-8",
+    )
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        await tl.ingest(tl.read([corpus]))
+        found = await tl.retrieve("When did Lothair II's mother die?", Access.admin(), k=5)
+        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        hops = [e for e in found.evidence if "hop" in e.signals]
+        assert hops, [docs[e.document_id] for e in found.evidence]
+        reached = {docs[e.document_id]: e.signals["hop"].entities for e in hops}
+        assert reached["Ermengarde of Tours"] == ("Lothair II", "Ermengarde of Tours")
+        top = [docs[e.document_id] for e in found.evidence]
+        assert {"Lothair II", "Ermengarde of Tours"} <= set(top)
