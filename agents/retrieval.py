@@ -66,12 +66,14 @@ class RetrievalWeights:
     chunk_seed: float = 0.05
     per_entity_chunks: int = 60
     neighbor_facts: int = 25
+    scored_facts: int = 8
     bridge: float = 3.0
     bridge_facts: int = 3
     bridge_threshold: float = 0.3
     hop: float = 2.0
     hop_beam: int = 3
     hop_sources: int = 4
+    hop_sentences: int = 4
 
 
 @dataclass(slots=True)
@@ -152,16 +154,17 @@ class HybridRetriever:
         pool_entities = {m.entity_id for m in pool_mentions}
         linked = await self._link(analysis, access, pool_entities, matrix[0])
         lap("link")
-        graph_scores, explain, facts, chunk_entities = await self._walk(
-            linked, matrix[0], dense, sparse, access
+        # The reading hop needs only the linked entities: it runs while the graph walks.
+        walked, hops = await asyncio.gather(
+            self._walk(linked, matrix[0], dense, sparse, access),
+            self._hop(linked, matrix[0], access),
         )
+        graph_scores, explain, facts, chunk_entities = walked
         for m in pool_mentions:
             chunk_entities.setdefault(m.span.chunk_id, [])
             if m.entity_id not in chunk_entities[m.span.chunk_id]:
                 chunk_entities[m.span.chunk_id].append(m.entity_id)
         lap("graph")
-        hops = await self._hop(linked, matrix[0], access)
-        lap("hop")
         evidence = self._fuse(
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
             linked=linked, hops=hops, k=k,
@@ -268,7 +271,12 @@ class HybridRetriever:
     async def _fact_relevance(
         self, facts: list[Relation], question_vector: np.ndarray, access: Access
     ) -> dict[RelationId, float]:
-        """Cosine similarity of each fact, read as a phrase, to the question."""
+        """Cosine similarity of the strongest facts, read as phrases, to the question.
+
+        Embedding is the costly step of a query; the strongest few facts carry the bridge
+        signal, and the reading hop covers what they miss.
+        """
+        facts = facts[: self.weights.scored_facts]
         if not facts:
             return {}
         ids = list({e for r in facts for e in (r.subject_id, r.object_id)})
@@ -419,16 +427,22 @@ class HybridRetriever:
                 entry[1].append(sentence)
 
         chunks = {c.id: c for c, _ in homes.values()}
+        # A page states its subject's closest relations first; read its opening sentences.
+        opening = {
+            cid: list(split_sentences(c.text))[: self.weights.hop_sentences]
+            for cid, c in chunks.items()
+        }
         for m in await self._graph.chunk_mentions(list(chunks), access):
-            if m.entity_id not in sources:
-                chunk = chunks[m.span.chunk_id]
-                add(m.entity_id, owners[chunk.id], _sentence_at(chunk, m.span.start))
+            chunk = chunks[m.span.chunk_id]
+            sentence = _sentence_of(chunk, opening[chunk.id], m.span.start)
+            if m.entity_id not in sources and sentence is not None:
+                add(m.entity_id, owners[chunk.id], sentence)
         # Names the parser split ("Ermengarde" + "Tours") still match a page's entity as
         # capitalised word runs of the sentence ("Ermengarde of Tours").
         runs: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for chunk in chunks.values():
-            for sentence, run in _sentence_runs(chunk.text):
-                runs[run].append((sentence, owners[chunk.id]))
+        for cid, chunk in chunks.items():
+            for sentence, run in _runs(chunk, opening[cid]):
+                runs[run].append((sentence, owners[cid]))
         exact = await self._graph.match_entities(list(runs), access) if runs else {}
         for run, ents in exact.items():
             if ents and ents[0].id not in sources:
@@ -558,20 +572,21 @@ def _title_key(title: str) -> str:
     return normalize_name(re.sub(r"\s*\([^)]*\)\s*$", "", title)) or normalize_name(title)
 
 
-def _sentence_runs(text: str) -> Iterator[tuple[str, str]]:
-    """(sentence, capitalised word run in it) for every sentence of a text."""
-    for start, end in split_sentences(text):
-        sentence = text[start:end]
+def _runs(chunk: Chunk, sentences: list[tuple[int, int]]) -> Iterator[tuple[str, str]]:
+    """(sentence, capitalised word run in it) for the given sentences of a chunk."""
+    for start, end in sentences:
+        sentence = chunk.text[start:end]
         for run in _capitalised_runs(sentence):
             yield sentence, run.rstrip(".,;:")
 
 
-def _sentence_at(chunk: Chunk, offset: int) -> str:
-    """The chunk sentence containing a document offset."""
-    for start, end in split_sentences(chunk.text):
-        if chunk.start + start <= offset < chunk.start + end:
+def _sentence_of(chunk: Chunk, sentences: list[tuple[int, int]], offset: int) -> str | None:
+    """The sentence (of those given, chunk offsets) that holds a document offset."""
+    at = offset - chunk.start
+    for start, end in sentences:
+        if start <= at < end:
             return chunk.text[start:end]
-    return chunk.text
+    return None
 
 
 def _keep(linked: dict[EntityId, LinkedEntity], candidate: LinkedEntity) -> None:
