@@ -657,18 +657,12 @@ def _handlers(app: FastAPI) -> None:  # noqa: C901 - one handler per error famil
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
+        detail = _field_errors(exc.errors())
         return respond(request, 422, "invalid_request", "the request is not valid", detail)
 
     @app.exception_handler(ValidationError)
     async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
-        detail = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
+        detail = _field_errors(exc.errors())
         return respond(request, 422, "invalid_request", "a value is not valid", detail)
 
     @app.exception_handler(StarletteHTTPException)
@@ -1215,6 +1209,13 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         """Prometheus metrics."""
         registry = _service(request).metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _field_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without the rejected input (which may be large or sensitive)."""
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errors
+    ]
 
 
 def _json(value: Any) -> str:

@@ -524,6 +524,16 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(keys_app, name="keys")
 
 
+def _audit(data_dir: Path | None, action: str, **fields: Any) -> None:
+    from engine.audit import AuditLog  # noqa: PLC0415
+
+    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
+    try:
+        audit.append(action, key_id="cli", **fields)
+    finally:
+        audit.close()
+
+
 def _key_store(data_dir: Path | None) -> Any:
     from engine.keys import KeyStore  # noqa: PLC0415
 
@@ -540,8 +550,6 @@ def keys_create(
     as_json: JsonOut = False,
 ) -> None:
     """Create a key; the key is printed once and only its hash is kept."""
-    from engine.audit import AuditLog  # noqa: PLC0415
-
     store = _key_store(data_dir)
     try:
         made = store.create(tenant=tenant, groups=tuple(group or ()), admin=admin, name=name)
@@ -550,9 +558,7 @@ def keys_create(
         raise typer.Exit(1) from exc
     finally:
         store.close()
-    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
-    audit.append("key.create", key_id="cli", created=made.key.id, tenant=tenant, admin=admin)
-    audit.close()
+    _audit(data_dir, "key.create", created=made.key.id, tenant=tenant, admin=admin)
     if as_json:
         _emit_json({"key": made.key.model_dump(mode="json"), "secret": made.secret})
         return
@@ -589,8 +595,6 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    from engine.audit import AuditLog  # noqa: PLC0415
-
     store = _key_store(data_dir)
     try:
         store.revoke(key_id)
@@ -599,9 +603,7 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
         raise typer.Exit(1) from exc
     finally:
         store.close()
-    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
-    audit.append("key.revoke", key_id="cli", revoked=key_id)
-    audit.close()
+    _audit(data_dir, "key.revoke", revoked=key_id)
     out.print(f"revoked key {key_id}")
 
 

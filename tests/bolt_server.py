@@ -30,7 +30,8 @@ def _package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -41,8 +42,8 @@ class BoltServer:
     """One ArcadeDB server process; :meth:`start`, :meth:`stop`, :meth:`restart`."""
 
     root: Path
-    bolt_port: int = field(default_factory=_free_port)
-    http_port: int = field(default_factory=_free_port)
+    bolt_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
     heap: str = "768m"
     process: subprocess.Popen[bytes] | None = None
     _log_offset: int = 0

@@ -9,7 +9,6 @@ fuzz finds no 5xx.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from engine.api import create_app
 from engine.audit import verify
 from engine.keys import KeyStore
 from engine.settings import Settings
+from tests.bolt_server import free_port
 from tests.documents import pdf_bytes
 
 pytestmark = pytest.mark.api
@@ -44,12 +44,6 @@ QUESTION = (
     "Who was the first president of the association which published "
     "Journal of Psychotherapy Integration?"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -103,7 +97,7 @@ def api(
         uvicorn.Config(
             create_app(config),
             host="127.0.0.1",
-            port=_free_port(),
+            port=free_port(),
             log_config=None,
             access_log=False,
         )
@@ -333,7 +327,7 @@ def test_rate_and_concurrency_limits(tmp_path: Path) -> None:
     secret = store.create(tenant="t").secret
     store.close()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=_free_port(), log_config=None)
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
