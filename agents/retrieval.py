@@ -66,14 +66,14 @@ class RetrievalWeights:
     chunk_seed: float = 0.05
     per_entity_chunks: int = 60
     neighbor_facts: int = 25
-    scored_facts: int = 8
+    scored_facts: int = 4
     bridge: float = 3.0
     bridge_facts: int = 3
     bridge_threshold: float = 0.3
     hop: float = 2.0
     hop_beam: int = 3
     hop_sources: int = 4
-    hop_sentences: int = 4
+    hop_sentences: int = 3
 
 
 @dataclass(slots=True)
