@@ -978,21 +978,8 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         retrieval = await service.bounded(
             service.tl.retrieve(body.query, key.access, k=body.k, mode=body.mode)
         )
-        evidence = retrieval.evidence
-        chunks = {
-            c.id: c
-            for c in await service.tl.graph.chunks([e.chunk_id for e in evidence], key.access)
-        }
-        ids = list({e.document_id for e in evidence})
-        docs = {
-            d.id: d
-            for d in await service.tl.graph.documents(key.access, ids=ids, limit=len(ids) or 1)
-        }
         hits = []
-        for e in evidence:
-            chunk, doc = chunks.get(e.chunk_id), docs.get(e.document_id)
-            if chunk is None or doc is None:
-                continue
+        for e, chunk, doc in await service.tl.sources(retrieval.evidence, key.access):
             section = doc.section_at(chunk.start)
             hits.append(
                 SearchHit(

@@ -467,18 +467,8 @@ async def evidence_nodes(
     tl: Threadline, evidence: Sequence[Evidence], access: Access
 ) -> list[NodeWithScore]:
     """Evidence as LlamaIndex nodes with their provenance in the metadata."""
-    chunks = {c.id: c for c in await tl.graph.chunks([e.chunk_id for e in evidence], access)}
-    docs = {
-        d.id: d
-        for d in await tl.graph.documents(
-            access, ids=list({e.document_id for e in evidence}), limit=len(evidence) or 1
-        )
-    }
     nodes = []
-    for item in evidence:
-        chunk, doc = chunks.get(item.chunk_id), docs.get(item.document_id)
-        if chunk is None or doc is None:
-            continue  # deleted between retrieval and this read
+    for item, chunk, doc in await tl.sources(evidence, access):
         section = doc.section_at(chunk.start)
         signals = {name: sig.model_dump(mode="json") for name, sig in item.signals.items()}
         metadata: dict[str, Any] = {

@@ -35,6 +35,7 @@ from extractors import (
 )
 from graph import (
     Access,
+    Chunk,
     ConfigError,
     DeleteReport,
     Document,
@@ -297,6 +298,22 @@ class Threadline:
         return await self._get_retriever().retrieve(
             question, access or Access(tenant=self.settings.tenant), k=k, mode=mode
         )
+
+    async def sources(
+        self, evidence: Sequence[Evidence], access: Access
+    ) -> list[tuple[Evidence, Chunk, Document]]:
+        """Each evidence item with its chunk and document, in order; items whose chunk or
+        document is gone (deleted since retrieval) or unreadable are left out."""
+        graph = self.graph
+        chunks = {c.id: c for c in await graph.chunks([e.chunk_id for e in evidence], access)}
+        ids = list({e.document_id for e in evidence})
+        docs = {d.id: d for d in await graph.documents(access, ids=ids, limit=len(ids) or 1)}
+        found = []
+        for item in evidence:
+            chunk, doc = chunks.get(item.chunk_id), docs.get(item.document_id)
+            if chunk is not None and doc is not None:
+                found.append((item, chunk, doc))
+        return found
 
     async def ask(
         self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"

@@ -245,12 +245,14 @@ def match_names() -> str:
     )
 
 
-def search_entities(*, typed: bool) -> str:
+def _name_filter(*, typed: bool) -> str:
     where = "any(k IN e.keys WHERE k CONTAINS $needle)"
-    if typed:
-        where += " AND e.type IN $types"
+    return where + " AND e.type IN $types" if typed else where
+
+
+def _ranked_entities() -> str:
+    """Visible entities ranked exact name, then prefix, then substring; most mentioned first."""
     return (
-        f"MATCH (e:Entity) WHERE {where} "
         "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
         "RETURN count(m) AS support } "
         "WITH e, support WHERE support > 0 "
@@ -260,21 +262,16 @@ def search_entities(*, typed: bool) -> str:
     )
 
 
+def search_entities(*, typed: bool) -> str:
+    return f"MATCH (e:Entity) WHERE {_name_filter(typed=typed)} " + _ranked_entities()
+
+
 def search_fulltext(index: str, *, typed: bool) -> str:
     """Candidates from the full-text index, ranked like :func:`search_entities`."""
-    where = "any(k IN e.keys WHERE k CONTAINS $needle)"
-    if typed:
-        where += " AND e.type IN $types"
     return (
         "CALL db.index.fulltext.queryNodes('" + index + "', $query) YIELD node, score "
         "WITH node AS e, score ORDER BY score DESC LIMIT $scan "
-        f"WITH e WHERE {where} "
-        "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
-        "RETURN count(m) AS support } "
-        "WITH e, support WHERE support > 0 "
-        "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
-        "WHEN any(k IN e.keys WHERE k STARTS WITH $needle) THEN 1 ELSE 2 END AS rank "
-        "RETURN " + _ENTITY + ", rank, support ORDER BY rank, support DESC, e.name LIMIT $limit"
+        f"WITH e WHERE {_name_filter(typed=typed)} " + _ranked_entities()
     )
 
 
