@@ -383,12 +383,23 @@ class HybridRetriever:
         if not homes:
             return []
         owners = {homes[e.entity_id][0].id: e.name for e in sources if e.entity_id in homes}
-        found = await self._candidates(homes, owners, {e.entity_id for e in sources}, access)
+        # Opening sentences were embedded at ingest; only those without a vector (older
+        # indexes, a home page that is not a document's first chunk) are embedded here.
+        found, stored = await asyncio.gather(
+            self._candidates(homes, owners, {e.entity_id for e in sources}, access),
+            self._vectors.sentences([c.id for c, _ in homes.values()], access),
+        )
         if not found:
             return []
+        known: dict[str, np.ndarray] = {}
+        for chunk, _ in homes.values():
+            for sv in stored.get(chunk.id, []):
+                known[chunk.text[sv.start : sv.end]] = np.asarray(sv.vector, dtype=np.float32)
         sentences = sorted({t for _, texts in found.values() for t in texts})
-        vectors = await self._embedder.embed(sentences)
-        similarity = dict(zip(sentences, (vectors @ question_vector).tolist(), strict=True))
+        missing = [t for t in sentences if t not in known]
+        if missing:
+            known.update(zip(missing, await self._embedder.embed(missing), strict=True))
+        similarity = {t: float(known[t] @ question_vector) for t in sentences}
         ranked = sorted(
             (
                 (max(similarity[t] for t in texts), eid, owner)

@@ -19,6 +19,7 @@ from extractors import (
     EntityResolver,
     SentenceChunker,
     SpacyEntityExtractor,
+    split_sentences,
 )
 from graph import (
     PUBLIC_GROUP,
@@ -28,6 +29,7 @@ from graph import (
     DocumentId,
     GraphStore,
     InputError,
+    SentenceVector,
     ThreadlineError,
     VectorIndex,
     VectorPoint,
@@ -85,6 +87,7 @@ class Ingestor:
         embedder: Embedder,
         sparse: Bm25Encoder,
         batch_documents: int = 32,
+        opening_sentences: int = 3,
     ) -> None:
         self._graph = graph
         self._vectors = vectors
@@ -95,6 +98,7 @@ class Ingestor:
         self._embedder = embedder
         self._sparse = sparse
         self._batch = batch_documents
+        self._opening = opening_sentences
         self._learned = False
         self._lock = asyncio.Lock()
 
@@ -204,12 +208,26 @@ class Ingestor:
         self, graphs: list[DocumentGraph], batch: list[_Planned]
     ) -> dict[str, int]:
         texts = [c.text for g in graphs for c in g.chunks]
+        # A page's opening sentences (first chunk of each document) share the embedding
+        # call with the chunks.
+        openings = {
+            c.id: list(split_sentences(c.text))[: self._opening]
+            for g in graphs
+            for c in g.chunks
+            if c.index == 0 and self._opening
+        }
+        texts += [c.text[a:b] for g in graphs for c in g.chunks for a, b in openings.get(c.id, [])]
         matrix = await self._embedder.embed(texts)
         points: list[VectorPoint] = []
-        row = 0
+        row, sentence_row = 0, sum(len(g.chunks) for g in graphs)
         for graph in graphs:
             doc = graph.document
             for chunk in graph.chunks:
+                sentences = []
+                for a, b in openings.get(chunk.id, []):
+                    vector = tuple(float(x) for x in matrix[sentence_row])
+                    sentences.append(SentenceVector(start=a, end=b, vector=vector))
+                    sentence_row += 1
                 points.append(
                     VectorPoint(
                         chunk_id=chunk.id,
@@ -218,6 +236,7 @@ class Ingestor:
                         groups=doc.groups,
                         vector=tuple(float(x) for x in matrix[row]),
                         sparse=self._sparse.encode_document(chunk.text),
+                        sentences=tuple(sentences),
                     )
                 )
                 row += 1

@@ -97,6 +97,9 @@ class IngestSettings(_Section):
 
     batch_documents: int = Field(default=32, ge=1, le=10_000)
     max_document_bytes: int = Field(default=10_000_000, ge=1_000)
+    # Each document's first sentences get their own vectors, so queries that read a
+    # page's opening (the retrieval's reading hop) embed only the question. 0 turns it off.
+    opening_sentences: int = Field(default=3, ge=0, le=20)
 
 
 class ApiSettings(_Section):

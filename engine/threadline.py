@@ -223,6 +223,7 @@ class Threadline:
                 embedder=self._embedder,
                 sparse=self._sparse,
                 batch_documents=self.settings.ingest.batch_documents,
+                opening_sentences=self.settings.ingest.opening_sentences,
             )
         return self._ingestor
 

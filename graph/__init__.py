@@ -50,7 +50,14 @@ from graph.models import (
     Span,
     StoreStats,
 )
-from graph.protocols import GraphStore, SparseVector, VectorHit, VectorIndex, VectorPoint
+from graph.protocols import (
+    GraphStore,
+    SentenceVector,
+    SparseVector,
+    VectorHit,
+    VectorIndex,
+    VectorPoint,
+)
 
 __all__ = [
     "PUBLIC_GROUP",
@@ -80,6 +87,7 @@ __all__ = [
     "RelationKind",
     "RetryableLLMError",
     "Section",
+    "SentenceVector",
     "Span",
     "SparseVector",
     "StoreCorruptedError",

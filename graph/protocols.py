@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId
 from graph.models import (
@@ -27,7 +27,14 @@ from graph.models import (
     StoreStats,
 )
 
-__all__ = ["GraphStore", "SparseVector", "VectorHit", "VectorIndex", "VectorPoint"]
+__all__ = [
+    "GraphStore",
+    "SentenceVector",
+    "SparseVector",
+    "VectorHit",
+    "VectorIndex",
+    "VectorPoint",
+]
 
 
 @runtime_checkable
@@ -165,6 +172,26 @@ class SparseVector(BaseModel):
     values: tuple[float, ...]
 
 
+class SentenceVector(BaseModel):
+    """One sentence of a chunk (offsets into the chunk's text) with its own embedding.
+
+    Computed at ingest for a page's opening sentences, so that a query that reads them
+    embeds only itself.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: int = Field(ge=0)
+    end: int
+    vector: tuple[float, ...]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SentenceVector:
+        if self.end <= self.start:
+            raise ValueError("a sentence span must not be empty")
+        return self
+
+
 class VectorPoint(BaseModel):
     """A chunk's dense embedding and keyword vector with the payload every search filters on."""
 
@@ -176,6 +203,7 @@ class VectorPoint(BaseModel):
     groups: tuple[str, ...]
     vector: tuple[float, ...]
     sparse: SparseVector | None = None
+    sentences: tuple[SentenceVector, ...] = ()
 
 
 class VectorHit(BaseModel):
@@ -221,6 +249,13 @@ class VectorIndex(Protocol):
         document_ids: Sequence[DocumentId] | None = None,
     ) -> list[VectorHit]:
         """Best readable chunks by keyword score (IDF-weighted dot product), best first."""
+        ...
+
+    async def sentences(
+        self, chunk_ids: Sequence[ChunkId], access: Access
+    ) -> dict[ChunkId, list[SentenceVector]]:
+        """The stored sentence vectors of readable chunks, in text order (chunks without
+        any, unknown or unreadable are left out)."""
         ...
 
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:

@@ -13,14 +13,15 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from graph.errors import StoreError, StoreUnavailableError
-from graph.ids import DocumentId, point_uuid
+from graph.ids import ChunkId, DocumentId, point_uuid
 from graph.models import Access
-from graph.protocols import SparseVector, VectorHit, VectorPoint
+from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantClientVectorIndex"]
 
 _VECTOR = "chunk"
 _SPARSE = "bm25"
+_SENTENCES = "sentences"  # multivector: the chunk's stored sentence vectors
 _KEYWORD_FIELDS = ("tenant", "groups", "document_id")
 _CLIENT_ERRORS = (UnexpectedResponse, ResponseHandlingException, OSError, ValueError)
 
@@ -55,6 +56,8 @@ class QdrantClientVectorIndex:
             self._client_args["location"] = ":memory:"
         self._batch_size = batch_size
         self._client: AsyncQdrantClient | None = None
+        # Collections made before sentence vectors existed work without them.
+        self._has_sentences = True
 
     @classmethod
     async def open(
@@ -91,6 +94,7 @@ class QdrantClientVectorIndex:
                 info = await client.get_collection(self._collection)
                 vectors = info.config.params.vectors
                 size = vectors[_VECTOR].size if isinstance(vectors, dict) else None
+                self._has_sentences = isinstance(vectors, dict) and _SENTENCES in vectors
                 sparse = info.config.params.sparse_vectors or {}
                 if _SPARSE not in sparse:
                     raise StoreUnavailableError(
@@ -110,7 +114,16 @@ class QdrantClientVectorIndex:
                     vectors_config={
                         _VECTOR: models.VectorParams(
                             size=self._dimension, distance=models.Distance.COSINE
-                        )
+                        ),
+                        # Read by id only, never searched: no HNSW graph for them.
+                        _SENTENCES: models.VectorParams(
+                            size=self._dimension,
+                            distance=models.Distance.COSINE,
+                            multivector_config=models.MultiVectorConfig(
+                                comparator=models.MultiVectorComparator.MAX_SIM
+                            ),
+                            hnsw_config=models.HnswConfigDiff(m=0),
+                        ),
                     },
                     sparse_vectors_config={
                         _SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -147,15 +160,27 @@ class QdrantClientVectorIndex:
                     f"vector for chunk {point.chunk_id} has {len(point.vector)} dimensions, "
                     f"the index expects {self._dimension}"
                 )
+            for sentence in point.sentences:
+                if len(sentence.vector) != self._dimension:
+                    raise StoreError(
+                        f"a sentence vector of chunk {point.chunk_id} has "
+                        f"{len(sentence.vector)} dimensions, the index expects {self._dimension}"
+                    )
+        keep = self._has_sentences
         structs = [
             models.PointStruct(
                 id=point_uuid(p.chunk_id),
-                vector=_vectors(p),
+                vector=_vectors(p, sentences=keep),
                 payload={
                     "chunk_id": p.chunk_id,
                     "document_id": p.document_id,
                     "tenant": p.tenant,
                     "groups": list(p.groups),
+                    **(
+                        {"sentence_spans": [[x.start, x.end] for x in p.sentences]}
+                        if keep and p.sentences
+                        else {}
+                    ),
                 },
             )
             for p in points
@@ -220,6 +245,36 @@ class QdrantClientVectorIndex:
             for p in response.points
         ]
 
+    async def sentences(
+        self, chunk_ids: Sequence[ChunkId], access: Access
+    ) -> dict[ChunkId, list[SentenceVector]]:
+        """Stored sentence vectors of readable chunks, read by point id."""
+        if not chunk_ids or not self._has_sentences:
+            return {}
+        client = self._require()
+        try:
+            records = await client.retrieve(
+                self._collection,
+                [point_uuid(c) for c in dict.fromkeys(chunk_ids)],
+                with_payload=True,
+                with_vectors=[_SENTENCES],
+            )
+        except _CLIENT_ERRORS as exc:
+            raise StoreError(f"Qdrant retrieve at {self._where} failed: {exc}") from exc
+        found: dict[ChunkId, list[SentenceVector]] = {}
+        for record in records:
+            payload = record.payload or {}
+            if not access.can_read(payload.get("tenant", ""), payload.get("groups", [])):
+                continue
+            vectors = record.vector.get(_SENTENCES) if isinstance(record.vector, dict) else None
+            spans = payload.get("sentence_spans") or []
+            if isinstance(vectors, list) and vectors and len(vectors) == len(spans):
+                found[ChunkId(payload["chunk_id"])] = [
+                    SentenceVector(start=a, end=b, vector=tuple(v))  # type: ignore[arg-type]
+                    for (a, b), v in zip(spans, vectors, strict=True)
+                ]
+        return found
+
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
         """Remove every point of these documents."""
         if not document_ids:
@@ -257,12 +312,14 @@ class QdrantClientVectorIndex:
             await client.close()
 
 
-def _vectors(point: VectorPoint) -> dict[str, Any]:
+def _vectors(point: VectorPoint, *, sentences: bool) -> dict[str, Any]:
     vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
     if point.sparse is not None and point.sparse.indices:
         vectors[_SPARSE] = models.SparseVector(
             indices=list(point.sparse.indices), values=list(point.sparse.values)
         )
+    if sentences and point.sentences:
+        vectors[_SENTENCES] = [list(s.vector) for s in point.sentences]
     return vectors
 
 

@@ -13,15 +13,17 @@ from typing import Any, Self
 import qdrant_edge as qe
 
 from graph.errors import StoreError, StoreUnavailableError
-from graph.ids import DocumentId, point_uuid
+from graph.ids import ChunkId, DocumentId, point_uuid
 from graph.models import Access
-from graph.protocols import SparseVector, VectorHit, VectorPoint
+from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantEdgeVectorIndex"]
 
 _VECTOR = "chunk"
 _SPARSE = "bm25"
-_FORMAT = 2  # bumped when the shard layout changes
+_SENTENCES = "sentences"  # multivector: the chunk's stored sentence vectors
+_FORMAT = 3  # bumped when the shard layout changes
+_READABLE_FORMATS = (2, 3)  # 2 has no sentence vectors; queries embed those sentences
 _KEYWORD_FIELDS = ("tenant", "groups", "document_id")
 _META_FILE = "threadline-index.json"
 
@@ -37,6 +39,7 @@ class QdrantEdgeVectorIndex:
         self._dimension = dimension
         self._shard: Any = None
         self._lock = threading.Lock()
+        self._layout = _FORMAT
 
     @classmethod
     async def open(cls, path: Path | str, *, dimension: int) -> Self:
@@ -48,20 +51,8 @@ class QdrantEdgeVectorIndex:
     @staticmethod
     def stored_dimension(path: Path | str) -> int | None:
         """Vector size of an existing index at ``path`` (None when there is none yet)."""
-        meta = Path(path) / _META_FILE
-        if not meta.exists():
-            return None
-        try:
-            info = json.loads(meta.read_text(encoding="utf-8"))
-            dimension, layout = int(info["dimension"]), int(info.get("format", 1))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreUnavailableError(f"unreadable index metadata {meta}: {exc}") from exc
-        if layout != _FORMAT:
-            raise StoreUnavailableError(
-                f"the vector index at {path} was built by another Threadline version (layout "
-                f"{layout}, this one reads {_FORMAT}); ingest into a new data dir"
-            )
-        return dimension
+        stored = _stored(Path(path))
+        return stored[0] if stored else None
 
     @property
     def dimension(self) -> int:
@@ -71,8 +62,9 @@ class QdrantEdgeVectorIndex:
     def _open_sync(self) -> None:
         meta = self._path / _META_FILE
         try:
-            existing = self.stored_dimension(self._path)
-            if existing is not None:
+            stored = _stored(self._path)
+            if stored is not None:
+                existing, self._layout = stored
                 if existing != self._dimension:
                     raise StoreUnavailableError(
                         f"the vector index at {self._path} holds {existing}-d vectors but the "
@@ -89,7 +81,18 @@ class QdrantEdgeVectorIndex:
                     vectors={
                         _VECTOR: qe.EdgeVectorParams(
                             size=self._dimension, distance=qe.Distance.Cosine
-                        )
+                        ),
+                        # Read by id only, never searched: no HNSW graph for them.
+                        _SENTENCES: qe.EdgeVectorParams(
+                            size=self._dimension,
+                            distance=qe.Distance.Cosine,
+                            multivector_config=qe.MultiVectorConfig(
+                                qe.MultiVectorComparator.MaxSim
+                            ),
+                            hnsw_config=qe.HnswIndexConfig(
+                                m=0, ef_construct=100, full_scan_threshold=10_000
+                            ),
+                        ),
                     },
                     sparse_vectors={_SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 )
@@ -133,15 +136,23 @@ class QdrantEdgeVectorIndex:
                     f"vector for chunk {point.chunk_id} has {len(point.vector)} dimensions, "
                     f"the index expects {self._dimension}"
                 )
+            for sentence in point.sentences:
+                if len(sentence.vector) != self._dimension:
+                    raise StoreError(
+                        f"a sentence vector of chunk {point.chunk_id} has "
+                        f"{len(sentence.vector)} dimensions, the index expects {self._dimension}"
+                    )
+        keep = self._layout >= 3
         batch = [
             qe.Point(
                 point_uuid(p.chunk_id),
-                _vectors(p),
+                _vectors(p, sentences=keep),
                 {
                     "chunk_id": p.chunk_id,
                     "document_id": p.document_id,
                     "tenant": p.tenant,
                     "groups": list(p.groups),
+                    **({"sentence_spans": _spans(p)} if keep and p.sentences else {}),
                 },
             )
             for p in points
@@ -200,6 +211,28 @@ class QdrantEdgeVectorIndex:
             for p in found
         ]
 
+    async def sentences(
+        self, chunk_ids: Sequence[ChunkId], access: Access
+    ) -> dict[ChunkId, list[SentenceVector]]:
+        """Stored sentence vectors of readable chunks (none in a layout-2 index)."""
+        if not chunk_ids or self._layout < 3:
+            return {}
+        ids = [point_uuid(c) for c in dict.fromkeys(chunk_ids)]
+        records = await asyncio.to_thread(self._run, lambda s: s.retrieve(ids, True, [_SENTENCES]))
+        found: dict[ChunkId, list[SentenceVector]] = {}
+        for record in records:
+            payload = record.payload or {}
+            if not access.can_read(payload.get("tenant", ""), payload.get("groups", [])):
+                continue
+            vectors = (record.vector or {}).get(_SENTENCES) or []
+            spans = payload.get("sentence_spans") or []
+            if vectors and len(vectors) == len(spans):
+                found[ChunkId(payload["chunk_id"])] = [
+                    SentenceVector(start=a, end=b, vector=tuple(v))
+                    for (a, b), v in zip(spans, vectors, strict=True)
+                ]
+        return found
+
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
         """Remove every point of these documents."""
         if not document_ids:
@@ -232,11 +265,36 @@ class QdrantEdgeVectorIndex:
         await asyncio.to_thread(_close)
 
 
-def _vectors(point: VectorPoint) -> dict[str, Any]:
+def _stored(path: Path) -> tuple[int, int] | None:
+    """(dimension, layout) of an existing index at ``path`` (None when there is none yet)."""
+    meta = path / _META_FILE
+    if not meta.exists():
+        return None
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        dimension, layout = int(info["dimension"]), int(info.get("format", 1))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreUnavailableError(f"unreadable index metadata {meta}: {exc}") from exc
+    if layout not in _READABLE_FORMATS:
+        raise StoreUnavailableError(
+            f"the vector index at {path} was built by another Threadline version (layout "
+            f"{layout}, this one reads {', '.join(map(str, _READABLE_FORMATS))}); ingest "
+            "into a new data dir"
+        )
+    return dimension, layout
+
+
+def _vectors(point: VectorPoint, *, sentences: bool) -> dict[str, Any]:
     vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
     if point.sparse is not None and point.sparse.indices:
         vectors[_SPARSE] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
+    if sentences and point.sentences:
+        vectors[_SENTENCES] = [list(s.vector) for s in point.sentences]
     return vectors
+
+
+def _spans(point: VectorPoint) -> list[list[int]]:
+    return [[s.start, s.end] for s in point.sentences]
 
 
 def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> Any:

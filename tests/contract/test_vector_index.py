@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from graph import (
     Access,
     ChunkId,
     DocumentId,
+    SentenceVector,
     StoreError,
     StoreUnavailableError,
     VectorIndex,
@@ -227,3 +229,64 @@ async def test_keyword_search_ranks_by_bm25_and_filters(index: VectorIndex) -> N
     )
     assert [h.chunk_id for h in only] == ["chk_0005"]
     assert await index.search_sparse(bm25.encode_query("the of and"), acme) == []
+
+
+def _with_sentences(point: VectorPoint, *seeds: int) -> VectorPoint:
+    sentences = tuple(
+        SentenceVector(start=10 * i, end=10 * i + 9, vector=_unit(seed))
+        for i, seed in enumerate(seeds)
+    )
+    return point.model_copy(update={"sentences": sentences})
+
+
+async def test_sentence_vectors_round_trip_and_filter(index: VectorIndex) -> None:
+    await index.upsert(
+        [
+            _with_sentences(_point(1, "doc_a"), 11, 12, 13),
+            _point(2, "doc_a"),  # a chunk without sentence vectors
+            _with_sentences(_point(3, "doc_secret", groups=("legal",)), 31),
+            _with_sentences(_point(4, "doc_globex", tenant="globex"), 41),
+        ]
+    )
+    acme = Access(tenant="acme")
+    ids = [ChunkId(f"chk_{n:04d}") for n in (1, 2, 3, 4, 99)]
+    found = await index.sentences(ids, acme)
+    assert set(found) == {"chk_0001"}
+    first = found[ChunkId("chk_0001")]
+    assert [(s.start, s.end) for s in first] == [(0, 9), (10, 19), (20, 29)]
+    for sentence, seed in zip(first, (11, 12, 13), strict=True):
+        assert np.allclose(sentence.vector, _unit(seed), atol=1e-5)
+    legal = await index.sentences(ids, Access(tenant="acme", groups=frozenset({"legal"})))
+    assert set(legal) == {"chk_0001", "chk_0003"}
+    assert set(await index.sentences(ids, Access.admin())) == {"chk_0001", "chk_0003", "chk_0004"}
+    assert await index.sentences([], acme) == {}
+    # Replacing a point replaces its sentences; searches are unaffected by them.
+    await index.upsert([_with_sentences(_point(1, "doc_a"), 21)])
+    again = await index.sentences([ChunkId("chk_0001")], acme)
+    assert len(again[ChunkId("chk_0001")]) == 1
+    hits = await index.search(_unit(1), acme, limit=1)
+    assert hits[0].chunk_id == "chk_0001"
+    bad = _with_sentences(_point(5, "doc_a"), 1).model_copy(
+        update={"sentences": (SentenceVector(start=0, end=3, vector=(1.0, 0.0)),)}
+    )
+    with pytest.raises(StoreError, match="sentence vector"):
+        await index.upsert([bad])
+
+
+async def test_edge_reads_an_index_without_sentence_vectors(tmp_path: Path) -> None:
+    """Indexes of the previous layout open; they just have no stored sentence vectors."""
+    path = tmp_path / "edge"
+    index = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    await index.close()
+    meta = path / "threadline-index.json"
+    meta.write_text(json.dumps({"dimension": DIM, "format": 2}), encoding="utf-8")
+    old = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    try:
+        await old.upsert([_with_sentences(_point(1, "doc_a"), 11)])
+        assert await old.count(Access.admin()) == 1
+        assert await old.sentences([ChunkId("chk_0001")], Access.admin()) == {}
+    finally:
+        await old.close()
+    meta.write_text(json.dumps({"dimension": DIM, "format": 1}), encoding="utf-8")
+    with pytest.raises(StoreUnavailableError, match="another Threadline version"):
+        await QdrantEdgeVectorIndex.open(path, dimension=DIM)
