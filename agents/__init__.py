@@ -6,6 +6,9 @@ and :mod:`extractors` only.
 """
 
 from agents.answering import NOT_FOUND, Draft, ExtractiveAnswerer
+from agents.executor import ExecutorLimits, PlanExecutor
+from agents.plan import Binding, Plan, Planner, PlanTrace, Step, StepTrace, plan_json_schema
+from agents.planner import RulePlanner, plan_from_parse
 from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
 from agents.retrieval import HybridRetriever, Mode, Retrieval, RetrievalWeights
@@ -13,14 +16,25 @@ from agents.validation import ProvenanceValidator
 
 __all__ = [
     "NOT_FOUND",
+    "Binding",
     "Draft",
+    "ExecutorLimits",
     "ExtractiveAnswerer",
     "HybridRetriever",
     "Mode",
+    "Plan",
+    "PlanExecutor",
+    "PlanTrace",
+    "Planner",
     "ProvenanceValidator",
     "QuestionAnalysis",
     "Retrieval",
     "RetrievalWeights",
+    "RulePlanner",
+    "Step",
+    "StepTrace",
     "analyze_question",
     "personalized_pagerank",
+    "plan_from_parse",
+    "plan_json_schema",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from extractors import SpacyEntityExtractor, tokenize
 
-__all__ = ["QuestionAnalysis", "analyze_question"]
+__all__ = ["HEAD_TYPES", "QuestionAnalysis", "analyze_question", "answer_types"]
 
 _PERSON = frozenset({"PERSON"})
 _PLACE = frozenset({"GPE", "LOC", "FAC"})
@@ -16,7 +16,7 @@ _ORG = frozenset({"ORG"})
 _NUMBER = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"})
 
 #: Head nouns of "which/what X" questions and the entity types they ask for.
-_HEAD_TYPES: dict[str, frozenset[str]] = {
+HEAD_TYPES: dict[str, frozenset[str]] = {
     **dict.fromkeys(
         "city town country state county province region place capital village island "
         "continent river mountain lake location nation territory district municipality".split(),
@@ -62,7 +62,7 @@ def analyze_question(text: str, extractor: SpacyEntityExtractor) -> QuestionAnal
         text=text.strip(),
         phrases=tuple(extractor.phrases(doc)),
         keywords=tuple(tokenize(text)),
-        answer_types=_answer_types(doc),
+        answer_types=answer_types(doc),
         yes_no=_is_yes_no(doc),
     )
 
@@ -74,7 +74,8 @@ def _is_yes_no(doc: Any) -> bool:
     }  # fmt: skip
 
 
-def _answer_types(doc: Any) -> frozenset[str]:
+def answer_types(doc: Any) -> frozenset[str]:
+    """Entity labels the answer of a parsed question should have (empty: any)."""
     return _how_type(doc) or _head_type(doc) or _wh_type(doc) or _noun_type(doc)
 
 
@@ -90,8 +91,8 @@ def _head_type(doc: Any) -> frozenset[str]:
     for token in doc:
         if token.lower_ in {"which", "what", "whose"} and token.head.pos_ in {"NOUN", "PROPN"}:
             head = token.head.lemma_.lower()
-            if head in _HEAD_TYPES:
-                return _HEAD_TYPES[head]
+            if head in HEAD_TYPES:
+                return HEAD_TYPES[head]
     return frozenset()
 
 
@@ -105,6 +106,6 @@ def _wh_type(doc: Any) -> frozenset[str]:
 
 def _noun_type(doc: Any) -> frozenset[str]:
     for token in doc:
-        if token.pos_ == "NOUN" and token.lemma_.lower() in _HEAD_TYPES:
-            return _HEAD_TYPES[token.lemma_.lower()]
+        if token.pos_ == "NOUN" and token.lemma_.lower() in HEAD_TYPES:
+            return HEAD_TYPES[token.lemma_.lower()]
     return frozenset()

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,14 +22,15 @@ import numpy as np
 from opentelemetry import trace
 from rapidfuzz import fuzz
 
+from agents.executor import PlanExecutor
+from agents.plan import Plan, Planner, PlanTrace
 from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
-from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, split_sentences, tokenize
+from agents.reading import PageReader, capitalised_runs
+from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
 from graph import (
     Access,
-    Chunk,
     ChunkId,
-    Document,
     DocumentId,
     Entity,
     EntityId,
@@ -74,6 +74,7 @@ class RetrievalWeights:
     hop_beam: int = 3
     hop_sources: int = 4
     hop_sentences: int = 3
+    plan: float = 4.0
 
 
 @dataclass(slots=True)
@@ -86,6 +87,7 @@ class Retrieval:
     chunk_entities: dict[ChunkId, list[EntityId]] = field(default_factory=dict)
     facts: dict[RelationId, tuple[EntityId, str, EntityId]] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    plan: PlanTrace | None = None
 
 
 class HybridRetriever:
@@ -100,6 +102,7 @@ class HybridRetriever:
         extractor: SpacyEntityExtractor,
         sparse: Bm25Encoder,
         weights: RetrievalWeights | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self._graph = graph
         self._vectors = vectors
@@ -107,6 +110,9 @@ class HybridRetriever:
         self._extractor = extractor
         self._sparse = sparse
         self.weights = weights or RetrievalWeights()
+        self.pages = PageReader(graph=graph, vectors=vectors, embedder=embedder)
+        self.planner = planner
+        self.executor = PlanExecutor(graph=graph, vectors=vectors, pages=self.pages)
 
     async def retrieve(
         self, question: str, access: Access, *, k: int = 5, mode: Mode = "threadline"
@@ -128,7 +134,9 @@ class HybridRetriever:
 
         analysis_task = asyncio.to_thread(analyze_question, question, self._extractor)
         vector_task = self._embedder.embed([question])
-        analysis, matrix = await asyncio.gather(analysis_task, vector_task)
+        planned = self.planner is not None and mode == "threadline"
+        plan_task = self._plan(question) if planned else _nothing()
+        analysis, matrix, plan = await asyncio.gather(analysis_task, vector_task, plan_task)
         lap("parse_embed")
         w = self.weights
         depth = max(k, w.candidates)
@@ -154,10 +162,17 @@ class HybridRetriever:
         pool_entities = {m.entity_id for m in pool_mentions}
         linked = await self._link(analysis, access, pool_entities, matrix[0])
         lap("link")
-        # The reading hop needs only the linked entities: it runs while the graph walks.
-        walked, hops = await asyncio.gather(
+        # The plan (or, for a question it cannot decompose, the reading hop) needs only the
+        # linked entities: it runs while the graph walks.
+        decomposed = plan is not None and plan.decomposed
+        walked, hops, trace = await asyncio.gather(
             self._walk(linked, matrix[0], dense, sparse, access),
-            self._hop(linked, matrix[0], access),
+            _nothing_list() if decomposed else self._hop(linked, matrix[0], access),
+            (
+                self.executor.run(plan, access, question_vector=matrix[0], linked=linked)
+                if plan is not None and decomposed
+                else _nothing()
+            ),
         )
         graph_scores, explain, facts, chunk_entities = walked
         for m in pool_mentions:
@@ -167,7 +182,7 @@ class HybridRetriever:
         lap("graph")
         evidence = self._fuse(
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
-            linked=linked, hops=hops, k=k,
+            linked=linked, hops=hops, planned=_plan_evidence(trace), k=k,
         )  # fmt: skip
         unknown = [e.chunk_id for e in evidence if not e.document_id]
         if unknown:
@@ -179,6 +194,8 @@ class HybridRetriever:
                 if e.document_id or e.chunk_id in owner
             ]
         lap("fuse")
+        if plan is not None and trace is None:
+            trace = PlanTrace(plan=plan, steps=())
         return Retrieval(
             question=analysis,
             evidence=evidence,
@@ -186,7 +203,12 @@ class HybridRetriever:
             chunk_entities=chunk_entities,
             facts=facts,
             timings_ms=timings,
+            plan=trace,
         )
+
+    async def _plan(self, question: str) -> Plan | None:
+        assert self.planner is not None
+        return await self.planner.plan(question)
 
     # ------------------------------------------------------------------ linking
 
@@ -206,7 +228,7 @@ class HybridRetriever:
         ]
         # Titles the parser splits ("the song Changed It") still match as word runs.
         known = {p for p, _ in phrases}
-        phrases += [(g, "NGRAM") for g in _capitalised_runs(analysis.text) if g not in known]
+        phrases += [(g, "NGRAM") for g in capitalised_runs(analysis.text) if g not in known]
         exact = await self._graph.match_entities([p for p, _ in phrases], access)
         linked: dict[EntityId, LinkedEntity] = {}
         covered: set[str] = set()
@@ -379,112 +401,40 @@ class HybridRetriever:
         """
         w = self.weights
         sources = [e for e in linked if e.score >= 0.8][: w.hop_sources]
-        homes = await self._homes([(e.entity_id, e.name) for e in sources], access)
+        homes = await self.pages.homes([(e.entity_id, e.name) for e in sources], access)
         if not homes:
             return []
-        owners = {homes[e.entity_id][0].id: e.name for e in sources if e.entity_id in homes}
-        # Opening sentences were embedded at ingest; only those without a vector (older
-        # indexes, a home page that is not a document's first chunk) are embedded here.
-        found, stored = await asyncio.gather(
-            self._candidates(homes, owners, {e.entity_id for e in sources}, access),
-            self._vectors.sentences([c.id for c, _ in homes.values()], access),
-        )
-        if not found:
+        owner_of = {homes[e.entity_id].id: e.name for e in sources if e.entity_id in homes}
+        named = await self.pages.named(
+            list(homes.values()), access,
+            sentences=w.hop_sentences, exclude={e.entity_id for e in sources},
+        )  # fmt: skip
+        if not named:
             return []
-        known: dict[str, np.ndarray] = {}
-        for chunk, _ in homes.values():
-            for sv in stored.get(chunk.id, []):
-                known[chunk.text[sv.start : sv.end]] = np.asarray(sv.vector, dtype=np.float32)
-        sentences = sorted({t for _, texts in found.values() for t in texts})
-        missing = [t for t in sentences if t not in known]
-        if missing:
-            known.update(zip(missing, await self._embedder.embed(missing), strict=True))
-        similarity = {t: float(known[t] @ question_vector) for t in sentences}
+        similarity = await self.pages.similarity(
+            [(n.chunk, n.start, n.end) for n in named], question_vector, access
+        )
+        best: dict[EntityId, tuple[float, str]] = {}
+        for n in named:
+            score = similarity[(n.chunk.id, n.start)]
+            if n.entity_id not in best or score > best[n.entity_id][0]:
+                best[n.entity_id] = (score, owner_of[n.chunk.id])
         ranked = sorted(
-            (
-                (max(similarity[t] for t in texts), eid, owner)
-                for eid, (owner, texts) in found.items()
-            ),
+            ((score, eid, owner) for eid, (score, owner) in best.items()),
             key=lambda t: (-t[0], t[1]),
         )
         names = {e.id: e for e in await self._graph.entities([t[1] for t in ranked], access)}
         beam = [t for t in ranked if t[1] in names][: w.hop_beam * 3]
-        targets = await self._homes([(eid, names[eid].name) for _, eid, _ in beam], access)
+        targets = await self.pages.homes([(eid, names[eid].name) for _, eid, _ in beam], access)
         hops: list[_Hop] = []
         for score, eid, owner in beam:
-            home = targets.get(eid)
-            if home is None or any(h.chunk_id == home[0].id for h in hops):
+            chunk = targets.get(eid)
+            if chunk is None or any(h.chunk_id == chunk.id for h in hops):
                 continue
-            chunk = home[0]
             hops.append(_Hop(chunk.id, chunk.document_id, float(score), owner, names[eid].name))
             if len(hops) >= w.hop_beam:
                 break
         return hops
-
-    async def _candidates(
-        self,
-        homes: dict[EntityId, tuple[Chunk, Document]],
-        owners: dict[ChunkId, str],
-        sources: set[EntityId],
-        access: Access,
-    ) -> dict[EntityId, tuple[str, list[str]]]:
-        """Entities named on the question entities' pages, each with the sentences naming
-        it and the question entity whose page it is on."""
-        found: dict[EntityId, tuple[str, list[str]]] = {}
-
-        def add(entity: EntityId, owner: str, sentence: str) -> None:
-            entry = found.setdefault(entity, (owner, []))
-            if sentence not in entry[1]:
-                entry[1].append(sentence)
-
-        chunks = {c.id: c for c, _ in homes.values()}
-        # A page states its subject's closest relations first; read its opening sentences.
-        opening = {
-            cid: list(split_sentences(c.text))[: self.weights.hop_sentences]
-            for cid, c in chunks.items()
-        }
-        for m in await self._graph.chunk_mentions(list(chunks), access):
-            chunk = chunks[m.span.chunk_id]
-            sentence = _sentence_of(chunk, opening[chunk.id], m.span.start)
-            if m.entity_id not in sources and sentence is not None:
-                add(m.entity_id, owners[chunk.id], sentence)
-        # Names the parser split ("Ermengarde" + "Tours") still match a page's entity as
-        # capitalised word runs of the sentence ("Ermengarde of Tours").
-        runs: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        for cid, chunk in chunks.items():
-            for sentence, run in _runs(chunk, opening[cid]):
-                runs[run].append((sentence, owners[cid]))
-        exact = await self._graph.match_entities(list(runs), access) if runs else {}
-        for run, ents in exact.items():
-            if ents and ents[0].id not in sources:
-                for sentence, owner in runs[run]:
-                    add(ents[0].id, owner, sentence)
-        return found
-
-    async def _homes(
-        self, entities: list[tuple[EntityId, str]], access: Access
-    ) -> dict[EntityId, tuple[Chunk, Document]]:
-        """Each entity's own page: the first chunk of a document titled with its name."""
-        if not entities:
-            return {}
-        edges = await self._graph.mention_edges([e for e, _ in entities], access, per_entity=30)
-        chunk_ids = list(dict.fromkeys(cid for _, cid, _ in edges))
-        chunks = {c.id: c for c in await self._graph.chunks(chunk_ids, access)}
-        doc_ids = list({c.document_id for c in chunks.values()})
-        docs = {
-            d.id: d
-            for d in await self._graph.documents(access, ids=doc_ids, limit=len(doc_ids) or 1)
-        }
-        wanted = {eid: _title_key(name) for eid, name in entities}
-        homes: dict[EntityId, tuple[Chunk, Document]] = {}
-        for eid, cid, _ in edges:
-            chunk = chunks.get(cid)
-            doc = docs.get(chunk.document_id) if chunk else None
-            if chunk is None or doc is None or eid in homes:
-                continue
-            if _title_key(doc.title) == wanted[eid]:
-                homes[eid] = (chunk, doc)
-        return homes
 
     # ------------------------------------------------------------------ fusion
 
@@ -497,6 +447,7 @@ class HybridRetriever:
         explain: dict[ChunkId, tuple[set[str], set[RelationId]]],
         linked: list[LinkedEntity],
         hops: Sequence[_Hop] = (),
+        planned: Sequence[tuple[ChunkId, str, tuple[str, ...]]] = (),
         k: int,
     ) -> list[Evidence]:
         w = self.weights
@@ -525,6 +476,9 @@ class HybridRetriever:
                 rank=rank, score=round(hop.score, 5), entities=(hop.source, hop.target)
             )
             fused[hop.chunk_id] += w.hop / (w.rrf_k + rank)
+        for rank, (cid, _, names) in enumerate(planned, 1):
+            signals[cid]["plan"] = Signal(rank=rank, score=round(1 / rank, 5), entities=names)
+            fused[cid] += w.plan / (w.rrf_k + rank)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [
             Evidence(
@@ -535,29 +489,6 @@ class HybridRetriever:
             )
             for cid, score in best
         ]
-
-
-_WORDS = re.compile(r"[\w'\-&.:]+|\S")
-
-
-def _capitalised_runs(text: str, longest: int = 8) -> list[str]:
-    """Word runs that start and end with a capitalised word or a number, longest first.
-
-    The question's own first word is skipped (it is capitalised by grammar, not by name).
-    """
-    words = _WORDS.findall(text)
-    spans = []
-    for i in range(1, len(words)):
-        for j in range(i + 1, min(len(words), i + longest) + 1):
-            run = words[i:j]
-            first, last = run[0], run[-1]
-            if not (first[:1].isupper() or first[:1].isdigit()):
-                break
-            if any(not w[:1].isalnum() for w in run):
-                break
-            if len(run) > 1 and (last[:1].isupper() or last[:1].isdigit()):
-                spans.append(" ".join(run))
-    return sorted(set(spans), key=lambda g: (-len(g), g))
 
 
 def _fact_text(fact: Relation, names: dict[EntityId, str]) -> str:
@@ -578,29 +509,38 @@ class _Hop:
     target: str  # the bridge entity
 
 
-def _title_key(title: str) -> str:
-    """Comparison key of a page title or entity name: "Brand (play)" and "Brand" agree."""
-    return normalize_name(re.sub(r"\s*\([^)]*\)\s*$", "", title)) or normalize_name(title)
-
-
-def _runs(chunk: Chunk, sentences: list[tuple[int, int]]) -> Iterator[tuple[str, str]]:
-    """(sentence, capitalised word run in it) for the given sentences of a chunk."""
-    for start, end in sentences:
-        sentence = chunk.text[start:end]
-        for run in _capitalised_runs(sentence):
-            yield sentence, run.rstrip(".,;:")
-
-
-def _sentence_of(chunk: Chunk, sentences: list[tuple[int, int]], offset: int) -> str | None:
-    """The sentence (of those given, chunk offsets) that holds a document offset."""
-    at = offset - chunk.start
-    for start, end in sentences:
-        if start <= at < end:
-            return chunk.text[start:end]
-    return None
-
-
 def _keep(linked: dict[EntityId, LinkedEntity], candidate: LinkedEntity) -> None:
     current = linked.get(candidate.entity_id)
     if current is None or candidate.score > current.score:
         linked[candidate.entity_id] = candidate
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _nothing_list() -> list[_Hop]:
+    return []
+
+
+def _plan_evidence(trace: PlanTrace | None) -> list[tuple[ChunkId, str, tuple[str, ...]]]:
+    """The pages a plan reached, in rank order: every anchor's and every step's best
+    binding's page first, then the rest of each beam.
+
+    Each item is (chunk id, the step that reached it, the entity whose page it is).
+    """
+    if trace is None:
+        return []
+    tiers: dict[int, list[tuple[ChunkId, str, tuple[str, ...]]]] = defaultdict(list)
+    for step in trace.steps:
+        for rank, binding in enumerate(step.output):
+            if binding.home:
+                tiers[rank].append((ChunkId(binding.home), step.id, (binding.name,)))
+    ordered: list[tuple[ChunkId, str, tuple[str, ...]]] = []
+    seen: set[str] = set()
+    for rank in sorted(tiers):
+        for item in tiers[rank]:
+            if item[0] not in seen:
+                seen.add(item[0])
+                ordered.append(item)
+    return ordered

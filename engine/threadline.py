@@ -20,6 +20,7 @@ from agents import (
     Mode,
     ProvenanceValidator,
     Retrieval,
+    RulePlanner,
 )
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
@@ -288,6 +289,7 @@ class Threadline:
                 embedder=self._embedder,
                 extractor=self._extractor,
                 sparse=self._sparse,
+                planner=RulePlanner(self._extractor),
             )
         return self._retriever
 

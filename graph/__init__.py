@@ -32,6 +32,7 @@ from graph.ids import (
     entity_id,
     normalize_name,
     relation_id,
+    title_key,
 )
 from graph.models import (
     PUBLIC_GROUP,
@@ -104,4 +105,5 @@ __all__ = [
     "entity_id",
     "normalize_name",
     "relation_id",
+    "title_key",
 ]

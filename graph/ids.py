@@ -7,6 +7,7 @@ same content always gets the same id in every store and re-ingesting it is a no-
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 import uuid
 from typing import NewType
@@ -23,6 +24,7 @@ __all__ = [
     "normalize_name",
     "point_uuid",
     "relation_id",
+    "title_key",
 ]
 
 DocumentId = NewType("DocumentId", str)
@@ -46,6 +48,12 @@ def normalize_name(name: str) -> str:
     """Canonical comparison key of an entity name: NFKC, case-folded, single-spaced."""
     folded = unicodedata.normalize("NFKC", name).casefold()
     return " ".join(folded.replace("\u2019", "'").split())
+
+
+def title_key(title: str) -> str:
+    """Comparison key of a page title or a name: "Brand (play)" and "brand" agree."""
+    bare = re.sub(r"\s*\([^)]*\)\s*$", "", title)
+    return normalize_name(bare) or normalize_name(title)
 
 
 def document_id(tenant: str, source: str, text_hash: str) -> DocumentId:

@@ -72,6 +72,16 @@ class GraphStore(Protocol):
         """Readable chunks by id (unknown or unreadable ids are left out)."""
         ...
 
+    async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
+        """Each name's pages: the first chunk of every readable document titled with it.
+
+        Titles compare by :func:`~graph.ids.title_key` (case-folded, a trailing
+        parenthesis ignored: "Brand (play)" is a page of "Brand"). Pages whose full title
+        equals the name come first, then by document id; names without a page are left
+        out.
+        """
+        ...
+
     async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
         """Entities by id that are mentioned in at least one readable document."""
         ...

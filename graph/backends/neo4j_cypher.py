@@ -63,7 +63,7 @@ def schema() -> list[str]:
         ("Name", "key"),
         ("Fact", "id"),
     ]
-    indexes = [("Document", "source"), ("Chunk", "document_id")]
+    indexes = [("Document", "source"), ("Document", "title_key"), ("Chunk", "document_id")]
     statements = [
         f"CREATE CONSTRAINT {label.lower()}_{prop} IF NOT EXISTS "
         f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE"
@@ -81,6 +81,14 @@ def schema() -> list[str]:
 
 def existing_documents() -> str:
     return "MATCH (d:Document) WHERE d.id IN $ids RETURN d.id AS id"
+
+
+def untitled_documents() -> str:
+    return "MATCH (d:Document) WHERE d.title_key IS NULL RETURN d.id AS id, d.title AS title"
+
+
+def set_title_keys() -> str:
+    return "UNWIND $rows AS r MATCH (d:Document {id: r.id}) SET d.title_key = r.key"
 
 
 def create_documents() -> str:
@@ -216,6 +224,16 @@ def documents(*, by_ids: bool, by_source: bool) -> str:
         "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
         ".ingested_at, .text, .sections} AS d "
         "ORDER BY d.source, d.version, d.id SKIP $offset LIMIT $limit"
+    )
+
+
+def pages() -> str:
+    """First chunks of the readable documents titled with each key."""
+    return (
+        "UNWIND $keys AS key MATCH (d:Document {title_key: key}) WHERE " + readable("d") + " "
+        "MATCH (c:Chunk {document_id: d.id}) WITH key, d, c ORDER BY c.index "
+        "WITH key, d, collect(c)[0] AS c "
+        "RETURN key, d.title AS title, c {.id, .document_id, .index, .start, .end, .text} AS c"
     )
 
 

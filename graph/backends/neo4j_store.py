@@ -39,7 +39,7 @@ from neo4j.exceptions import (
 from graph.backends import neo4j_cypher as cypher
 from graph.backends.neo4j_dialect import Dialect, dialect_for
 from graph.errors import ConfigError, StoreError, StoreUnavailableError
-from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
     Access,
     Chunk,
@@ -154,9 +154,17 @@ class Neo4jGraphStore:
             for statement in cypher.schema():
                 await (await tx.run(statement)).consume()
 
+        async def title_keys(tx: AsyncManagedTransaction) -> None:
+            # Documents written before pages were looked up by title get their key.
+            result = await tx.run(cypher.untitled_documents())
+            rows = [{"id": r["id"], "key": title_key(r["title"])} async for r in result]
+            if rows:
+                await (await tx.run(cypher.set_title_keys(), rows=rows)).consume()
+
         async with self._driver.session(database=self._database) as session:
             await session.execute_write(work)
             await session.execute_write(self._dialect.create_fulltext)
+            await session.execute_write(title_keys)
 
     async def close(self) -> None:
         """Close the driver and its connections."""
@@ -264,6 +272,29 @@ class Neo4jGraphStore:
         records = await self._read(cypher.chunks(), ids=list(dict.fromkeys(ids)), **_access(access))
         found = {r["c"]["id"]: _chunk(r["c"]) for r in records}
         return [found[c] for c in ids if c in found]
+
+    async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
+        """First chunks of the readable documents titled with each name."""
+        keys = {name: title_key(name) for name in dict.fromkeys(names)}
+        if not keys:
+            return {}
+        records = await self._read(
+            cypher.pages(), keys=sorted(set(keys.values())), **_access(access)
+        )
+        by_key: dict[str, list[tuple[str, Chunk]]] = defaultdict(list)
+        for r in records:
+            if r["c"] is not None:
+                by_key[r["key"]].append((r["title"], _chunk(r["c"])))
+        out: dict[str, list[Chunk]] = {}
+        for name, key in keys.items():
+            exact = normalize_name(name)
+            found = sorted(
+                by_key.get(key, []),
+                key=lambda t: (normalize_name(t[0]) != exact, t[1].document_id),
+            )
+            if found:
+                out[name] = [c for _, c in found]
+        return out
 
     async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
         """Visible entities by id, in the order asked."""
@@ -617,6 +648,7 @@ def _document_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
                 "id": d.id,
                 "source": d.source,
                 "title": d.title,
+                "title_key": title_key(d.title),
                 "version": d.version,
                 "tenant": d.tenant,
                 "groups": list(d.groups),

@@ -21,7 +21,7 @@ from typing import Any, Self
 import networkx as nx
 
 from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
-from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
     Access,
     Chunk,
@@ -88,6 +88,8 @@ class NetworkxGraphStore:
         self._write_lock = asyncio.Lock()
         self._docs: dict[DocumentId, Document] = {}
         self._by_source: dict[str, set[DocumentId]] = defaultdict(set)
+        self._by_title: dict[str, set[DocumentId]] = defaultdict(set)
+        self._first_chunk: dict[DocumentId, ChunkId] = {}
         self._readable_cache: dict[Access, set[DocumentId]] = {}
         self._chunks: dict[ChunkId, Chunk] = {}
         self._doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
@@ -214,10 +216,14 @@ class NetworkxGraphStore:
         self._readable_cache.clear()
         self._docs[doc.id] = doc
         self._by_source[doc.source].add(doc.id)
+        self._by_title[title_key(doc.title)].add(doc.id)
 
     def _add_chunk(self, chunk: Chunk) -> None:
         self._chunks[chunk.id] = chunk
         self._doc_chunks[chunk.document_id].append(chunk.id)
+        first = self._first_chunk.get(chunk.document_id)
+        if first is None or chunk.index < self._chunks[first].index:
+            self._first_chunk[chunk.document_id] = chunk.id
 
     def _set_entity(self, ent: Entity) -> None:
         old = self._entities.get(ent.id)
@@ -465,6 +471,11 @@ class NetworkxGraphStore:
             self._by_source[doc.source].discard(did)
             if not self._by_source[doc.source]:
                 del self._by_source[doc.source]
+            key = title_key(doc.title)
+            self._by_title[key].discard(did)
+            if not self._by_title[key]:
+                del self._by_title[key]
+            self._first_chunk.pop(did, None)
         for eid in plan.entities:
             self._unindex_entity(self._entities.pop(eid))
             del self._mentions[eid], self._entity_docs[eid]
@@ -560,6 +571,23 @@ class NetworkxGraphStore:
                     if access.can_read(doc.tenant, doc.groups):
                         out.append(chunk)
             return out
+
+    async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
+        """First chunks of the readable documents titled with each name."""
+        out: dict[str, list[Chunk]] = {}
+        with self._lock:
+            for name in dict.fromkeys(names):
+                exact = normalize_name(name)
+                docs = [
+                    self._docs[d]
+                    for d in self._by_title.get(title_key(name), ())
+                    if access.can_read(self._docs[d].tenant, self._docs[d].groups)
+                    and d in self._first_chunk
+                ]
+                docs.sort(key=lambda d: (normalize_name(d.title) != exact, d.id))
+                if docs:
+                    out[name] = [self._chunks[self._first_chunk[d.id]] for d in docs]
+        return out
 
     async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
         """Visible entities by id, in the order asked."""

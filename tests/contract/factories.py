@@ -37,6 +37,7 @@ def make_graph(
     facts: list[tuple[str, str, str]],
     version: int = 1,
     sections: tuple[Section, ...] = (),
+    title: str | None = None,
 ) -> DocumentGraph:
     """A one-chunk document; every entity name must occur in ``text``; facts are
     (subject name, predicate, object name) stated by the whole text."""
@@ -44,7 +45,7 @@ def make_graph(
     doc = Document(
         id=document_id(tenant, source, digest + "|" + ",".join(groups)),
         source=source,
-        title=source.title(),
+        title=title or source.title(),
         version=version,
         tenant=tenant,
         groups=groups,

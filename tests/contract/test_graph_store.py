@@ -7,12 +7,13 @@ opened store for a fresh location and a way to reopen the same location.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from graph import Access, GraphStore, Section
+from graph import Access, DocumentGraph, GraphStore, Section
 from graph.backends.networkx_store import NetworkxGraphStore
 from tests.bolt_server import BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
@@ -414,3 +415,33 @@ async def test_document_sections_round_trip(backend: tuple[GraphStore, Opener]) 
         assert doc.sections == sections
     finally:
         await again.close()
+
+
+async def test_pages_by_title(store: GraphStore) -> None:
+    def page(source: str, title: str, **kw: Any) -> DocumentGraph:
+        return make_graph(source, f"{title} is a page.", entities={}, facts=[], title=title, **kw)
+
+    graphs = [
+        page("p1", "Brand (play)"),
+        page("p2", "Brand"),
+        page("p3", "Brand (film)"),
+        page("p4", "Brand", groups=("legal",)),
+        page("p5", "Brand", tenant="globex"),
+        page("p6", "Brandy"),
+    ]
+    await store.upsert(graphs)
+    found = await store.pages(["brand", "Brand (film)", "Nothing", "BRAND"], ACME)
+    assert set(found) == {"brand", "Brand (film)", "BRAND"}
+    readable = {graphs[i].chunks[0].id for i in (0, 1, 2)}
+    assert {c.id for c in found["brand"]} == readable
+    assert found["brand"][0].id == graphs[1].chunks[0].id  # the exact title first
+    assert found["Brand (film)"][0].id == graphs[2].chunks[0].id
+    assert all(c.index == 0 for c in found["brand"])
+    legal = await store.pages(["Brand"], LEGAL)
+    assert graphs[3].chunks[0].id in {c.id for c in legal["Brand"]}
+    globex = await store.pages(["Brand"], OTHER)
+    assert [c.id for c in globex["Brand"]] == [graphs[4].chunks[0].id]
+    await store.delete([graphs[1].document.id])
+    after = await store.pages(["Brand"], ACME)
+    assert graphs[1].chunks[0].id not in {c.id for c in after["Brand"]}
+    assert await store.pages([], ACME) == {}

@@ -1,0 +1,487 @@
+"""The model-free planner: a plan read off the question's spaCy parse.
+
+The question's names (capitalised word runs, kept whole: "Journal of Psychotherapy
+Integration", "Wrong Turn 5: Bloodlines", "Dark River (2017 Film)") become ``link``
+steps. What surrounds a name is read as a chain of relations leading away from it:
+
+* possessives — "Lothair II's mother", "X's husband's father"
+* "of" phrases — "the place of birth of the director of film X" (innermost first)
+* relative clauses — "the association which published X" (``? —published→ X``)
+* the question's own verb — "When did ... die?", "Where was ... born?" (a ``read``)
+
+Two names joined by "or"/"and" with a comparison word ("first", "later", "same",
+"older") make a comparison: each name's branch is planned as above (with a shared bridge
+relation: "Which film has the director who was born first, A or B?") and the branches
+meet in a ``compare`` step. A question none of this fits is planned as the single shot
+(link, lookup, answer), and the plan says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agents.plan import CompareOp, Plan, Step
+from agents.question import HEAD_TYPES, answer_types
+from extractors import SpacyEntityExtractor
+
+__all__ = ["RulePlanner", "plan_from_parse"]
+
+#: Words that may sit inside a name between capitalised words ("Journal of X").
+_CONNECTORS = frozenset(
+    "of the a an de la le les du des von van der den da di del y for in on at to with "
+    "from & - : 's '".split()
+)
+_WH = frozenset("what which who whom whose when where why how".split())
+#: Class words written before a title ("film X", "the song X"): types, not relations.
+_CLASS_WORDS = frozenset(
+    "film films movie movies song songs album albums book books novel novels series show "
+    "shows game games play plays poem poems opera operas work works magazine magazines "
+    "newspaper newspapers band bands company companies person people man woman place "
+    "city town country village river mountain station school university team club group "
+    "character episode documentary single track".split()
+)
+#: Compound relation nouns read as one relation ("place of birth").
+_COMPOUNDS = frozenset(
+    {
+        "place of birth",
+        "date of birth",
+        "place of death",
+        "date of death",
+        "cause of death",
+        "place of burial",
+        "country of origin",
+        "country of citizenship",
+        "place of education",
+    }
+)
+_COMPARATIVES: dict[str, CompareOp] = {
+    "first": "earliest",
+    "earlier": "earliest",
+    "earliest": "earliest",
+    "older": "earliest",
+    "oldest": "earliest",
+    "sooner": "earliest",
+    "later": "latest",
+    "last": "latest",
+    "latest": "latest",
+    "younger": "latest",
+    "youngest": "latest",
+    "recently": "latest",
+    "more": "largest",
+    "longer": "largest",
+    "larger": "largest",
+    "bigger": "largest",
+    "taller": "largest",
+    "higher": "largest",
+    "most": "largest",
+    "fewer": "smallest",
+    "less": "smallest",
+    "shorter": "smallest",
+    "smaller": "smallest",
+    "same": "same",
+    "both": "same",
+    "different": "different",
+}
+#: Attribute words and the types of their values ("born first" compares dates).
+_DATE_VERBS = frozenset(
+    "bear born die died release released found founded establish established publish "
+    "published form formed create created open opened start started premiere premiered "
+    "build built launch launched marry married come out".split()
+)
+_ATTRIBUTE_TYPES: dict[str, tuple[str, ...]] = {
+    "nationality": ("NORP", "GPE"),
+    "country": ("GPE", "NORP"),
+    "citizenship": ("GPE", "NORP"),
+    "place of birth": ("GPE", "LOC", "FAC"),
+    "place of death": ("GPE", "LOC", "FAC"),
+    "place of burial": ("GPE", "LOC", "FAC"),
+    "date of birth": ("DATE",),
+    "date of death": ("DATE",),
+    "cause of death": (),
+}
+_SKIP = frozenset({"the", "a", "an", "both", "same", "different", "?", ",", ".", "!"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Tok:
+    """A token of the masked question: a word, or a name (``mention`` set)."""
+
+    text: str
+    lower: str
+    pos: str
+    lemma: str
+    mention: str | None = None
+
+
+class RulePlanner:
+    """Plans questions from their parse; thread-safe, CPU-bound parsing off the loop."""
+
+    name = "rules"
+
+    def __init__(self, extractor: SpacyEntityExtractor) -> None:
+        self._extractor = extractor
+
+    async def plan(self, question: str) -> Plan:
+        """The plan for ``question``."""
+        doc = await asyncio.to_thread(self._extractor.parse, question.strip())
+        return plan_from_parse(doc)
+
+
+def plan_from_parse(doc: Any) -> Plan:
+    """The plan of a parsed question (pure: no stores, no models)."""
+    question = doc.text.strip()
+    toks = _masked(doc)
+    names = [t.mention for t in toks if t.mention is not None]
+    expects = tuple(sorted(answer_types(doc)))
+    if toks and toks[0].lower in {"why", "how"}:
+        expects = ()  # a reason or a manner, not an entity
+    if len(toks) > 3 and toks[1].lower in {"did", "does", "do"} and toks[-1].text == "?":
+        # "Where did X's father study?": the word before "?" is the question's verb.
+        last = toks[-2]
+        if last.mention is None and last.pos == "NOUN":
+            toks[-2] = _Tok(last.text, last.lower, "VERB", last.lemma)
+    builder = _Builder(question)
+    if not names:
+        return builder.single_shot("no names in the question to start a chain from")
+    pair = _comparison(toks)
+    if pair is not None:
+        return builder.comparison(toks, pair, expects)
+    anchor = _anchor(toks)
+    chain = _chain(toks, anchor)
+    if not chain:
+        return builder.single_shot("no relation around the question's names", names)
+    return builder.chained(names, toks[anchor].mention or "", chain, expects)
+
+
+# ---------------------------------------------------------------------- masking
+
+
+def _masked(doc: Any) -> list[_Tok]:
+    """The question's tokens with each name collapsed into one token."""
+    words = [t for t in doc if not t.is_space]
+    out: list[_Tok] = []
+    i = 0
+    while i < len(words):
+        end = _name_end(words, i)
+        if end > i:
+            span = doc[words[i].i : words[end - 1].i + 1]
+            out.append(_Tok(span.text, span.text.lower(), "PROPN", span.text, span.text))
+            i = end
+            continue
+        t = words[i]
+        out.append(_Tok(t.text, t.lower_, t.pos_, t.lemma_.lower()))
+        i += 1
+    return out
+
+
+def _is_namey(token: Any, first: bool) -> bool:
+    text = token.text
+    if not text[:1].isalnum() or text.lower() in {"'s"}:
+        return False
+    if first and (token.lower_ in _WH or token.pos_ not in {"PROPN", "NOUN", "NUM"}):
+        return False
+    return bool(text[:1].isupper() or text[:1].isdigit())
+
+
+def _name_end(words: list[Any], i: int) -> int:
+    """End (exclusive) of the name starting at ``words[i]``, or ``i`` if none starts."""
+    if not _is_namey(words[i], i == 0):
+        return i
+    end = i + 1
+    j = end
+    while j < len(words):
+        w = words[j]
+        if _is_namey(w, False):
+            end = j = j + 1
+            continue
+        if w.text == "(":
+            close = next(
+                (k for k in range(j + 1, min(j + 6, len(words))) if words[k].text == ")"), None
+            )
+            if close is not None and close > j + 1:
+                end = j = close + 1
+                continue
+            break
+        if w.lower_ in _CONNECTORS or w.text == ",":
+            # A connector counts only when a capitalised word follows it ("God's Gift",
+            # "Maurice, Prince of Orange"; not "Lothair II's mother").
+            if j + 1 < len(words) and _is_namey(words[j + 1], False):
+                j += 1
+                continue
+        break
+    if end < len(words) and words[end].lower_ in {"or", "and"}:
+        # "A, B or C": a comma before a list's last names does not join them.
+        commas = [k for k in range(i, end) if words[k].text == ","]
+        if commas:
+            end = commas[0]
+    # A bare number ("in 1990") or a lone capitalised question word is not a name.
+    span = words[i:end]
+    if all(w.text.isdigit() for w in span):
+        return i
+    return end
+
+
+# ---------------------------------------------------------------------- comparisons
+
+
+def _comparison(toks: list[_Tok]) -> tuple[int, int, CompareOp] | None:
+    """(index of name A, index of name B, operator) when the question compares two names."""
+    op = next((_COMPARATIVES[t.lower] for t in toks if t.lower in _COMPARATIVES), None)
+    for i, tok in enumerate(toks):
+        if tok.mention is None:
+            continue
+        for j in range(i + 2, min(i + 4, len(toks))):
+            between = [t.lower for t in toks[i + 1 : j]]
+            if toks[j].mention is not None and between in (["or"], ["and"], [",", "or"]):
+                if op is None and between[-1] == "and":
+                    continue  # "A and B" without a comparison word is an intersection
+                return i, j, op or "same"
+    return None
+
+
+def _attribute(toks: list[_Tok], bridge: str | None) -> str | None:
+    """The compared attribute: "born" in "born first", "nationality" in "same nationality"."""
+    for i, tok in enumerate(toks):
+        if tok.lower not in _COMPARATIVES:
+            continue
+        if tok.lower in {"older", "oldest", "younger", "youngest"}:
+            return "born"
+        if tok.lower in {"same", "different"}:
+            after = [t for t in toks[i + 1 :] if t.pos in {"NOUN", "PROPN"} and not t.mention]
+            if after:
+                return after[0].lemma
+        before = [
+            t
+            for t in reversed(toks[:i])
+            if t.pos in {"VERB", "NOUN", "ADJ"} and not t.mention and t.lemma != bridge
+        ]
+        if before:
+            word = before[0]
+            if word.lemma == "come" or word.lower == "came":
+                return "come out"
+            return word.lower if word.pos == "VERB" else word.lemma
+    return None
+
+
+def _bridge_noun(toks: list[_Tok], attribute: str | None) -> str | None:
+    """The relation every compared name is followed through ("the director who ...")."""
+    head = _wh_head(toks)
+    for tok in toks:
+        if tok.mention or tok.pos != "NOUN":
+            continue
+        if tok.lemma in _CLASS_WORDS or tok.lemma == head or tok.lemma == attribute:
+            continue
+        if tok.lemma in _ATTRIBUTE_TYPES or tok.lower in _COMPARATIVES:
+            continue
+        return tok.lemma
+    return None
+
+
+# ---------------------------------------------------------------------- chains
+
+
+def _anchor(toks: list[_Tok]) -> int:
+    """The name the chain starts from: the last one (names are usually innermost)."""
+    return max(i for i, t in enumerate(toks) if t.mention is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rel:
+    words: str
+    inverse: bool = False
+    kind_of: str = ""  # the noun a relative clause describes (its type)
+    read: bool = False  # the question's verb: a value read off the last page
+
+
+def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
+    """Relations leading away from the anchor name, innermost first."""
+    chain: list[_Rel] = []
+    # Possessives to the right: "X 's mother 's husband"
+    j = anchor + 1
+    while j + 1 < len(toks) and toks[j].lower in {"'s", "'"}:
+        words, j = _noun_phrase_right(toks, j + 1)
+        if not words:
+            break
+        chain.append(_Rel(words))
+    # "of" phrases and relative clauses to the left
+    i = anchor - 1
+    while i >= 0 and (toks[i].lower in _CLASS_WORDS or toks[i].lower in {"the", "a", "an"}):
+        i -= 1
+    while i >= 0:
+        if toks[i].lower == "of" and i > 0:
+            words, i = _noun_phrase_left(toks, i - 1)
+            if not words:
+                break
+            chain.append(_Rel(words))
+            continue
+        clause = _relative_clause(toks, i)
+        if clause is not None:
+            verb, noun, i = clause
+            # "the association which published X": ? —published→ X, an association.
+            chain.append(_Rel(verb, inverse=True, kind_of=noun))
+            continue
+        break
+    # The question's verb after the chain: "When did X's mother die?"
+    at = next(
+        (
+            n
+            for n in range(max(j, anchor + 1), len(toks))
+            if toks[n].pos == "VERB" and toks[n].lemma != "be"
+        ),
+        None,
+    )
+    if at is not None:
+        words = toks[at].lower
+        if at + 1 < len(toks) and toks[at + 1].pos == "ADP":
+            words += " " + toks[at + 1].lower
+        chain.append(_Rel(words, read=True))
+    elif chain and chain[-1].words in _ATTRIBUTE_TYPES:
+        chain[-1] = _Rel(chain[-1].words, read=True)
+    else:
+        head = _wh_head(toks)
+        if head in _ATTRIBUTE_TYPES:
+            chain.append(_Rel(head, read=True))
+    return chain
+
+
+def _noun_phrase_right(toks: list[_Tok], j: int) -> tuple[str, int]:
+    words = []
+    while j < len(toks) and toks[j].pos in {"ADJ", "NOUN"} and toks[j].mention is None:
+        words.append(toks[j].lower)
+        j += 1
+    return " ".join(words), j
+
+
+def _noun_phrase_left(toks: list[_Tok], i: int) -> tuple[str, int]:
+    """The noun phrase ending at ``i`` ("the first president"), and the index before it."""
+    words: list[str] = []
+    while i >= 0 and toks[i].pos in {"ADJ", "NOUN"} and toks[i].mention is None:
+        words.insert(0, toks[i].lower)
+        i -= 1
+    if not words:
+        return "", i
+    phrase = " ".join(words)
+    # "place of birth of ...": the relation noun and its "X of" head are one relation.
+    if i >= 1 and toks[i].lower == "of" and f"{toks[i - 1].lower} of {phrase}" in _COMPOUNDS:
+        phrase = f"{toks[i - 1].lower} of {phrase}"
+        i -= 2
+    while i >= 0 and toks[i].lower in {"the", "a", "an"}:
+        i -= 1
+    return phrase, i
+
+
+def _relative_clause(toks: list[_Tok], i: int) -> tuple[str, str, int] | None:
+    """ "the N (which|that|who) [was] V [by] X": (V words, N, index before N)."""
+    k = i
+    verb: list[str] = []
+    while k >= 0 and toks[k].pos in {"ADP", "VERB", "AUX", "PART"} and toks[k].mention is None:
+        if toks[k].pos != "AUX":
+            verb.insert(0, toks[k].lower)
+        k -= 1
+    if not verb or k < 1 or toks[k].lower not in {"which", "that", "who", "whom"}:
+        return None
+    noun, before = _noun_phrase_left(toks, k - 1)
+    if not noun:
+        return None
+    return " ".join(verb), noun, before
+
+
+def _wh_head(toks: list[_Tok]) -> str | None:
+    """The noun a "which/what" asks for ("Which film ...": film)."""
+    for i, tok in enumerate(toks[:-1]):
+        if tok.lower in {"which", "what"} and toks[i + 1].pos == "NOUN":
+            return toks[i + 1].lemma
+    return None
+
+
+# ---------------------------------------------------------------------- building
+
+
+class _Builder:
+    def __init__(self, question: str) -> None:
+        self.question = question
+        self.steps: list[Step] = []
+
+    def _add(self, kind: str, **fields: Any) -> str:
+        sid = f"s{len(self.steps) + 1}"
+        self.steps.append(Step.model_validate({"id": sid, "kind": kind, **fields}))
+        return sid
+
+    def _plan(self, note: str = "") -> Plan:
+        return Plan(question=self.question, steps=tuple(self.steps), planner="rules", note=note)
+
+    def single_shot(self, why: str, names: list[str] | None = None) -> Plan:
+        links = [self._add("link", mention=n) for n in dict.fromkeys(names or [])]
+        look = self._add("lookup", depends_on=tuple(links), query=self.question)
+        self._add("answer", depends_on=(look,), subject=look)
+        return self._plan(f"single-shot retrieval: {why}")
+
+    def _follow(self, start: str, chain: list[_Rel], expects: tuple[str, ...]) -> str:
+        current = start
+        for n, rel in enumerate(chain):
+            last = n == len(chain) - 1
+            types = (expects if last and expects else ()) or _types_of(rel.kind_of or rel.words)
+            kind = "read" if rel.read else "traverse"
+            current = self._add(
+                kind,
+                depends_on=(current,),
+                subject=current,
+                relation=rel.words,
+                inverse=rel.inverse,
+                answer_types=types,
+            )
+        return current
+
+    def chained(
+        self, names: list[str], anchor: str, chain: list[_Rel], expects: tuple[str, ...]
+    ) -> Plan:
+        start = self._add("link", mention=anchor)
+        for other in dict.fromkeys(n for n in names if n != anchor):
+            self._add("link", mention=other)  # context: its page is evidence too
+        last = self._follow(start, chain, expects)
+        self._add("answer", depends_on=(last,), subject=last)
+        return self._plan()
+
+    def comparison(
+        self, toks: list[_Tok], pair: tuple[int, int, CompareOp], expects: tuple[str, ...]
+    ) -> Plan:
+        i, j, op = pair
+        head = _wh_head(toks)
+        attribute = _attribute(toks, None)
+        bridge = _bridge_noun(toks, attribute)
+        attribute = _attribute(toks, bridge) or attribute
+        chain: list[_Rel] = []
+        if bridge:
+            chain.append(_Rel(bridge))
+        if attribute:
+            chain.append(_Rel(attribute, read=True))
+        finals = []
+        for index in (i, j):
+            start = self._add("link", mention=toks[index].mention)
+            finals.append(self._follow(start, chain, ()) if chain else start)
+        compare = self._add(
+            "compare", depends_on=tuple(finals), operands=tuple(finals), op=op,
+            relation=attribute,
+        )  # fmt: skip
+        # "Which film ...?" / "Who ...?" asks for one of the names; yes/no asks whether.
+        self._add("answer", depends_on=(compare,), subject=compare, answer_types=expects)
+        note = "" if attribute else "comparison without an attribute to read"
+        del head
+        return self._plan(note)
+
+
+def _types_of(words: str) -> tuple[str, ...]:
+    """Entity types a relation's values have ("director" → PERSON, "born" → DATE)."""
+    if words in _ATTRIBUTE_TYPES:
+        return _ATTRIBUTE_TYPES[words]
+    last = words.rsplit(maxsplit=1)[-1]
+    if last in HEAD_TYPES:
+        return tuple(sorted(HEAD_TYPES[last]))
+    if re.sub(r"(ed|s)$", "", last) in {"bear", "born", "die", "releas", "found", "establish"}:
+        return ("DATE",)
+    if last in _DATE_VERBS:
+        return ("DATE",)
+    return ()

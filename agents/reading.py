@@ -1,0 +1,176 @@
+"""Reading pages: an entity's own page, the entities its sentences name, sentence scores.
+
+Shared by the retrieval's reading hop and the plan executor's traversals. A page is
+the first chunk of a document titled with the entity's name ("Brand (play)" is Brand's
+page). Sentence vectors come from the index (opening sentences are embedded at ingest);
+only sentences without one are embedded at query time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from extractors import Embedder, split_sentences
+from graph import (
+    Access,
+    Chunk,
+    ChunkId,
+    EntityId,
+    GraphStore,
+    VectorIndex,
+)
+
+__all__ = ["Named", "PageReader", "capitalised_runs"]
+
+_WORDS = re.compile(r"[\w'\-&.:]+|\S")
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """An entity named in a sentence of a page (offsets into the chunk's text)."""
+
+    entity_id: EntityId
+    chunk: Chunk
+    start: int  # sentence
+    end: int
+    at: int  # where the name starts
+    position: int  # the sentence's index on the page
+
+    @property
+    def sentence(self) -> str:
+        return self.chunk.text[self.start : self.end]
+
+
+class PageReader:
+    """Finds entities' pages and reads the names in their sentences."""
+
+    def __init__(self, *, graph: GraphStore, vectors: VectorIndex, embedder: Embedder) -> None:
+        self._graph = graph
+        self._vectors = vectors
+        self._embedder = embedder
+
+    async def homes(
+        self, entities: Sequence[tuple[EntityId, str]], access: Access
+    ) -> dict[EntityId, Chunk]:
+        """Each entity's own page: the first chunk of a document titled with the name
+        given (which decides between "Dark River (2017 film)" and "Dark River (1990
+        film)")."""
+        if not entities:
+            return {}
+        found = await self._graph.pages([name for _, name in entities], access)
+        return {eid: found[name][0] for eid, name in entities if name in found}
+
+    async def named(
+        self,
+        chunks: Sequence[Chunk],
+        access: Access,
+        *,
+        sentences: int,
+        exclude: set[EntityId],
+    ) -> list[Named]:
+        """Entities named in the first ``sentences`` sentences of each chunk.
+
+        Names the extractor split ("Ermengarde" + "Tours") still match an entity as
+        capitalised word runs of the sentence ("Ermengarde of Tours").
+        """
+        by_id = {c.id: c for c in chunks}
+        opening = {cid: list(split_sentences(c.text))[:sentences] for cid, c in by_id.items()}
+        found: list[Named] = []
+        seen: set[tuple[EntityId, ChunkId, int]] = set()
+
+        def add(entity: EntityId, chunk: Chunk, index: int, at: int) -> None:
+            start, end = opening[chunk.id][index]
+            if entity in exclude or (entity, chunk.id, start) in seen:
+                return
+            seen.add((entity, chunk.id, start))
+            found.append(Named(entity, chunk, start, end, at, index))
+
+        for m in await self._graph.chunk_mentions(list(by_id), access):
+            chunk = by_id[m.span.chunk_id]
+            at = m.span.start - chunk.start
+            index = _index_of(opening[chunk.id], at)
+            if index is not None:
+                add(m.entity_id, chunk, index, at)
+        runs: dict[str, list[tuple[Chunk, int, int]]] = defaultdict(list)
+        for chunk in by_id.values():
+            for index, (start, end) in enumerate(opening[chunk.id]):
+                sentence = chunk.text[start:end]
+                for run, offset in _runs(sentence):
+                    runs[run].append((chunk, index, start + offset))
+        exact = await self._graph.match_entities(list(runs), access) if runs else {}
+        for run, ents in exact.items():
+            if ents:
+                for chunk, index, at in runs[run]:
+                    add(ents[0].id, chunk, index, at)
+        return found
+
+    async def similarity(
+        self,
+        spans: Sequence[tuple[Chunk, int, int]],
+        query: np.ndarray,
+        access: Access,
+        *,
+        embed_missing: bool = True,
+    ) -> dict[tuple[ChunkId, int], float]:
+        """Cosine similarity of sentences (chunk, start, end) to a query vector, keyed by
+        (chunk id, start); stored sentence vectors are used where the index has them, the
+        others are embedded (or, with ``embed_missing=False``, left out)."""
+        if not spans:
+            return {}
+        stored = await self._vectors.sentences(
+            list(dict.fromkeys(c.id for c, _, _ in spans)), access
+        )
+        vectors: dict[tuple[ChunkId, int], np.ndarray] = {}
+        for cid, items in stored.items():
+            for sv in items:
+                vectors[(cid, sv.start)] = np.asarray(sv.vector, dtype=np.float32)
+        missing = list(dict.fromkeys((c, s, e) for c, s, e in spans if (c.id, s) not in vectors))
+        if missing and embed_missing:
+            matrix = await self._embedder.embed([c.text[s:e] for c, s, e in missing])
+            for (c, s, _), row in zip(missing, matrix, strict=True):
+                vectors[(c.id, s)] = row
+        return {
+            (c.id, s): float(vectors[(c.id, s)] @ query)
+            for c, s, _ in spans
+            if (c.id, s) in vectors
+        }
+
+
+def capitalised_runs(text: str, longest: int = 8) -> list[str]:
+    """Word runs that start and end with a capitalised word or a number, longest first.
+
+    The text's own first word is skipped (it is capitalised by grammar, not by name).
+    """
+    return sorted({run for run, _ in _runs_with_offsets(text, longest)}, key=lambda g: (-len(g), g))
+
+
+def _runs_with_offsets(text: str, longest: int = 8) -> Iterator[tuple[str, int]]:
+    matches = list(_WORDS.finditer(text))
+    words = [m.group() for m in matches]
+    for i in range(1, len(words)):
+        for j in range(i + 1, min(len(words), i + longest) + 1):
+            run = words[i:j]
+            first, last = run[0], run[-1]
+            if not (first[:1].isupper() or first[:1].isdigit()):
+                break
+            if any(not w[:1].isalnum() for w in run):
+                break
+            if len(run) > 1 and (last[:1].isupper() or last[:1].isdigit()):
+                yield " ".join(run), matches[i].start()
+
+
+def _runs(sentence: str) -> Iterator[tuple[str, int]]:
+    for run, offset in _runs_with_offsets(sentence):
+        yield run.rstrip(".,;:"), offset
+
+
+def _index_of(sentences: list[tuple[int, int]], at: int) -> int | None:
+    for index, (start, end) in enumerate(sentences):
+        if start <= at < end:
+            return index
+    return None
