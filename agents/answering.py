@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+from agents.plan import Binding, PlanTrace
 from agents.question import QuestionAnalysis
 from agents.retrieval import Retrieval
 from extractors import split_sentences, tokenize
@@ -63,6 +64,10 @@ class ExtractiveAnswerer:
 
     async def answer(self, retrieval: Retrieval, access: Access) -> Draft:
         """Draft an answer with claims (call the validator before showing it)."""
+        if retrieval.plan is not None and _complete(retrieval.plan):
+            planned = await self._from_plan(retrieval.plan, access)
+            if planned is not None:
+                return planned
         chunk_ids = [e.chunk_id for e in retrieval.evidence]
         chunks = {c.id: c for c in await self._graph.chunks(chunk_ids, access)}
         if not chunks:
@@ -91,6 +96,46 @@ class ExtractiveAnswerer:
         claims = [_claim(sentence.text, sentence, docs, facts=stated)]
         claims += await self._bridges(retrieval, mention, sentence, access, entities, docs)
         return Draft(answer=mention.span.text, claims=claims)
+
+    async def _from_plan(self, trace: PlanTrace, access: Access) -> Draft | None:
+        """The executed plan's answer, with one claim per hop: the sentence each step read
+        its binding from, with the facts stated in it."""
+        answer = trace.answer
+        if answer is None:
+            return None
+        path = [b for b in _path(trace) if b.chunk_id and b.sentence]
+        if not path:
+            return None
+        chunks = {
+            c.id: c
+            for c in await self._graph.chunks([ChunkId(b.chunk_id or "") for b in path], access)
+        }
+        docs = {
+            d.id: d
+            for d in await self._graph.documents(
+                access, ids=list({c.document_id for c in chunks.values()}), limit=len(chunks) or 1
+            )
+        }
+        claims: list[Claim] = []
+        names: dict[EntityId, Entity] = {}
+        for binding in path:
+            chunk = chunks.get(ChunkId(binding.chunk_id or ""))
+            if chunk is None or chunk.document_id not in docs or binding.sentence is None:
+                continue
+            start, end = binding.sentence
+            text = chunk.text[start - chunk.start : end - chunk.start]
+            sentence = _Sentence(chunk, start, end, text, 1.0, 1.0)
+            stated: list[tuple[Relation, Entity | None, Entity | None]] = []
+            if binding.entity_id:
+                stated = await self._stated_facts(
+                    EntityId(binding.entity_id), sentence, access, names
+                )
+            claim = _claim(text, sentence, docs, facts=stated)
+            if claim not in claims:
+                claims.append(claim)
+        if not claims:
+            return None
+        return Draft(answer=answer.name, claims=claims)
 
     # ------------------------------------------------------------------ scoring
 
@@ -276,3 +321,22 @@ def _claim(
         spans=(_span_ref(doc, sentence.chunk.id, sentence.start, sentence.end, sentence.text),),
         documents=(_doc_ref(doc),),
     )
+
+
+def _complete(trace: PlanTrace) -> bool:
+    """Whether the plan covers the question and every step produced something."""
+    return trace.plan.complete and bool(trace.steps) and all(s.output for s in trace.steps)
+
+
+def _path(trace: PlanTrace) -> list[Binding]:
+    """The best binding of each step the answer depends on, in execution order."""
+    steps = {s.id: s for s in trace.plan.steps}
+    wanted: set[str] = set()
+    todo = [trace.plan.steps[-1].id]
+    while todo:
+        sid = todo.pop()
+        if sid in wanted or sid not in steps:
+            continue
+        wanted.add(sid)
+        todo += [*steps[sid].depends_on, *steps[sid].operands]
+    return [s.output[0] for s in trace.steps if s.id in wanted and s.output and s.kind != "answer"]

@@ -327,33 +327,32 @@ class _Run:
         )  # fmt: skip
         cues = _stems(step.relation or "")
         parent = {b.home: b for b in subjects if b.home}
-        types = set(step.answer_types)
         out: dict[EntityId, _Candidate] = {}
         for n in named:
             known = self.entities.get(n.entity_id)
             if known is None:
                 continue
-            ent = known
-            score = similarity.get((n.chunk.id, n.start), 0.0)
-            sentence_cue, near = _cue(n, cues)
-            score += limits.cue * sentence_cue + limits.near * near
-            if types:
-                if ent.type in types:
-                    score += limits.type_match
-                elif ent.type:
-                    score -= limits.type_match
             source = parent.get(n.chunk.id)
+            score = similarity.get((n.chunk.id, n.start), 0.0) + self._bonus(step, n, known, cues)
             if source is not None:
                 score += limits.parent * source.score
-            text = n.chunk.text[n.at : n.at + len(ent.name)]
-            if normalize_name(text) != normalize_name(ent.name):
-                text = ent.name
             current = out.get(n.entity_id)
             if current is None or score > current.score:
-                out[n.entity_id] = _Candidate(
-                    n.entity_id, text, score, n, source.name if source else None
-                )
+                text = n.chunk.text[n.at : n.at + len(known.name)]
+                if normalize_name(text) != normalize_name(known.name):
+                    text = known.name
+                via = source.name if source else None
+                out[n.entity_id] = _Candidate(n.entity_id, text, score, n, via)
         return out
+
+    def _bonus(self, step: Step, named: Named, ent: Entity, cues: set[str]) -> float:
+        """What the relation's words and the expected type add to a candidate's score."""
+        limits = self.x.limits
+        sentence_cue, near = _cue(named, cues)
+        bonus = limits.cue * sentence_cue + limits.near * near
+        if step.answer_types and ent.type:
+            bonus += limits.type_match if ent.type in step.answer_types else -limits.type_match
+        return bonus
 
     async def _fact_support(
         self, step: Step, subjects: list[Binding], candidates: dict[EntityId, _Candidate]

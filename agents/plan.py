@@ -26,6 +26,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from graph.provenance import Binding, StepKind, StepTrace
+
 __all__ = [
     "Binding",
     "CompareOp",
@@ -38,7 +40,6 @@ __all__ = [
     "plan_json_schema",
 ]
 
-StepKind = Literal["link", "traverse", "path", "lookup", "read", "compare", "answer"]
 CompareOp = Literal["earliest", "latest", "largest", "smallest", "same", "different"]
 
 
@@ -72,6 +73,9 @@ class Plan(_Frozen):
     steps: tuple[Step, ...]
     planner: str = "rules"
     note: str = ""
+    uncovered: tuple[str, ...] = Field(
+        default=(), description="question words no step accounts for (a partial plan)"
+    )
 
     @model_validator(mode="after")
     def _dag(self) -> Plan:
@@ -97,6 +101,11 @@ class Plan(_Frozen):
         return any(s.kind in {"traverse", "path", "read", "compare"} for s in self.steps)
 
     @property
+    def complete(self) -> bool:
+        """Whether the steps account for the whole question (so its answer is the plan's)."""
+        return self.decomposed and not self.uncovered
+
+    @property
     def hops(self) -> int:
         """Relation steps along the longest chain (a 2-hop question has 2)."""
         depth: dict[str, int] = {}
@@ -116,33 +125,6 @@ class Planner(Protocol):
         """The plan for ``question``; a question that cannot be decomposed gets the
         single-shot plan (link, lookup, answer) with a note saying so."""
         ...
-
-
-class Binding(_Frozen):
-    """One candidate a step produced: an entity (with its page) or a value."""
-
-    name: str
-    score: float
-    entity_id: str | None = None
-    chunk_id: str | None = Field(default=None, description="the page the candidate was read on")
-    sentence: tuple[int, int] | None = Field(
-        default=None, description="document offsets of the sentence that named it"
-    )
-    home: str | None = Field(default=None, description="the candidate's own page (chunk id)")
-    via: str | None = Field(default=None, description="the binding of the subject it came from")
-
-
-class StepTrace(_Frozen):
-    """What a step did: ``{"id", "kind", "depends_on", "input", "output", "evidence", "ms"}``."""
-
-    id: str
-    kind: StepKind
-    depends_on: tuple[str, ...]
-    input: dict[str, Any]
-    output: tuple[Binding, ...]
-    evidence: tuple[str, ...] = Field(default=(), description="chunk and fact ids used")
-    ms: float
-    note: str = ""
 
 
 class PlanTrace(_Frozen):

@@ -148,12 +148,44 @@ def plan_from_parse(doc: Any) -> Plan:
         return builder.single_shot("no names in the question to start a chain from")
     pair = _comparison(toks)
     if pair is not None:
-        return builder.comparison(toks, pair, expects)
-    anchor = _anchor(toks)
-    chain = _chain(toks, anchor)
-    if not chain:
-        return builder.single_shot("no relation around the question's names", names)
-    return builder.chained(names, toks[anchor].mention or "", chain, expects)
+        plan = builder.comparison(toks, pair, expects)
+    else:
+        anchor = _anchor(toks)
+        chain = _chain(toks, anchor)
+        if not chain:
+            return builder.single_shot("no relation around the question's names", names)
+        plan = builder.chained(names, toks[anchor].mention or "", chain, expects)
+    uncovered = _uncovered(toks, plan)
+    if not uncovered:
+        return plan
+    note = f"partial: no step accounts for {', '.join(repr(w) for w in uncovered)}"
+    return plan.model_copy(update={"uncovered": uncovered, "note": note})
+
+
+def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:
+    """Content words of the question that no step's relation or name accounts for."""
+    used: set[str] = set()
+    for step in plan.steps:
+        used.update((step.relation or "").split())
+    head = _wh_head(toks)
+    left = []
+    for tok in toks:
+        if tok.mention is not None or tok.pos not in {"NOUN", "VERB", "ADJ", "PROPN", "NUM"}:
+            continue
+        if tok.lemma in {"be", "have", "do", "name", "call", "locate", "situate", "base"}:
+            continue
+        if tok.lower in _WH:
+            continue
+        if tok.lower in _COMPARATIVES or tok.lemma in _CLASS_WORDS or tok.lemma == head:
+            continue
+        if tok.lower in used or tok.lemma in used or _stem(tok.lower) in {_stem(u) for u in used}:
+            continue
+        left.append(tok.lower)
+    return tuple(dict.fromkeys(left))
+
+
+def _stem(word: str) -> str:
+    return word[:5] if len(word) > 5 else word
 
 
 # ---------------------------------------------------------------------- masking
@@ -190,38 +222,40 @@ def _name_end(words: list[Any], i: int) -> int:
     """End (exclusive) of the name starting at ``words[i]``, or ``i`` if none starts."""
     if not _is_namey(words[i], i == 0):
         return i
-    end = i + 1
-    j = end
+    end = j = i + 1
     while j < len(words):
-        w = words[j]
-        if _is_namey(w, False):
-            end = j = j + 1
-            continue
-        if w.text == "(":
-            close = next(
-                (k for k in range(j + 1, min(j + 6, len(words))) if words[k].text == ")"), None
-            )
-            if close is not None and close > j + 1:
-                end = j = close + 1
-                continue
+        step = _name_continues(words, j)
+        if step == 0:
             break
-        if w.lower_ in _CONNECTORS or w.text == ",":
-            # A connector counts only when a capitalised word follows it ("God's Gift",
-            # "Maurice, Prince of Orange"; not "Lothair II's mother").
-            if j + 1 < len(words) and _is_namey(words[j + 1], False):
-                j += 1
-                continue
-        break
+        j += step
+        if _is_namey(words[j - 1], False) or words[j - 1].text == ")":
+            end = j
     if end < len(words) and words[end].lower_ in {"or", "and"}:
         # "A, B or C": a comma before a list's last names does not join them.
         commas = [k for k in range(i, end) if words[k].text == ","]
         if commas:
             end = commas[0]
-    # A bare number ("in 1990") or a lone capitalised question word is not a name.
-    span = words[i:end]
-    if all(w.text.isdigit() for w in span):
+    # A bare number ("in 1990") is not a name.
+    if all(w.text.isdigit() for w in words[i:end]):
         return i
     return end
+
+
+def _name_continues(words: list[Any], j: int) -> int:
+    """How many words from ``words[j]`` on still belong to a name (0: it ends here)."""
+    w = words[j]
+    if _is_namey(w, False):
+        return 1
+    if w.text == "(":
+        # "Dark River (2017 Film)": a short parenthesis right after a name is part of it
+        close = next(
+            (k for k in range(j + 2, min(j + 6, len(words))) if words[k].text == ")"), None
+        )
+        return close + 1 - j if close is not None else 0
+    # A connector counts only when a capitalised word follows it ("God's Gift",
+    # "Maurice, Prince of Orange"; not "Lothair II's mother").
+    joins = w.lower_ in _CONNECTORS or w.text == ","
+    return 1 if joins and j + 1 < len(words) and _is_namey(words[j + 1], False) else 0
 
 
 # ---------------------------------------------------------------------- comparisons
@@ -272,7 +306,7 @@ def _bridge_noun(toks: list[_Tok], attribute: str | None) -> str | None:
     for tok in toks:
         if tok.mention or tok.pos != "NOUN":
             continue
-        if tok.lemma in _CLASS_WORDS or tok.lemma == head or tok.lemma == attribute:
+        if tok.lemma in _CLASS_WORDS or tok.lemma in {head, attribute}:
             continue
         if tok.lemma in _ATTRIBUTE_TYPES or tok.lower in _COMPARATIVES:
             continue
@@ -306,7 +340,21 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
         if not words:
             break
         chain.append(_Rel(words))
-    # "of" phrases and relative clauses to the left
+    chain += _left_chain(toks, anchor)
+    # The question's verb after the chain: "When did X's mother die?"
+    verb = _verb_after(toks, max(j, anchor + 1))
+    if verb:
+        chain.append(_Rel(verb, read=True))
+    elif chain and chain[-1].words in _ATTRIBUTE_TYPES:
+        chain[-1] = _Rel(chain[-1].words, read=True)
+    elif (head := _wh_head(toks)) in _ATTRIBUTE_TYPES:
+        chain.append(_Rel(head or "", read=True))
+    return chain
+
+
+def _left_chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
+    """ "of" phrases and relative clauses left of the anchor, innermost first."""
+    chain: list[_Rel] = []
     i = anchor - 1
     while i >= 0 and (toks[i].lower in _CLASS_WORDS or toks[i].lower in {"the", "a", "an"}):
         i -= 1
@@ -318,33 +366,22 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
             chain.append(_Rel(words))
             continue
         clause = _relative_clause(toks, i)
-        if clause is not None:
-            verb, noun, i = clause
-            # "the association which published X": ? —published→ X, an association.
-            chain.append(_Rel(verb, inverse=True, kind_of=noun))
-            continue
-        break
-    # The question's verb after the chain: "When did X's mother die?"
-    at = next(
-        (
-            n
-            for n in range(max(j, anchor + 1), len(toks))
-            if toks[n].pos == "VERB" and toks[n].lemma != "be"
-        ),
-        None,
-    )
-    if at is not None:
-        words = toks[at].lower
-        if at + 1 < len(toks) and toks[at + 1].pos == "ADP":
-            words += " " + toks[at + 1].lower
-        chain.append(_Rel(words, read=True))
-    elif chain and chain[-1].words in _ATTRIBUTE_TYPES:
-        chain[-1] = _Rel(chain[-1].words, read=True)
-    else:
-        head = _wh_head(toks)
-        if head in _ATTRIBUTE_TYPES:
-            chain.append(_Rel(head, read=True))
+        if clause is None:
+            break
+        verb, noun, i = clause
+        # "the association which published X": ? —published→ X, an association.
+        chain.append(_Rel(verb, inverse=True, kind_of=noun))
     return chain
+
+
+def _verb_after(toks: list[_Tok], start: int) -> str:
+    """The first content verb from ``start`` on, with its particle ("lived in")."""
+    for n in range(start, len(toks)):
+        if toks[n].pos == "VERB" and toks[n].lemma != "be":
+            if n + 1 < len(toks) and toks[n + 1].pos == "ADP":
+                return f"{toks[n].lower} {toks[n + 1].lower}"
+            return toks[n].lower
+    return ""
 
 
 def _noun_phrase_right(toks: list[_Tok], j: int) -> tuple[str, int]:

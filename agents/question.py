@@ -7,7 +7,13 @@ from typing import Any
 
 from extractors import SpacyEntityExtractor, tokenize
 
-__all__ = ["HEAD_TYPES", "QuestionAnalysis", "analyze_question", "answer_types"]
+__all__ = [
+    "HEAD_TYPES",
+    "QuestionAnalysis",
+    "analysis_of",
+    "analyze_question",
+    "answer_types",
+]
 
 _PERSON = frozenset({"PERSON"})
 _PLACE = frozenset({"GPE", "LOC", "FAC"})
@@ -57,7 +63,12 @@ class QuestionAnalysis:
 
 def analyze_question(text: str, extractor: SpacyEntityExtractor) -> QuestionAnalysis:
     """Parse a question (CPU-bound: call from a worker thread)."""
-    doc = extractor.parse(text.strip())
+    return analysis_of(extractor.parse(text.strip()), extractor)
+
+
+def analysis_of(doc: Any, extractor: SpacyEntityExtractor) -> QuestionAnalysis:
+    """The analysis of an already parsed question."""
+    text = doc.text
     return QuestionAnalysis(
         text=text.strip(),
         phrases=tuple(extractor.phrases(doc)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,12 +96,7 @@ class PageReader:
             index = _index_of(opening[chunk.id], at)
             if index is not None:
                 add(m.entity_id, chunk, index, at)
-        runs: dict[str, list[tuple[Chunk, int, int]]] = defaultdict(list)
-        for chunk in by_id.values():
-            for index, (start, end) in enumerate(opening[chunk.id]):
-                sentence = chunk.text[start:end]
-                for run, offset in _runs(sentence):
-                    runs[run].append((chunk, index, start + offset))
+        runs = _sentence_runs(by_id.values(), opening)
         exact = await self._graph.match_entities(list(runs), access) if runs else {}
         for run, ents in exact.items():
             if ents:
@@ -167,6 +162,18 @@ def _runs_with_offsets(text: str, longest: int = 8) -> Iterator[tuple[str, int]]
 def _runs(sentence: str) -> Iterator[tuple[str, int]]:
     for run, offset in _runs_with_offsets(sentence):
         yield run.rstrip(".,;:"), offset
+
+
+def _sentence_runs(
+    chunks: Iterable[Chunk], opening: dict[ChunkId, list[tuple[int, int]]]
+) -> dict[str, list[tuple[Chunk, int, int]]]:
+    """Capitalised word runs of the given sentences: run → (chunk, sentence index, offset)."""
+    runs: dict[str, list[tuple[Chunk, int, int]]] = defaultdict(list)
+    for chunk in chunks:
+        for index, (start, end) in enumerate(opening[chunk.id]):
+            for run, offset in _runs(chunk.text[start:end]):
+                runs[run].append((chunk, index, start + offset))
+    return runs
 
 
 def _index_of(sentences: list[tuple[int, int]], at: int) -> int | None:

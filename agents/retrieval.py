@@ -24,8 +24,9 @@ from rapidfuzz import fuzz
 
 from agents.executor import PlanExecutor
 from agents.plan import Plan, Planner, PlanTrace
+from agents.planner import RulePlanner, plan_from_parse
 from agents.ppr import personalized_pagerank
-from agents.question import QuestionAnalysis, analyze_question
+from agents.question import QuestionAnalysis, analysis_of, analyze_question
 from agents.reading import PageReader, capitalised_runs
 from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
 from graph import (
@@ -132,11 +133,9 @@ class HybridRetriever:
             )
             clock, wall = now, now_wall
 
-        analysis_task = asyncio.to_thread(analyze_question, question, self._extractor)
-        vector_task = self._embedder.embed([question])
-        planned = self.planner is not None and mode == "threadline"
-        plan_task = self._plan(question) if planned else _nothing()
-        analysis, matrix, plan = await asyncio.gather(analysis_task, vector_task, plan_task)
+        (analysis, plan), matrix = await asyncio.gather(
+            self._understand(question, mode), self._embedder.embed([question])
+        )
         lap("parse_embed")
         w = self.weights
         depth = max(k, w.candidates)
@@ -166,7 +165,7 @@ class HybridRetriever:
         # linked entities: it runs while the graph walks.
         decomposed = plan is not None and plan.decomposed
         walked, hops, trace = await asyncio.gather(
-            self._walk(linked, matrix[0], dense, sparse, access),
+            self._walk(linked, matrix[0], dense, sparse, access, bridges=not decomposed),
             _nothing_list() if decomposed else self._hop(linked, matrix[0], access),
             (
                 self.executor.run(plan, access, question_vector=matrix[0], linked=linked)
@@ -206,9 +205,18 @@ class HybridRetriever:
             plan=trace,
         )
 
-    async def _plan(self, question: str) -> Plan | None:
-        assert self.planner is not None
-        return await self.planner.plan(question)
+    async def _understand(self, question: str, mode: Mode) -> tuple[QuestionAnalysis, Plan | None]:
+        """The question's analysis and (in threadline mode) its plan; the model-free
+        planner reads the same parse."""
+        planner = self.planner if mode == "threadline" else None
+        if isinstance(planner, RulePlanner):
+            doc = await asyncio.to_thread(self._extractor.parse, question.strip())
+            return analysis_of(doc, self._extractor), plan_from_parse(doc)
+        analysis_task = asyncio.to_thread(analyze_question, question, self._extractor)
+        if planner is None:
+            return await analysis_task, None
+        analysis, plan = await asyncio.gather(analysis_task, planner.plan(question))
+        return analysis, plan
 
     # ------------------------------------------------------------------ linking
 
@@ -314,6 +322,8 @@ class HybridRetriever:
         dense: list[VectorHit],
         sparse: list[VectorHit],
         access: Access,
+        *,
+        bridges: bool = True,
     ) -> tuple[
         dict[ChunkId, float],
         dict[ChunkId, tuple[set[str], set[RelationId]]],
@@ -337,7 +347,9 @@ class HybridRetriever:
         edges: list[tuple[str, str, float]] = [
             (eid, cid, 1.0 + math.log(n)) for eid, cid, n in edges_raw
         ]
-        relevance = await self._fact_relevance(facts, question_vector, access)
+        # Facts that read like the question seed bridge entities, unless a plan follows
+        # the question's relations to its bridges itself.
+        relevance = await self._fact_relevance(facts, question_vector, access) if bridges else {}
         for r in facts:
             weight = r.confidence * (1.0 if r.kind != "cooccurrence" else 0.5)
             edges.append((r.subject_id, r.object_id, weight * (0.2 + relevance.get(r.id, 0.0))))

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -293,6 +294,11 @@ def ask(
                 "claims": [c.model_dump(mode="json") for c in answer.claims],
                 "evidence": [e.model_dump(mode="json") for e in answer.evidence],
                 "entities": [e.model_dump(mode="json") for e in answer.entities],
+                "plan": [
+                    s.model_dump(mode="json", exclude={"note"} if not s.note else set())
+                    for s in answer.plan
+                ],
+                "plan_note": answer.plan_note,
                 "timings_ms": answer.timings_ms,
             }
         )
@@ -300,7 +306,28 @@ def ask(
     _print_answer(answer)
 
 
+def _print_plan(answer: Any) -> None:
+    """The executed plan as a short tree: each step under the step it reads from."""
+    if not answer.plan:
+        return
+    depth: dict[str, int] = {}
+    out.print("[dim]plan[/]", markup=True)
+    for step in answer.plan:
+        level = 1 + max((depth.get(d, 0) for d in step.depends_on), default=0)
+        depth[step.id] = level
+        what = step.input.get("mention") or step.input.get("relation") or ""
+        if step.kind == "compare":
+            what = f"{step.input.get('op', '')} {what}".strip()
+        found = ", ".join(b.name for b in step.output[:3]) or "—"
+        note = f"  ({step.note})" if step.note else ""
+        line = f"{'  ' * level}{step.id} {step.kind} {what} → {found} ({step.ms:.0f} ms){note}"
+        out.print(f"[dim]{escape(line)}[/]", markup=True, highlight=False)
+    if answer.plan_note:
+        out.print(f"[dim]  {escape(answer.plan_note)}[/]", markup=True, highlight=False)
+
+
 def _print_answer(answer: Any) -> None:
+    _print_plan(answer)
     out.print(f"[bold]{answer.answer}[/]", markup=True)
     if answer.entities:
         linked = ", ".join(f"{e.mention} → {e.name} ({e.method})" for e in answer.entities[:5])

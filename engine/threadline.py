@@ -363,6 +363,8 @@ class Threadline:
             claims=tuple(claims),
             evidence=tuple(retrieval.evidence),
             entities=tuple(retrieval.linked),
+            plan=retrieval.plan.steps if retrieval.plan else (),
+            plan_note=retrieval.plan.plan.note if retrieval.plan else "",
             timings_ms={
                 **retrieval.timings_ms,
                 "retrieval": _ms(started, retrieved),

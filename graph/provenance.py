@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,7 @@ from graph.ids import ChunkId, DocumentId, EntityId, RelationId
 
 __all__ = [
     "Answer",
+    "Binding",
     "Claim",
     "DocumentRef",
     "Evidence",
@@ -17,10 +18,13 @@ __all__ = [
     "LinkedEntity",
     "Signal",
     "SpanRef",
+    "StepKind",
+    "StepTrace",
     "Verdict",
 ]
 
 Verdict = Literal["supported", "unsupported", "contradicted"]
+StepKind = Literal["link", "traverse", "path", "lookup", "read", "compare", "answer"]
 
 
 class _Frozen(BaseModel):
@@ -103,6 +107,33 @@ class LinkedEntity(_Frozen):
     score: float
 
 
+class Binding(_Frozen):
+    """One candidate a step produced: an entity (with its page) or a value."""
+
+    name: str
+    score: float
+    entity_id: str | None = None
+    chunk_id: str | None = Field(default=None, description="the page the candidate was read on")
+    sentence: tuple[int, int] | None = Field(
+        default=None, description="document offsets of the sentence that named it"
+    )
+    home: str | None = Field(default=None, description="the candidate's own page (chunk id)")
+    via: str | None = Field(default=None, description="the binding of the subject it came from")
+
+
+class StepTrace(_Frozen):
+    """What a step did: ``{"id", "kind", "depends_on", "input", "output", "evidence", "ms"}``."""
+
+    id: str
+    kind: StepKind
+    depends_on: tuple[str, ...]
+    input: dict[str, Any]
+    output: tuple[Binding, ...]
+    evidence: tuple[str, ...] = Field(default=(), description="chunk and fact ids used")
+    ms: float
+    note: str = ""
+
+
 class Answer(_Frozen):
     """An answer: text, validated claims, the evidence behind them, and timings."""
 
@@ -113,3 +144,7 @@ class Answer(_Frozen):
     evidence: tuple[Evidence, ...]
     entities: tuple[LinkedEntity, ...] = ()
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    plan: tuple[StepTrace, ...] = Field(
+        default=(), description="the executed query plan, step by step (threadline mode)"
+    )
+    plan_note: str = ""

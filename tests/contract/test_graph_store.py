@@ -7,9 +7,9 @@ opened store for a fresh location and a way to reopen the same location.
 from __future__ import annotations
 
 import itertools
-from typing import Any
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
