@@ -164,8 +164,9 @@ class HybridRetriever:
         # The plan (or, for a question it cannot decompose, the reading hop) needs only the
         # linked entities: it runs while the graph walks.
         decomposed = plan is not None and plan.decomposed
+        complete = plan is not None and plan.complete
         walked, hops, trace = await asyncio.gather(
-            self._walk(linked, matrix[0], dense, sparse, access, bridges=not decomposed),
+            self._walk(linked, matrix[0], dense, sparse, access, bridges=not complete),
             _nothing_list() if decomposed else self._hop(linked, matrix[0], access),
             (
                 self.executor.run(plan, access, question_vector=matrix[0], linked=linked)
