@@ -57,6 +57,9 @@ class Step(_Frozen):
     subject: str | None = Field(default=None, description="the step whose output is read")
     object: str | None = Field(default=None, description="path: the other end's step")
     relation: str | None = Field(default=None, description="traverse/read: relation words")
+    target: str | None = Field(
+        default=None, description="traverse: what the step looks for ('country', 'association')"
+    )
     inverse: bool = Field(default=False, description="traverse: ? —relation→ subject")
     answer_types: tuple[str, ...] = Field(
         default=(), description="entity labels the output should have (PERSON, GPE, DATE...)"

@@ -150,11 +150,24 @@ def plan_from_parse(doc: Any) -> Plan:
     if pair is not None:
         plan = builder.comparison(toks, pair, expects)
     else:
-        anchor = _anchor(toks)
-        chain = _chain(toks, anchor)
-        if not chain:
+        # The chain starts at the innermost name: try each, keep the plan that accounts
+        # for most of the question ("the country where Clonbrook is located" starts at
+        # Clonbrook, not at CARICOM).
+        best: tuple[tuple[int, int, int], Plan] | None = None
+        for anchor in (i for i, t in enumerate(toks) if t.mention is not None):
+            chain = _chain(toks, anchor)
+            if not chain:
+                continue
+            candidate = _Builder(question).chained(
+                names, toks[anchor].mention or "", chain, expects
+            )
+            left = _uncovered(toks, candidate)
+            key = (-len(left), candidate.hops, anchor)
+            if best is None or key > best[0]:
+                best = (key, candidate)
+        if best is None:
             return builder.single_shot("no relation around the question's names", names)
-        plan = builder.chained(names, toks[anchor].mention or "", chain, expects)
+        plan = best[1]
     uncovered = _uncovered(toks, plan)
     if not uncovered:
         return plan
@@ -167,12 +180,16 @@ def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:
     used: set[str] = set()
     for step in plan.steps:
         used.update((step.relation or "").split())
+        used.update((step.target or "").split())
     head = _wh_head(toks)
     left = []
     for tok in toks:
         if tok.mention is not None or tok.pos not in {"NOUN", "VERB", "ADJ", "PROPN", "NUM"}:
             continue
-        if tok.lemma in {"be", "have", "do", "name", "call", "locate", "situate", "base"}:
+        if (
+            tok.lemma in {"be", "have", "do", "call", "locate", "situate", "base"}
+            or tok.lemma in _GENERIC
+        ):
             continue
         if tok.lower in _WH:
             continue
@@ -317,11 +334,6 @@ def _bridge_noun(toks: list[_Tok], attribute: str | None) -> str | None:
 # ---------------------------------------------------------------------- chains
 
 
-def _anchor(toks: list[_Tok]) -> int:
-    """The name the chain starts from: the last one (names are usually innermost)."""
-    return max(i for i, t in enumerate(toks) if t.mention is not None)
-
-
 @dataclass(frozen=True, slots=True)
 class _Rel:
     words: str
@@ -331,7 +343,13 @@ class _Rel:
 
 
 def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
-    """Relations leading away from the anchor name, innermost first."""
+    """Relations leading away from the anchor name, innermost first.
+
+    Inside out: possessives ("X's mother"), "of"/"in" phrases and relative clauses
+    ("the association which published X") to the left, then clauses that describe a
+    noun ("the country where X is located", "the country X is from"), and so on until
+    the question's own words: its verb ("When did ... die?") is read off the last page.
+    """
     chain: list[_Rel] = []
     # Possessives to the right: "X 's mother 's husband"
     j = anchor + 1
@@ -340,10 +358,20 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
         if not words:
             break
         chain.append(_Rel(words))
-    chain += _left_chain(toks, anchor)
-    # The question's verb after the chain: "When did X's mother die?"
-    verb = _verb_after(toks, max(j, anchor + 1))
-    if verb:
+    i = anchor - 1
+    reduced = i >= 1 and toks[i - 1].lower in {"the", "a", "an"} and _stranded(toks, j)
+    if not reduced:  # "the country X is located in?" keeps "country"
+        i = _skip_class(toks, i)
+    while True:
+        rels, i = _left_chain(toks, i)
+        chain += rels
+        clause = _where_clause(toks, i, j)
+        if clause is None:
+            break
+        rel, i, j = clause
+        chain.append(rel)
+    verb = _verb_after(toks, j) or _verb_after(toks, 0, stop=i + 1)
+    if verb and not any(r.words == verb for r in chain):
         chain.append(_Rel(verb, read=True))
     elif chain and chain[-1].words in _ATTRIBUTE_TYPES:
         chain[-1] = _Rel(chain[-1].words, read=True)
@@ -352,18 +380,40 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
     return chain
 
 
-def _left_chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
-    """ "of" phrases and relative clauses left of the anchor, innermost first."""
-    chain: list[_Rel] = []
-    i = anchor - 1
+_PREPS = frozenset({"of", "in", "on", "at", "for", "from", "by"})
+
+
+def _stranded(toks: list[_Tok], j: int) -> bool:
+    """Whether a clause from ``j`` ends in a stranded preposition ("is located in?")."""
+    r = j
+    while r < len(toks) and toks[r].pos in {"AUX", "PART", "VERB", "ADV"} and not toks[r].mention:
+        r += 1
+    end = r + 1 >= len(toks) or toks[r + 1].text in {"?", ","}
+    return r < len(toks) and toks[r].pos == "ADP" and r > j and end
+
+
+_GENERIC = frozenset({"name", "kind", "type", "term", "sort"})
+
+
+def _skip_class(toks: list[_Tok], i: int) -> int:
+    """Skip "the film", "the village of" right before a name."""
     while i >= 0 and (toks[i].lower in _CLASS_WORDS or toks[i].lower in {"the", "a", "an"}):
         i -= 1
+    if i >= 1 and toks[i].lower == "of" and toks[i - 1].lower in _CLASS_WORDS:
+        return _skip_class(toks, i - 2)
+    return i
+
+
+def _left_chain(toks: list[_Tok], i: int) -> tuple[list[_Rel], int]:
+    """ "of"/"in" phrases and relative clauses ending at ``i``, innermost first."""
+    chain: list[_Rel] = []
     while i >= 0:
-        if toks[i].lower == "of" and i > 0:
+        if toks[i].lower in _PREPS and i > 0 and toks[i - 1].pos in {"NOUN", "ADJ"}:
             words, i = _noun_phrase_left(toks, i - 1)
             if not words:
                 break
-            chain.append(_Rel(words))
+            if words not in _GENERIC:
+                chain.append(_Rel(words))
             continue
         clause = _relative_clause(toks, i)
         if clause is None:
@@ -371,13 +421,45 @@ def _left_chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
         verb, noun, i = clause
         # "the association which published X": ? —published→ X, an association.
         chain.append(_Rel(verb, inverse=True, kind_of=noun))
-    return chain
+    return chain, i
 
 
-def _verb_after(toks: list[_Tok], start: int) -> str:
-    """The first content verb from ``start`` on, with its particle ("lived in")."""
-    for n in range(start, len(toks)):
-        if toks[n].pos == "VERB" and toks[n].lemma != "be":
+def _where_clause(toks: list[_Tok], i: int, j: int) -> tuple[_Rel, int, int] | None:
+    """ "the N (where|in which|that)? <done> [is] V [prep]": a clause describing N, whose
+    verb follows the part already read. Returns the relation and the new (left, right)
+    boundaries."""
+    k = i
+    if k >= 0 and toks[k].lower in {"where", "which", "that", "whom", "whose"}:
+        k -= 1
+        if k >= 0 and toks[k].pos == "ADP":
+            k -= 1  # "in which"
+    noun, before = _noun_phrase_left(toks, k)
+    if not noun or noun in _GENERIC:
+        return None
+    r = j
+    while r < len(toks) and toks[r].pos in {"AUX", "PART", "DET"} and toks[r].mention is None:
+        r += 1
+    # One verb or noun ("born", "located", "a citizen", "part"), with its preposition when
+    # one follows ("part of", "played for") and does not open an outer phrase ("in the").
+    if r >= len(toks) or toks[r].mention is not None or toks[r].pos not in {"VERB", "NOUN"}:
+        return None
+    if toks[r].lemma == "do":
+        return None
+    words = [toks[r].lower]
+    r += 1
+    opens_phrase = r + 1 < len(toks) and toks[r + 1].pos == "DET"
+    if r < len(toks) and toks[r].pos == "ADP" and toks[r].mention is None and not opens_phrase:
+        words.append(toks[r].lower)
+        r += 1
+    while r < len(toks) and toks[r].text == ",":
+        r += 1
+    return _Rel(" ".join(words), kind_of=noun), before, r
+
+
+def _verb_after(toks: list[_Tok], start: int, stop: int | None = None) -> str:
+    """The first content verb in ``toks[start:stop]``, with its particle ("lived in")."""
+    for n in range(start, len(toks) if stop is None else stop):
+        if toks[n].pos == "VERB" and toks[n].lemma not in {"be", "do"} and toks[n].mention is None:
             if n + 1 < len(toks) and toks[n + 1].pos == "ADP":
                 return f"{toks[n].lower} {toks[n + 1].lower}"
             return toks[n].lower
@@ -467,6 +549,7 @@ class _Builder:
                 depends_on=(current,),
                 subject=current,
                 relation=rel.words,
+                target=rel.kind_of or None,
                 inverse=rel.inverse,
                 answer_types=types,
             )

@@ -549,6 +549,11 @@ def _plan_evidence(trace: PlanTrace | None) -> list[tuple[ChunkId, str, tuple[st
         for rank, binding in enumerate(step.output):
             if binding.home:
                 tiers[rank].append((ChunkId(binding.home), step.id, (binding.name,)))
+        if step.note.startswith("relaxed"):
+            # No page of its own: the chunks that mention the subject were read instead.
+            names = tuple(b.name for b in step.output[:1])
+            read = [c for c in step.evidence if c.startswith("chk_")]
+            tiers[1] += [(ChunkId(c), step.id, names) for c in read]
     ordered: list[tuple[ChunkId, str, tuple[str, ...]]] = []
     seen: set[str] = set()
     for rank in sorted(tiers):
