@@ -103,7 +103,8 @@ class ExtractiveAnswerer:
         answer = trace.answer
         if answer is None:
             return None
-        path = [b for b in _path(trace) if b.chunk_id and b.sentence]
+        # The answer's own sentence is the main claim; the hops that led to it follow.
+        path = [b for b in reversed(_path(trace)) if b.chunk_id and b.sentence]
         if not path:
             return None
         chunks = {

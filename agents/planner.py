@@ -143,36 +143,39 @@ def plan_from_parse(doc: Any) -> Plan:
         last = toks[-2]
         if last.mention is None and last.pos == "NOUN":
             toks[-2] = _Tok(last.text, last.lower, "VERB", last.lemma)
-    builder = _Builder(question)
     if not names:
-        return builder.single_shot("no names in the question to start a chain from")
+        return _Builder(question).single_shot("no names in the question to start a chain from")
     pair = _comparison(toks)
-    if pair is not None:
-        plan = builder.comparison(toks, pair, expects)
-    else:
-        # The chain starts at the innermost name: try each, keep the plan that accounts
-        # for most of the question ("the country where Clonbrook is located" starts at
-        # Clonbrook, not at CARICOM).
-        best: tuple[tuple[int, int, int], Plan] | None = None
-        for anchor in (i for i, t in enumerate(toks) if t.mention is not None):
-            chain = _chain(toks, anchor)
-            if not chain:
-                continue
-            candidate = _Builder(question).chained(
-                names, toks[anchor].mention or "", chain, expects
-            )
-            left = _uncovered(toks, candidate)
-            key = (-len(left), candidate.hops, anchor)
-            if best is None or key > best[0]:
-                best = (key, candidate)
-        if best is None:
-            return builder.single_shot("no relation around the question's names", names)
-        plan = best[1]
+    plan = (
+        _Builder(question).comparison(toks, pair, expects)
+        if pair is not None
+        else _best_chain(question, toks, names, expects)
+    )
     uncovered = _uncovered(toks, plan)
     if not uncovered:
         return plan
     note = f"partial: no step accounts for {', '.join(repr(w) for w in uncovered)}"
     return plan.model_copy(update={"uncovered": uncovered, "note": note})
+
+
+def _best_chain(
+    question: str, toks: list[_Tok], names: list[str], expects: tuple[str, ...]
+) -> Plan:
+    """The chain starts at the innermost name: try each, keep the plan that accounts for
+    most of the question ("the country where Clonbrook is located" starts at Clonbrook,
+    not at CARICOM)."""
+    best: tuple[tuple[int, int, int], Plan] | None = None
+    for anchor in (i for i, t in enumerate(toks) if t.mention is not None):
+        chain = _chain(toks, anchor)
+        if not chain:
+            continue
+        candidate = _Builder(question).chained(names, toks[anchor].mention or "", chain, expects)
+        key = (-len(_uncovered(toks, candidate)), candidate.hops, anchor)
+        if best is None or key > best[0]:
+            best = (key, candidate)
+    if best is None:
+        return _Builder(question).single_shot("no relation around the question's names", names)
+    return best[1]
 
 
 def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:

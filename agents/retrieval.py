@@ -48,7 +48,9 @@ __all__ = ["HybridRetriever", "Mode", "Retrieval", "RetrievalWeights"]
 
 _TRACER = trace.get_tracer("threadline.agents")
 
-Mode = Literal["threadline", "dense"]
+#: ``threadline``: planned multi-hop retrieval (falls back to single shot); ``single``: the
+#: single-shot hybrid retrieval; ``dense``: the vector-only baseline.
+Mode = Literal["threadline", "single", "dense"]
 
 #: Phrase labels that never name an entity worth linking.
 _UNLINKABLE = frozenset({"CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"})

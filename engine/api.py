@@ -66,7 +66,7 @@ logger = logging.getLogger("threadline.api")
 _TRACER = trace.get_tracer("threadline.api")
 T = TypeVar("T")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
-Mode = Literal["threadline", "dense"]
+Mode = Literal["threadline", "single", "dense"]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s*][^\s]*$")]
 
 

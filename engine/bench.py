@@ -22,7 +22,7 @@ from graph import Access, InputError
 __all__ = ["BenchQuestion", "exact_match", "f1_score", "load_questions", "run_bench"]
 
 _PUNCTUATION = frozenset(string.punctuation)
-MODES: tuple[Mode, ...] = ("threadline", "dense")
+MODES: tuple[Mode, ...] = ("threadline", "single", "dense")
 
 
 @dataclass(frozen=True, slots=True)

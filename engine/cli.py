@@ -257,13 +257,17 @@ def _print_neighborhood(center: Entity, hood: Neighborhood, max_facts: int = 12)
 
 
 Mode = Annotated[
-    str, typer.Option("--mode", help="threadline (hybrid graph retrieval) or dense (baseline).")
+    str,
+    typer.Option(
+        "--mode",
+        help="threadline (planned multi-hop), single (single-shot hybrid) or dense (baseline).",
+    ),
 ]
 
 
 def _mode(value: str) -> Any:
-    if value not in {"threadline", "dense"}:
-        raise typer.BadParameter("--mode must be threadline or dense")
+    if value not in {"threadline", "single", "dense"}:
+        raise typer.BadParameter("--mode must be threadline, single or dense")
     return value
 
 
@@ -409,7 +413,7 @@ def bench(
         _emit_json(result)
         return
     out.print(f"{result['dataset']}: {result['questions']} questions")
-    for mode in ("threadline", "dense"):
+    for mode in ("threadline", "single", "dense"):
         recall = "  ".join(f"R@{c}={v:.3f}" for c, v in result["recall"][mode].items())
         quality = ""
         if result["em"] is not None:

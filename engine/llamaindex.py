@@ -420,8 +420,8 @@ def _blocking(session: ThreadlineSession | None, coro: Coroutine[Any, Any, T], n
 
 
 def _mode(mode: str) -> Any:
-    if mode not in {"threadline", "dense"}:
-        raise InputError(f"unknown retrieval mode {mode!r}; use 'threadline' or 'dense'")
+    if mode not in {"threadline", "single", "dense"}:
+        raise InputError(f"unknown retrieval mode {mode!r}; use 'threadline', 'single' or 'dense'")
     return mode
 
 

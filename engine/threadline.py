@@ -281,6 +281,11 @@ class Threadline:
         await self._journal.clear(ids)
         return report
 
+    @property
+    def retriever(self) -> HybridRetriever:
+        """The hybrid retriever; its ``planner`` and ``executor.limits`` can be tuned."""
+        return self._get_retriever()
+
     def _get_retriever(self) -> HybridRetriever:
         if self._retriever is None:
             self._retriever = HybridRetriever(

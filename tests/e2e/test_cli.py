@@ -117,6 +117,15 @@ def test_ask_and_bench(tmp_path: Path) -> None:
         assert claim["verdict"] in {"supported", "unsupported", "contradicted"}
     for ev in answer["evidence"]:
         assert set(ev) >= {"chunk_id", "document_id", "score", "signals"}
+    # "the first president of the association which published X": a two-hop plan.
+    plan = answer["plan"]
+    for step in plan:
+        assert set(step) >= {"id", "kind", "depends_on", "input", "output", "evidence", "ms"}
+    kinds = [s["kind"] for s in plan]
+    assert kinds[0] == "link"
+    assert kinds[-1] == "answer"
+    assert kinds.count("traverse") == 2
+    assert plan[0]["input"]["mention"] == "Journal of Psychotherapy Integration"
     dense = json.loads(
         run(
             "ask", question["question"], "--mode", "dense", "--k", "3", "--json", data_dir=data
@@ -126,6 +135,7 @@ def test_ask_and_bench(tmp_path: Path) -> None:
     assert all(set(e["signals"]) == {"dense"} for e in dense["evidence"])
     human = run("ask", question["question"], data_dir=data).stdout
     assert "SUPPORTED" in human or "UNSUPPORTED" in human
+    assert "s2 traverse published" in human  # the plan, printed as a tree
     bad = run("ask", "   ", data_dir=data, check=False)
     assert bad.returncode == 1
     assert "empty" in bad.stderr
@@ -152,8 +162,8 @@ def test_ask_and_bench(tmp_path: Path) -> None:
         ).stdout
     )
     assert result["questions"] == 3
-    assert set(result["recall"]) == {"threadline", "dense"}
-    for mode in ("threadline", "dense"):
+    assert set(result["recall"]) == {"threadline", "single", "dense"}
+    for mode in ("threadline", "single", "dense"):
         assert set(result["recall"][mode]) == {"2", "5"}
         assert 0 <= result["recall"][mode]["5"] <= 1
         assert result["latency_ms"][mode]["p50"] > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import NOT_FOUND, ProvenanceValidator
+from agents import NOT_FOUND, ExecutorLimits, ProvenanceValidator
 from engine import Settings, Threadline
 from graph import Access
 from graph.provenance import Claim, FactRef, SpanRef
@@ -58,7 +58,7 @@ async def test_answer_claims_round_trip_to_the_source(tl: Threadline) -> None:
     assert answer.answer in answer.claims[0].text
     for ev in answer.evidence:
         assert ev.signals
-        assert set(ev.signals) <= {"dense", "sparse", "graph"}
+        assert set(ev.signals) <= {"dense", "sparse", "graph", "hop", "plan"}
     assert {"retrieval", "answer", "validation", "total"} <= set(answer.timings_ms)
 
 
@@ -183,33 +183,116 @@ async def test_tenant_isolation_holds_for_answers(tl: Threadline) -> None:
     assert answer.answer == NOT_FOUND
 
 
-async def test_reading_hop_reaches_the_bridge_entitys_page(tmp_path: Path) -> None:
-    """The graph has no "mother" fact, but the question entity's own page names her:
-    the reading hop follows that sentence to her page."""
-    pages = {
-        "Lothair II": "Lothair II (835-869) was the king of Lotharingia. He was the son of "
-        "Emperor Lothair I and Ermengarde of Tours.",
-        "Ermengarde of Tours": "Ermengarde of Tours died on 20 March 851. She was the wife "
-        "of Lothair I and the mother of three sons.",
-        "Lotharingia": "Lotharingia was a kingdom in western Europe. Lothair II ruled it.",
-        "Lothair I": "Lothair I was Holy Roman Emperor. His son Lothair II became king.",
-    }
-    pages |= {
-        f"Abbey {i}": f"The Abbey of Saint {name} was founded in the ninth century near Tours."
-        for i, name in enumerate(["Martin", "Julian", "Gatien", "Cosmas", "Perpetuus"])
-    }
+LOTHAIR = {
+    "Lothair II": "Lothair II (835-869) was the king of Lotharingia. He was the son of "
+    "Emperor Lothair I and Ermengarde of Tours.",
+    "Ermengarde of Tours": "Ermengarde of Tours died on 20 March 851. She was the wife "
+    "of Lothair I and the mother of three sons.",
+    "Lotharingia": "Lotharingia was a kingdom in western Europe. Lothair II ruled it.",
+    "Lothair I": "Lothair I was Holy Roman Emperor. His son Lothair II became king.",
+} | {
+    f"Abbey {i}": f"The Abbey of Saint {name} was founded in the ninth century near Tours."
+    for i, name in enumerate(["Martin", "Julian", "Gatien", "Cosmas", "Perpetuus"])
+}
+
+FILMS = {
+    "The Quiet Valley": "The Quiet Valley is a 1931 drama film directed by Harold Brenner. "
+    "It stars Ann Cole.",
+    "Night Harbour": "Night Harbour is a 1948 crime film directed by Marta Lindqvist and "
+    "produced by Oskar Weil.",
+    "Harold Brenner": "Harold Brenner (4 May 1890 – 2 June 1951) was an American film director.",
+    "Marta Lindqvist": "Marta Lindqvist (12 October 1902 – 9 March 1980) was a Swedish film "
+    "director and screenwriter.",
+    "Ann Cole": "Ann Cole (1905 – 1979) was an American actress.",
+    "Oskar Weil": "Oskar Weil (1 January 1880 – 1 January 1950) was a German film producer.",
+}
+
+
+async def _pages(tmp_path: Path, pages: dict[str, str]) -> Path:
     corpus = tmp_path / "pages.jsonl"
     corpus.write_text(
         "".join(json.dumps({"id": t, "title": t, "text": x}) + "\n" for t, x in pages.items()),
         encoding="utf-8",
     )
+    return corpus
+
+
+async def test_plan_follows_the_bridge_to_its_page_and_answers(tmp_path: Path) -> None:
+    """The graph has no "mother" fact, but Lothair II's own page names her: the plan's
+    traverse step binds her, her page is evidence, and the read step finds the date."""
+    corpus = await _pages(tmp_path, LOTHAIR)
     async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
         await tl.ingest(tl.read([corpus]))
+        answer = await tl.ask("When did Lothair II's mother die?", Access.admin(), k=5)
+        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        steps = {s.kind: s for s in answer.plan}
+        assert [s.kind for s in answer.plan] == ["link", "traverse", "read", "answer"]
+        assert answer.plan[0].output[0].name == "Lothair II"
+        bridge = [b.name for b in steps["traverse"].output]
+        assert "Ermengarde of Tours" in bridge
+        assert answer.plan[1].depends_on == (answer.plan[0].id,)
+        top = [docs[e.document_id] for e in answer.evidence]
+        assert {"Lothair II", "Ermengarde of Tours"} <= set(top)
+        planned = [docs[e.document_id] for e in answer.evidence if "plan" in e.signals]
+        assert "Ermengarde of Tours" in planned
+        assert answer.answer == "20 March 851"
+        assert answer.claims and all(c.verdict == "supported" for c in answer.claims)
+        cited = {d.title for c in answer.claims for d in c.documents}
+        assert "Ermengarde of Tours" in cited  # the chain reaches the bridge's page
+        for claim in answer.claims:
+            for span in claim.spans:
+                doc = (await tl.graph.documents(Access.admin(), ids=[span.document_id]))[0]
+                assert doc.text[span.start : span.end] == span.text
+
+
+async def test_reading_hop_without_a_plan(tmp_path: Path) -> None:
+    """Single-shot retrieval (no planner) still reaches the bridge by its reading hop."""
+    corpus = await _pages(tmp_path, LOTHAIR)
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        await tl.ingest(tl.read([corpus]))
+        tl.retriever.planner = None
         found = await tl.retrieve("When did Lothair II's mother die?", Access.admin(), k=5)
+        assert found.plan is None
         docs = {d.id: d.title for d in await tl.documents(limit=100)}
         hops = [e for e in found.evidence if "hop" in e.signals]
         assert hops, [docs[e.document_id] for e in found.evidence]
         reached = {docs[e.document_id]: e.signals["hop"].entities for e in hops}
         assert reached["Ermengarde of Tours"] == ("Lothair II", "Ermengarde of Tours")
-        top = [docs[e.document_id] for e in found.evidence]
-        assert {"Lothair II", "Ermengarde of Tours"} <= set(top)
+
+
+async def test_comparison_through_a_bridge(tmp_path: Path) -> None:
+    """Which film's director was born first: both directors are found on the films'
+    pages, their birth dates read off their own pages, and the dates compared."""
+    corpus = await _pages(tmp_path, FILMS)
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        await tl.ingest(tl.read([corpus]))
+        question = (
+            "Which film has the director who was born first, Night Harbour or The Quiet Valley?"
+        )
+        answer = await tl.ask(question, Access.admin(), k=5)
+        traverses = [s for s in answer.plan if s.kind == "traverse"]
+        assert [s.output[0].name for s in traverses] == ["Marta Lindqvist", "Harold Brenner"]
+        reads = [s for s in answer.plan if s.kind == "read"]
+        assert [s.output[0].name for s in reads] == ["12 October 1902", "4 May 1890"]
+        assert answer.answer == "The Quiet Valley"
+        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        top = {docs[e.document_id] for e in answer.evidence}
+        assert top >= {"Night Harbour", "The Quiet Valley", "Marta Lindqvist", "Harold Brenner"}
+        assert all(c.verdict == "supported" for c in answer.claims)
+        later = question.replace("born first", "born later")
+        assert (await tl.ask(later, Access.admin(), k=5)).answer == "Night Harbour"
+
+
+async def test_budget_stops_the_plan_and_says_so(tmp_path: Path) -> None:
+    corpus = await _pages(tmp_path, FILMS)
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        await tl.ingest(tl.read([corpus]))
+        tl.retriever.executor.limits = ExecutorLimits(max_steps=2)
+        found = await tl.retrieve(
+            "Where was the director of film Night Harbour born?", Access.admin(), k=5
+        )
+        assert found.plan is not None
+        notes = [s.note for s in found.plan.steps]
+        assert all(not n for n in notes[:2])
+        assert all(n.startswith("budget") for n in notes[2:])
+        assert found.evidence  # the single-shot signals still answer
