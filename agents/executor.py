@@ -354,7 +354,7 @@ class _Run:
         bonus = limits.cue * sentence_cue + limits.near * near
         if step.answer_types and ent.type:
             bonus += limits.type_match if ent.type in step.answer_types else -limits.type_match
-        # Within a sentence the earlier name wins a tie ("(12 October 1902 – 9 March
+        # Within a sentence the earlier name wins a tie ("(12 October 1902 - 9 March
         # 1980)" is born-then-died), except for endings, where the later one does.
         offset = (named.at - named.start) / max(1, named.end - named.start)
         return bonus - 0.01 * (1 - offset if cues & _ENDINGS else offset)
