@@ -200,7 +200,8 @@ FILMS = {
     "It stars Ann Cole.",
     "Night Harbour": "Night Harbour is a 1948 crime film directed by Marta Lindqvist and "
     "produced by Oskar Weil.",
-    "Harold Brenner": "Harold Brenner (4 May 1890 \u2013 2 June 1951) was an American film director.",
+    "Harold Brenner": "Harold Brenner (4 May 1890 \u2013 2 June 1951) was an American film "
+    "director.",
     "Marta Lindqvist": "Marta Lindqvist (12 October 1902 \u2013 9 March 1980) was a Swedish film "
     "director and screenwriter.",
     "Ann Cole": "Ann Cole (1905 \u2013 1979) was an American actress.",
