@@ -237,7 +237,8 @@ async def test_plan_follows_the_bridge_to_its_page_and_answers(tmp_path: Path) -
         planned = [docs[e.document_id] for e in answer.evidence if "plan" in e.signals]
         assert "Ermengarde of Tours" in planned
         assert answer.answer == "20 March 851"
-        assert answer.claims and all(c.verdict == "supported" for c in answer.claims)
+        assert answer.claims
+        assert all(c.verdict == "supported" for c in answer.claims)
         cited = {d.title for c in answer.claims for d in c.documents}
         assert "Ermengarde of Tours" in cited  # the chain reaches the bridge's page
         for claim in answer.claims:
