@@ -30,7 +30,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from agents.plan import Binding, Plan, PlanTrace, Step, StepTrace
-from agents.reading import Named, PageReader
+from agents.reading import Named, PageReader, capitalised_runs
 from extractors import tokenize
 from graph import (
     Access,
@@ -261,8 +261,13 @@ class _Run:
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.entity_id))
         beam = ranked[: self.x.limits.beam]
         if step.kind == "traverse" and beam:
+            # A page titled with the entity's name, or with the full name the sentence
+            # writes ("Ermengarde of Tours" where the graph has "Ermengarde"); the latter
+            # wins when both exist.
             homes = await self.x._pages.homes(
-                [(c.entity_id, self.entities[c.entity_id].name) for c in beam], self.access
+                [(c.entity_id, self.entities[c.entity_id].name) for c in beam]
+                + [(c.entity_id, run) for c in beam if (run := _full_name(c.named))],
+                self.access,
             )
             for chunk in homes.values():
                 self.chunks[chunk.id] = chunk
@@ -414,6 +419,14 @@ class _Candidate:
     score: float
     named: Named
     via: str | None
+
+
+def _full_name(named: Named) -> str:
+    """The longest capitalised word run of the sentence that starts at the name."""
+    rest = named.chunk.text[named.at : named.end]
+    # (a leading word, since a text's own first word never starts a run)
+    runs = [r for r in capitalised_runs("x " + rest) if rest.startswith(r)]
+    return max(runs, key=len, default="").rstrip(".,;:")
 
 
 def _stems(words: str) -> set[str]:
