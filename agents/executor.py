@@ -181,7 +181,9 @@ class _Run:
             output, note = self._compare(step)
         elif step.kind == "answer":
             output = self.outputs.get(step.subject or "", ())[:1]
-        else:  # lookup and path steps are the single shot's: retrieval does them
+        elif step.kind == "path":
+            output, evidence, note = await self._path(step)
+        else:  # the lookup is the single shot's vector search: retrieval does it
             output = ()
             note = "done by the hybrid retrieval"
         if not evidence:
@@ -292,6 +294,42 @@ class _Run:
             dict.fromkeys([*(b.home for b in out if b.home), *(p.id for p in pages), *facts])
         )
         return out, evidence, note
+
+    async def _path(self, step: Step) -> tuple[tuple[Binding, ...], tuple[str, ...], str]:
+        """Chains of facts between two steps' entities; the entities in between (with
+        their pages) are the output, the facts the evidence."""
+        ends = [
+            next((b for b in self.outputs.get(ref or "", ()) if b.entity_id), None)
+            for ref in (step.subject, step.object)
+        ]
+        source, target = ends
+        if source is None or target is None or source.entity_id == target.entity_id:
+            return (), (), "both ends must be entities"
+        paths = await self.x._graph.paths(
+            EntityId(source.entity_id or ""), EntityId(target.entity_id or ""), self.access,
+            max_hops=3, limit=3,
+        )  # fmt: skip
+        inner = list(dict.fromkeys(e for p in paths for e in p.entity_ids[1:-1]))
+        if not paths:
+            return (), (), "no chain of facts joins them"
+        named = {e.id: e for e in await self.x._graph.entities(inner, self.access)}
+        homes = await self.x._pages.homes(
+            [(e, named[e].name) for e in inner if e in named], self.access
+        )
+        for chunk in homes.values():
+            self.chunks[chunk.id] = chunk
+        out = tuple(
+            Binding(
+                name=named[e].name,
+                score=round(1.0 / (1 + rank), 4),
+                entity_id=e,
+                home=homes[e].id if e in homes else None,
+            )
+            for rank, e in enumerate(inner)
+            if e in named
+        )
+        facts = tuple(dict.fromkeys(r.id for p in paths for r in p.relations))
+        return out, facts, "" if out else "the names are directly related"
 
     async def _lookup(self, subjects: list[Binding]) -> list[Chunk]:
         """Chunks that mention the subjects, best by the question's similarity."""

@@ -174,6 +174,9 @@ def _best_chain(
         if best is None or key > best[0]:
             best = (key, candidate)
     if best is None:
+        distinct = list(dict.fromkeys(names))
+        if len(distinct) >= 2:
+            return _Builder(question).joined(distinct[:2])
         return _Builder(question).single_shot("no relation around the question's names", names)
     return best[1]
 
@@ -287,8 +290,9 @@ def _comparison(toks: list[_Tok]) -> tuple[int, int, CompareOp] | None:
     for i, tok in enumerate(toks):
         if tok.mention is None:
             continue
-        for j in range(i + 2, min(i + 4, len(toks))):
+        for j in range(i + 2, min(i + 5, len(toks))):
             between = [t.lower for t in toks[i + 1 : j]]
+            between = [w for w in between if w not in {"the", "a", "an"}]
             if toks[j].mention is not None and between in (["or"], ["and"], [",", "or"]):
                 if op is None and between[-1] == "and":
                     continue  # "A and B" without a comparison word is an intersection
@@ -567,6 +571,15 @@ class _Builder:
         last = self._follow(start, chain, expects)
         self._add("answer", depends_on=(last,), subject=last)
         return self._plan()
+
+    def joined(self, names: list[str]) -> Plan:
+        """Two names and no relation between them in words: what joins them in the graph
+        (a path of facts), plus the single shot's lookup."""
+        first, second = (self._add("link", mention=n) for n in names)
+        path = self._add("path", depends_on=(first, second), subject=first, object=second)
+        look = self._add("lookup", depends_on=(path,), query=self.question)
+        self._add("answer", depends_on=(look,), subject=look)
+        return self._plan("no relation in words between the names: a path of facts joins them")
 
     def comparison(
         self, toks: list[_Tok], pair: tuple[int, int, CompareOp], expects: tuple[str, ...]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import NOT_FOUND, ExecutorLimits, ProvenanceValidator
+from agents import NOT_FOUND, ExecutorLimits, Plan, ProvenanceValidator, Step
 from engine import Settings, Threadline
 from graph import Access
 from graph.provenance import Claim, FactRef, SpanRef
@@ -205,7 +205,8 @@ FILMS = {
     "Marta Lindqvist": "Marta Lindqvist (12 October 1902 \u2013 9 March 1980) was a Swedish film "
     "director and screenwriter.",
     "Ann Cole": "Ann Cole (1905 \u2013 1979) was an American actress.",
-    "Oskar Weil": "Oskar Weil (1 January 1880 \u2013 1 January 1950) was a German film producer.",
+    "Oskar Weil": "Oskar Weil (1 January 1880 \u2013 1 January 1950) was a German film producer. "
+    "Oskar Weil also financed The Quiet Valley.",
 }
 
 
@@ -298,3 +299,25 @@ async def test_budget_stops_the_plan_and_says_so(tmp_path: Path) -> None:
         assert all(not n for n in notes[:2])
         assert all(n.startswith("budget") for n in notes[2:])
         assert found.evidence  # the single-shot signals still answer
+
+
+async def test_path_step_finds_what_joins_two_names(tmp_path: Path) -> None:
+    corpus = await _pages(tmp_path, FILMS)
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        await tl.ingest(tl.read([corpus]))
+        plan = Plan(
+            question="What joins Night Harbour and The Quiet Valley?",
+            steps=(
+                Step(id="s1", kind="link", mention="Night Harbour"),
+                Step(id="s2", kind="link", mention="The Quiet Valley"),
+                Step(id="s3", kind="path", depends_on=("s1", "s2"), subject="s1", object="s2"),
+                Step(id="s4", kind="answer", depends_on=("s3",), subject="s3"),
+            ),
+        )
+        vector = (await tl.retriever.pages._embedder.embed([plan.question]))[0]
+        trace = await tl.retriever.executor.run(plan, Access.admin(), question_vector=vector)
+        path = trace.steps[2]
+        assert "Oskar Weil" in [b.name for b in path.output]
+        assert path.evidence  # the facts of the chain
+        assert all(e.startswith("rel_") for e in path.evidence)
+        assert trace.answer is not None
