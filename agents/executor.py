@@ -290,6 +290,11 @@ class _Run:
             )
             for c in beam
         )
+        if step.kind == "traverse" and out and out[0].home is None and out[0].entity_id:
+            # The best bridge has no page of its own: what is said about it is in the
+            # chunks that mention it.
+            pages = [*pages, *await self._lookup([out[0]])]
+            note = note or "the best candidate has no page: read the chunks that mention it"
         evidence = tuple(
             dict.fromkeys([*(b.home for b in out if b.home), *(p.id for p in pages), *facts])
         )

@@ -551,7 +551,7 @@ def _plan_evidence(trace: PlanTrace | None) -> list[tuple[ChunkId, str, tuple[st
         for rank, binding in enumerate(step.output):
             if binding.home:
                 tiers[rank].append((ChunkId(binding.home), step.id, (binding.name,)))
-        if step.note.startswith("relaxed"):
+        if step.note.startswith("relaxed") or "chunks that mention" in step.note:
             # No page of its own: the chunks that mention the subject were read instead.
             names = tuple(b.name for b in step.output[:1])
             read = [c for c in step.evidence if c.startswith("chk_")]
