@@ -253,8 +253,12 @@ async def test_reading_hop_without_a_plan(tmp_path: Path) -> None:
     corpus = await _pages(tmp_path, LOTHAIR)
     async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
         await tl.ingest(tl.read([corpus]))
+        question = "When did Lothair II's mother die?"
+        single = await tl.retrieve(question, Access.admin(), k=5, mode="single")
+        assert single.plan is None
+        assert any("hop" in e.signals for e in single.evidence)
         tl.retriever.planner = None
-        found = await tl.retrieve("When did Lothair II's mother die?", Access.admin(), k=5)
+        found = await tl.retrieve(question, Access.admin(), k=5)
         assert found.plan is None
         docs = {d.id: d.title for d in await tl.documents(limit=100)}
         hops = [e for e in found.evidence if "hop" in e.signals]

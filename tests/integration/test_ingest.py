@@ -198,3 +198,33 @@ async def test_failed_graph_write_is_rolled_back_on_next_open(
         assert stats.vectors == 0
         report = await _ingest(tl, small_corpus)
         assert report.added == 30
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant"])
+async def test_opening_sentences_are_embedded_at_ingest(
+    tmp_path: Path, small_corpus: Path, backend: str
+) -> None:
+    """Each document's first sentences get their own vectors (the same ones the embedder
+    gives them alone), stored on the first chunk's point; later chunks have none."""
+    vector: dict[str, object] = {"backend": backend}
+    if backend == "qdrant":
+        vector |= {"path": tmp_path / "qdrant", "collection": "chunks"}
+    settings = Settings(data_dir=tmp_path / "data", vector=vector)
+    async with await Threadline.open(settings) as tl:
+        await _ingest(tl, small_corpus)
+        access = Access(tenant="default")
+        docs = await tl.graph.documents(access, limit=5)
+        pages = await tl.graph.pages([d.title for d in docs], access)
+        firsts = [pages[d.title][0] for d in docs if d.title in pages]
+        assert len(firsts) == len(docs)
+        stored = await tl.vectors.sentences([c.id for c in firsts], access)
+        assert set(stored) == {c.id for c in firsts}
+        for chunk in firsts:
+            sentences = stored[chunk.id]
+            assert 1 <= len(sentences) <= 3
+            texts = [chunk.text[s.start : s.end] for s in sentences]
+            assert all(t.strip() == t and t for t in texts)
+            alone = await tl._embedder.embed(texts)
+            for sentence, row in zip(sentences, alone, strict=True):
+                assert sum(a * b for a, b in zip(sentence.vector, row, strict=True)) > 0.99
+        assert await tl.vectors.sentences([c.id for c in firsts], Access(tenant="other")) == {}
