@@ -8,7 +8,7 @@ and :mod:`extractors` only.
 from agents.answering import NOT_FOUND, Draft, ExtractiveAnswerer
 from agents.executor import ExecutorLimits, PlanExecutor
 from agents.plan import Binding, Plan, Planner, PlanTrace, Step, StepTrace, plan_json_schema
-from agents.planner import RulePlanner, plan_from_parse
+from agents.planner import FallbackPlanner, RulePlanner, plan_from_parse
 from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
 from agents.retrieval import HybridRetriever, Mode, Retrieval, RetrievalWeights
@@ -20,6 +20,7 @@ __all__ = [
     "Draft",
     "ExecutorLimits",
     "ExtractiveAnswerer",
+    "FallbackPlanner",
     "HybridRetriever",
     "Mode",
     "Plan",

@@ -23,11 +23,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agents.plan import CompareOp, Plan, Step
+from agents.plan import CompareOp, Plan, Planner, Step
 from agents.question import HEAD_TYPES, answer_types
 from extractors import SpacyEntityExtractor
+from graph import ThreadlineError
 
-__all__ = ["RulePlanner", "plan_from_parse"]
+__all__ = ["FallbackPlanner", "RulePlanner", "plan_from_parse"]
 
 #: Words that may sit inside a name between capitalised words ("Journal of X").
 _CONNECTORS = frozenset(
@@ -128,6 +129,32 @@ class RulePlanner:
         """The plan for ``question``."""
         doc = await asyncio.to_thread(self._extractor.parse, question.strip())
         return plan_from_parse(doc)
+
+
+class FallbackPlanner:
+    """A planner (a model asked for the plan's JSON) backed by another (the rule planner):
+    when the first fails, times out or returns a plan that is not decomposed, the second
+    plans, and its plan's note says why."""
+
+    def __init__(self, primary: Planner, fallback: Planner, *, timeout_s: float = 10.0) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.timeout_s = timeout_s
+        self.name = f"{primary.name}+{fallback.name}"
+
+    async def plan(self, question: str) -> Plan:
+        """The primary's plan, or the fallback's with the reason in its note."""
+        try:
+            plan = await asyncio.wait_for(self.primary.plan(question), self.timeout_s)
+        except (ThreadlineError, ValueError, TimeoutError) as exc:
+            why = f"{self.primary.name} planner failed ({type(exc).__name__}: {exc})"
+        else:
+            if plan.decomposed:
+                return plan
+            why = f"{self.primary.name} planner did not decompose the question"
+        plan = await self.fallback.plan(question)
+        note = f"{why}; planned by {self.fallback.name}" + (f"; {plan.note}" if plan.note else "")
+        return plan.model_copy(update={"note": note})
 
 
 def plan_from_parse(doc: Any) -> Plan:

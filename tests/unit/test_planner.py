@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from agents import Plan, Step, plan_from_parse, plan_json_schema
+from agents import FallbackPlanner, Plan, RulePlanner, Step, plan_from_parse, plan_json_schema
 from extractors import SpacyEntityExtractor
+from graph import LLMError
 
 CASES = [
     json.loads(line)
@@ -146,3 +147,38 @@ def test_plan_model_rules() -> None:
     schema = plan_json_schema()
     assert "steps" in schema["properties"]
     assert "Step" in json.dumps(schema)
+
+
+class _Scripted:
+    """A stand-in for the model planner (a seam Threadline owns): returns or raises."""
+
+    name = "model"
+
+    def __init__(self, result: Plan | Exception) -> None:
+        self.result = result
+
+    async def plan(self, question: str) -> Plan:
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+async def test_fallback_planner_uses_the_rules_when_the_model_fails(
+    extractor: SpacyEntityExtractor,
+) -> None:
+    question = "When did Lothair II's mother die?"
+    rules = RulePlanner(extractor)
+    good = _plan(extractor, question).model_copy(update={"planner": "model"})
+    assert (await FallbackPlanner(_Scripted(good), rules).plan(question)) == good
+    for failure in (LLMError("server unreachable"), ValueError("invalid JSON")):
+        plan = await FallbackPlanner(_Scripted(failure), rules).plan(question)
+        assert plan.planner == "rules"
+        assert plan.hops == 2
+        assert plan.note.startswith("model planner failed")
+    flat = Plan(
+        question=question,
+        steps=(Step(id="s1", kind="lookup", query=question), Step(id="s2", kind="answer")),
+    )
+    plan = await FallbackPlanner(_Scripted(flat), rules).plan(question)
+    assert plan.decomposed
+    assert "did not decompose" in plan.note
