@@ -216,9 +216,11 @@ class _Run:
         ids = list(dict.fromkeys(eid for _, eid, _, _ in found))[:2]
         names = {eid: name for _, eid, name, _ in found}
         # The page titled as the question writes the name, else as the graph names it.
-        homes = await self.x._pages.homes([(eid, mention) for eid in ids], self.access)
+        homes = await self.x._pages.homes(
+            [(eid, mention) for eid in ids], self.access, query=self.qv
+        )
         missing = [(eid, names[eid]) for eid in ids if eid not in homes]
-        homes.update(await self.x._pages.homes(missing, self.access))
+        homes.update(await self.x._pages.homes(missing, self.access, query=self.qv))
         if not ids:
             # No entity by that name, but maybe a page titled with it.
             pages = await self.x._graph.pages([mention], self.access)
@@ -262,7 +264,7 @@ class _Run:
             facts = await self._fact_support(step, subjects, candidates)
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.entity_id))
         beam = ranked[: self.x.limits.beam]
-        if step.kind == "traverse" and beam:
+        if beam:  # a bridge's page, or the page of the answer a read step found
             # A page titled with the entity's name, or with the full name the sentence
             # writes ("Ermengarde of Tours" where the graph has "Ermengarde"); the latter
             # wins when both exist.
@@ -270,6 +272,7 @@ class _Run:
                 [(c.entity_id, self.entities[c.entity_id].name) for c in beam]
                 + [(c.entity_id, run) for c in beam if (run := _full_name(c.named))],
                 self.access,
+                query=self.qv,
             )
             for chunk in homes.values():
                 self.chunks[chunk.id] = chunk

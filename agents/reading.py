@@ -23,6 +23,7 @@ from graph import (
     EntityId,
     GraphStore,
     VectorIndex,
+    normalize_name,
 )
 
 __all__ = ["Named", "PageReader", "capitalised_runs"]
@@ -55,15 +56,48 @@ class PageReader:
         self._embedder = embedder
 
     async def homes(
-        self, entities: Sequence[tuple[EntityId, str]], access: Access
+        self,
+        entities: Sequence[tuple[EntityId, str]],
+        access: Access,
+        *,
+        query: np.ndarray | None = None,
     ) -> dict[EntityId, Chunk]:
         """Each entity's own page: the first chunk of a document titled with the name
         given (which decides between "Dark River (2017 film)" and "Dark River (1990
-        film)")."""
+        film)"). When several pages fit equally well ("George Rankin (soldier)", "George
+        Rankin (politician)"), the one closest to ``query`` wins."""
         if not entities:
             return {}
         found = await self._graph.pages([name for _, name in entities], access)
-        return {eid: found[name][0] for eid, name in entities if name in found}
+        homes: dict[EntityId, Chunk] = {}
+        for eid, name in entities:
+            pages = found.get(name)
+            if not pages:
+                continue
+            titled = await self._exact(pages, name, access)
+            exact = [c for c in pages if c.id in titled]
+            if len(pages) > 1 and len(exact) != 1 and query is not None:
+                pages = await self._closest(exact or pages, query, access)
+            homes[eid] = (exact if len(exact) == 1 else pages)[0]
+        return homes
+
+    async def _exact(self, pages: list[Chunk], name: str, access: Access) -> set[ChunkId]:
+        """The pages whose full title is the name itself."""
+        if len(pages) == 1:
+            return {pages[0].id}
+        docs = await self._graph.documents(
+            access, ids=[c.document_id for c in pages], limit=len(pages)
+        )
+        titled = {d.id for d in docs if normalize_name(d.title) == normalize_name(name)}
+        return {c.id for c in pages if c.document_id in titled}
+
+    async def _closest(self, pages: list[Chunk], query: np.ndarray, access: Access) -> list[Chunk]:
+        hits = await self._vectors.search(
+            query.tolist(), access, limit=len(pages) * 2,
+            document_ids=list({c.document_id for c in pages}),
+        )  # fmt: skip
+        rank = {h.chunk_id: i for i, h in enumerate(hits)}
+        return sorted(pages, key=lambda c: rank.get(c.id, len(rank)))
 
     async def named(
         self,
