@@ -14,6 +14,12 @@ passages, words, seconds, passages/s, words/s, peak resident memory, and store c
 has them ask the dataset's questions back to back for a fixed time; it reports requests/s,
 latency percentiles and every non-200 status.
 
+``errors`` explains the failures of planned retrieval on a data dir that ``threadline
+bench`` indexed: every question whose gold passages are not all in the top 5 is put in
+the category of the step that broke (the planner left part of the question out or found
+no chain, a name linked to nothing, the right bridge was not in the beam, the bridge's
+page was missed, or fusion ranked a page the plan reached out of the top 5).
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -199,6 +206,75 @@ async def api_load(
     }
 
 
+async def failures(dataset_dir: Path, data_dir: Path) -> dict[str, object]:
+    """Failed questions of planned retrieval, by the step that broke."""
+    from graph import Access, title_key  # noqa: PLC0415 - after the path set-up
+
+    questions = [
+        json.loads(line)
+        for line in (dataset_dir / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    by_title = "graphrag_bench_medical" in dataset_dir.name
+    counts: dict[str, int] = {}
+    examples: dict[str, list[str]] = {}
+    async with await Threadline.open(Settings(data_dir=data_dir)) as tl:
+        access = Access(tenant=tl.settings.tenant)
+        for q in questions:
+            found = await tl.retrieve(q["question"], access, k=5)
+            docs = {
+                d.id: d
+                for d in await tl.graph.documents(
+                    access, ids=[e.document_id for e in found.evidence]
+                )
+            }
+            got = {(d.title if by_title else d.source) for d in docs.values()}
+            gold = set(q["supporting_titles"] if by_title else q["supporting_passage_ids"])
+            if gold <= got:
+                continue
+            category = await _category(tl, access, found.plan, q, gold, by_title, title_key)
+            counts[category] = counts.get(category, 0) + 1
+            examples.setdefault(category, []).append(q["question"])
+    return {
+        "dataset": dataset_dir.name,
+        "questions": len(questions),
+        "failed": sum(counts.values()),
+        "by_step": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+        "examples": {k: v[:3] for k, v in examples.items()},
+    }
+
+
+async def _category(
+    tl: Threadline, access: Any, trace: Any, q: dict[str, Any], gold: set[str],
+    by_title: bool, title_key: Any,
+) -> str:  # fmt: skip
+    if trace is None or not trace.plan.decomposed:
+        return "planner: no chain"
+    if any(s.kind == "link" and not s.output for s in trace.steps):
+        return "link: a name matched no entity or page"
+    reached: set[str] = set()
+    for step in trace.steps:
+        reached.update(b.home for b in step.output if b.home)
+        if step.note.startswith("relaxed") or "chunks that mention" in step.note:
+            reached.update(c for c in step.evidence if c.startswith("chk_"))
+    chunks = await tl.graph.chunks(sorted(reached), access)
+    docs = await tl.graph.documents(
+        access, ids=list({c.document_id for c in chunks}), limit=len(chunks) or 1
+    )
+    if gold <= {(d.title if by_title else d.source) for d in docs}:
+        return "fusion: the plan reached every gold page, ranked out of the top 5"
+    if not trace.plan.complete:
+        return "planner: partial chain"
+    named = {title_key(b.name) for s in trace.steps if s.kind == "traverse" for b in s.output}
+    wanted = {title_key(t) for t in q.get("supporting_titles") or ()}
+
+    def same(a: str, b: str) -> bool:
+        return a == b or a.startswith(b + " ") or b.startswith(a + " ")
+
+    if any(same(g, n) for g in wanted for n in named if len(n) > 3):
+        return "traverse: the right bridge was found, its page was not"
+    return "traverse: the right bridge was not in the beam"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +285,9 @@ def main() -> None:
     cmp.add_argument("dataset", type=Path)
     cmp.add_argument("--data-dir", type=Path, required=True)
     cmp.add_argument("--limit", type=int, default=None)
+    err = sub.add_parser("errors", help="failed questions of planned retrieval, by step")
+    err.add_argument("dataset", type=Path)
+    err.add_argument("--data-dir", type=Path, required=True)
     load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
     load.add_argument("dataset", type=Path)
     load.add_argument("--data-dir", type=Path, required=True)
@@ -218,6 +297,9 @@ def main() -> None:
     if args.command == "api":
         result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
         print(json.dumps(result, indent=2))
+        return
+    if args.command == "errors":
+        print(json.dumps(asyncio.run(failures(args.dataset, args.data_dir)), indent=2))
         return
     if args.command == "graph":
         print(
