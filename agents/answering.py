@@ -132,7 +132,7 @@ class ExtractiveAnswerer:
                     EntityId(binding.entity_id), sentence, access, names
                 )
             claim = _claim(text, sentence, docs, facts=stated)
-            if claim not in claims:
+            if all(c.spans != claim.spans for c in claims):
                 claims.append(claim)
         if not claims:
             return None
