@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from graph.errors import StoreError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId
 from graph.models import (
     Access,
@@ -214,6 +215,20 @@ class VectorPoint(BaseModel):
     vector: tuple[float, ...]
     sparse: SparseVector | None = None
     sentences: tuple[SentenceVector, ...] = ()
+
+    def check_dimension(self, dimension: int) -> None:
+        """Raise :class:`StoreError` unless every vector of the point has ``dimension``."""
+        if len(self.vector) != dimension:
+            raise StoreError(
+                f"vector for chunk {self.chunk_id} has {len(self.vector)} dimensions, "
+                f"the index expects {dimension}"
+            )
+        for sentence in self.sentences:
+            if len(sentence.vector) != dimension:
+                raise StoreError(
+                    f"a sentence vector of chunk {self.chunk_id} has "
+                    f"{len(sentence.vector)} dimensions, the index expects {dimension}"
+                )
 
 
 class VectorHit(BaseModel):

@@ -155,17 +155,7 @@ class QdrantClientVectorIndex:
         """Insert or replace points, keyed by chunk id, in batches."""
         client = self._require()
         for point in points:
-            if len(point.vector) != self._dimension:
-                raise StoreError(
-                    f"vector for chunk {point.chunk_id} has {len(point.vector)} dimensions, "
-                    f"the index expects {self._dimension}"
-                )
-            for sentence in point.sentences:
-                if len(sentence.vector) != self._dimension:
-                    raise StoreError(
-                        f"a sentence vector of chunk {point.chunk_id} has "
-                        f"{len(sentence.vector)} dimensions, the index expects {self._dimension}"
-                    )
+            point.check_dimension(self._dimension)
         keep = self._has_sentences
         structs = [
             models.PointStruct(

@@ -131,17 +131,7 @@ class QdrantEdgeVectorIndex:
     async def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Insert or replace points, keyed by chunk id."""
         for point in points:
-            if len(point.vector) != self._dimension:
-                raise StoreError(
-                    f"vector for chunk {point.chunk_id} has {len(point.vector)} dimensions, "
-                    f"the index expects {self._dimension}"
-                )
-            for sentence in point.sentences:
-                if len(sentence.vector) != self._dimension:
-                    raise StoreError(
-                        f"a sentence vector of chunk {point.chunk_id} has "
-                        f"{len(sentence.vector)} dimensions, the index expects {self._dimension}"
-                    )
+            point.check_dimension(self._dimension)
         keep = self._layout >= 3
         batch = [
             qe.Point(
