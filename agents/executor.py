@@ -30,6 +30,7 @@ import numpy as np
 from rapidfuzz import fuzz
 
 from agents.plan import Binding, Plan, PlanTrace, Step, StepTrace
+from agents.question import stem
 from agents.reading import Named, PageReader, capitalised_runs
 from extractors import tokenize
 from graph import (
@@ -41,6 +42,7 @@ from graph import (
     GraphStore,
     VectorIndex,
     normalize_name,
+    title_key,
 )
 from graph.provenance import LinkedEntity
 
@@ -201,7 +203,7 @@ class _Run:
             if m == key or normalize_name(e.name) == key or (len(m) > 3 and m in key):
                 found.append((None, e.entity_id, e.name, e.score))
         if not found:
-            bare = re.sub(r"\s*\([^)]*\)\s*$", "", mention)
+            bare = title_key(mention)  # "Dark River (2017 Film)" is also "dark river"
             exact = await self.x._graph.match_entities([mention, bare], self.access)
             for ent in (exact.get(mention) or exact.get(bare) or [])[:2]:
                 found.append((ent, ent.id, ent.name, 1.0))
@@ -477,7 +479,7 @@ def _full_name(named: Named) -> str:
 
 def _stems(words: str) -> set[str]:
     """Crude stems of content words: "director"/"directed" → "direc"."""
-    return {t[:5] if len(t) > 5 else t for t in tokenize(words) if len(t) > 2}
+    return {stem(t) for t in tokenize(words) if len(t) > 2}
 
 
 def _cue(named: Named, stems: set[str]) -> tuple[float, float]:
@@ -486,10 +488,10 @@ def _cue(named: Named, stems: set[str]) -> tuple[float, float]:
         return 0.0, 0.0
     sentence = named.chunk.text[named.start : named.end]
     words = tokenize(sentence)
-    if not any((w[:5] if len(w) > 5 else w) in stems for w in words):
+    if not any(stem(w) in stems for w in words):
         return 0.0, 0.0
     before = tokenize(named.chunk.text[max(named.start, named.at - 40) : named.at])
-    near = any((w[:5] if len(w) > 5 else w) in stems for w in before[-5:])
+    near = any(stem(w) in stems for w in before[-5:])
     return 1.0, 1.0 if near else 0.0
 
 

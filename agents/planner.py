@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.plan import CompareOp, Plan, Planner, Step
-from agents.question import HEAD_TYPES, answer_types
+from agents.question import HEAD_TYPES, answer_types, stem
 from extractors import SpacyEntityExtractor
 from graph import ThreadlineError
 
@@ -214,6 +214,7 @@ def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:
     for step in plan.steps:
         used.update((step.relation or "").split())
         used.update((step.target or "").split())
+    used_stems = {stem(u) for u in used}
     head = _wh_head(toks)
     left = []
     for tok in toks:
@@ -228,14 +229,10 @@ def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:
             continue
         if tok.lower in _COMPARATIVES or tok.lemma in _CLASS_WORDS or tok.lemma == head:
             continue
-        if tok.lower in used or tok.lemma in used or _stem(tok.lower) in {_stem(u) for u in used}:
+        if tok.lower in used or tok.lemma in used or stem(tok.lower) in used_stems:
             continue
         left.append(tok.lower)
     return tuple(dict.fromkeys(left))
-
-
-def _stem(word: str) -> str:
-    return word[:5] if len(word) > 5 else word
 
 
 # ---------------------------------------------------------------------- masking

@@ -13,6 +13,7 @@ __all__ = [
     "analysis_of",
     "analyze_question",
     "answer_types",
+    "stem",
 ]
 
 _PERSON = frozenset({"PERSON"})
@@ -120,3 +121,8 @@ def _noun_type(doc: Any) -> frozenset[str]:
         if token.pos_ == "NOUN" and token.lemma_.lower() in HEAD_TYPES:
             return HEAD_TYPES[token.lemma_.lower()]
     return frozenset()
+
+
+def stem(word: str) -> str:
+    """A crude stem for matching relation words: "director", "directed" → "direc"."""
+    return word[:5] if len(word) > 5 else word

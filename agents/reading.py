@@ -42,10 +42,6 @@ class Named:
     at: int  # where the name starts
     position: int  # the sentence's index on the page
 
-    @property
-    def sentence(self) -> str:
-        return self.chunk.text[self.start : self.end]
-
 
 class PageReader:
     """Finds entities' pages and reads the names in their sentences."""
@@ -69,27 +65,27 @@ class PageReader:
         if not entities:
             return {}
         found = await self._graph.pages([name for _, name in entities], access)
+        # The full titles of every page that competes with another, read once.
+        shared = [c.document_id for pages in found.values() if len(pages) > 1 for c in pages]
+        titles = {
+            d.id: normalize_name(d.title)
+            for d in (
+                await self._graph.documents(access, ids=shared, limit=len(shared)) if shared else []
+            )
+        }
         homes: dict[EntityId, Chunk] = {}
         for eid, name in entities:
             pages = found.get(name)
             if not pages:
                 continue
-            titled = await self._exact(pages, name, access)
-            exact = [c for c in pages if c.id in titled]
-            if len(pages) > 1 and len(exact) != 1 and query is not None:
+            exact = [c for c in pages if titles.get(c.document_id) == normalize_name(name)]
+            if len(pages) == 1 or len(exact) == 1:
+                homes[eid] = (exact or pages)[0]
+                continue
+            if query is not None:
                 pages = await self._closest(exact or pages, query, access)
-            homes[eid] = (exact if len(exact) == 1 else pages)[0]
+            homes[eid] = pages[0]
         return homes
-
-    async def _exact(self, pages: list[Chunk], name: str, access: Access) -> set[ChunkId]:
-        """The pages whose full title is the name itself."""
-        if len(pages) == 1:
-            return {pages[0].id}
-        docs = await self._graph.documents(
-            access, ids=[c.document_id for c in pages], limit=len(pages)
-        )
-        titled = {d.id for d in docs if normalize_name(d.title) == normalize_name(name)}
-        return {c.id for c in pages if c.document_id in titled}
 
     async def _closest(self, pages: list[Chunk], query: np.ndarray, access: Access) -> list[Chunk]:
         hits = await self._vectors.search(
