@@ -217,12 +217,13 @@ class _Run:
         found.sort(key=lambda t: -t[3])
         ids = list(dict.fromkeys(eid for _, eid, _, _ in found))[:2]
         names = {eid: name for _, eid, name, _ in found}
-        # The page titled as the question writes the name, else as the graph names it.
+        # The page titled as the question writes the name, else as the graph names it
+        # (one lookup: later names win where they have a page).
         homes = await self.x._pages.homes(
-            [(eid, mention) for eid in ids], self.access, query=self.qv
+            [(eid, names[eid]) for eid in ids] + [(eid, mention) for eid in ids],
+            self.access,
+            query=self.qv,
         )
-        missing = [(eid, names[eid]) for eid in ids if eid not in homes]
-        homes.update(await self.x._pages.homes(missing, self.access, query=self.qv))
         if not ids:
             # No entity by that name, but maybe a page titled with it.
             pages = await self.x._graph.pages([mention], self.access)

@@ -60,7 +60,8 @@ class PageReader:
     ) -> dict[EntityId, Chunk]:
         """Each entity's own page: the first chunk of a document titled with the name
         given (which decides between "Dark River (2017 film)" and "Dark River (1990
-        film)"). When several pages fit equally well ("George Rankin (soldier)", "George
+        film)"); an entity listed twice gets the page of its last name that has one.
+        When several pages fit equally well ("George Rankin (soldier)", "George
         Rankin (politician)"), the one closest to ``query`` wins."""
         if not entities:
             return {}
