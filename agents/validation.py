@@ -1,16 +1,25 @@
 """The provenance validator: every claim is checked against the graph and the source text.
 
 A claim is ``supported`` only when every fact it cites exists in the graph with evidence
-the caller may read, every span it cites matches the stored text exactly, every cited fact
-is stated inside one of the cited spans, and the claim's text is grounded in those spans.
-A cited fact whose subject and predicate exist with a different object is
-``contradicted``. Anything else is ``unsupported``, with the reason.
+the caller may read, every span it cites matches the stored text exactly (and, when the
+retrieved evidence is given, lies in it), every cited fact is stated inside one of the
+cited spans, and the claim's text is grounded in those spans: either quoted from them, or
+(a model's paraphrase) every name, number and date it states appears in the cited text or
+facts and most of its words do. Where a model is given as ``judge``, it is also asked
+whether the cited text supports the claim (prompt ``support``); it can only withhold
+support, never grant it. A cited fact whose subject and predicate exist with a different
+object, or a claim that names another entity of the object's type where the cited fact
+has its object, is ``contradicted``. Anything else is ``unsupported``, with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 
+from extractors import tokenize
+from extractors.model import ChatModel, parse_json
+from extractors.prompts import SUPPORT
 from graph import (
     Access,
     Chunk,
@@ -18,6 +27,7 @@ from graph import (
     Document,
     DocumentId,
     GraphStore,
+    LLMError,
     Relation,
     RelationId,
     normalize_name,
@@ -30,11 +40,24 @@ __all__ = ["ProvenanceValidator"]
 class ProvenanceValidator:
     """Gives each claim a verdict and a reason, reading only what ``access`` may read."""
 
-    def __init__(self, *, graph: GraphStore) -> None:
+    def __init__(self, *, graph: GraphStore, judge: ChatModel | None = None) -> None:
         self._graph = graph
+        self._judge = judge
 
-    async def validate(self, claims: Sequence[Claim], access: Access) -> list[Claim]:
-        """The same claims, each with its verdict and reason."""
+    async def validate(
+        self,
+        claims: Sequence[Claim],
+        access: Access,
+        *,
+        evidence: Collection[ChunkId] | None = None,
+        problems: Mapping[int, str] | None = None,
+    ) -> list[Claim]:
+        """The same claims, each with its verdict and reason.
+
+        ``evidence``: the chunks retrieved for the question; a span elsewhere is not
+        accepted (a model may cite only what it was shown). ``problems``: claims already
+        known to be unsupported, by index, with the reason (e.g. a fabricated citation).
+        """
         fact_ids = [f.relation_id for c in claims for f in c.facts]
         facts = {r.id: r for r in await self._graph.facts(fact_ids, access)}
         chunk_ids = [s.chunk_id for c in claims for s in c.spans]
@@ -44,34 +67,119 @@ class ProvenanceValidator:
             d.id: d
             for d in await self._graph.documents(access, ids=doc_ids, limit=len(doc_ids) or 1)
         }
+        allowed = set(evidence) if evidence is not None else None
         out = []
-        for claim in claims:
-            verdict, reason = await self._judge(claim, facts, chunks, docs, access)
+        for index, claim in enumerate(claims):
+            known = (problems or {}).get(index)
+            if known:
+                verdict, reason = "unsupported", known
+            else:
+                verdict, reason = await self._verdict(claim, facts, chunks, docs, access, allowed)
             out.append(claim.model_copy(update={"verdict": verdict, "reason": reason}))
         return out
 
-    async def _judge(
+    async def _verdict(  # noqa: PLR0911 - one return per kind of failure
         self,
         claim: Claim,
         facts: dict[RelationId, Relation],
         chunks: dict[ChunkId, Chunk],
         docs: dict[DocumentId, Document],
         access: Access,
+        allowed: set[ChunkId] | None,
     ) -> tuple[Verdict, str]:
+        if not claim.text.strip():
+            return "unsupported", "the claim is empty"
         if not claim.spans:
             return "unsupported", "the claim cites no source text"
+        outside = [
+            s.chunk_id for s in claim.spans if allowed is not None and s.chunk_id not in allowed
+        ]
+        if outside:
+            return "unsupported", f"chunk {outside[0]} was not retrieved for this question"
         problem = _check_spans(claim, chunks) or _check_documents(claim, docs)
         if problem:
             return "unsupported", problem
         fact_problem = await self._check_facts(claim, facts, access)
         if fact_problem is not None:
             return fact_problem
-        if not _grounded(claim.text, claim.spans):
-            return "unsupported", "the claim's words are not found in the cited text"
+        missing = _ungrounded(claim)
+        if missing is not None:
+            other = await self._named_instead(claim, facts, access)
+            if other is not None:
+                return "contradicted", other
+            return "unsupported", missing
+        if self._judge is not None and not _quoted(claim.text, claim.spans):
+            judged = await self._entailment(claim)
+            if judged is not None:
+                return judged
         stated = f"; {len(claim.facts)} fact(s) exist in the graph and are stated there"
         return "supported", (
             f"{len(claim.spans)} span(s) match the source exactly" + (stated if claim.facts else "")
         )
+
+    async def _named_instead(
+        self, claim: Claim, facts: dict[RelationId, Relation], access: Access
+    ) -> str | None:
+        """A contradiction: the claim names the cited fact's subject and, where the fact
+        has its object, another entity of the same type."""
+        text = normalize_name(claim.text)
+        for ref in claim.facts:
+            fact = facts.get(ref.relation_id)
+            if fact is None or normalize_name(ref.subject) not in text:
+                continue
+            if normalize_name(ref.object) in text:
+                continue
+            objects = await self._graph.entities([fact.object_id], access)
+            if not objects:
+                continue
+            for name in _names_in(claim.text):
+                found = await self._graph.search_entities(name, access, limit=3)
+                other = next(
+                    (
+                        e
+                        for e in found
+                        if e.id not in (fact.subject_id, fact.object_id)
+                        and e.type == objects[0].type
+                        and normalize_name(e.name) == normalize_name(name)
+                    ),
+                    None,
+                )
+                if other is not None:
+                    return (
+                        f"the graph states {ref.subject} —{ref.predicate}→ {ref.object}; "
+                        f"the claim names {other.name} instead"
+                    )
+        return None
+
+    async def _entailment(self, claim: Claim) -> tuple[Verdict, str] | None:
+        """The judge model's verdict when it withholds support (None: it agrees)."""
+        assert self._judge is not None
+        cited = "\n".join(s.text for s in claim.spans)
+        cited += "".join(f"\n{f.subject} — {f.predicate} → {f.object}" for f in claim.facts)
+        schema = {
+            "type": "object",
+            "properties": {"verdict": {"enum": ["supported", "unsupported", "contradicted"]}},
+            "required": ["verdict"],
+            "additionalProperties": False,
+        }
+        try:
+            reply = await self._judge.complete(
+                SUPPORT.messages(evidence=cited, claim=claim.text),
+                schema=schema,
+                schema_name="support",
+                max_tokens=16,
+            )
+            verdict = parse_json(reply.text).get("verdict")
+        except (LLMError, AttributeError) as exc:
+            return "unsupported", f"the support check could not be made ({exc})"
+        if verdict == "supported":
+            return None
+        if verdict == "contradicted":
+            return (
+                "contradicted",
+                f"the model ({SUPPORT.id}) judges the cited text to contradict it",
+            )
+        return "unsupported", f"the model ({SUPPORT.id}) judges the cited text not to state it"
 
     async def _check_facts(
         self, claim: Claim, facts: dict[RelationId, Relation], access: Access
@@ -152,6 +260,45 @@ def _overlaps(chunk_id: str, start: int, end: int, spans: Sequence[SpanRef]) -> 
     return any(s.chunk_id == chunk_id and s.start < end and start < s.end for s in spans)
 
 
-def _grounded(text: str, spans: Sequence[SpanRef]) -> bool:
+_WORDS = re.compile(r"[\w][\w'\-.]*")
+_COVERAGE = 0.6
+
+
+def _quoted(text: str, spans: Sequence[SpanRef]) -> bool:
     key = normalize_name(text)
     return any(key in normalize_name(s.text) for s in spans)
+
+
+def _ungrounded(claim: Claim) -> str | None:
+    """Why the claim's words are not grounded in what it cites (None: they are).
+
+    A quote is grounded. A paraphrase is grounded when every name, number and date it
+    states appears in the cited spans or fact names, and most of its words do.
+    """
+    if _quoted(claim.text, claim.spans):
+        return None
+    source_text = " ".join(s.text for s in claim.spans)
+    source_text += " " + " ".join(f"{f.subject} {f.predicate} {f.object}" for f in claim.facts)
+    source = set(tokenize(source_text))
+    missing = [
+        word
+        for word in _WORDS.findall(claim.text)
+        if (word[0].isupper() or any(c.isdigit() for c in word))
+        and any(t not in source for t in tokenize(word))
+    ]
+    if missing:
+        named = ", ".join(repr(m) for m in missing[:3])
+        return f"the claim states {named}, which the cited text does not"
+    words = tokenize(claim.text)
+    if not words:
+        return "the claim has no content words to check against the cited text"
+    covered = sum(1 for w in words if w in source) / len(words)
+    if covered < _COVERAGE:
+        return f"only {covered:.0%} of the claim's words are in the cited text"
+    return None
+
+
+def _names_in(text: str) -> list[str]:
+    """Runs of capitalised words (candidate entity names), longest first."""
+    runs = re.findall(r"[A-Z][\w'\-.]*(?:\s+(?:of|de|the|von|van)?\s*[A-Z][\w'\-.]*)*", text)
+    return sorted({r.strip() for r in runs}, key=len, reverse=True)

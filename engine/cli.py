@@ -276,6 +276,16 @@ def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     mode: Mode = "threadline",
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="Evidence chunks to use.")] = 5,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm", help="The configured model (THREADLINE_MODEL__BASE_URL) writes the answer."
+        ),
+    ] = False,
+    unsupported: Annotated[
+        bool,
+        typer.Option("--unsupported", help="Keep (flagged) claims the validator did not support."),
+    ] = False,
     tenant: Tenant = None,
     group: Groups = None,
     data_dir: DataDir = None,
@@ -283,10 +293,21 @@ def ask(
 ) -> None:
     """Answer a question with claims whose provenance chains are checked against the graph."""
     chosen = _mode(mode)
+    streaming = llm and not as_json
 
     async def job(tl: Threadline) -> Any:
         access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
-        return await tl.ask(question, access, k=k, mode=chosen)
+        answer = None
+        async for event in tl.ask_stream(
+            question, access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
+        ):
+            if streaming and event.kind == "token" and event.text:
+                out.print(escape(event.text), end="", markup=False, highlight=False)
+            elif event.kind == "done":
+                answer = event.answer
+        if streaming:
+            out.print()
+        return answer
 
     answer = _run(data_dir, job)
     if as_json:
@@ -295,7 +316,9 @@ def ask(
                 "question": answer.question,
                 "answer": answer.answer,
                 "mode": answer.mode,
+                "synthesis": answer.synthesis,
                 "claims": [c.model_dump(mode="json") for c in answer.claims],
+                "removed_claims": answer.removed_claims,
                 "evidence": [e.model_dump(mode="json") for e in answer.evidence],
                 "entities": [e.model_dump(mode="json") for e in answer.entities],
                 "plan": [
@@ -303,6 +326,9 @@ def ask(
                     for s in answer.plan
                 ],
                 "plan_note": answer.plan_note,
+                "model": answer.model,
+                "prompts": list(answer.prompts),
+                "usage": answer.usage,
                 "timings_ms": answer.timings_ms,
             }
         )
@@ -371,6 +397,67 @@ def _print_answer(answer: Any) -> None:
         if k in {"retrieval", "answer", "validation", "total"}
     )
     out.print(f"[dim]ms: {timing}[/]", markup=True)
+    if answer.synthesis == "model":
+        used = answer.usage
+        out.print(
+            f"[dim]model {answer.model}, prompts {', '.join(answer.prompts)}, "
+            f"{used.get('prompt_tokens', 0)}+{used.get('completion_tokens', 0)} tokens; "
+            f"{answer.removed_claims} unsupported claim(s) removed[/]",
+            markup=True,
+        )
+
+
+@app.command("serve-model-local")
+def serve_model_local(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
+    parallel: Annotated[int, typer.Option(min=1, max=64, help="Requests served at once.")] = 4,
+    embeddings: Annotated[
+        bool, typer.Option("--embeddings", help="Serve /v1/embeddings instead of chat.")
+    ] = False,
+    build: Annotated[
+        Path | None,
+        typer.Option(
+            help="Build llama-server from this llama-cpp-python source archive first.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    build_only: Annotated[bool, typer.Option("--build-only", help="Build, do not serve.")] = False,
+) -> None:
+    """Run llama.cpp's llama-server with the packaged SmolLM2-135M-Instruct on 127.0.0.1.
+
+    A laptop stand-in for vLLM: set THREADLINE_MODEL__BASE_URL=http://127.0.0.1:PORT/v1.
+    """
+    from engine.local_model import (  # noqa: PLC0415 - only this command needs it
+        LOCAL_MODEL_ALIAS,
+        LocalModelServer,
+        build_llama_server,
+        default_server_binary,
+    )
+
+    try:
+        if build is not None and not default_server_binary().is_file():
+            err.print(f"building llama-server into {default_server_binary()} (several minutes)")
+            build_llama_server(build, default_server_binary())
+        if build_only:
+            out.print(str(default_server_binary()))
+            return
+        server = LocalModelServer(port=port, parallel=parallel, embeddings=embeddings)
+        server.start()
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+    out.print(f"serving {LOCAL_MODEL_ALIAS} at {server.base_url} (Ctrl-C stops it)")
+    out.print(
+        f"export THREADLINE_MODEL__BASE_URL={server.base_url} "
+        f"THREADLINE_MODEL__MODEL={LOCAL_MODEL_ALIAS}"
+    )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @app.command()

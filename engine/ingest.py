@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,9 +23,12 @@ from extractors import (
     SpacyEntityExtractor,
     split_sentences,
 )
+from extractors.model_extractor import ModelExtractor
+from extractors.types import ChunkExtraction
 from graph import (
     PUBLIC_GROUP,
     Access,
+    Chunk,
     Document,
     DocumentGraph,
     DocumentId,
@@ -60,6 +65,10 @@ class IngestReport(BaseModel):
     vectors: int
     seconds: float
     document_ids: tuple[DocumentId, ...]
+    model_chunks: int = 0
+    model_cache_hits: int = 0
+    model_dropped: int = 0
+    model_failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,7 @@ class Ingestor:
         sparse: Bm25Encoder,
         batch_documents: int = 32,
         opening_sentences: int = 3,
+        model_extractor: ModelExtractor | None = None,
     ) -> None:
         self._graph = graph
         self._vectors = vectors
@@ -99,6 +109,7 @@ class Ingestor:
         self._sparse = sparse
         self._batch = batch_documents
         self._opening = opening_sentences
+        self._model = model_extractor
         self._learned = False
         self._lock = asyncio.Lock()
 
@@ -112,6 +123,7 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest documents for a tenant; unchanged ones are skipped, changed ones replaced."""
         started = time.perf_counter()
+        before = dataclasses.replace(self._model.stats) if self._model else None
         stored_groups = _stored_groups(groups)
         async with self._lock:
             plan, unchanged, ids = await self._plan(sources, tenant, stored_groups)
@@ -148,7 +160,19 @@ class Ingestor:
             seconds=round(time.perf_counter() - started, 3),
             document_ids=tuple(ids),
             **totals,
+            **self._model_counts(before),
         )
+
+    def _model_counts(self, before: Any) -> dict[str, int]:
+        if self._model is None or before is None:
+            return {}
+        now = self._model.stats
+        return {
+            "model_chunks": now.chunks - before.chunks,
+            "model_cache_hits": now.cache_hits - before.cache_hits,
+            "model_dropped": now.dropped - before.dropped,
+            "model_failed": now.failed - before.failed,
+        }
 
     async def _plan(
         self, sources: Sequence[SourceDocument], tenant: str, groups: tuple[str, ...]
@@ -202,7 +226,7 @@ class Ingestor:
     ) -> asyncio.Future[list[DocumentGraph]] | None:
         if index >= len(batches):
             return None
-        return asyncio.ensure_future(asyncio.to_thread(self._extract, batches[index]))
+        return asyncio.ensure_future(self._extract(batches[index]))
 
     async def _write_batch(
         self, graphs: list[DocumentGraph], batch: list[_Planned]
@@ -254,18 +278,26 @@ class Ingestor:
             "vectors": len(points),
         }
 
-    def _extract(self, batch: list[_Planned]) -> list[DocumentGraph]:
-        """CPU part of a batch (worker thread): chunk, NER + relations, resolution."""
-        chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
-        flat = [c for _, chunks in chunked for c in chunks]
-        titles = {doc.id: doc.title for doc, _ in chunked}
-        extractions = self._extractor.extract(flat, [titles[c.document_id] for c in flat])
+    async def _extract(self, batch: list[_Planned]) -> list[DocumentGraph]:
+        """A batch's extraction: chunking and spaCy (worker thread), the model's items
+        when configured (async, cached), then entity resolution (worker thread)."""
+        chunked, extractions = await asyncio.to_thread(self._spacy, batch)
+        if self._model is not None:
+            extractions = await self._model.extend(extractions)
         items = []
         pos = 0
         for doc, chunks in chunked:
             items.append((doc, extractions[pos : pos + len(chunks)]))
             pos += len(chunks)
-        return self._resolver.resolve_batch(items)
+        return await asyncio.to_thread(self._resolver.resolve_batch, items)
+
+    def _spacy(
+        self, batch: list[_Planned]
+    ) -> tuple[list[tuple[Document, list[Chunk]]], list[ChunkExtraction]]:
+        chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
+        flat = [c for _, chunks in chunked for c in chunks]
+        titles = {doc.id: doc.title for doc, _ in chunked}
+        return chunked, self._extractor.extract(flat, [titles[c.document_id] for c in flat])
 
 
 def _stored_groups(groups: Sequence[str]) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ __all__ = [
     "ExtractionSettings",
     "GraphSettings",
     "IngestSettings",
+    "ModelSettings",
     "Settings",
     "TelemetrySettings",
     "VectorSettings",
@@ -102,6 +103,40 @@ class IngestSettings(_Section):
     opening_sentences: int = Field(default=3, ge=0, le=20)
 
 
+class ModelSettings(_Section):
+    """The model server (vLLM, or any OpenAI-compatible one). No ``base_url``, no model:
+    answers are extractive, extraction is spaCy only, plans come from the rule planner."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL ending in /v1, e.g. http://vllm:8000/v1",
+    )
+    model: str = Field(default="smollm2-135m-instruct", description="the served model name")
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    max_tokens: int = Field(default=512, ge=16, le=32_768)
+    retries: int = Field(default=2, ge=0, le=10)
+    synthesis: bool = Field(default=False, description="answers written by the model (ask --llm)")
+    extraction: bool = Field(default=False, description="model extraction at ingest, cached")
+    planner: bool = Field(default=False, description="plans by the model, rule planner fallback")
+    entailment: bool = Field(
+        default=True, description="ask the model whether cited text supports each model claim"
+    )
+    planner_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModelSettings:
+        wanted = [n for n in ("synthesis", "extraction", "planner") if getattr(self, n)]
+        if wanted and self.base_url is None:
+            raise ValueError(
+                f"THREADLINE_MODEL__{wanted[0].upper()} needs a model server: set "
+                "THREADLINE_MODEL__BASE_URL (e.g. http://vllm:8000/v1)"
+            )
+        return self
+
+
 class ApiSettings(_Section):
     """The HTTP service (``threadline serve``): limits per request and per API key."""
 
@@ -142,5 +177,6 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     extraction: ExtractionSettings = ExtractionSettings()
     ingest: IngestSettings = IngestSettings()
+    model: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     telemetry: TelemetrySettings = TelemetrySettings()

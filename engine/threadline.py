@@ -16,14 +16,18 @@ from opentelemetry import trace
 from agents import (
     NOT_FOUND,
     ExtractiveAnswerer,
+    FallbackPlanner,
     HybridRetriever,
     Mode,
     ProvenanceValidator,
     Retrieval,
     RulePlanner,
 )
+from agents.model_planner import ModelPlanner
+from agents.synthesis import ModelSynthesizer, Synthesis
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
+from engine.llm import OpenAIChatClient
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
 from extractors import (
@@ -34,6 +38,9 @@ from extractors import (
     SpacyEntityExtractor,
     packaged_minilm_path,
 )
+from extractors.model import Usage
+from extractors.model_extractor import ExtractionCache, ModelExtractor
+from extractors.prompts import PLAN, SUPPORT
 from graph import (
     Access,
     Chunk,
@@ -50,6 +57,7 @@ from graph import (
     NotFoundError,
     StoreStats,
     VectorIndex,
+    normalize_name,
 )
 from graph.backends.networkx_store import NetworkxGraphStore
 from graph.provenance import Answer, Claim, Evidence
@@ -95,7 +103,7 @@ async def open_graph_store(
 class AskEvent:
     """One stage of :meth:`Threadline.ask_stream`."""
 
-    kind: Literal["evidence", "answer", "claims", "done"]
+    kind: Literal["evidence", "token", "answer", "claims", "done"]
     text: str | None = None
     evidence: tuple[Evidence, ...] = ()
     claims: tuple[Claim, ...] = ()
@@ -129,6 +137,20 @@ class Threadline:
         self._journal: IngestJournal | None = None
         self._ingestor: Ingestor | None = None
         self._retriever: HybridRetriever | None = None
+        self._model: OpenAIChatClient | None = None
+        self._cache: ExtractionCache | None = None
+        cfg = settings.model
+        if cfg.base_url is not None:
+            self._model = OpenAIChatClient(
+                base_url=cfg.base_url,
+                model=cfg.model,
+                api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+                timeout_s=cfg.timeout_s,
+                connect_timeout_s=cfg.connect_timeout_s,
+                concurrency=cfg.concurrency,
+                max_tokens=cfg.max_tokens,
+                retries=cfg.retries,
+            )
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> Self:
@@ -174,10 +196,12 @@ class Threadline:
 
     async def close(self) -> None:
         """Close the stores and release the data dir."""
-        for closable in (self._vectors, self._graph, self._journal):
+        for closable in (self._vectors, self._graph, self._journal, self._model):
             if closable is not None:
                 await closable.close()
-        self._vectors = self._graph = self._journal = None
+        if self._cache is not None:
+            self._cache.close()
+        self._vectors = self._graph = self._journal = self._model = self._cache = None
         self._lock.release()
 
     async def __aenter__(self) -> Self:
@@ -207,9 +231,23 @@ class Threadline:
             raise NotFoundError("Threadline is closed; open it with Threadline.open")
         return self._vectors
 
+    @property
+    def model(self) -> OpenAIChatClient:
+        """The model client (``THREADLINE_MODEL__BASE_URL``)."""
+        if self._model is None:
+            raise ConfigError(
+                "no model server is configured: set THREADLINE_MODEL__BASE_URL (vLLM or any "
+                "OpenAI-compatible server; `threadline serve-model-local` starts a local one)"
+            )
+        return self._model
+
     def _get_ingestor(self) -> Ingestor:
         if self._ingestor is None:
             ext = self.settings.extraction
+            extractor = None
+            if self.settings.model.extraction:
+                self._cache = ExtractionCache(self.settings.data_dir / "model_cache.sqlite")
+                extractor = ModelExtractor(self.model, cache=self._cache)
             if self._journal is None:
                 raise NotFoundError("Threadline is closed; open it with Threadline.open")
             self._ingestor = Ingestor(
@@ -225,6 +263,7 @@ class Threadline:
                 sparse=self._sparse,
                 batch_documents=self.settings.ingest.batch_documents,
                 opening_sentences=self.settings.ingest.opening_sentences,
+                model_extractor=extractor,
             )
         return self._ingestor
 
@@ -294,9 +333,17 @@ class Threadline:
                 embedder=self._embedder,
                 extractor=self._extractor,
                 sparse=self._sparse,
-                planner=RulePlanner(self._extractor),
+                planner=self._planner(),
             )
         return self._retriever
+
+    def _planner(self) -> RulePlanner | FallbackPlanner:
+        rules = RulePlanner(self._extractor)
+        if not self.settings.model.planner:
+            return rules
+        return FallbackPlanner(
+            ModelPlanner(self.model), rules, timeout_s=self.settings.model.planner_timeout_s
+        )
 
     async def retrieve(
         self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
@@ -324,11 +371,25 @@ class Threadline:
         return found
 
     async def ask(
-        self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
+        self,
+        question: str,
+        access: Access | None = None,
+        *,
+        k: int = 5,
+        mode: Mode = "threadline",
+        llm: bool | None = None,
+        unsupported: bool = False,
     ) -> Answer:
-        """Answer a question from the sources ``access`` may read, with validated claims."""
+        """Answer a question from the sources ``access`` may read, with validated claims.
+
+        ``llm``: the configured model writes the answer (default: the
+        ``THREADLINE_MODEL__SYNTHESIS`` setting); ``unsupported``: keep claims the
+        validator did not support in the answer (flagged) instead of removing them.
+        """
         answer: Answer | None = None
-        async for event in self.ask_stream(question, access, k=k, mode=mode):
+        async for event in self.ask_stream(
+            question, access, k=k, mode=mode, llm=llm, unsupported=unsupported
+        ):
             if event.kind == "done":
                 answer = event.answer
         if answer is None:  # pragma: no cover - ask_stream always ends with "done"
@@ -336,13 +397,25 @@ class Threadline:
         return answer
 
     async def ask_stream(
-        self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
+        self,
+        question: str,
+        access: Access | None = None,
+        *,
+        k: int = 5,
+        mode: Mode = "threadline",
+        llm: bool | None = None,
+        unsupported: bool = False,
     ) -> AsyncIterator[AskEvent]:
-        """:meth:`ask`, stage by stage: ``evidence`` (what retrieval found), ``answer`` (the
-        draft text), ``claims`` (the validated claims) and ``done`` (the whole answer)."""
+        """:meth:`ask`, stage by stage: ``evidence`` (what retrieval found), ``token`` (the
+        model's answer text as it is written; model answers only), ``answer`` (the draft
+        text), ``claims`` (the validated claims and the final answer text) and ``done``
+        (the whole answer). The final text can differ from the streamed draft: claims the
+        validator rejects are removed."""
         who = access or Access(tenant=self.settings.tenant)
+        use_model = self.settings.model.synthesis if llm is None else llm
         with _TRACER.start_as_current_span(
-            "threadline.ask", attributes={"threadline.mode": mode, "threadline.k": k}
+            "threadline.ask",
+            attributes={"threadline.mode": mode, "threadline.k": k, "threadline.llm": use_model},
         ) as span:
             started = time.perf_counter()
             with _TRACER.start_as_current_span("threadline.retrieve"):
@@ -350,16 +423,46 @@ class Threadline:
             retrieved = time.perf_counter()
             span.set_attribute("threadline.evidence", len(retrieval.evidence))
             yield AskEvent(kind="evidence", evidence=tuple(retrieval.evidence))
+            synthesis: Synthesis | None = None
             with _TRACER.start_as_current_span("threadline.answer"):
-                draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
+                if use_model:
+                    synthesizer = ModelSynthesizer(graph=self.graph, model=self.model)
+                    async for part in synthesizer.stream(retrieval, who):
+                        if isinstance(part, Synthesis):
+                            synthesis = part
+                        else:
+                            yield AskEvent(kind="token", text=part)
+                    assert synthesis is not None
+                    drafted_text, drafted_claims = synthesis.answer, synthesis.claims
+                else:
+                    draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
+                    drafted_text, drafted_claims = draft.answer, draft.claims
             drafted = time.perf_counter()
-            yield AskEvent(kind="answer", text=draft.answer)
+            yield AskEvent(kind="answer", text=drafted_text)
             with _TRACER.start_as_current_span("threadline.validate") as checked:
-                claims = await ProvenanceValidator(graph=self.graph).validate(draft.claims, who)
+                judge = self.model if use_model and self.settings.model.entailment else None
+                validator = ProvenanceValidator(graph=self.graph, judge=judge)
+                if synthesis is not None:
+                    claims = await validator.validate(
+                        drafted_claims,
+                        who,
+                        evidence={e.chunk_id for e in retrieval.evidence},
+                        problems=synthesis.problems,
+                    )
+                else:
+                    claims = await validator.validate(drafted_claims, who)
                 checked.set_attribute("threadline.claims", len(claims))
             validated = time.perf_counter()
-        main = claims[0] if claims else None
-        text = draft.answer if main is not None and main.verdict == "supported" else NOT_FOUND
+        removed = 0
+        if synthesis is not None:
+            text = _model_answer(synthesis.answer, claims)
+            if not unsupported:
+                kept = [c for c in claims if c.verdict != "unsupported"]
+                removed = len(claims) - len(kept)
+                claims = kept
+        else:
+            main = claims[0] if claims else None
+            text = drafted_text if main is not None and main.verdict == "supported" else NOT_FOUND
         yield AskEvent(kind="claims", claims=tuple(claims), text=text)
         answer = Answer(
             question=retrieval.question.text,
@@ -370,6 +473,11 @@ class Threadline:
             entities=tuple(retrieval.linked),
             plan=retrieval.plan.steps if retrieval.plan else (),
             plan_note=retrieval.plan.plan.note if retrieval.plan else "",
+            synthesis="model" if synthesis is not None else "extractive",
+            model=synthesis.model if synthesis is not None else None,
+            prompts=_prompts(retrieval, synthesis, judged=judge is not None),
+            usage=_usage(synthesis.usage) if synthesis is not None else {},
+            removed_claims=removed,
             timings_ms={
                 **retrieval.timings_ms,
                 "retrieval": _ms(started, retrieved),
@@ -417,6 +525,40 @@ class Threadline:
     ) -> list[Mention]:
         """Where an entity is mentioned."""
         return await self.graph.mentions([entity], access or Access.admin(), limit=limit)
+
+
+def _model_answer(answer: str, claims: Sequence[Claim]) -> str:
+    """The model's answer if a supported claim states it, else "not found"."""
+    key = normalize_name(answer)
+    if not key or key == normalize_name(NOT_FOUND):
+        return NOT_FOUND
+    for claim in claims:
+        if claim.verdict != "supported":
+            continue
+        stated = [claim.text, *(s.text for s in claim.spans)]
+        stated += [f"{f.subject} {f.object}" for f in claim.facts]
+        if any(key in normalize_name(t) for t in stated):
+            return answer
+    return NOT_FOUND
+
+
+def _prompts(retrieval: Retrieval, synthesis: Synthesis | None, *, judged: bool) -> tuple[str, ...]:
+    used = []
+    if retrieval.plan is not None and retrieval.plan.plan.planner == "model":
+        used.append(PLAN.id)
+    if synthesis is not None:
+        used.append(synthesis.prompt)
+        if judged:
+            used.append(SUPPORT.id)
+    return tuple(used)
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "calls": usage.calls,
+    }
 
 
 def _ms(start: float, end: float) -> float:

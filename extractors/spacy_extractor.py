@@ -56,6 +56,7 @@ _CONFIDENCE: dict[RelationKind, float] = {
     "possessive": 0.7,
     "preposition": 0.5,
     "cooccurrence": 0.3,
+    "model": 0.6,
 }
 _SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
 _OBJECT_DEPS = frozenset({"dobj", "attr", "oprd", "dative"})

@@ -92,7 +92,15 @@ class LLMError(ThreadlineError):
 
 
 class RetryableLLMError(LLMError):
-    """A model server call failed in a way that is worth retrying."""
+    """A model server call failed in a way that is worth retrying.
+
+    Attributes:
+        retry_after: seconds the server asked the caller to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProvenanceError(ThreadlineError):

@@ -34,7 +34,9 @@ PUBLIC_GROUP = "*"
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s*][^\s]*$")]
 
-RelationKind = Literal["svo", "copula", "appositive", "possessive", "preposition", "cooccurrence"]
+RelationKind = Literal[
+    "svo", "copula", "appositive", "possessive", "preposition", "cooccurrence", "model"
+]
 
 
 class _Frozen(BaseModel):

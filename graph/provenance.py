@@ -148,3 +148,13 @@ class Answer(_Frozen):
         default=(), description="the executed query plan, step by step (threadline mode)"
     )
     plan_note: str = ""
+    synthesis: Literal["extractive", "model"] = "extractive"
+    model: str | None = Field(default=None, description="the model that wrote the answer")
+    prompts: tuple[str, ...] = Field(default=(), description="ids (name@version) of prompts used")
+    usage: dict[str, int] = Field(
+        default_factory=dict, description="model tokens: prompt_tokens, completion_tokens, calls"
+    )
+    removed_claims: int = Field(
+        default=0,
+        description="unsupported claims left out of the answer (ask for them to see them)",
+    )

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from engine import Settings
+from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer, default_server_binary
+from engine.settings import ModelSettings
 from extractors import SentenceTransformerEmbedder, SpacyEntityExtractor, packaged_minilm_path
 from tests.bolt_server import BoltServer
 
@@ -84,3 +86,27 @@ def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoltServer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModelServer]:
+    """llama.cpp's llama-server with SmolLM2-135M on 127.0.0.1 for the whole session.
+
+    ``make test`` builds it first (``make model-server``); a missing binary fails the
+    llm tests rather than skipping them.
+    """
+    binary = default_server_binary()
+    if not binary.is_file():
+        pytest.fail(f"llama-server is not built at {binary}: run `make model-server`")
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    with LocalModelServer(binary=binary, log=log, parallel=4, context=4096) as server:
+        yield server
+
+
+@pytest.fixture
+def model_settings(tmp_path: Path, llm_server: LocalModelServer) -> Settings:
+    """Settings for a data dir with the local model server configured."""
+    return Settings(
+        data_dir=tmp_path / "data",
+        model=ModelSettings(base_url=llm_server.base_url, model=LOCAL_MODEL_ALIAS, timeout_s=120),
+    )

@@ -30,6 +30,7 @@ KIND_TYPES: dict[RelationKind, str] = {
     "possessive": "POSSESSIVE",
     "preposition": "PREPOSITION",
     "cooccurrence": "CO_OCCURS",
+    "model": "MODEL_STATED",
 }
 
 #: Pattern alternation that matches every fact relationship.

@@ -1,0 +1,75 @@
+"""A planner that asks a model for the plan's steps as JSON (prompt ``plan``).
+
+The reply is constrained to the step schema, then checked like any other plan: the DAG
+must be valid, the last step must be an answer step, and every ``link`` mention must be
+words of the question (a model that invents a name gets no plan). Use it behind
+:class:`agents.planner.FallbackPlanner` so the rule planner plans when the model fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from agents.plan import Plan, Step
+from extractors.model import ChatModel, Usage, parse_json
+from extractors.prompts import PLAN
+from graph import PlanningError, normalize_name
+
+__all__ = ["ModelPlanner", "steps_schema"]
+
+
+def steps_schema(max_steps: int = 10) -> dict[str, Any]:
+    """The structured-output schema of a model's plan: ``{"steps": [Step, ...]}``."""
+    step = Step.model_json_schema()
+    return {
+        "type": "object",
+        "properties": {
+            "steps": {"type": "array", "items": step, "minItems": 2, "maxItems": max_steps}
+        },
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+class ModelPlanner:
+    """Plans with a model; raises :class:`PlanningError` on a reply that is not a valid plan."""
+
+    def __init__(self, model: ChatModel, *, max_tokens: int = 600) -> None:
+        self.model = model
+        self.name = "model"
+        self.max_tokens = max_tokens
+        self.usage = Usage()
+
+    async def plan(self, question: str) -> Plan:
+        """The model's plan for ``question`` (prompt id in the plan's note)."""
+        reply = await self.model.complete(
+            PLAN.messages(question=question),
+            schema=steps_schema(),
+            schema_name="plan",
+            max_tokens=self.max_tokens,
+        )
+        self.usage += reply.usage
+        data = parse_json(reply.text)
+        try:
+            plan = Plan(
+                question=question,
+                steps=tuple(Step.model_validate(s) for s in data.get("steps", [])),
+                planner="model",
+                note=f"planned by {self.model.model} ({PLAN.id})",
+            )
+        except (ValidationError, AttributeError, TypeError) as exc:
+            raise PlanningError(f"the model's plan is not a valid plan: {exc}") from exc
+        asked = normalize_name(question)
+        invented = [
+            s.mention or ""
+            for s in plan.steps
+            if s.kind == "link" and (not s.mention or normalize_name(s.mention) not in asked)
+        ]
+        if invented or not any(s.kind == "link" for s in plan.steps):
+            raise PlanningError(
+                "the model's plan links names that are not in the question: "
+                + (", ".join(repr(m) for m in invented) or "no link step")
+            )
+        return plan

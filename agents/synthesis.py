@@ -1,0 +1,352 @@
+"""Model-written answers whose claims cite numbered evidence, then are validated.
+
+The retrieved chunks are cut into sentences (``E1``, ``E2``, ...) and the graph facts
+stated in them are listed (``F1``, ...). The model is asked (prompt ``synthesize``) for
+JSON ``{"answer", "claims": [{"text", "evidence", "facts"}]}``; the schema sent as
+structured output only admits the ids it was shown. A reply that is not valid JSON for
+the schema is rejected and asked for once more, with the error. Each cited id is then
+turned into the same provenance chain the extractive path builds (span → document,
+fact → graph), and ids that were never shown are recorded as problems, so the validator
+marks those claims unsupported. Nothing the model says is trusted before validation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.answering import NOT_FOUND, _doc_ref, _fact_ref, _span_ref
+from agents.retrieval import Retrieval
+from extractors import split_sentences
+from extractors.model import ChatModel, Completion, Usage, parse_json
+from extractors.prompts import SYNTHESIZE
+from graph import Access, Chunk, Document, Entity, EntityId, GraphStore, LLMError, Relation
+from graph.provenance import Claim, FactRef
+
+__all__ = ["EvidenceItem", "ModelSynthesizer", "Synthesis", "answer_schema"]
+
+_MAX_SENTENCE_CHARS = 400
+
+
+class _ModelClaim(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = Field(min_length=1, max_length=2000)
+    evidence: list[str] = Field(default_factory=list, max_length=20)
+    facts: list[str] = Field(default_factory=list, max_length=20)
+
+
+class _ModelAnswer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    answer: str = Field(max_length=2000)
+    claims: list[_ModelClaim] = Field(default_factory=list, max_length=20)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    """One numbered piece of evidence shown to the model: a sentence or a graph fact."""
+
+    id: str
+    text: str
+    chunk: Chunk | None = None
+    document: Document | None = None
+    start: int = 0  # document offsets of a sentence
+    end: int = 0
+    fact: FactRef | None = None
+
+
+@dataclass(slots=True)
+class Synthesis:
+    """A model's draft: its answer, the claims built from its citations, and what it cost.
+
+    ``problems`` maps a claim's index to why its citations could not all be resolved
+    (for the validator); ``attempts`` is 2 when the first reply was rejected.
+    """
+
+    answer: str
+    claims: list[Claim]
+    problems: dict[int, str] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    prompt: str = SYNTHESIZE.id
+    attempts: int = 1
+    items: list[EvidenceItem] = field(default_factory=list)
+
+
+def answer_schema(evidence_ids: Sequence[str], fact_ids: Sequence[str]) -> dict[str, Any]:
+    """The structured-output schema: citations may only name the ids shown."""
+
+    def ids(values: Sequence[str]) -> dict[str, Any]:
+        item: dict[str, Any] = (
+            {"type": "string", "enum": list(values)} if values else {"type": "string"}
+        )
+        return {"type": "array", "items": item, "maxItems": 8}
+
+    return {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string", "maxLength": 400},
+            "claims": {
+                "type": "array",
+                "maxItems": 6,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string", "maxLength": 600},
+                        "evidence": ids(evidence_ids),
+                        "facts": ids(fact_ids),
+                    },
+                    "required": ["text", "evidence", "facts"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["answer", "claims"],
+        "additionalProperties": False,
+    }
+
+
+class ModelSynthesizer:
+    """Asks a model for an answer with cited evidence ids and builds provenance from them."""
+
+    def __init__(
+        self,
+        *,
+        graph: GraphStore,
+        model: ChatModel,
+        max_sentences: int = 30,
+        max_facts: int = 20,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._graph = graph
+        self._model = model
+        self._max_sentences = max_sentences
+        self._max_facts = max_facts
+        self._max_tokens = max_tokens
+
+    async def evidence(self, retrieval: Retrieval, access: Access) -> list[EvidenceItem]:
+        """The numbered sentences and facts the model will see (readable by ``access``)."""
+        graph = self._graph
+        order = [e.chunk_id for e in retrieval.evidence]
+        chunks = {c.id: c for c in await graph.chunks(order, access)}
+        doc_ids = list({c.document_id for c in chunks.values()})
+        docs = {
+            d.id: d for d in await graph.documents(access, ids=doc_ids, limit=len(doc_ids) or 1)
+        }
+        items: list[EvidenceItem] = []
+        for chunk_id in order:
+            chunk = chunks.get(chunk_id)
+            doc = docs.get(chunk.document_id) if chunk else None
+            if chunk is None or doc is None:
+                continue
+            for a, b in split_sentences(chunk.text):
+                if len(items) >= self._max_sentences:
+                    break
+                text = chunk.text[a:b][:_MAX_SENTENCE_CHARS]
+                items.append(
+                    EvidenceItem(
+                        id=f"E{len(items) + 1}",
+                        text=text,
+                        chunk=chunk,
+                        document=doc,
+                        start=chunk.start + a,
+                        end=chunk.start + a + len(text),
+                    )
+                )
+        # Facts stated in the evidence chunks (read through access, so unreadable ones
+        # never reach the prompt).
+        facts = await graph.facts(list(retrieval.facts), access)
+        stated = [
+            r
+            for r in facts
+            if r.kind != "cooccurrence" and any(e.chunk_id in chunks for e in r.evidence)
+        ][: self._max_facts]
+        names = await _names(graph, stated, access)
+        for n, fact in enumerate(stated, 1):
+            ref = _fact_ref(fact, names.get(fact.subject_id), names.get(fact.object_id))
+            items.append(
+                EvidenceItem(
+                    id=f"F{n}", text=f"{ref.subject} — {ref.predicate} → {ref.object}", fact=ref
+                )
+            )
+        return items
+
+    async def synthesize(self, retrieval: Retrieval, access: Access) -> Synthesis:
+        """The model's answer, with its citations resolved (validate before showing it)."""
+        result: Synthesis | None = None
+        async for part in self.stream(retrieval, access):
+            if isinstance(part, Synthesis):
+                result = part
+        if result is None:  # pragma: no cover - stream always ends with a Synthesis
+            raise LLMError("the synthesis stream ended early")
+        return result
+
+    async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Synthesis]:
+        """The answer text as it is generated, then the :class:`Synthesis`."""
+        items = await self.evidence(retrieval, access)
+        if not any(i.chunk for i in items):
+            yield NOT_FOUND
+            yield Synthesis(answer=NOT_FOUND, claims=[], items=items)
+            return
+        messages = SYNTHESIZE.messages(
+            question=retrieval.question.text,
+            evidence="\n".join(f"[{i.id}] {_one_line(i.text)}" for i in items),
+        )
+        schema = answer_schema([i.id for i in items if i.chunk], [i.id for i in items if i.fact])
+        usage = Usage()
+        reader = _AnswerField()
+        final: Completion | None = None
+        async for part in self._model.stream(
+            messages, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens
+        ):
+            if isinstance(part, Completion):
+                final = part
+            else:
+                delta = reader.feed(part)
+                if delta:
+                    yield delta
+        if final is None:  # pragma: no cover - the client always ends with a Completion
+            raise LLMError("the model stream ended without a completion")
+        usage += final.usage
+        attempts = 1
+        try:
+            parsed = _parse(final.text)
+        except LLMError as first:
+            # Rejected once: ask again with the reason (not streamed; the final event wins).
+            attempts = 2
+            retry = [
+                *messages,
+                {"role": "assistant", "content": final.text[:2000]},
+                {"role": "user", "content": f"That reply was invalid ({first}). Reply again "
+                 "with JSON only, exactly as the schema says."},
+            ]  # fmt: skip
+            again = await self._model.complete(
+                retry, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens
+            )
+            usage += again.usage
+            parsed = _parse(again.text)  # a second invalid reply is an LLMError
+        claims, problems = _resolve(parsed, items)
+        yield Synthesis(
+            answer=parsed.answer.strip() or NOT_FOUND,
+            claims=claims,
+            problems=problems,
+            usage=usage,
+            model=final.model,
+            attempts=attempts,
+            items=items,
+        )
+
+
+def _parse(text: str) -> _ModelAnswer:
+    data = parse_json(text)
+    try:
+        return _ModelAnswer.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise LLMError(
+            f"the model's JSON does not fit the answer schema at {where}: {first['msg']}"
+        ) from exc
+
+
+def _resolve(
+    parsed: _ModelAnswer, items: Sequence[EvidenceItem]
+) -> tuple[list[Claim], dict[int, str]]:
+    """Claims with the chains their cited ids stand for; unknown ids become problems."""
+    by_id: Mapping[str, EvidenceItem] = {i.id: i for i in items}
+    claims: list[Claim] = []
+    problems: dict[int, str] = {}
+    for index, raw in enumerate(parsed.claims):
+        spans, docs, facts, unknown = [], {}, [], []
+        for cited in dict.fromkeys(raw.evidence):
+            item = by_id.get(cited.strip())
+            if item is None or item.chunk is None or item.document is None:
+                unknown.append(cited)
+                continue
+            spans.append(_span_ref(item.document, item.chunk.id, item.start, item.end, item.text))
+            docs[item.document.id] = _doc_ref(item.document)
+        for cited in dict.fromkeys(raw.facts):
+            item = by_id.get(cited.strip())
+            if item is None or item.fact is None:
+                unknown.append(cited)
+                continue
+            facts.append(item.fact)
+        if unknown:
+            problems[index] = (
+                f"the claim cites {', '.join(repr(u) for u in unknown)}, which "
+                "the model was not shown (fabricated citation)"
+            )
+        claims.append(
+            Claim(
+                text=raw.text.strip(),
+                facts=tuple(facts),
+                spans=tuple(spans),
+                documents=tuple(docs.values()),
+            )
+        )
+    return claims, problems
+
+
+async def _names(
+    graph: GraphStore, facts: Sequence[Relation], access: Access
+) -> dict[EntityId, Entity]:
+    ids = list({e for f in facts for e in (f.subject_id, f.object_id)})
+    return {e.id: e for e in await graph.entities(ids, access)}
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _AnswerField:
+    """Pulls the ``"answer"`` string's characters out of a JSON reply as it streams."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._emitted = 0
+        self._done = False
+
+    def feed(self, delta: str) -> str:
+        """The answer characters this delta completed (escapes decoded)."""
+        if self._done:
+            return ""
+        self._buffer += delta
+        start = _ANSWER_START.search(self._buffer)
+        if start is None:
+            return ""
+        raw = self._buffer[start.end() :]
+        end = _STRING_END.search(raw)
+        if end is not None:
+            raw, self._done = raw[: end.end() - 1], True
+        else:
+            raw = _complete_escapes(raw)
+        try:
+            text = json.loads(f'"{raw}"')
+        except json.JSONDecodeError:
+            return ""
+        out = text[self._emitted :]
+        self._emitted = len(text)
+        return str(out)
+
+
+_ANSWER_START = re.compile(r'"answer"\s*:\s*"')
+_STRING_END = re.compile(r'(?<!\\)(?:\\\\)*"')
+_UNICODE_TAIL = re.compile(r"\\u[0-9a-fA-F]{0,3}$")
+
+
+def _complete_escapes(raw: str) -> str:
+    """``raw`` without a trailing escape that the next delta completes."""
+    tail = _UNICODE_TAIL.search(raw)
+    if (
+        tail is not None
+        and (len(raw[: tail.start()]) - len(raw[: tail.start()].rstrip("\\"))) % 2 == 0
+    ):
+        return raw[: tail.start()]
+    slashes = len(raw) - len(raw.rstrip("\\"))
+    return raw[:-1] if slashes % 2 else raw

@@ -1,0 +1,279 @@
+"""Entities and relations extracted by a model, tied to exact spans, cached by chunk.
+
+Optional at ingest (``THREADLINE_MODEL__EXTRACTION``). The model reads one chunk at a
+time (prompt ``extract``) and answers JSON against :func:`extraction_schema`; each item
+quotes the words of the chunk that state it. Items whose quote cannot be found in the
+chunk are dropped and counted: nothing reaches the graph without a span of source text.
+Model mentions are merged into the spaCy output of the same chunk (an identical span is
+kept once) and go through the same entity resolution; model relations get kind
+``model``. Replies are cached by (chunk text hash, prompt id, model), so re-ingesting
+the same text costs no model call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from extractors.chunker import split_sentences
+from extractors.model import ChatModel, Usage, parse_json
+from extractors.prompts import EXTRACT
+from extractors.types import ChunkExtraction, RawMention, RawRelation
+from graph import LLMError, normalize_name
+
+__all__ = ["ExtractionCache", "ExtractionStats", "ModelExtractor", "extraction_schema"]
+
+_TYPES = (
+    "PERSON",
+    "ORG",
+    "GPE",
+    "LOC",
+    "DATE",
+    "WORK_OF_ART",
+    "EVENT",
+    "PRODUCT",
+    "NORP",
+    "FAC",
+    "OTHER",
+)
+
+
+class _Entity(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=200)
+    type: str = "OTHER"
+    text: str = Field(min_length=1, max_length=300)
+
+
+class _Relation(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    subject: str = Field(min_length=1, max_length=200)
+    predicate: str = Field(min_length=1, max_length=80)
+    object: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=600)
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    entities: list[_Entity] = Field(default_factory=list, max_length=100)
+    relations: list[_Relation] = Field(default_factory=list, max_length=100)
+
+
+def extraction_schema() -> dict[str, Any]:
+    """The structured-output schema of the ``extract`` prompt."""
+
+    def obj(props: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": props,
+            "required": list(props),
+            "additionalProperties": False,
+        }
+
+    text = {"type": "string", "maxLength": 300}
+    return obj(
+        {
+            "entities": {
+                "type": "array",
+                "maxItems": 30,
+                "items": obj({"name": text, "type": {"enum": list(_TYPES)}, "text": text}),
+            },
+            "relations": {
+                "type": "array",
+                "maxItems": 30,
+                "items": obj(
+                    {
+                        "subject": text,
+                        "predicate": {"type": "string", "maxLength": 60},
+                        "object": text,
+                        "text": text,
+                    }
+                ),
+            },
+        }
+    )
+
+
+@dataclass(slots=True)
+class ExtractionStats:
+    """What model extraction did: chunks sent and cached, items kept and dropped."""
+
+    chunks: int = 0
+    cache_hits: int = 0
+    mentions: int = 0
+    relations: int = 0
+    dropped: int = 0
+    failed: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of chunks answered from the cache."""
+        return self.cache_hits / self.chunks if self.chunks else 0.0
+
+
+class ExtractionCache:
+    """Model replies by (chunk text, prompt id, model) in a SQLite file (thread-safe)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS extraction (key TEXT PRIMARY KEY, prompt TEXT NOT NULL, "
+            "model TEXT NOT NULL, reply TEXT NOT NULL)"
+        )
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(text: str, prompt: str, model: str) -> str:
+        """The cache key: a hash of the three."""
+        return hashlib.sha256(f"{prompt}\x00{model}\x00{text}".encode()).hexdigest()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """A cached reply, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT reply FROM extraction WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[0])
+        return value if isinstance(value, dict) else None
+
+    def put(self, key: str, prompt: str, model: str, reply: dict[str, Any]) -> None:
+        """Store a reply (the last write wins)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO extraction VALUES (?, ?, ?, ?)",
+                (key, prompt, model, json.dumps(reply)),
+            )
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._db.close()
+
+
+class ModelExtractor:
+    """Adds a model's entities and relations to spaCy's, chunk by chunk (async)."""
+
+    def __init__(
+        self, model: ChatModel, *, cache: ExtractionCache | None = None, max_tokens: int = 1024
+    ) -> None:
+        self.model = model
+        self.cache = cache
+        self.max_tokens = max_tokens
+        self.stats = ExtractionStats()
+
+    async def extend(self, extractions: Sequence[ChunkExtraction]) -> list[ChunkExtraction]:
+        """Each extraction with the model's span-checked items merged in.
+
+        A chunk whose model call fails keeps its spaCy extraction (counted in
+        ``stats.failed``); ingestion does not stop for a model hiccup.
+        """
+        replies = await asyncio.gather(*(self._reply(e.chunk.text) for e in extractions))
+        return [self._merge(e, r) for e, r in zip(extractions, replies, strict=True)]
+
+    async def _reply(self, text: str) -> _Reply | None:
+        self.stats.chunks += 1
+        key = ExtractionCache.key(text, EXTRACT.id, self.model.model)
+        cached = self.cache.get(key) if self.cache else None
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return _Reply.model_validate(cached)
+        try:
+            reply = await self.model.complete(
+                EXTRACT.messages(text=text),
+                schema=extraction_schema(),
+                schema_name="extraction",
+                max_tokens=self.max_tokens,
+            )
+            self.stats.usage += reply.usage
+            parsed = _Reply.model_validate(parse_json(reply.text))
+        except (LLMError, ValidationError, AttributeError):
+            self.stats.failed += 1
+            return None
+        if self.cache is not None:
+            self.cache.put(key, EXTRACT.id, self.model.model, parsed.model_dump())
+        return parsed
+
+    def _merge(self, base: ChunkExtraction, reply: _Reply | None) -> ChunkExtraction:
+        if reply is None:
+            return base
+        chunk = base.chunk
+        mentions = list(base.mentions)
+        spans = {(m.start, m.end): i for i, m in enumerate(mentions)}
+        for ent in reply.entities:
+            found = _find(chunk.text, ent.text) or _find(chunk.text, ent.name)
+            if found is None:
+                self.stats.dropped += 1
+                continue
+            start, end = chunk.start + found[0], chunk.start + found[1]
+            if (start, end) in spans or any(m.start < end and start < m.end for m in mentions):
+                continue  # spaCy already named these words (resolution merges the names)
+            label = ent.type if ent.type in _TYPES and ent.type != "OTHER" else "MISC"
+            spans[(start, end)] = len(mentions)
+            mentions.append(
+                RawMention(text=chunk.text[found[0] : found[1]], label=label, start=start, end=end)
+            )
+            self.stats.mentions += 1
+        sentences = list(split_sentences(chunk.text))
+        relations = list(base.relations)
+        for rel in reply.relations:
+            found = _find(chunk.text, rel.text)
+            if found is None:
+                self.stats.dropped += 1
+                continue
+            a, b = next(((s, e) for s, e in sentences if s <= found[0] < e), found)
+            subject = _mention(mentions, rel.subject, chunk.start + a, chunk.start + b)
+            obj = _mention(mentions, rel.object, chunk.start + a, chunk.start + b)
+            if subject is None or obj is None or subject == obj:
+                self.stats.dropped += 1
+                continue
+            relations.append(
+                RawRelation(
+                    subject=subject,
+                    object=obj,
+                    predicate=" ".join(rel.predicate.lower().split())[:60],
+                    kind="model",
+                    confidence=0.6,
+                    sentence_start=chunk.start + a,
+                    sentence_end=chunk.start + b,
+                )
+            )
+            self.stats.relations += 1
+        return ChunkExtraction(chunk=chunk, mentions=tuple(mentions), relations=tuple(relations))
+
+
+def _find(text: str, quote: str) -> tuple[int, int] | None:
+    """Where ``quote`` occurs in ``text`` (exactly, then ignoring case and spacing)."""
+    quote = quote.strip()
+    if not quote:
+        return None
+    at = text.find(quote)
+    if at >= 0:
+        return at, at + len(quote)
+    folded = text.casefold()
+    at = folded.find(quote.casefold())
+    if at >= 0 and len(folded) == len(text):
+        return at, at + len(quote)
+    return None
+
+
+def _mention(mentions: Sequence[RawMention], name: str, start: int, end: int) -> int | None:
+    """The mention of ``name`` inside the sentence [start, end), else anywhere in the chunk."""
+    key = normalize_name(name)
+    if not key:
+        return None
+    matches = [i for i, m in enumerate(mentions) if normalize_name(m.text) == key]
+    inside = [i for i in matches if start <= mentions[i].start < end]
+    found = inside or matches
+    return found[0] if found else None
