@@ -120,31 +120,23 @@ class ProvenanceValidator:
     async def _named_instead(
         self, claim: Claim, facts: dict[RelationId, Relation], access: Access
     ) -> str | None:
-        """A contradiction: the claim names the cited fact's subject and, where the fact
-        has its object, another entity of the same type."""
+        """A contradiction: the claim states a cited fact's subject and relation, but
+        names another graph entity (one the cited text does not name) where the fact has
+        its object."""
         text = normalize_name(claim.text)
+        cited = normalize_name(" ".join(s.text for s in claim.spans))
         for ref in claim.facts:
-            fact = facts.get(ref.relation_id)
-            if fact is None or normalize_name(ref.subject) not in text:
+            if ref.relation_id not in facts or normalize_name(ref.subject) not in text:
                 continue
-            if normalize_name(ref.object) in text:
-                continue
-            objects = await self._graph.entities([fact.object_id], access)
-            if not objects:
+            if normalize_name(ref.object) in text or not _states_predicate(claim.text, ref):
                 continue
             for name in _names_in(claim.text):
+                key = normalize_name(name)
+                if not key or key in cited or key in normalize_name(ref.subject):
+                    continue
                 found = await self._graph.search_entities(name, access, limit=3)
-                other = next(
-                    (
-                        e
-                        for e in found
-                        if e.id not in (fact.subject_id, fact.object_id)
-                        and e.type == objects[0].type
-                        and normalize_name(e.name) == normalize_name(name)
-                    ),
-                    None,
-                )
-                if other is not None:
+                other = next((e for e in found if normalize_name(e.name) == key), None)
+                if other is not None and other.id not in (ref.subject_id, ref.object_id):
                     return (
                         f"the graph states {ref.subject} —{ref.predicate}→ {ref.object}; "
                         f"the claim names {other.name} instead"
@@ -296,6 +288,15 @@ def _ungrounded(claim: Claim) -> str | None:
     if covered < _COVERAGE:
         return f"only {covered:.0%} of the claim's words are in the cited text"
     return None
+
+
+def _states_predicate(text: str, ref: FactRef) -> bool:
+    """Whether the claim uses the fact's relation words (a 4-letter stem match)."""
+    words = [w for w in re.split(r"[\s_]+", ref.predicate.lower()) if len(w) >= 3]
+    if not words:
+        return True  # "of", "is": the relation is implied by the names
+    said = [w.lower() for w in _WORDS.findall(text)]
+    return any(s.startswith(w[:4]) for w in words for s in said)
 
 
 def _names_in(text: str) -> list[str]:
