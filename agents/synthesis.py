@@ -86,19 +86,21 @@ def answer_schema(evidence_ids: Sequence[str], fact_ids: Sequence[str]) -> dict[
         item: dict[str, Any] = (
             {"type": "string", "enum": list(values)} if values else {"type": "string"}
         )
-        return {"type": "array", "items": item, "maxItems": 8}
+        return {"type": "array", "items": item, "maxItems": 4}
 
+    # Short strings and few items keep a reply inside its token budget (a reply cut off
+    # at max_tokens is not JSON).
     return {
         "type": "object",
         "properties": {
-            "answer": {"type": "string", "maxLength": 400},
+            "answer": {"type": "string", "maxLength": 200},
             "claims": {
                 "type": "array",
-                "maxItems": 6,
+                "maxItems": 4,
                 "items": {
                     "type": "object",
                     "properties": {
-                        "text": {"type": "string", "maxLength": 600},
+                        "text": {"type": "string", "maxLength": 300},
                         "evidence": ids(evidence_ids),
                         "facts": ids(fact_ids),
                     },
@@ -122,7 +124,7 @@ class ModelSynthesizer:
         model: ChatModel,
         max_sentences: int = 30,
         max_facts: int = 20,
-        max_tokens: int | None = None,
+        max_tokens: int = 800,
     ) -> None:
         self._graph = graph
         self._model = model
@@ -224,7 +226,7 @@ class ModelSynthesizer:
                 *messages,
                 {"role": "assistant", "content": final.text[:2000]},
                 {"role": "user", "content": f"That reply was invalid ({first}). Reply again "
-                 "with JSON only, exactly as the schema says."},
+                 "with JSON only, exactly as the schema says, with at most two short claims."},
             ]  # fmt: skip
             again = await self._model.complete(
                 retry, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens

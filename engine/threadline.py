@@ -52,9 +52,11 @@ from graph import (
     EntityId,
     GraphStore,
     InputError,
+    LLMError,
     Mention,
     Neighborhood,
     NotFoundError,
+    RetryableLLMError,
     StoreStats,
     VectorIndex,
     normalize_name,
@@ -423,16 +425,18 @@ class Threadline:
             retrieved = time.perf_counter()
             span.set_attribute("threadline.evidence", len(retrieval.evidence))
             yield AskEvent(kind="evidence", evidence=tuple(retrieval.evidence))
-            synthesis: Synthesis | None = None
             with _TRACER.start_as_current_span("threadline.answer"):
+                synthesis: Synthesis | None = None
+                note = ""
                 if use_model:
-                    synthesizer = ModelSynthesizer(graph=self.graph, model=self.model)
-                    async for part in synthesizer.stream(retrieval, who):
-                        if isinstance(part, Synthesis):
+                    async for part in self._model_draft(retrieval, who):
+                        if isinstance(part, AskEvent):
+                            yield part
+                        elif isinstance(part, Synthesis):
                             synthesis = part
                         else:
-                            yield AskEvent(kind="token", text=part)
-                    assert synthesis is not None
+                            note = part
+                if synthesis is not None:
                     drafted_text, drafted_claims = synthesis.answer, synthesis.claims
                 else:
                     draft = await ExtractiveAnswerer(graph=self.graph).answer(retrieval, who)
@@ -474,6 +478,7 @@ class Threadline:
             plan=retrieval.plan.steps if retrieval.plan else (),
             plan_note=retrieval.plan.plan.note if retrieval.plan else "",
             synthesis="model" if synthesis is not None else "extractive",
+            synthesis_note=note,
             model=synthesis.model if synthesis is not None else None,
             prompts=_prompts(retrieval, synthesis, judged=judge is not None),
             usage=_usage(synthesis.usage) if synthesis is not None else {},
@@ -487,6 +492,23 @@ class Threadline:
             },
         )
         yield AskEvent(kind="done", answer=answer, text=text)
+
+    async def _model_draft(
+        self, retrieval: Retrieval, who: Access
+    ) -> AsyncIterator[AskEvent | Synthesis | str]:
+        """The model's draft: ``token`` events, then the :class:`Synthesis` — or a note
+        saying why there is none (the model replied twice with something unusable; the
+        caller answers extractively). A server that is down or overloaded is an error."""
+        synthesizer = ModelSynthesizer(graph=self.graph, model=self.model)
+        try:
+            async for part in synthesizer.stream(retrieval, who):
+                yield part if isinstance(part, Synthesis) else AskEvent(kind="token", text=part)
+        except LLMError as exc:
+            if isinstance(exc, RetryableLLMError) or "cannot reach" in str(exc):
+                raise
+            note = f"the model's answer was rejected ({exc}); answered extractively"
+            logger.warning("%s", note)
+            yield note
 
     async def stats(self, access: Access | None = None) -> Stats:
         """What ``access`` (default: everything) can see."""

@@ -68,8 +68,9 @@ class _Reply(BaseModel):
     relations: list[_Relation] = Field(default_factory=list, max_length=100)
 
 
-def extraction_schema() -> dict[str, Any]:
-    """The structured-output schema of the ``extract`` prompt."""
+def extraction_schema(max_items: int = 12) -> dict[str, Any]:
+    """The structured-output schema of the ``extract`` prompt (short strings and few items,
+    so a reply fits its token budget)."""
 
     def obj(props: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -79,26 +80,21 @@ def extraction_schema() -> dict[str, Any]:
             "additionalProperties": False,
         }
 
-    text = {"type": "string", "maxLength": 300}
+    name = {"type": "string", "maxLength": 80}
+    quote = {"type": "string", "maxLength": 200}
+    entity = obj({"name": name, "type": {"enum": list(_TYPES)}, "text": name})
+    relation = obj(
+        {
+            "subject": name,
+            "predicate": {"type": "string", "maxLength": 40},
+            "object": name,
+            "text": quote,
+        }
+    )
     return obj(
         {
-            "entities": {
-                "type": "array",
-                "maxItems": 30,
-                "items": obj({"name": text, "type": {"enum": list(_TYPES)}, "text": text}),
-            },
-            "relations": {
-                "type": "array",
-                "maxItems": 30,
-                "items": obj(
-                    {
-                        "subject": text,
-                        "predicate": {"type": "string", "maxLength": 60},
-                        "object": text,
-                        "text": text,
-                    }
-                ),
-            },
+            "entities": {"type": "array", "maxItems": max_items, "items": entity},
+            "relations": {"type": "array", "maxItems": max_items, "items": relation},
         }
     )
 

@@ -149,6 +149,9 @@ class Answer(_Frozen):
     )
     plan_note: str = ""
     synthesis: Literal["extractive", "model"] = "extractive"
+    synthesis_note: str = Field(
+        default="", description="why a model answer was not used (the extractive one was)"
+    )
     model: str | None = Field(default=None, description="the model that wrote the answer")
     prompts: tuple[str, ...] = Field(default=(), description="ids (name@version) of prompts used")
     usage: dict[str, int] = Field(

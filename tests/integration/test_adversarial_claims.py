@@ -79,7 +79,8 @@ class World:
 
     def span(self, words: str) -> SpanRef:
         item = self.item(words)
-        assert item.chunk is not None and item.document is not None
+        assert item.chunk is not None
+        assert item.document is not None
         return SpanRef(
             chunk_id=item.chunk.id,
             document_id=item.document.id,
@@ -395,14 +396,14 @@ async def _readable_but_not_retrieved(w: World) -> list[Claim]:
 
 
 async def _fabricated_relation(w: World) -> list[Claim]:
-    fact, ref = await w.fact("Lothair I")
+    _, ref = await w.fact("Lothair I")
     fake = ref.model_copy(update={"relation_id": RelationId("rel_nope"), "subject_id": "ent_nope"})
     return await _validated(w, w.claim(KING, "king of", facts=(fake,)))
 
 
 async def _relation_with_another_object(w: World) -> list[Claim]:
     """A fact id that does not exist, whose subject and predicate do — with another object."""
-    fact, ref = await w.fact("Lothair I")
+    _, ref = await w.fact("Lothair I")
     other = await w.entity("Charles the Bald")
     fake = ref.model_copy(
         update={
@@ -415,7 +416,7 @@ async def _relation_with_another_object(w: World) -> list[Claim]:
 
 
 async def _fact_not_stated_in_span(w: World) -> list[Claim]:
-    fact, ref = await w.fact("Lothair I")
+    _, ref = await w.fact("Lothair I")
     return await _validated(w, w.claim(KING, "king of", facts=(ref,)))
 
 
@@ -522,7 +523,8 @@ async def test_adversarial_claim_is_caught(world: World, name: str) -> None:
     assert claims, "the case produced no claim"
     for claim in claims:
         assert claim.verdict == expected, f"{name}: {claim.verdict} ({claim.reason})"
-        assert claim.reason and claim.reason != "not validated yet"
+        assert claim.reason
+        assert claim.reason != "not validated yet"
 
 
 def test_the_adversarial_set_is_large_enough() -> None:
@@ -550,7 +552,7 @@ async def test_invalid_json_is_rejected_and_retried_once(world: World) -> None:
 async def test_a_second_invalid_reply_is_an_error(world: World) -> None:
     model = ScriptedModel(["not json", '{"claims": "nope"}'])
     retrieval = await world.tl.retrieve(QUESTION, ACME, k=8)
-    with pytest.raises(LLMError, match="schema|JSON"):
+    with pytest.raises(LLMError, match=r"schema|JSON"):
         await ModelSynthesizer(graph=world.tl.graph, model=model).synthesize(retrieval, ACME)
 
 
@@ -559,8 +561,10 @@ async def test_the_prompt_shows_only_readable_evidence_and_constrains_ids(world:
     retrieval = await world.tl.retrieve("Whom did Lothair II marry?", ACME, k=8)
     await ModelSynthesizer(graph=world.tl.graph, model=model).synthesize(retrieval, ACME)
     prompt = model.calls[0]["messages"][-1]["content"]
-    assert "Teutberga" not in prompt and "Aachen" not in prompt  # other group, other tenant
+    assert "Teutberga" not in prompt  # another group's document
+    assert "Aachen" not in prompt  # another tenant's document
     schema = model.calls[0]["schema"]
     allowed = schema["properties"]["claims"]["items"]["properties"]["evidence"]["items"]["enum"]
-    assert allowed and all(i.startswith("E") for i in allowed)
+    assert allowed
+    assert all(i.startswith("E") for i in allowed)
     assert all(f"[{i}]" in prompt for i in allowed)
