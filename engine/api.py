@@ -209,6 +209,13 @@ class AskRequest(BaseModel):
     k: int = Field(default=5, ge=1, le=50)
     mode: Mode = "threadline"
     stream: bool = Field(default=False, description="Server-Sent Events instead of one JSON")
+    llm: bool | None = Field(
+        default=None,
+        description="the configured model writes the answer (default: THREADLINE_MODEL__SYNTHESIS)",
+    )
+    unsupported: bool = Field(
+        default=False, description="keep claims the validator did not support (flagged)"
+    )
 
 
 class SearchRequest(BaseModel):
@@ -936,15 +943,22 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         """Answer a question with claims, provenance chains and verdicts.
 
         With ``"stream": true`` (or ``Accept: text/event-stream``) the stages arrive as
-        Server-Sent Events: ``evidence``, ``answer``, ``claims``, then ``done`` with the
-        whole answer.
+        Server-Sent Events: ``evidence``, ``token`` (model answers: the text as it is
+        written), ``answer``, ``claims``, then ``done`` with the whole answer.
         """
         service = _service(request)
         request_id = request.state.request_id
         wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
         if not wants_stream:
             answer = await service.bounded(
-                service.tl.ask(body.question, key.access, k=body.k, mode=body.mode)
+                service.tl.ask(
+                    body.question,
+                    key.access,
+                    k=body.k,
+                    mode=body.mode,
+                    llm=body.llm,
+                    unsupported=body.unsupported,
+                )
             )
             _record_answer(service, key, request_id, answer)
             return answer.model_dump(mode="json")
@@ -952,9 +966,16 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         async def events() -> AsyncIterator[dict[str, str]]:
             try:
                 async for event in service.tl.ask_stream(
-                    body.question, key.access, k=body.k, mode=body.mode
+                    body.question,
+                    key.access,
+                    k=body.k,
+                    mode=body.mode,
+                    llm=body.llm,
+                    unsupported=body.unsupported,
                 ):
-                    if event.kind == "evidence":
+                    if event.kind == "token":
+                        yield {"event": "token", "data": _json({"text": event.text})}
+                    elif event.kind == "evidence":
                         data = [e.model_dump(mode="json") for e in event.evidence]
                         yield {"event": "evidence", "data": _json(data)}
                     elif event.kind == "answer":

@@ -317,6 +317,7 @@ def ask(
                 "answer": answer.answer,
                 "mode": answer.mode,
                 "synthesis": answer.synthesis,
+                "synthesis_note": answer.synthesis_note,
                 "claims": [c.model_dump(mode="json") for c in answer.claims],
                 "removed_claims": answer.removed_claims,
                 "evidence": [e.model_dump(mode="json") for e in answer.evidence],
@@ -397,6 +398,8 @@ def _print_answer(answer: Any) -> None:
         if k in {"retrieval", "answer", "validation", "total"}
     )
     out.print(f"[dim]ms: {timing}[/]", markup=True)
+    if answer.synthesis_note:
+        out.print(f"[dim]{escape(answer.synthesis_note)}[/]", markup=True, highlight=False)
     if answer.synthesis == "model":
         used = answer.usage
         out.print(

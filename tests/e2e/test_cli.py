@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer
+
 pytestmark = pytest.mark.subprocess
 
 
@@ -205,3 +207,79 @@ def test_keys_and_audit_commands(tmp_path: Path) -> None:
     assert last.exit_code == 1
     log.write_text(original)
     assert runner.invoke(app, ["audit", *data]).exit_code == 0
+
+
+def test_ask_llm_without_a_model_server_says_what_to_set(
+    tmp_path: Path, small_corpus: Path
+) -> None:
+    run("ingest", str(small_corpus), data_dir=tmp_path / "data")
+    proc = run(
+        "ask",
+        "Who is the spouse of the Green performer?",
+        "--llm",
+        data_dir=tmp_path / "data",
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "THREADLINE_MODEL__BASE_URL" in proc.stderr
+
+
+@pytest.mark.llm
+def test_ask_llm_json_with_the_local_server(
+    tmp_path: Path, small_corpus: Path, llm_server: LocalModelServer
+) -> None:
+    data = tmp_path / "data"
+    run("ingest", str(small_corpus), data_dir=data)
+    env = {
+        **os.environ,
+        "THREADLINE_MODEL__BASE_URL": llm_server.base_url,
+        "THREADLINE_MODEL__MODEL": LOCAL_MODEL_ALIAS,
+        "THREADLINE_MODEL__TIMEOUT_S": "120",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "ask",
+            "Who is the spouse of the Green performer?",
+            "--llm",
+            "--json",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["synthesis"] in {"model", "extractive"}
+    if answer["synthesis"] == "model":
+        assert answer["model"]
+        assert "synthesize@1" in answer["prompts"]
+        assert answer["usage"]["completion_tokens"] > 0
+    else:
+        assert "rejected" in answer["synthesis_note"]
+    assert all(c["verdict"] in {"supported", "contradicted"} for c in answer["claims"])
+    human = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "ask",
+            "Who is the spouse of the Green performer?",
+            "--llm",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert human.returncode == 0, human.stderr
+    assert "tokens" in human.stdout or "rejected" in human.stdout
