@@ -20,6 +20,13 @@ the category of the step that broke (the planner left part of the question out o
 no chain, a name linked to nothing, the right bridge was not in the beam, the bridge's
 page was missed, or fusion ranked a page the plan reached out of the top 5).
 
+``model`` measures the model path with a local llama.cpp server it starts (or the server
+``--base-url`` names): synthesis on the dataset's first ``--questions`` questions (tokens
+per answer, synthesis and validation latency, how many answers the model wrote, claims
+kept and removed, EM/F1 for reference), then model extraction on the corpus's first
+``--passages`` passages (chunks/s), and a re-ingest of the same passages after deleting
+them (cache hit rate, chunks/s).
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -275,6 +282,105 @@ async def _category(
     return "traverse: the right bridge was not in the beam"
 
 
+async def model_path(
+    dataset_dir: Path, data_dir: Path, base_url: str, model: str, questions: int, passages: int
+) -> dict[str, object]:
+    from engine.bench import exact_match, f1_score, load_questions  # noqa: PLC0415
+    from engine.settings import ModelSettings  # noqa: PLC0415
+
+    cfg = ModelSettings(base_url=base_url, model=model, timeout_s=300)
+    corpus = dataset_dir / "corpus.jsonl"
+    asked = load_questions(dataset_dir / "questions.jsonl")[:questions]
+    rows: list[dict[str, Any]] = []
+    async with await Threadline.open(Settings(data_dir=data_dir / "qa", model=cfg)) as tl:
+        await tl.ingest(tl.read([corpus]))
+        await tl.model.check()
+        for q in asked:
+            started = time.perf_counter()
+            answer = await tl.ask(q.question, llm=True)
+            rows.append(
+                {
+                    "seconds": time.perf_counter() - started,
+                    "synthesis_ms": answer.timings_ms["answer"],
+                    "validation_ms": answer.timings_ms["validation"],
+                    "model": answer.synthesis == "model",
+                    "prompt_tokens": answer.usage.get("prompt_tokens", 0),
+                    "completion_tokens": answer.usage.get("completion_tokens", 0),
+                    "supported": sum(c.verdict == "supported" for c in answer.claims),
+                    "removed": answer.removed_claims,
+                    "em": max((exact_match(answer.answer, a) for a in q.answers), default=0.0),
+                    "f1": max((f1_score(answer.answer, a) for a in q.answers), default=0.0),
+                }
+            )
+    by_model = [r for r in rows if r["model"]]
+
+    def mean(key: str, of: list[dict[str, Any]]) -> float:
+        return round(sum(float(r[key]) for r in of) / len(of), 1) if of else 0.0
+
+    def pct(key: str, q: float) -> float:
+        values = sorted(float(r[key]) for r in rows)
+        return round(values[min(len(values) - 1, int(q * len(values)))], 1) if values else 0.0
+
+    extraction = await _model_extraction(corpus, data_dir / "extract", cfg, passages)
+    return {
+        "dataset": str(dataset_dir),
+        "model": model,
+        "questions": len(rows),
+        "answers_written_by_model": len(by_model),
+        "prompt_tokens_per_answer": mean("prompt_tokens", by_model),
+        "completion_tokens_per_answer": mean("completion_tokens", by_model),
+        "synthesis_ms_p50": pct("synthesis_ms", 0.5),
+        "synthesis_ms_p95": pct("synthesis_ms", 0.95),
+        "validation_ms_p50": pct("validation_ms", 0.5),
+        "supported_claims_per_answer": mean("supported", rows),
+        "removed_claims_per_answer": mean("removed", rows),
+        "em": mean("em", rows),
+        "f1": round(sum(r["f1"] for r in rows) / len(rows), 3) if rows else 0.0,
+        "extraction": extraction,
+        "machine": f"{platform.machine()}, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+    }
+
+
+def _head(corpus: Path, lines: int, dest: Path) -> Path:
+    """The first ``lines`` passages of a corpus, as their own file."""
+    head = corpus.read_text(encoding="utf-8").splitlines()[:lines]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("\n".join(head) + "\n", encoding="utf-8")
+    return dest
+
+
+async def _model_extraction(
+    corpus: Path, data_dir: Path, cfg: Any, passages: int
+) -> dict[str, object]:
+    sample = _head(corpus, passages, data_dir.parent / "extract-sample.jsonl")
+    settings = Settings(data_dir=data_dir, model=cfg.model_copy(update={"extraction": True}))
+    async with await Threadline.open(settings) as tl:
+        sources = tl.read([sample])
+        started = time.perf_counter()
+        first = await tl.ingest(sources)
+        first_s = time.perf_counter() - started
+        calls = tl.model.usage
+        await tl.delete(list(first.document_ids))
+        started = time.perf_counter()
+        again = await tl.ingest(sources)
+        again_s = time.perf_counter() - started
+        relations = await tl.stats()
+    return {
+        "passages": first.documents_read,
+        "chunks": first.model_chunks,
+        "seconds": round(first_s, 1),
+        "chunks_per_s": round(first.model_chunks / first_s, 2),
+        "failed_chunks": first.model_failed,
+        "dropped_items": first.model_dropped,
+        "completion_tokens_per_chunk": round(calls.completion_tokens / max(calls.calls, 1), 1),
+        "reingest_seconds": round(again_s, 1),
+        "reingest_chunks_per_s": round(again.model_chunks / again_s, 2),
+        "reingest_cache_hit_rate": round(again.model_cache_hits / max(again.model_chunks, 1), 3),
+        "graph": relations.model_dump(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +394,13 @@ def main() -> None:
     err = sub.add_parser("errors", help="failed questions of planned retrieval, by step")
     err.add_argument("dataset", type=Path)
     err.add_argument("--data-dir", type=Path, required=True)
+    mdl = sub.add_parser("model", help="synthesis tokens/latency and model extraction speed")
+    mdl.add_argument("dataset", type=Path)
+    mdl.add_argument("--data-dir", type=Path, default=None)
+    mdl.add_argument("--base-url", default=None, help="default: start the local llama-server")
+    mdl.add_argument("--model", default=None)
+    mdl.add_argument("--questions", type=int, default=20)
+    mdl.add_argument("--passages", type=int, default=100)
     load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
     load.add_argument("dataset", type=Path)
     load.add_argument("--data-dir", type=Path, required=True)
@@ -297,6 +410,9 @@ def main() -> None:
     if args.command == "api":
         result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
         print(json.dumps(result, indent=2))
+        return
+    if args.command == "model":
+        print(json.dumps(_run_model(args), indent=2))
         return
     if args.command == "errors":
         print(json.dumps(asyncio.run(failures(args.dataset, args.data_dir)), indent=2))
@@ -310,6 +426,33 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _run_model(args: argparse.Namespace) -> dict[str, object]:
+    from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="threadline-model-") as tmp:
+        data_dir = args.data_dir or Path(tmp)
+        if args.base_url:
+            model = args.model or LOCAL_MODEL_ALIAS
+            return asyncio.run(
+                model_path(
+                    args.dataset, data_dir, args.base_url, model, args.questions, args.passages
+                )
+            )
+        with LocalModelServer(parallel=4) as server:
+            result = asyncio.run(
+                model_path(
+                    args.dataset,
+                    data_dir,
+                    server.base_url,
+                    LOCAL_MODEL_ALIAS,
+                    args.questions,
+                    args.passages,
+                )
+            )
+            result["server"] = "llama-server " + " ".join(server.command()[3:])
+            return result
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from graph import LLMError
 
-__all__ = ["ChatModel", "Completion", "Message", "Usage", "parse_json"]
+__all__ = ["ChatModel", "Completion", "Message", "Usage", "parse_json", "salvage_json"]
 
 #: ``{"role": "system" | "user" | "assistant", "content": "..."}``
 Message = dict[str, str]
@@ -99,3 +99,52 @@ def parse_json(text: str) -> Any:
     except json.JSONDecodeError as exc:
         shown = body[:120].replace("\n", " ")
         raise LLMError(f"the model did not reply with JSON ({exc.msg}): {shown!r}") from exc
+
+
+def salvage_json(text: str) -> Any:
+    """The JSON of a reply that may have been cut off at its token limit: the longest
+    prefix that ends after a complete value, with its open brackets closed. Only whole
+    items survive (a half-written object is dropped, never guessed at).
+
+    Raises:
+        LLMError: not even a prefix of the reply is JSON.
+    """
+    try:
+        return parse_json(text)
+    except LLMError:
+        pass
+    body = text.strip()
+    ends = [i for i, ch in enumerate(body) if ch in "}]"]
+    for end in reversed(ends[-200:]):
+        prefix = body[: end + 1]
+        closers = _open_brackets(prefix)
+        if closers is None:
+            continue
+        try:
+            return json.loads(prefix + closers)
+        except json.JSONDecodeError:
+            continue
+    return parse_json(text)  # raises with the original error
+
+
+def _open_brackets(prefix: str) -> str | None:
+    """The closing brackets ``prefix`` lacks (None when it ends inside a string)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for ch in prefix:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append("]" if ch == "[" else "}")
+        elif ch in "]}":
+            if not stack:
+                return None
+            stack.pop()
+    return None if in_string else "".join(reversed(stack))

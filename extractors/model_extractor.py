@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from extractors.chunker import split_sentences
-from extractors.model import ChatModel, Usage, parse_json
+from extractors.model import ChatModel, Usage, salvage_json
 from extractors.prompts import EXTRACT
 from extractors.types import ChunkExtraction, RawMention, RawRelation
 from graph import LLMError, normalize_name
@@ -68,7 +68,7 @@ class _Reply(BaseModel):
     relations: list[_Relation] = Field(default_factory=list, max_length=100)
 
 
-def extraction_schema(max_items: int = 12) -> dict[str, Any]:
+def extraction_schema(max_items: int = 10) -> dict[str, Any]:
     """The structured-output schema of the ``extract`` prompt (short strings and few items,
     so a reply fits its token budget)."""
 
@@ -109,6 +109,7 @@ class ExtractionStats:
     relations: int = 0
     dropped: int = 0
     failed: int = 0
+    truncated: int = 0
     usage: Usage = field(default_factory=Usage)
 
     @property
@@ -162,7 +163,7 @@ class ModelExtractor:
     """Adds a model's entities and relations to spaCy's, chunk by chunk (async)."""
 
     def __init__(
-        self, model: ChatModel, *, cache: ExtractionCache | None = None, max_tokens: int = 1024
+        self, model: ChatModel, *, cache: ExtractionCache | None = None, max_tokens: int = 768
     ) -> None:
         self.model = model
         self.cache = cache
@@ -193,7 +194,10 @@ class ModelExtractor:
                 max_tokens=self.max_tokens,
             )
             self.stats.usage += reply.usage
-            parsed = _Reply.model_validate(parse_json(reply.text))
+            # A reply cut off at max_tokens keeps its complete items.
+            parsed = _Reply.model_validate(salvage_json(reply.text))
+            if reply.finish_reason == "length":
+                self.stats.truncated += 1
         except (LLMError, ValidationError, AttributeError):
             self.stats.failed += 1
             return None

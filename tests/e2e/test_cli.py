@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer
+from extractors.prompts import SYNTHESIZE
 
 pytestmark = pytest.mark.subprocess
 
@@ -259,7 +260,7 @@ def test_ask_llm_json_with_the_local_server(
     assert answer["synthesis"] in {"model", "extractive"}
     if answer["synthesis"] == "model":
         assert answer["model"]
-        assert "synthesize@1" in answer["prompts"]
+        assert SYNTHESIZE.id in answer["prompts"]
         assert answer["usage"]["completion_tokens"] > 0
     else:
         assert "rejected" in answer["synthesis_note"]

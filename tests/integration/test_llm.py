@@ -25,6 +25,7 @@ from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer
 from extractors import SpacyEntityExtractor
 from extractors.model import Completion, parse_json
 from extractors.model_extractor import extraction_schema
+from extractors.prompts import SYNTHESIZE
 from graph import Access, LLMError, PlanningError
 from tests.conftest import ROOT
 
@@ -190,7 +191,7 @@ async def test_model_answer_is_validated_before_it_leaves(model_tl: Threadline) 
     answer = await model_tl.ask("When did Lothair II's mother die?", llm=True)
     assert answer.synthesis == "model", answer.synthesis_note
     assert answer.model
-    assert "synthesize@1" in answer.prompts
+    assert SYNTHESIZE.id in answer.prompts
     assert "support@1" in answer.prompts
     assert answer.usage["completion_tokens"] > 0
     assert answer.usage["calls"] >= 1
@@ -346,3 +347,25 @@ async def test_ask_with_the_model_planner(llm_server: LocalModelServer, tmp_path
         if "planned by rules" not in answer.plan_note:
             assert "plan@1" in answer.prompts
         assert all(c.verdict == "supported" for c in answer.claims)
+
+
+async def test_judge_is_asked_about_paraphrases(model_tl: Threadline) -> None:
+    """A paraphrase that passes the word check goes to the judge model; whatever it
+    says, the verdict is one of the three and a refusal names the prompt."""
+    answer = await model_tl.ask("When did Ermengarde of Tours die?")  # extractive
+    quoted = next(c for c in answer.claims if "20 March 851" in c.text)
+    paraphrase = quoted.model_copy(update={"text": "Ermengarde of Tours died 20 March 851."})
+    retrieval = await model_tl.retrieve("When did Ermengarde of Tours die?")
+    validator = ProvenanceValidator(graph=model_tl.graph, judge=model_tl.model)
+    calls = model_tl.model.usage.calls
+    (checked,) = await validator.validate(
+        [paraphrase], Access(tenant="default"), evidence={e.chunk_id for e in retrieval.evidence}
+    )
+    assert model_tl.model.usage.calls == calls + 1
+    assert checked.verdict in {"supported", "unsupported", "contradicted"}
+    if checked.verdict != "supported":
+        assert "support@1" in checked.reason
+    (again,) = await ProvenanceValidator(graph=model_tl.graph).validate(
+        [paraphrase], Access(tenant="default")
+    )
+    assert again.verdict == "supported", again.reason  # without a judge the words suffice

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from agents.model_planner import ModelPlanner
 from engine.settings import ModelSettings
-from extractors.model import Usage, parse_json
+from extractors.model import Usage, parse_json, salvage_json
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import EXTRACT, PROMPTS, SYNTHESIZE
 from extractors.types import ChunkExtraction, RawMention
@@ -25,7 +25,7 @@ def test_every_prompt_has_a_unique_versioned_id() -> None:
     ids = [p.id for p in PROMPTS.values()]
     assert len(set(ids)) == len(ids)
     assert all("@" in i for i in ids)
-    assert SYNTHESIZE.id == "synthesize@1"
+    assert SYNTHESIZE.id == f"synthesize@{SYNTHESIZE.version}"
 
 
 def test_prompt_values_must_all_be_given() -> None:
@@ -52,6 +52,16 @@ def test_parse_json_unwraps_fences_and_explains_failures() -> None:
     assert parse_json('```json\n{"a": 1}\n```') == {"a": 1}
     with pytest.raises(LLMError, match="did not reply with JSON"):
         parse_json("Sure! Here it is: {")
+
+
+def test_a_reply_cut_off_keeps_its_whole_items() -> None:
+    cut = '{"entities": [{"name": "A", "type": "PERSON", "text": "A"}, {"name": "B", "ty'
+    assert salvage_json(cut) == {"entities": [{"name": "A", "type": "PERSON", "text": "A"}]}
+    assert salvage_json('{"a": "x}]"}') == {"a": "x}]"}
+    nested = '{"entities": [], "relations": [{"subject": "A \\"q\\"", "predicate": "p"}, {"sub'
+    assert salvage_json(nested)["relations"] == [{"subject": 'A "q"', "predicate": "p"}]
+    with pytest.raises(LLMError):
+        salvage_json('{"entities": [{"name": "A')
 
 
 def test_usage_adds_up() -> None:
