@@ -410,6 +410,96 @@ def _print_answer(answer: Any) -> None:
         )
 
 
+@app.command()
+def mcp(
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve Threadline's tools (ask, search, entity, neighborhood, paths, facts) over MCP on
+    stdin/stdout, reading as one tenant (default: THREADLINE_TENANT) and its groups."""
+    from engine.mcp_server import serve_stdio  # noqa: PLC0415 - only this command needs it
+
+    settings = _settings(data_dir)
+    access = Access(tenant=tenant or settings.tenant, groups=frozenset(group or ()))
+    try:
+        asyncio.run(serve_stdio(settings, access))
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def research(
+    question: Annotated[str, typer.Argument(help="The research question.")],
+    llm: Annotated[
+        bool, typer.Option("--llm", help="The configured model drives the tool-calling loop.")
+    ] = False,
+    max_steps: Annotated[int, typer.Option(min=1, max=100, help="Tool calls allowed.")] = 12,
+    max_tokens: Annotated[int, typer.Option(min=100, help="Model tokens allowed.")] = 30_000,
+    tenant: Tenant = None,
+    group: Groups = None,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Research a question in several steps and write a report whose every statement cites
+    a validated provenance chain (the trace of tool calls comes with --json)."""
+    from agents.research import ResearchAgent, ResearchBudget  # noqa: PLC0415
+    from engine.tools import ThreadlineToolbox  # noqa: PLC0415
+
+    async def job(tl: Threadline) -> Any:
+        access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
+        agent = ResearchAgent(
+            ThreadlineToolbox(tl, access),
+            model=tl.model if llm else None,
+            budget=ResearchBudget(max_steps=max_steps, max_tokens=max_tokens),
+        )
+        return await agent.run(question)
+
+    report = _run(data_dir, job)
+    if as_json:
+        _emit_json(
+            {
+                "question": report.question,
+                "mode": report.mode,
+                "sub_questions": report.sub_questions,
+                "statements": [
+                    {
+                        "text": s.text,
+                        "notes": list(s.notes),
+                        "claim": s.claim.model_dump(mode="json"),
+                    }
+                    for s in report.statements
+                ],
+                "notes": [{"id": n.id, "text": n.text, "step": n.step} for n in report.notes],
+                "trace": [
+                    {
+                        "step": t.step,
+                        "tool": t.tool,
+                        "arguments": t.arguments,
+                        "by": t.by,
+                        "ms": t.ms,
+                        "error": t.result.get("error"),
+                    }
+                    for t in report.trace
+                ],
+                "stopped": report.stopped,
+                "dropped": report.dropped,
+                "usage": {
+                    "prompt_tokens": report.usage.prompt_tokens,
+                    "completion_tokens": report.usage.completion_tokens,
+                },
+            }
+        )
+        return
+    out.print(escape(report.markdown()), highlight=False)
+    out.print(
+        f"[dim]{len(report.trace)} tool calls ({report.mode}), {len(report.notes)} notes; "
+        f"{report.stopped}[/]",
+        markup=True,
+    )
+
+
 @app.command("serve-model-local")
 def serve_model_local(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,

@@ -28,7 +28,7 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from extractors.model import Completion, Message, Usage
+from extractors.model import Completion, Message, ToolCall, Usage
 from graph import ConfigError, LLMError, RetryableLLMError
 
 __all__ = ["OpenAIChatClient", "OpenAIEmbedder"]
@@ -118,6 +118,7 @@ class OpenAIChatClient:
         max_tokens: int | None,
         temperature: float,
         stream: bool,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
@@ -131,6 +132,9 @@ class OpenAIChatClient:
                 "type": "json_schema",
                 "json_schema": {"name": schema_name, "schema": schema, "strict": True},
             }
+        if tools:
+            body["tools"] = list(tools)
+            body["tool_choice"] = "auto"
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -144,9 +148,12 @@ class OpenAIChatClient:
         schema_name: str = "reply",
         max_tokens: int | None = None,
         temperature: float = 0.0,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
         """One reply (see :class:`extractors.model.ChatModel`)."""
-        body = self._body(messages, schema, schema_name, max_tokens, temperature, stream=False)
+        body = self._body(
+            messages, schema, schema_name, max_tokens, temperature, stream=False, tools=tools
+        )
         started = time.perf_counter()
         reply = await self._send("POST", "/chat/completions", body)
         try:
@@ -164,6 +171,7 @@ class OpenAIChatClient:
             usage=usage,
             finish_reason=choice.get("finish_reason"),
             ms=round((time.perf_counter() - started) * 1000, 2),
+            tool_calls=_tool_calls(choice["message"].get("tool_calls")),
         )
 
     async def stream(
@@ -402,6 +410,22 @@ def _event(line: str) -> dict[str, Any] | None:
     if isinstance(chunk, dict) and "error" in chunk:
         raise LLMError(f"the model server failed mid-stream: {chunk['error']}")
     return chunk if isinstance(chunk, dict) else None
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    calls = []
+    for n, item in enumerate(raw or ()):
+        function = item.get("function") or {} if isinstance(item, dict) else {}
+        name = function.get("name")
+        if not name:
+            continue
+        arguments = function.get("arguments") or "{}"
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments)
+        calls.append(
+            ToolCall(id=str(item.get("id") or f"call_{n}"), name=str(name), arguments=arguments)
+        )
+    return tuple(calls)
 
 
 def _usage(raw: Any) -> Usage:

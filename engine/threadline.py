@@ -30,6 +30,7 @@ from engine.journal import DataDirLock, IngestJournal
 from engine.llm import OpenAIChatClient
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
+from engine.views import Subgraph
 from extractors import (
     Bm25Encoder,
     EntityResolver,
@@ -50,12 +51,14 @@ from graph import (
     DocumentId,
     Entity,
     EntityId,
+    GraphPath,
     GraphStore,
     InputError,
     LLMError,
     Mention,
     Neighborhood,
     NotFoundError,
+    Relation,
     RetryableLLMError,
     StoreStats,
     VectorIndex,
@@ -547,6 +550,79 @@ class Threadline:
     ) -> list[Mention]:
         """Where an entity is mentioned."""
         return await self.graph.mentions([entity], access or Access.admin(), limit=limit)
+
+    # ------------------------------------------------------------------ exploration
+
+    async def entities(
+        self,
+        search: str = "",
+        access: Access | None = None,
+        *,
+        types: Sequence[str] = (),
+        limit: int = 50,
+    ) -> list[Entity]:
+        """Readable entities whose name or alias contains ``search`` (most mentioned first)."""
+        return await self.graph.search_entities(
+            search, access or Access.admin(), types=types, limit=limit
+        )
+
+    async def entity(self, key: str, access: Access | None = None) -> Entity:
+        """One entity by id (``ent_...``), name or alias."""
+        return await self.find_entity(key, access)
+
+    async def neighborhood(
+        self, key: str, access: Access | None = None, *, depth: int = 1, limit: int = 25
+    ) -> Neighborhood:
+        """The readable facts around an entity (``depth`` hops, ``limit`` facts per hop)."""
+        _, hood = await self.neighbors(key, access, depth=depth, limit=limit)
+        return hood
+
+    async def paths(
+        self,
+        source: str,
+        target: str,
+        access: Access | None = None,
+        *,
+        max_hops: int = 4,
+        limit: int = 5,
+    ) -> list[GraphPath]:
+        """Shortest chains of readable facts between two entities (ids or names)."""
+        who = access or Access.admin()
+        a, b = await self.find_entity(source, who), await self.find_entity(target, who)
+        return await self.graph.paths(a.id, b.id, who, max_hops=max_hops, limit=limit)
+
+    async def facts(
+        self,
+        key: str,
+        access: Access | None = None,
+        *,
+        predicates: Sequence[str] = (),
+        limit: int = 50,
+    ) -> list[Relation]:
+        """The facts touching an entity, each with the sentences that state it."""
+        who = access or Access.admin()
+        entity = await self.find_entity(key, who)
+        return await self.graph.relations([entity.id], who, predicates=predicates, limit=limit)
+
+    async def subgraph(
+        self,
+        keys: str | Sequence[str],
+        access: Access | None = None,
+        *,
+        depth: int = 1,
+        limit: int = 25,
+        cooccurrence: bool = False,
+    ) -> Subgraph:
+        """The neighbourhood of one or more entities as a :class:`Subgraph` (a networkx
+        ``MultiDiGraph`` with ``name``/``type`` on nodes and ``predicate``/``kind``/
+        ``evidence`` on edges, drawable in a notebook or to PNG/SVG)."""
+        who = access or Access.admin()
+        names = [keys] if isinstance(keys, str) else list(keys)
+        centres = [await self.find_entity(k, who) for k in names]
+        hood = await self.graph.neighbors([e.id for e in centres], who, depth=depth, limit=limit)
+        return Subgraph.from_neighborhood(
+            hood, centres=[e.id for e in centres], cooccurrence=cooccurrence
+        )
 
 
 def _model_answer(answer: str, claims: Sequence[Claim]) -> str:

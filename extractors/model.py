@@ -15,10 +15,19 @@ from typing import Any, Protocol, runtime_checkable
 
 from graph import LLMError
 
-__all__ = ["ChatModel", "Completion", "Message", "Usage", "parse_json", "salvage_json"]
+__all__ = [
+    "ChatModel",
+    "Completion",
+    "Message",
+    "ToolCall",
+    "Usage",
+    "parse_json",
+    "salvage_json",
+]
 
-#: ``{"role": "system" | "user" | "assistant", "content": "..."}``
-Message = dict[str, str]
+#: ``{"role": "system" | "user" | "assistant" | "tool", "content": "...", ...}`` (an
+#: assistant message may carry ``tool_calls``, a tool message a ``tool_call_id``).
+Message = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +52,24 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function the model asked to call (OpenAI tool calling)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
-    """A model's reply: its text, why it stopped, and what it cost."""
+    """A model's reply: its text, the tools it wants called, why it stopped, its cost."""
 
     text: str
     model: str
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     ms: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @runtime_checkable
@@ -67,8 +86,10 @@ class ChatModel(Protocol):
         schema_name: str = "reply",
         max_tokens: int | None = None,
         temperature: float = 0.0,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
-        """One reply. With ``schema`` the server is asked for JSON conforming to it."""
+        """One reply. With ``schema`` the server is asked for JSON conforming to it; with
+        ``tools`` (OpenAI function definitions) it may ask for calls instead."""
         ...
 
     def stream(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -161,3 +162,48 @@ class Answer(_Frozen):
         default=0,
         description="unsupported claims left out of the answer (ask for them to see them)",
     )
+
+    def _repr_html_(self) -> str:
+        """The answer in a notebook: the text, then each claim with its chain, collapsible."""
+        colours = {"supported": "#2e7d32", "contradicted": "#c62828", "unsupported": "#b26a00"}
+        parts = [
+            f"<div><div style='color:#666'>{escape(self.question)}</div>",
+            "<div style='font-size:1.3em;font-weight:600;margin:4px 0'>"
+            f"{escape(self.answer)}</div>",
+            f"<div style='color:#666;font-size:0.85em'>mode {escape(self.mode)} · "
+            f"{escape(self.synthesis)} · {len(self.evidence)} evidence chunks · "
+            f"{self.timings_ms.get('total', 0):.0f} ms</div>",
+        ]
+        for n, claim in enumerate(self.claims, 1):
+            colour = colours.get(claim.verdict, "#555")
+            rows = [
+                f"<li>fact <b>{escape(f.subject)}</b> —{escape(f.predicate)}→ "
+                f"<b>{escape(f.object)}</b> <code>{escape(f.relation_id)}</code></li>"
+                for f in claim.facts
+            ]
+            rows += [
+                f"<li>span <code>{escape(s.document_id)} [{s.start}:{s.end}]</code> "
+                f"“{escape(s.text)}”</li>"
+                for s in claim.spans
+            ]
+            rows += [
+                f"<li>document {escape(d.title)} (v{d.version}, "
+                f"<code>{escape(d.source)}</code>)</li>"
+                for d in claim.documents
+            ]
+            parts.append(
+                f"<details style='margin:4px 0'><summary><span style='color:{colour};"
+                f"font-weight:600'>{n}. {claim.verdict}</span> {escape(claim.text)}</summary>"
+                f"<div style='color:#666;font-size:0.85em'>{escape(claim.reason)}</div>"
+                f"<ul>{''.join(rows)}</ul></details>"
+            )
+        if self.plan:
+            steps = "".join(
+                f"<li>{escape(s.id)} {escape(s.kind)} → "
+                f"{escape(', '.join(b.name for b in s.output[:3]) or '—')}</li>"
+                for s in self.plan
+            )
+            summary = f"<summary>plan ({len(self.plan)} steps)</summary>"
+            parts.append(f"<details>{summary}<ul>{steps}</ul></details>")
+        parts.append("</div>")
+        return "".join(parts)

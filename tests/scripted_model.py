@@ -29,6 +29,7 @@ class ScriptedModel:
         schema_name: str = "reply",
         max_tokens: int | None = None,
         temperature: float = 0.0,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
         text = self._next(messages, schema)
         return Completion(text=text, model=self.model, usage=Usage(10, len(text) // 4, 1))

@@ -1,0 +1,99 @@
+"""pandas tables of Threadline objects, for notebooks: ``to_dataframe(x)``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from engine.views import Subgraph
+from graph import Entity, Relation
+from graph.provenance import Answer, Evidence
+
+__all__ = ["to_dataframe"]
+
+
+def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFrame:
+    """A table of entities, facts, evidence, an answer's claims, or a subgraph's facts.
+
+    ``names`` maps entity ids to names for fact tables (a subgraph knows its own).
+    """
+    if isinstance(obj, Answer):
+        return _claims(obj)
+    if isinstance(obj, Subgraph):
+        known = {str(n): str(d.get("name", n)) for n, d in obj.graph.nodes(data=True)}
+        facts = [
+            {"relation_id": k, "subject": known.get(a, a), "predicate": d.get("predicate"),
+             "object": known.get(b, b), "kind": d.get("kind"), "confidence": d.get("confidence"),
+             "evidence": " | ".join(s.text for s in d.get("evidence", ()))}
+            for a, b, k, d in obj.graph.edges(keys=True, data=True)
+        ]  # fmt: skip
+        return pd.DataFrame(facts, columns=_FACT_COLUMNS)
+    items = list(obj) if isinstance(obj, Sequence) else [obj]
+    if not items:
+        return pd.DataFrame()
+    if all(isinstance(i, Entity) for i in items):
+        return pd.DataFrame(
+            [
+                {"id": e.id, "name": e.name, "type": e.type, "aliases": ", ".join(e.aliases)}
+                for e in items
+            ]
+        )
+    if all(isinstance(i, Relation) for i in items):
+        known = names or {}
+        return pd.DataFrame(
+            [
+                {
+                    "relation_id": r.id,
+                    "subject": known.get(r.subject_id, r.subject_id),
+                    "predicate": r.predicate,
+                    "object": known.get(r.object_id, r.object_id),
+                    "kind": r.kind,
+                    "confidence": r.confidence,
+                    "evidence": " | ".join(s.text for s in r.evidence),
+                }
+                for r in items
+            ],
+            columns=_FACT_COLUMNS,
+        )
+    if all(isinstance(i, Evidence) for i in items):
+        return pd.DataFrame(
+            [
+                {
+                    "chunk_id": e.chunk_id,
+                    "document_id": e.document_id,
+                    "score": e.score,
+                    **{f"{name}_rank": sig.rank for name, sig in e.signals.items()},
+                }
+                for e in items
+            ]
+        )
+    kinds = sorted({type(i).__name__ for i in items})
+    raise TypeError(
+        f"to_dataframe takes entities, relations, evidence, an Answer or a Subgraph, not {kinds}"
+    )
+
+
+_FACT_COLUMNS = ["relation_id", "subject", "predicate", "object", "kind", "confidence", "evidence"]
+
+
+def _claims(answer: Answer) -> pd.DataFrame:
+    rows = []
+    for n, claim in enumerate(answer.claims, 1):
+        for span in claim.spans or [None]:
+            rows.append(
+                {
+                    "claim": n,
+                    "verdict": claim.verdict,
+                    "text": claim.text,
+                    "facts": "; ".join(
+                        f"{f.subject} —{f.predicate}→ {f.object}" for f in claim.facts
+                    ),
+                    "document_id": span.document_id if span else None,
+                    "start": span.start if span else None,
+                    "end": span.end if span else None,
+                    "span": span.text if span else None,
+                }
+            )
+    return pd.DataFrame(rows)
