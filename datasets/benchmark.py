@@ -308,8 +308,8 @@ async def model_path(
                     "completion_tokens": answer.usage.get("completion_tokens", 0),
                     "supported": sum(c.verdict == "supported" for c in answer.claims),
                     "removed": answer.removed_claims,
-                    "em": max((exact_match(answer.answer, a) for a in q.answers), default=0.0),
-                    "f1": max((f1_score(answer.answer, a) for a in q.answers), default=0.0),
+                    "em": exact_match(answer.answer, q.answers),
+                    "f1": f1_score(answer.answer, q.answers),
                 }
             )
     by_model = [r for r in rows if r["model"]]

@@ -15,6 +15,7 @@ made, never at start-up.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ TYPE_COLOURS = {
     "QUESTION": "#111111",
 }
 _OTHER = "#cccccc"
+_REMOTE = re.compile(
+    r"<(?:link|script)\b[^>]*(?:href|src)=\"https?://[^\"]*\"[^>]*>(?:\s*</script>)?"
+)
 
 
 class Subgraph:
@@ -62,12 +66,18 @@ class Subgraph:
     ) -> Subgraph:
         """The graph of a neighbourhood (co-occurrence facts only when asked for)."""
         graph = nx.MultiDiGraph()
+        facts = [f for f in hood.relations if cooccurrence or f.kind != "cooccurrence"]
+        # Entities that only co-occur would float unconnected: keep the centres and the
+        # ends of the facts shown.
+        shown = {e for f in facts for e in (f.subject_id, f.object_id)} | set(centres)
         for entity in hood.entities:
-            graph.add_node(entity.id, name=entity.name, type=entity.type, aliases=entity.aliases)
-        for fact in hood.relations:
-            if fact.kind == "cooccurrence" and not cooccurrence:
-                continue
-            _add_fact(graph, fact)
+            if entity.id in shown:
+                graph.add_node(
+                    entity.id, name=entity.name, type=entity.type, aliases=entity.aliases
+                )
+        for fact in facts:
+            if fact.subject_id in graph and fact.object_id in graph:
+                _add_fact(graph, fact)
         return cls(graph, centres=centres)
 
     def __len__(self) -> int:
@@ -120,7 +130,9 @@ class Subgraph:
                 dashes=data.get("kind") == "cooccurrence",
             )
         page: str = net.generate_html(notebook=False)
-        return page
+        # pyvis inlines vis-network but still links Bootstrap from a CDN (unused by the
+        # graph): drop it, so the page makes no network request at all.
+        return _REMOTE.sub("", page)
 
     def save_html(self, path: Path) -> Path:
         """Write the interactive view to ``path``."""
