@@ -40,6 +40,7 @@ __all__ = [
     "Statement",
     "ToolRecord",
     "Toolbox",
+    "action_schema",
     "split_questions",
 ]
 
@@ -142,10 +143,12 @@ class ResearchAgent:
         *,
         model: ChatModel | None = None,
         budget: ResearchBudget | None = None,
+        tool_calling: Literal["json", "native"] = "json",
     ) -> None:
         self.toolbox = toolbox
         self.model = model
         self.budget = budget or ResearchBudget()
+        self.tool_calling = tool_calling
 
     async def run(self, question: str) -> Report:
         """Research ``question`` and write the report."""
@@ -242,7 +245,7 @@ class _Run:
     # ------------------------------------------------------------------ with a model
 
     async def tool_loop(self, model: ChatModel) -> None:
-        """The model picks tools until it answers or the budget runs out. The question is
+        """The model picks tools until it finishes or the budget runs out. The question is
         asked once first, so the model starts from a planned answer and its chains."""
         self.sub_questions = split_questions(self.question)
         first = await self._call("ask", {"question": self.question}, "planner")
@@ -250,27 +253,57 @@ class _Run:
         if first is not None:
             messages.append({"role": "user", "content": "ask → " + _brief(first)})
         specs = self.agent.toolbox.specs()
+        native = self.agent.tool_calling == "native"
         while True:
             why = self._spent()
             if why is not None:
                 self.stopped = why
                 return
             try:
-                reply = await model.complete(messages, tools=specs, max_tokens=400)
+                calls, text = await self._next_calls(model, messages, specs, native=native)
             except LLMError as exc:
                 self.stopped = f"the model failed ({exc})"
                 return
-            self.usage += reply.usage
-            if not reply.tool_calls:
+            if not calls:
                 return  # the model is done researching
-            messages.append(_assistant(reply.text, reply.tool_calls))
-            for call in reply.tool_calls:
+            messages.append(_assistant(text, calls))
+            for call in calls:
                 result = await self._run_call(call)
                 if result is None:
                     return
+                content = _brief(result)
                 messages.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": _brief(result)}
+                    {"role": "tool", "tool_call_id": call.id, "content": content}
+                    if native
+                    else {"role": "user", "content": f"{call.name} → {content}"}
                 )
+
+    async def _next_calls(
+        self,
+        model: ChatModel,
+        messages: list[Message],
+        specs: list[dict[str, Any]],
+        *,
+        native: bool,
+    ) -> tuple[tuple[ToolCall, ...], str]:
+        """The tools the model wants called next (none: it is done), and its text."""
+        if native:
+            reply = await model.complete(messages, tools=specs, max_tokens=400)
+            self.usage += reply.usage
+            return reply.tool_calls, reply.text
+        reply = await model.complete(
+            messages, schema=action_schema(specs), schema_name="next_action", max_tokens=300
+        )
+        self.usage += reply.usage
+        try:
+            action = json.loads(reply.text)
+        except json.JSONDecodeError as exc:
+            raise LLMError(f"the model's next action is not JSON: {exc.msg}") from exc
+        name = action.get("action") if isinstance(action, dict) else None
+        if not isinstance(name, str) or name == "finish":
+            return (), reply.text
+        arguments = json.dumps(action.get("arguments") or {})
+        return (ToolCall(id=f"action_{len(self.trace) + 1}", name=name, arguments=arguments),), ""
 
     async def _run_call(self, call: ToolCall) -> dict[str, Any] | None:
         arguments = _arguments(call.arguments)
@@ -396,6 +429,36 @@ def _candidates(tool: str, result: dict[str, Any]) -> list[Claim]:
         facts += path.get("facts", [])
     out += [c for c in map(_fact_claim, facts[:12]) if c is not None]
     return out
+
+
+def action_schema(specs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Tool calling through structured output: the next action is one of the tools with
+    arguments valid for it, or ``finish``. Works with any server that takes a JSON schema
+    (vLLM, llama.cpp), whether or not its chat template knows about tools."""
+    options: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {
+                "action": {"const": spec["function"]["name"]},
+                "arguments": spec["function"]["parameters"],
+            },
+            "required": ["action", "arguments"],
+            "additionalProperties": False,
+        }
+        for spec in specs
+    ]
+    options.append(
+        {
+            "type": "object",
+            "properties": {
+                "action": {"const": "finish"},
+                "summary": {"type": "string", "maxLength": 400},
+            },
+            "required": ["action"],
+            "additionalProperties": False,
+        }
+    )
+    return {"anyOf": options}
 
 
 def _assistant(text: str, calls: Sequence[ToolCall]) -> Message:

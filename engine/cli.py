@@ -435,6 +435,13 @@ def research(
     llm: Annotated[
         bool, typer.Option("--llm", help="The configured model drives the tool-calling loop.")
     ] = False,
+    tool_calling: Annotated[
+        str,
+        typer.Option(
+            help="json (tools chosen through structured output; any server) or native "
+            "(OpenAI tool calls; vLLM with a tool-call parser)."
+        ),
+    ] = "json",
     max_steps: Annotated[int, typer.Option(min=1, max=100, help="Tool calls allowed.")] = 12,
     max_tokens: Annotated[int, typer.Option(min=100, help="Model tokens allowed.")] = 30_000,
     tenant: Tenant = None,
@@ -447,12 +454,16 @@ def research(
     from agents.research import ResearchAgent, ResearchBudget  # noqa: PLC0415
     from engine.tools import ThreadlineToolbox  # noqa: PLC0415
 
+    if tool_calling not in {"json", "native"}:
+        raise typer.BadParameter("--tool-calling takes json or native")
+
     async def job(tl: Threadline) -> Any:
         access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
         agent = ResearchAgent(
             ThreadlineToolbox(tl, access),
             model=tl.model if llm else None,
             budget=ResearchBudget(max_steps=max_steps, max_tokens=max_tokens),
+            tool_calling="native" if tool_calling == "native" else "json",
         )
         return await agent.run(question)
 

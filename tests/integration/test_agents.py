@@ -5,6 +5,7 @@ the MCP client of the official SDK."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -124,7 +125,8 @@ async def test_research_tool_loop_with_the_local_model(
         report = await ResearchAgent(box, model=tl.model, budget=budget).run(question)
     assert report.mode == "model"
     assert report.trace[0].by == "planner"  # the question itself is asked first
-    assert report.usage.completion_tokens > 0  # the model was asked for its next step
+    assert report.usage.completion_tokens > 0  # the model chose its next steps
+    assert report.stopped == "done" or "budget" in report.stopped
     for record in report.trace[1:]:
         assert record.by == "model"
         assert record.tool in TOOL_ARGUMENTS or "error" in record.result
@@ -134,6 +136,61 @@ async def test_research_tool_loop_with_the_local_model(
             [s.claim for s in report.statements]
         )
     assert all(c.verdict == "supported" for c in checked)
+
+
+async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> None:
+    """The tool-calling loop's protocol with the ChatModel seam scripted: the model asks
+    for a tool, then a bad tool, then finishes, then writes a report citing a note and
+    one statement it made up; only the validated statement is kept."""
+    from tests.scripted_model import ScriptedModel
+
+    box = ThreadlineToolbox(tl, Access(tenant="default"))
+    question = _questions(1)[0]
+    entity = (await tl.entities(limit=1))[0].name
+    model = ScriptedModel(
+        [
+            json.dumps({"action": "facts", "arguments": {"name": entity, "limit": 5}}),
+            json.dumps({"action": "nonexistent", "arguments": {}}),
+            json.dumps({"action": "finish", "summary": "done"}),
+            "REPORT",
+        ]
+    )
+    agent = ResearchAgent(box, model=model, budget=ResearchBudget(max_steps=6))
+    original = model.complete
+    notes_seen: list[str] = []
+
+    async def scripted(messages: Any, **kwargs: Any) -> Any:
+        if model.replies == ["REPORT"]:
+            listing = messages[-1]["content"]
+            ids = re.findall(r"\[(N\d+)\]", listing)
+            notes_seen.extend(ids)
+            first = listing.split(f"[{ids[0]}] ", 1)[1].split("\n", 1)[0]
+            model.replies = [
+                json.dumps(
+                    {
+                        "statements": [
+                            {"text": first, "notes": [ids[0]]},
+                            {"text": "The moon is made of cheese.", "notes": [ids[0]]},
+                        ]
+                    }
+                )
+            ]
+        return await original(messages, **kwargs)
+
+    model.complete = scripted  # type: ignore[method-assign]
+    run_report = await agent.run(question)
+    assert [t.tool for t in run_report.trace] == ["ask", "facts", "nonexistent"]
+    assert [t.by for t in run_report.trace] == ["planner", "model", "model"]
+    assert "no tool named" in run_report.trace[2].result["error"]
+    assert notes_seen
+    assert len(run_report.statements) == 1
+    assert run_report.dropped == 1
+    assert run_report.statements[0].claim.verdict == "supported"
+    schema = model.calls[1]["schema"]
+    assert {o["properties"]["action"]["const"] for o in schema["anyOf"]} == {
+        *TOOL_ARGUMENTS,
+        "finish",
+    }
 
 
 @pytest.mark.subprocess

@@ -45,6 +45,26 @@ def _app(script: Script) -> FastAPI:
             headers = {"Retry-After": "0"} if status == 429 else {}
             return JSONResponse({"error": {"message": f"scripted {status}"}}, status, headers)
         text = json.dumps({"answer": "ok", "claims": []})
+        if body.get("tools"):
+            call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {
+                    "name": body["tools"][0]["function"]["name"],
+                    "arguments": '{"name": "Paris"}',
+                },
+            }
+            return JSONResponse(
+                {
+                    "model": "flaky-model",
+                    "choices": [
+                        {
+                            "message": {"content": None, "tool_calls": [call]},
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                }
+            )
         if body.get("stream"):
 
             def events() -> Iterator[str]:
@@ -170,3 +190,19 @@ def test_a_base_url_that_is_not_http_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="THREADLINE_MODEL__BASE_URL"):
         OpenAIChatClient(base_url="vllm:8000", model="m")
+
+
+async def test_native_tool_calls_are_parsed(flaky: tuple[str, Script]) -> None:
+    base, script = flaky
+    script.statuses = []
+    tools = [{"type": "function", "function": {"name": "facts", "parameters": {"type": "object"}}}]
+    async with _client(base) as client:
+        reply = await client.complete(HELLO, tools=tools)
+    (call,) = reply.tool_calls
+    assert (call.id, call.name, json.loads(call.arguments)) == (
+        "call_1",
+        "facts",
+        {"name": "Paris"},
+    )
+    assert script.bodies[-1]["tools"] == tools
+    assert script.bodies[-1]["tool_choice"] == "auto"
