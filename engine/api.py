@@ -83,6 +83,14 @@ class ApiError(Exception):
         self.status, self.error, self.message, self.headers = status, error, message, headers
 
 
+def _check_model(service: Any, body: AskRequest) -> None:
+    if body.llm and service.tl.settings.model.base_url is None:
+        raise InputError(
+            '"llm": true needs a model server, and this service has none configured '
+            "(THREADLINE_MODEL__BASE_URL); ask without it for an extractive answer"
+        )
+
+
 def _status(exc: ThreadlineError) -> tuple[int, str]:
     table: list[tuple[type[ThreadlineError], int, str]] = [
         (InputError, 400, "invalid_input"),
@@ -948,6 +956,7 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         """
         service = _service(request)
         request_id = request.state.request_id
+        _check_model(service, body)
         wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
         if not wants_stream:
             answer = await service.bounded(

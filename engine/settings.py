@@ -75,10 +75,24 @@ class VectorSettings(_Section):
 
 
 class EmbeddingSettings(_Section):
-    """The embedder. ``model_path`` unset means the packaged all-MiniLM-L6-v2."""
+    """The embedder: the packaged all-MiniLM-L6-v2 unless ``model_path`` names another local
+    sentence-transformers model or ``base_url`` an OpenAI-compatible ``/v1/embeddings``."""
 
     model_path: Path | None = None
     batch_size: int = Field(default=64, ge=1, le=4096)
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible embeddings server (e.g. vLLM), ending in /v1"
+    )
+    model: str | None = Field(default=None, description="the served embedding model's name")
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _remote(self) -> EmbeddingSettings:
+        if self.base_url is not None and not self.model:
+            raise ValueError(
+                "THREADLINE_EMBEDDING__BASE_URL needs THREADLINE_EMBEDDING__MODEL (the served name)"
+            )
+        return self
 
 
 class ExtractionSettings(_Section):

@@ -27,12 +27,13 @@ from agents.model_planner import ModelPlanner
 from agents.synthesis import ModelSynthesizer, Synthesis
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
-from engine.llm import OpenAIChatClient
+from engine.llm import OpenAIChatClient, OpenAIEmbedder
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
 from engine.views import Subgraph
 from extractors import (
     Bm25Encoder,
+    Embedder,
     EntityResolver,
     SentenceChunker,
     SentenceTransformerEmbedder,
@@ -125,10 +126,19 @@ class Threadline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = DataDirLock(settings.data_dir)
-        self._embedder = SentenceTransformerEmbedder(
-            model_path=settings.embedding.model_path or packaged_minilm_path(),
-            batch_size=settings.embedding.batch_size,
-        )
+        emb = settings.embedding
+        self._embedder: Embedder
+        if emb.base_url and emb.model:
+            self._embedder = OpenAIEmbedder(
+                base_url=emb.base_url,
+                model=emb.model,
+                api_key=emb.api_key.get_secret_value() if emb.api_key else None,
+                batch_size=emb.batch_size,
+            )
+        else:
+            self._embedder = SentenceTransformerEmbedder(
+                model_path=emb.model_path or packaged_minilm_path(), batch_size=emb.batch_size
+            )
         ext = settings.extraction
         self._extractor = SpacyEntityExtractor(
             pipeline=ext.spacy_pipeline,
@@ -672,5 +682,5 @@ def _checked_question(question: str) -> str:
     return text
 
 
-async def _dimension(embedder: SentenceTransformerEmbedder) -> int:
+async def _dimension(embedder: Embedder) -> int:
     return await asyncio.to_thread(lambda: embedder.dimension)

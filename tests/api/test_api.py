@@ -499,3 +499,14 @@ def _fuzz(operation: Any, key: str, failures: list[str]) -> None:
             assert set(response.json()) == {"error", "message", "detail"}, response.text
 
     check()
+
+
+def test_ask_with_llm_but_no_model_server_is_a_client_error(api: Api) -> None:
+    resp = httpx.post(
+        f"{api.base}/v1/ask",
+        json={"question": "Who founded the company?", "llm": True},
+        headers={"Authorization": f"Bearer {api.keys['acme']}"},
+        timeout=60,
+    )
+    assert resp.status_code == 400
+    assert "THREADLINE_MODEL__BASE_URL" in resp.json()["message"]

@@ -175,6 +175,19 @@ async def test_embeddings_endpoint(tmp_path: Path) -> None:
         assert vectors.shape == (3, embedder.dimension)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
         assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+        # The whole pipeline on the remote embedder: ingest, then dense retrieval.
+        from engine.settings import EmbeddingSettings
+
+        settings = Settings(
+            data_dir=tmp_path / "data",
+            embedding=EmbeddingSettings(base_url=server.base_url, model=LOCAL_MODEL_ALIAS),
+        )
+        async with await Threadline.open(settings) as tl:
+            report = await tl.ingest(tl.read([_jsonl(tmp_path / "pages.jsonl", PAGES)]))
+            assert report.vectors == report.chunks > 0
+            found = await tl.retrieve("Lotharingia kingdom", k=2, mode="dense")
+            assert len(found.evidence) == 2
+            assert (await tl.stats()).vectors == report.chunks
 
 
 # ---------------------------------------------------------------------- answers
