@@ -156,11 +156,12 @@ class Subgraph:
             mpl.use("Agg")  # headless when writing files
         import matplotlib.pyplot as plt  # noqa: PLC0415
 
-        fig, ax = plt.subplots(figsize=(size * 1.4, size))
         graph = self.graph
         if self.path:
             pos = _chain_layout(graph, self.path)
+            fig, ax = plt.subplots(figsize=(max(size, 2.2 * len(self.path)), size * 0.55))
         else:
+            fig, ax = plt.subplots(figsize=(size * 1.4, size))
             pos = nx.spring_layout(nx.Graph(graph), seed=7, k=1.2 / max(1, len(graph)) ** 0.5)
         colours = [
             TYPE_COLOURS.get(str(d.get("type", "")), _OTHER) for _, d in graph.nodes(data=True)
@@ -191,7 +192,12 @@ class Subgraph:
                 node_size=900,
             )
         labels = {n: _short(str(d.get("name", n)), 28) for n, d in graph.nodes(data=True)}
-        nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=9)
+        span = max((abs(y) for _, y in pos.values()), default=1.0) or 1.0
+        under = {n: (x, y - 0.13 * span) for n, (x, y) in pos.items()}
+        nx.draw_networkx_labels(
+            graph, under, labels=labels, ax=ax, font_size=9,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+        )  # fmt: skip
         edge_labels = {
             (a, b): _short(str(d.get("predicate", "")), 20) for a, b, d in graph.edges(data=True)
         }
@@ -204,6 +210,7 @@ class Subgraph:
         if types:
             ax.legend(loc="lower left", fontsize=8, frameon=False)
         ax.set_title(title or repr(self), fontsize=11)
+        ax.margins(0.12, 0.25)
         ax.axis("off")
         fig.tight_layout()
         if path is not None:
@@ -247,15 +254,19 @@ def provenance_graph(answer: Answer) -> Subgraph:
                     evidence=claim.spans,
                 )
                 path.append(fact.object_id)
-    graph.add_node("answer", name=_short(answer.answer, 40), type="CLAIM")
-    graph.add_edge(path[-1], "answer", predicate="answer", kind="answer", evidence=())
-    path.append("answer")
+    last = graph.nodes[path[-1]]
+    if len(path) > 1 and last.get("name") == answer.answer:
+        last["type"] = "CLAIM"  # the last hop found the answer itself
+    else:
+        graph.add_node("answer", name=_short(answer.answer, 40), type="CLAIM")
+        graph.add_edge(path[-1], "answer", predicate="answer", kind="answer", evidence=())
+        path.append("answer")
     for n, claim in enumerate(answer.claims, 1):
         for doc in claim.documents:
             node = f"doc:{doc.document_id}"
             graph.add_node(node, name=f"{doc.title} (v{doc.version})", type="DOCUMENT")
             graph.add_edge(
-                "answer",
+                path[-1],
                 node,
                 predicate=f"claim {n}: {claim.verdict}",
                 kind="cites",
@@ -284,13 +295,18 @@ def _evidence_text(spans: Iterable[Any]) -> str:
 
 
 def _chain_layout(graph: nx.MultiDiGraph, path: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """The chain left to right; everything else fanned out below the node it hangs off."""
+    """The chain left to right; everything else in a row below it, centred under the
+    chain node it hangs off."""
     pos = {node: (float(i), 0.0) for i, node in enumerate(path)}
-    others = [n for n in graph.nodes if n not in pos]
-    for i, node in enumerate(others):
-        anchor = next((p for p in graph.predecessors(node) if p in pos), path[-1])
+    below: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        if node not in pos:
+            anchor = next((p for p in graph.predecessors(node) if p in pos), path[-1])
+            below.setdefault(anchor, []).append(node)
+    for anchor, nodes in below.items():
         x, _ = pos[anchor]
-        pos[node] = (x + 0.35 * (i % 3 - 1), -1.0 - 0.45 * (i // 3))
+        for i, node in enumerate(nodes):
+            pos[node] = (x + 1.1 * (i - (len(nodes) - 1) / 2), -1.0)
     return pos
 
 
