@@ -958,30 +958,20 @@ def _routes(app: FastAPI) -> None:  # noqa: C901, PLR0915 - one place lists ever
         request_id = request.state.request_id
         _check_model(service, body)
         wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
+        options: dict[str, Any] = {
+            "k": body.k,
+            "mode": body.mode,
+            "llm": body.llm,
+            "unsupported": body.unsupported,
+        }
         if not wants_stream:
-            answer = await service.bounded(
-                service.tl.ask(
-                    body.question,
-                    key.access,
-                    k=body.k,
-                    mode=body.mode,
-                    llm=body.llm,
-                    unsupported=body.unsupported,
-                )
-            )
+            answer = await service.bounded(service.tl.ask(body.question, key.access, **options))
             _record_answer(service, key, request_id, answer)
             return answer.model_dump(mode="json")
 
         async def events() -> AsyncIterator[dict[str, str]]:
             try:
-                async for event in service.tl.ask_stream(
-                    body.question,
-                    key.access,
-                    k=body.k,
-                    mode=body.mode,
-                    llm=body.llm,
-                    unsupported=body.unsupported,
-                ):
+                async for event in service.tl.ask_stream(body.question, key.access, **options):
                     if event.kind == "token":
                         yield {"event": "token", "data": _json({"text": event.text})}
                     elif event.kind == "evidence":

@@ -75,10 +75,9 @@ class OpenAIChatClient:
         self.backoff_s = backoff_s
         self.extra_body = dict(extra_body or {})
         self.usage = Usage()
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            headers=headers,
+            headers=_bearer(api_key),
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=concurrency * 2),
         )
@@ -340,7 +339,7 @@ class OpenAIEmbedder:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.batch_size = batch_size
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = _bearer(api_key)
         self._timeout = httpx.Timeout(timeout_s, connect=5.0)
         self._dimension: int | None = None
 
@@ -384,6 +383,10 @@ class OpenAIEmbedder:
         data = resp.json().get("data", [])
         ordered = sorted(data, key=lambda d: d.get("index", 0))
         return [list(map(float, d["embedding"])) for d in ordered]
+
+
+def _bearer(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def _unit(rows: list[list[float]], dimension: int | None) -> np.ndarray:

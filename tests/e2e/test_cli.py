@@ -237,24 +237,20 @@ def test_ask_llm_json_with_the_local_server(
         "THREADLINE_MODEL__MODEL": LOCAL_MODEL_ALIAS,
         "THREADLINE_MODEL__TIMEOUT_S": "120",
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "ask",
-            "Who is the spouse of the Green performer?",
-            "--llm",
-            "--json",
-            "--data-dir",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    question = "Who is the spouse of the Green performer?"
+
+    def ask(*flags: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "engine", "ask", question, "--llm", *flags]
+        return subprocess.run(
+            [*command, "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+
+    proc = ask("--json")
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)
     assert answer["synthesis"] in {"model", "extractive"}
@@ -265,22 +261,6 @@ def test_ask_llm_json_with_the_local_server(
     else:
         assert "rejected" in answer["synthesis_note"]
     assert all(c["verdict"] in {"supported", "contradicted"} for c in answer["claims"])
-    human = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "ask",
-            "Who is the spouse of the Green performer?",
-            "--llm",
-            "--data-dir",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    human = ask()
     assert human.returncode == 0, human.stderr
     assert "tokens" in human.stdout or "rejected" in human.stdout
