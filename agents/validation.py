@@ -8,8 +8,9 @@ cited spans, and the claim's text is grounded in those spans: either quoted from
 facts and most of its words do. Where a model is given as ``judge``, it is also asked
 whether the cited text supports the claim (prompt ``support``); it can only withhold
 support, never grant it. A cited fact whose subject and predicate exist with a different
-object, or a claim that names another entity of the object's type where the cited fact
-has its object, is ``contradicted``. Anything else is ``unsupported``, with the reason.
+object, or a claim that states a cited fact's subject and relation but names another graph
+entity (one the cited text does not name) where the fact has its object, is
+``contradicted``. Anything else is ``unsupported``, with the reason.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +22,7 @@ from extractors import (
     SpacyEntityExtractor,
     split_sentences,
 )
-from extractors.model_extractor import ModelExtractor
+from extractors.model_extractor import ExtractionStats, ModelExtractor
 from extractors.types import ChunkExtraction
 from graph import (
     PUBLIC_GROUP,
@@ -163,7 +162,7 @@ class Ingestor:
             **self._model_counts(before),
         )
 
-    def _model_counts(self, before: Any) -> dict[str, int]:
+    def _model_counts(self, before: ExtractionStats | None) -> dict[str, int]:
         if self._model is None or before is None:
             return {}
         now = self._model.stats

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents import Mode, ProvenanceValidator
 from engine.threadline import Threadline
-from graph import Access, Entity, Relation, ThreadlineError
+from graph import Access, Relation, ThreadlineError
 from graph.provenance import Claim
 
 __all__ = ["TOOL_ARGUMENTS", "ThreadlineToolbox", "openai_tools"]
@@ -183,8 +183,8 @@ class ThreadlineToolbox:
         entity = await self.tl.entity(args.name, self.access)
         mentions = await self.tl.mentions(entity.id, self.access, limit=5)
         return {
-            "entity": _entity(entity),
-            "mentions": [_span(m.span) for m in mentions],
+            "entity": entity.model_dump(mode="json"),
+            "mentions": [m.span.model_dump(mode="json") for m in mentions],
         }
 
     async def _neighborhood(self, args: NeighborhoodArgs) -> dict[str, Any]:
@@ -193,8 +193,8 @@ class ThreadlineToolbox:
         )
         names = {e.id: e.name for e in hood.entities}
         return {
-            "entity": _entity(entity),
-            "entities": [_entity(e) for e in hood.entities],
+            "entity": entity.model_dump(mode="json"),
+            "entities": [e.model_dump(mode="json") for e in hood.entities],
             "facts": [_fact(r, names) for r in hood.relations if r.kind != "cooccurrence"],
             "truncated": hood.truncated,
         }
@@ -224,28 +224,9 @@ class ThreadlineToolbox:
         ids = list({e for r in facts for e in (r.subject_id, r.object_id)})
         names = {e.id: e.name for e in await self.tl.graph.entities(ids, self.access)}
         return {
-            "entity": _entity(entity),
+            "entity": entity.model_dump(mode="json"),
             "facts": [_fact(r, names) for r in facts if r.kind != "cooccurrence"],
         }
-
-
-def _entity(entity: Entity) -> dict[str, Any]:
-    return {
-        "id": entity.id,
-        "name": entity.name,
-        "type": entity.type,
-        "aliases": list(entity.aliases),
-    }
-
-
-def _span(span: Any) -> dict[str, Any]:
-    return {
-        "chunk_id": span.chunk_id,
-        "document_id": span.document_id,
-        "start": span.start,
-        "end": span.end,
-        "text": span.text,
-    }
 
 
 def _fact(fact: Relation, names: dict[Any, str]) -> dict[str, Any]:
@@ -258,5 +239,5 @@ def _fact(fact: Relation, names: dict[Any, str]) -> dict[str, Any]:
         "object": names.get(fact.object_id, fact.object_id),
         "kind": fact.kind,
         "confidence": fact.confidence,
-        "evidence": [_span(s) for s in fact.evidence],
+        "evidence": [s.model_dump(mode="json") for s in fact.evidence],
     }
