@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agents.answering import NOT_FOUND, _doc_ref, _fact_ref, _span_ref
 from agents.retrieval import Retrieval
 from extractors import split_sentences
-from extractors.model import ChatModel, Completion, Usage, parse_json
+from extractors.model import ChatModel, Completion, ModelReplyError, Usage, parse_json
 from extractors.prompts import SYNTHESIZE
 from graph import Access, Chunk, Document, Entity, EntityId, GraphStore, LLMError, Relation
 from graph.provenance import Claim, FactRef
@@ -219,7 +219,7 @@ class ModelSynthesizer:
         attempts = 1
         try:
             parsed = _parse(final.text)
-        except LLMError as first:
+        except ModelReplyError as first:
             # Rejected once: ask again with the reason (not streamed; the final event wins).
             attempts = 2
             retry = [
@@ -232,7 +232,7 @@ class ModelSynthesizer:
                 retry, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens
             )
             usage += again.usage
-            parsed = _parse(again.text)  # a second invalid reply is an LLMError
+            parsed = _parse(again.text)  # a second invalid reply is a ModelReplyError
         claims, problems = _resolve(parsed, items)
         yield Synthesis(
             answer=parsed.answer.strip() or NOT_FOUND,
@@ -252,7 +252,7 @@ def _parse(text: str) -> _ModelAnswer:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise LLMError(
+        raise ModelReplyError(
             f"the model's JSON does not fit the answer schema at {where}: {first['msg']}"
         ) from exc
 

@@ -40,7 +40,7 @@ from extractors import (
     SpacyEntityExtractor,
     packaged_minilm_path,
 )
-from extractors.model import Usage
+from extractors.model import ModelReplyError, Usage
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import PLAN, SUPPORT
 from graph import (
@@ -55,12 +55,10 @@ from graph import (
     GraphPath,
     GraphStore,
     InputError,
-    LLMError,
     Mention,
     Neighborhood,
     NotFoundError,
     Relation,
-    RetryableLLMError,
     StoreStats,
     VectorIndex,
     normalize_name,
@@ -511,14 +509,13 @@ class Threadline:
     ) -> AsyncIterator[AskEvent | Synthesis | str]:
         """The model's draft: ``token`` events, then the :class:`Synthesis` — or a note
         saying why there is none (the model replied twice with something unusable; the
-        caller answers extractively). A server that is down or overloaded is an error."""
+        caller answers extractively). A failed call (server down, overloaded, refusing the
+        key or the model name) is an error."""
         synthesizer = ModelSynthesizer(graph=self.graph, model=self.model)
         try:
             async for part in synthesizer.stream(retrieval, who):
                 yield part if isinstance(part, Synthesis) else AskEvent(kind="token", text=part)
-        except LLMError as exc:
-            if isinstance(exc, RetryableLLMError) or "cannot reach" in str(exc):
-                raise
+        except ModelReplyError as exc:
             note = f"the model's answer was rejected ({exc}); answered extractively"
             logger.warning("%s", note)
             yield note

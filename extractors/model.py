@@ -19,11 +19,18 @@ __all__ = [
     "ChatModel",
     "Completion",
     "Message",
+    "ModelReplyError",
     "ToolCall",
     "Usage",
     "parse_json",
     "salvage_json",
 ]
+
+
+class ModelReplyError(LLMError):
+    """The model answered, but not with what was asked: not JSON, or JSON that does not fit
+    the schema. (Unlike a failed call, asking again may help.)"""
+
 
 #: ``{"role": "system" | "user" | "assistant" | "tool", "content": "...", ...}`` (an
 #: assistant message may carry ``tool_calls``, a tool message a ``tool_call_id``).
@@ -109,7 +116,7 @@ def parse_json(text: str) -> Any:
     """The JSON value of a model's reply; a fenced block (```json ... ```) is unwrapped.
 
     Raises:
-        LLMError: the reply is not JSON (the message quotes its start).
+        ModelReplyError: the reply is not JSON (the message quotes its start).
     """
     body = text.strip()
     if body.startswith("```"):
@@ -119,7 +126,7 @@ def parse_json(text: str) -> Any:
         return json.loads(body)
     except json.JSONDecodeError as exc:
         shown = body[:120].replace("\n", " ")
-        raise LLMError(f"the model did not reply with JSON ({exc.msg}): {shown!r}") from exc
+        raise ModelReplyError(f"the model did not reply with JSON ({exc.msg}): {shown!r}") from exc
 
 
 def salvage_json(text: str) -> Any:
@@ -128,11 +135,11 @@ def salvage_json(text: str) -> Any:
     items survive (a half-written object is dropped, never guessed at).
 
     Raises:
-        LLMError: not even a prefix of the reply is JSON.
+        ModelReplyError: not even a prefix of the reply is JSON.
     """
     try:
         return parse_json(text)
-    except LLMError:
+    except ModelReplyError:
         pass
     body = text.strip()
     ends = [i for i, ch in enumerate(body) if ch in "}]"]

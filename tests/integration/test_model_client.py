@@ -8,13 +8,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from engine import Settings, Threadline
 from engine.llm import OpenAIChatClient
+from engine.settings import ModelSettings
 from graph import LLMError, RetryableLLMError
 from tests.bolt_server import free_port
 
@@ -206,3 +209,26 @@ async def test_native_tool_calls_are_parsed(flaky: tuple[str, Script]) -> None:
     )
     assert script.bodies[-1]["tools"] == tools
     assert script.bodies[-1]["tool_choice"] == "auto"
+
+
+async def test_a_refused_call_is_an_error_not_an_extractive_fallback(
+    flaky: tuple[str, Script], tmp_path: Path
+) -> None:
+    """Only an unusable reply falls back to the extractive answer; a server refusing the
+    call (here the API key) is reported."""
+    base, script = flaky
+    corpus = tmp_path / "pages.jsonl"
+    corpus.write_text(
+        json.dumps({"id": "a", "title": "Lotharingia", "text": "Lotharingia was a kingdom."})
+        + "\n",
+        encoding="utf-8",
+    )
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model=ModelSettings(base_url=base, model="flaky-model", retries=0),
+    )
+    async with await Threadline.open(settings) as tl:
+        await tl.ingest(tl.read([corpus]))
+        script.statuses = [401]
+        with pytest.raises(LLMError, match="THREADLINE_MODEL__API_KEY"):
+            await tl.ask("What was Lotharingia?", llm=True)

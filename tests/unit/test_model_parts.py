@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from agents.model_planner import ModelPlanner
 from engine.settings import ModelSettings
-from extractors.model import Usage, parse_json, salvage_json
+from extractors.model import ModelReplyError, Usage, parse_json, salvage_json
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import EXTRACT, PROMPTS, SYNTHESIZE
 from extractors.types import ChunkExtraction, RawMention
@@ -50,7 +50,7 @@ def test_model_features_need_an_endpoint() -> None:
 
 def test_parse_json_unwraps_fences_and_explains_failures() -> None:
     assert parse_json('```json\n{"a": 1}\n```') == {"a": 1}
-    with pytest.raises(LLMError, match="did not reply with JSON"):
+    with pytest.raises(ModelReplyError, match="did not reply with JSON"):
         parse_json("Sure! Here it is: {")
 
 
