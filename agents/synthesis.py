@@ -76,7 +76,6 @@ class Synthesis:
     model: str = ""
     prompt: str = SYNTHESIZE.id
     attempts: int = 1
-    items: list[EvidenceItem] = field(default_factory=list)
 
 
 def answer_schema(evidence_ids: Sequence[str], fact_ids: Sequence[str]) -> dict[str, Any]:
@@ -194,7 +193,7 @@ class ModelSynthesizer:
         items = await self.evidence(retrieval, access)
         if not any(i.chunk for i in items):
             yield NOT_FOUND
-            yield Synthesis(answer=NOT_FOUND, claims=[], items=items)
+            yield Synthesis(answer=NOT_FOUND, claims=[])
             return
         messages = SYNTHESIZE.messages(
             question=retrieval.question.text,
@@ -241,7 +240,6 @@ class ModelSynthesizer:
             usage=usage,
             model=final.model,
             attempts=attempts,
-            items=items,
         )
 
 

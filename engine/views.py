@@ -89,10 +89,6 @@ class Subgraph:
             f"{self.graph.number_of_edges()} facts)"
         )
 
-    def names(self) -> list[str]:
-        """Node names."""
-        return [str(d.get("name", n)) for n, d in self.graph.nodes(data=True)]
-
     # ------------------------------------------------------------------ interactive
 
     def to_html(self, *, height: int = 520) -> str:

@@ -109,7 +109,6 @@ class ExtractionStats:
     relations: int = 0
     dropped: int = 0
     failed: int = 0
-    truncated: int = 0
     usage: Usage = field(default_factory=Usage)
 
     @property
@@ -196,8 +195,6 @@ class ModelExtractor:
             self.stats.usage += reply.usage
             # A reply cut off at max_tokens keeps its complete items.
             parsed = _Reply.model_validate(salvage_json(reply.text))
-            if reply.finish_reason == "length":
-                self.stats.truncated += 1
         except (LLMError, ValidationError, AttributeError):
             self.stats.failed += 1
             return None
