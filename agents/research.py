@@ -172,7 +172,6 @@ class _Run:
         self.usage = Usage()
         self.stopped = "done"
         self.started = time.monotonic()
-        self.mode: Literal["model", "planner"] = "planner" if agent.model is None else "model"
 
     # ------------------------------------------------------------------ budget
 
@@ -326,7 +325,7 @@ class _Run:
             statements=statements,
             notes=self.notes,
             trace=self.trace,
-            mode=self.mode,
+            mode="planner" if self.agent.model is None else "model",
             usage=self.usage,
             stopped=self.stopped,
             dropped=dropped,
