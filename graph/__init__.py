@@ -51,6 +51,7 @@ from graph.models import (
     Span,
     StoreStats,
 )
+from graph.provenance import Answer, Claim, Evidence
 from graph.protocols import (
     GraphStore,
     SentenceVector,
@@ -59,27 +60,35 @@ from graph.protocols import (
     VectorIndex,
     VectorPoint,
 )
+from graph.views import EntityDetail, FactView, NeighborhoodView, PathView, Source
 
 __all__ = [
     "PUBLIC_GROUP",
     "Access",
+    "Answer",
     "Chunk",
     "ChunkId",
+    "Claim",
     "ConfigError",
     "DeleteReport",
     "Document",
     "DocumentGraph",
     "DocumentId",
     "Entity",
+    "EntityDetail",
     "EntityId",
+    "Evidence",
     "ExtractionError",
+    "FactView",
     "GraphPath",
     "GraphStore",
     "InputError",
     "LLMError",
     "Mention",
     "Neighborhood",
+    "NeighborhoodView",
     "NotFoundError",
+    "PathView",
     "PermissionDeniedError",
     "PlanningError",
     "ProvenanceError",
@@ -89,6 +98,7 @@ __all__ = [
     "RetryableLLMError",
     "Section",
     "SentenceVector",
+    "Source",
     "Span",
     "SparseVector",
     "StoreCorruptedError",
