@@ -25,6 +25,7 @@ from agents import (
 )
 from agents.model_planner import ModelPlanner
 from agents.synthesis import ModelSynthesizer, Synthesis
+from engine.browse import GraphBrowser
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
@@ -279,6 +280,10 @@ class Threadline:
                 model_extractor=extractor,
             )
         return self._ingestor
+
+    def browse(self, access: Access) -> GraphBrowser:
+        """The graph as ``access`` may read it: entities, facts, neighbourhoods, paths."""
+        return GraphBrowser(self.graph, access)
 
     # ------------------------------------------------------------------ operations
 
