@@ -9,7 +9,6 @@ from agents.answering import NOT_FOUND, Draft, ExtractiveAnswerer
 from agents.executor import ExecutorLimits, PlanExecutor
 from agents.plan import Binding, Plan, Planner, PlanTrace, Step, StepTrace, plan_json_schema
 from agents.planner import FallbackPlanner, RulePlanner, plan_from_parse
-from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analyze_question
 from agents.retrieval import HybridRetriever, Mode, Retrieval, RetrievalWeights
 from agents.validation import ProvenanceValidator
@@ -35,7 +34,6 @@ __all__ = [
     "Step",
     "StepTrace",
     "analyze_question",
-    "personalized_pagerank",
     "plan_from_parse",
     "plan_json_schema",
 ]

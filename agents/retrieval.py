@@ -25,7 +25,6 @@ from rapidfuzz import fuzz
 from agents.executor import PlanExecutor
 from agents.plan import Plan, Planner, PlanTrace
 from agents.planner import RulePlanner, plan_from_parse
-from agents.ppr import personalized_pagerank
 from agents.question import QuestionAnalysis, analysis_of, analyze_question
 from agents.reading import PageReader, capitalised_runs
 from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
@@ -41,6 +40,7 @@ from graph import (
     VectorHit,
     VectorIndex,
     normalize_name,
+    personalized_pagerank,
 )
 from graph.provenance import Evidence, LinkedEntity, Signal
 

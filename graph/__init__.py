@@ -1,10 +1,24 @@
 """The knowledge model and its stores.
 
 Contract: pydantic types for everything that crosses a module boundary, content-hash ids,
-one error root (:class:`ThreadlineError`), and two storage protocols (:class:`GraphStore`,
-:class:`VectorIndex`) whose implementations live in :mod:`graph.backends`. This package
-imports nothing else from Threadline.
+one error root (:class:`ThreadlineError`), two storage protocols (:class:`GraphStore`,
+:class:`VectorIndex`) whose implementations live in :mod:`graph.backends`, and the graph
+algorithms every store shares (:mod:`graph.algorithms`). This package imports nothing else
+from Threadline.
 """
+
+from graph.algorithms import (
+    EXPAND_CAP,
+    FactEnds,
+    bounded_neighborhood,
+    fact_rank,
+    level_fact_cap,
+    name_match,
+    personalized_pagerank,
+    rank_entities,
+    shortest_paths,
+    strongest_first,
+)
 
 from graph.errors import (
     ConfigError,
@@ -63,6 +77,7 @@ from graph.protocols import (
 from graph.views import EntityDetail, FactView, NeighborhoodView, PathView, Source
 
 __all__ = [
+    "EXPAND_CAP",
     "PUBLIC_GROUP",
     "Access",
     "Answer",
@@ -79,6 +94,7 @@ __all__ = [
     "EntityId",
     "Evidence",
     "ExtractionError",
+    "FactEnds",
     "FactView",
     "GraphPath",
     "GraphStore",
@@ -109,11 +125,19 @@ __all__ = [
     "VectorHit",
     "VectorIndex",
     "VectorPoint",
+    "bounded_neighborhood",
     "chunk_id",
     "content_hash",
     "document_id",
     "entity_id",
+    "fact_rank",
+    "level_fact_cap",
+    "name_match",
     "normalize_name",
+    "personalized_pagerank",
+    "rank_entities",
     "relation_id",
+    "shortest_paths",
+    "strongest_first",
     "title_key",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 
-from agents.ppr import personalized_pagerank
+from graph import personalized_pagerank
 
 
 def test_matches_networkx_pagerank() -> None:
