@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from agents.answerer import NOT_FOUND, Draft
 from agents.plan import Binding, PlanTrace
 from agents.question import QuestionAnalysis
 from agents.retrieval import Retrieval
@@ -33,9 +35,7 @@ from graph import (
 )
 from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 
-__all__ = ["NOT_FOUND", "Draft", "ExtractiveAnswerer"]
-
-NOT_FOUND = "not found in the sources"
+__all__ = ["ExtractiveAnswerer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +48,15 @@ class _Sentence:
     prior: float
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """An answer before validation."""
-
-    answer: str
-    claims: list[Claim]
-
-
 class ExtractiveAnswerer:
     """Chooses an answer and builds its provenance chains from retrieved evidence."""
 
     def __init__(self, *, graph: GraphStore) -> None:
         self._graph = graph
+
+    async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Draft]:
+        """The :class:`Draft` (nothing is streamed before it: the answer is picked whole)."""
+        yield await self.answer(retrieval, access)
 
     async def answer(self, retrieval: Retrieval, access: Access) -> Draft:
         """Draft an answer with claims (call the validator before showing it)."""
@@ -71,7 +67,7 @@ class ExtractiveAnswerer:
         chunk_ids = [e.chunk_id for e in retrieval.evidence]
         chunks = {c.id: c for c in await self._graph.chunks(chunk_ids, access)}
         if not chunks:
-            return Draft(answer=NOT_FOUND, claims=[])
+            return Draft(answer=NOT_FOUND, claims=())
         docs = {
             d.id: d
             for d in await self._graph.documents(
@@ -90,12 +86,12 @@ class ExtractiveAnswerer:
         if best is None:
             sentence = max(sentences, key=lambda s: (s.relevance * s.prior, -s.start))
             claim = _claim(sentence.text, sentence, docs, facts=())
-            return Draft(answer=sentence.text, claims=[claim])
+            return Draft(answer=sentence.text, claims=(claim,))
         mention, sentence = best
         stated = await self._stated_facts(mention.entity_id, sentence, access, entities)
         claims = [_claim(sentence.text, sentence, docs, facts=stated)]
         claims += await self._bridges(retrieval, mention, sentence, access, entities, docs)
-        return Draft(answer=mention.span.text, claims=claims)
+        return Draft(answer=mention.span.text, claims=tuple(claims))
 
     async def _from_plan(self, trace: PlanTrace, access: Access) -> Draft | None:
         """The executed plan's answer, with one claim per hop: the sentence each step read
@@ -136,7 +132,7 @@ class ExtractiveAnswerer:
                 claims.append(claim)
         if not claims:
             return None
-        return Draft(answer=answer.name, claims=claims)
+        return Draft(answer=answer.name, claims=tuple(claims))
 
     # ------------------------------------------------------------------ scoring
 
@@ -270,42 +266,13 @@ class ExtractiveAnswerer:
                     Claim(
                         text=span.text,
                         facts=(
-                            _fact_ref(fact, names.get(fact.subject_id), names.get(fact.object_id)),
+                            FactRef.of(fact, names.get(fact.subject_id), names.get(fact.object_id)),
                         ),
-                        spans=(_span_ref(doc, span.chunk_id, span.start, span.end, span.text),),
-                        documents=(_doc_ref(doc),),
+                        spans=(SpanRef.of(doc, span.chunk_id, span.start, span.end, span.text),),
+                        documents=(DocumentRef.of(doc),),
                     )
                 )
         return claims
-
-
-def _fact_ref(fact: Relation, subject: Entity | None, obj: Entity | None) -> FactRef:
-    return FactRef(
-        relation_id=fact.id,
-        subject_id=fact.subject_id,
-        subject=subject.name if subject else fact.subject_id,
-        predicate=fact.predicate,
-        object_id=fact.object_id,
-        object=obj.name if obj else fact.object_id,
-    )
-
-
-def _span_ref(doc: Document, chunk: ChunkId, start: int, end: int, text: str) -> SpanRef:
-    """A cited span with the page and heading of the source it sits under, if known."""
-    section = doc.section_at(start)
-    return SpanRef(
-        chunk_id=chunk,
-        document_id=doc.id,
-        start=start,
-        end=end,
-        text=text,
-        page=section.page if section else None,
-        section=section.heading if section else None,
-    )
-
-
-def _doc_ref(doc: Document) -> DocumentRef:
-    return DocumentRef(document_id=doc.id, title=doc.title, version=doc.version, source=doc.source)
 
 
 def _claim(
@@ -318,9 +285,9 @@ def _claim(
     doc = docs[sentence.chunk.document_id]
     return Claim(
         text=text,
-        facts=tuple(_fact_ref(r, s, o) for r, s, o in facts),
-        spans=(_span_ref(doc, sentence.chunk.id, sentence.start, sentence.end, sentence.text),),
-        documents=(_doc_ref(doc),),
+        facts=tuple(FactRef.of(r, s, o) for r, s, o in facts),
+        spans=(SpanRef.of(doc, sentence.chunk.id, sentence.start, sentence.end, sentence.text),),
+        documents=(DocumentRef.of(doc),),
     )
 
 

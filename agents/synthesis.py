@@ -15,20 +15,20 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.answering import NOT_FOUND, _doc_ref, _fact_ref, _span_ref
+from agents.answerer import NOT_FOUND, Draft, draft
 from agents.retrieval import Retrieval
 from extractors import split_sentences
 from extractors.model import ChatModel, Completion, ModelReplyError, Usage, parse_json
 from extractors.prompts import SYNTHESIZE
 from graph import Access, Chunk, Document, Entity, EntityId, GraphStore, LLMError, Relation
-from graph.provenance import Claim, FactRef
+from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 
-__all__ = ["EvidenceItem", "ModelSynthesizer", "Synthesis", "answer_schema"]
+__all__ = ["EvidenceItem", "ModelSynthesizer", "answer_schema"]
 
 _MAX_SENTENCE_CHARS = 400
 
@@ -59,23 +59,6 @@ class EvidenceItem:
     start: int = 0  # document offsets of a sentence
     end: int = 0
     fact: FactRef | None = None
-
-
-@dataclass(slots=True)
-class Synthesis:
-    """A model's draft: its answer, the claims built from its citations, and what it cost.
-
-    ``problems`` maps a claim's index to why its citations could not all be resolved
-    (for the validator); ``attempts`` is 2 when the first reply was rejected.
-    """
-
-    answer: str
-    claims: list[Claim]
-    problems: dict[int, str] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
-    model: str = ""
-    prompt: str = SYNTHESIZE.id
-    attempts: int = 1
 
 
 def answer_schema(evidence_ids: Sequence[str], fact_ids: Sequence[str]) -> dict[str, Any]:
@@ -170,7 +153,7 @@ class ModelSynthesizer:
         ][: self._max_facts]
         names = await _names(graph, stated, access)
         for n, fact in enumerate(stated, 1):
-            ref = _fact_ref(fact, names.get(fact.subject_id), names.get(fact.object_id))
+            ref = FactRef.of(fact, names.get(fact.subject_id), names.get(fact.object_id))
             items.append(
                 EvidenceItem(
                     id=f"F{n}", text=f"{ref.subject} — {ref.predicate} → {ref.object}", fact=ref
@@ -178,22 +161,16 @@ class ModelSynthesizer:
             )
         return items
 
-    async def synthesize(self, retrieval: Retrieval, access: Access) -> Synthesis:
+    async def synthesize(self, retrieval: Retrieval, access: Access) -> Draft:
         """The model's answer, with its citations resolved (validate before showing it)."""
-        result: Synthesis | None = None
-        async for part in self.stream(retrieval, access):
-            if isinstance(part, Synthesis):
-                result = part
-        if result is None:  # pragma: no cover - stream always ends with a Synthesis
-            raise LLMError("the synthesis stream ended early")
-        return result
+        return await draft(self, retrieval, access)
 
-    async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Synthesis]:
-        """The answer text as it is generated, then the :class:`Synthesis`."""
+    async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Draft]:
+        """The answer text as it is generated, then the :class:`Draft`."""
         items = await self.evidence(retrieval, access)
         if not any(i.chunk for i in items):
             yield NOT_FOUND
-            yield Synthesis(answer=NOT_FOUND, claims=[])
+            yield Draft(answer=NOT_FOUND, claims=(), synthesis="model", prompts=(SYNTHESIZE.id,))
             return
         messages = SYNTHESIZE.messages(
             question=retrieval.question.text,
@@ -215,12 +192,10 @@ class ModelSynthesizer:
         if final is None:  # pragma: no cover - the client always ends with a Completion
             raise LLMError("the model stream ended without a completion")
         usage += final.usage
-        attempts = 1
         try:
             parsed = _parse(final.text)
         except ModelReplyError as first:
             # Rejected once: ask again with the reason (not streamed; the final event wins).
-            attempts = 2
             retry = [
                 *messages,
                 {"role": "assistant", "content": final.text[:2000]},
@@ -233,13 +208,15 @@ class ModelSynthesizer:
             usage += again.usage
             parsed = _parse(again.text)  # a second invalid reply is a ModelReplyError
         claims, problems = _resolve(parsed, items)
-        yield Synthesis(
+        yield Draft(
             answer=parsed.answer.strip() or NOT_FOUND,
-            claims=claims,
+            claims=tuple(claims),
+            synthesis="model",
             problems=problems,
-            usage=usage,
+            cited_from=frozenset(e.chunk_id for e in retrieval.evidence),
             model=final.model,
-            attempts=attempts,
+            usage=usage,
+            prompts=(SYNTHESIZE.id,),
         )
 
 
@@ -269,8 +246,8 @@ def _resolve(
             if item is None or item.chunk is None or item.document is None:
                 unknown.append(cited)
                 continue
-            spans.append(_span_ref(item.document, item.chunk.id, item.start, item.end, item.text))
-            docs[item.document.id] = _doc_ref(item.document)
+            spans.append(SpanRef.of(item.document, item.chunk.id, item.start, item.end, item.text))
+            docs[item.document.id] = DocumentRef.of(item.document)
         for cited in dict.fromkeys(raw.facts):
             item = by_id.get(cited.strip())
             if item is None or item.fact is None:

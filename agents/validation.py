@@ -45,6 +45,11 @@ class ProvenanceValidator:
         self._graph = graph
         self._judge = judge
 
+    @property
+    def judged(self) -> bool:
+        """Whether a judge model checks claims the rules let through."""
+        return self._judge is not None
+
     async def validate(
         self,
         claims: Sequence[Claim],

@@ -468,7 +468,8 @@ async def evidence_nodes(
 ) -> list[NodeWithScore]:
     """Evidence as LlamaIndex nodes with their provenance in the metadata."""
     nodes = []
-    for item, chunk, doc in await tl.sources(evidence, access):
+    for source in await tl.browse(access).sources(evidence):
+        item, chunk, doc = source.evidence, source.chunk, source.document
         section = doc.section_at(chunk.start)
         signals = {name: sig.model_dump(mode="json") for name, sig in item.signals.items()}
         metadata: dict[str, Any] = {

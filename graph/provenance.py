@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId
+from graph.models import Document, Entity, Relation
 
 __all__ = [
     "Answer",
@@ -42,6 +43,18 @@ class FactRef(_Frozen):
     object_id: EntityId
     object: str
 
+    @classmethod
+    def of(cls, fact: Relation, subject: Entity | None, obj: Entity | None) -> FactRef:
+        """A citation of ``fact``, its ends named (an entity not given keeps its id)."""
+        return cls(
+            relation_id=fact.id,
+            subject_id=fact.subject_id,
+            subject=subject.name if subject else fact.subject_id,
+            predicate=fact.predicate,
+            object_id=fact.object_id,
+            object=obj.name if obj else fact.object_id,
+        )
+
 
 class SpanRef(_Frozen):
     """A cited piece of source text: ``document.text[start:end] == text``.
@@ -58,6 +71,20 @@ class SpanRef(_Frozen):
     page: str | None = None
     section: str | None = None
 
+    @classmethod
+    def of(cls, doc: Document, chunk: ChunkId, start: int, end: int, text: str) -> SpanRef:
+        """A citation of ``doc.text[start:end]`` with the page and heading it sits under."""
+        section = doc.section_at(start)
+        return cls(
+            chunk_id=chunk,
+            document_id=doc.id,
+            start=start,
+            end=end,
+            text=text,
+            page=section.page if section else None,
+            section=section.heading if section else None,
+        )
+
 
 class DocumentRef(_Frozen):
     """The document a span comes from, at the version that was cited."""
@@ -66,6 +93,11 @@ class DocumentRef(_Frozen):
     title: str
     version: int
     source: str
+
+    @classmethod
+    def of(cls, doc: Document) -> DocumentRef:
+        """A citation of ``doc`` at its current version."""
+        return cls(document_id=doc.id, title=doc.title, version=doc.version, source=doc.source)
 
 
 class Claim(_Frozen):

@@ -542,7 +542,7 @@ async def test_invalid_json_is_rejected_and_retried_once(world: World) -> None:
     synthesis = await ModelSynthesizer(graph=world.tl.graph, model=model).synthesize(
         retrieval, ACME
     )
-    assert synthesis.attempts == 2
+    assert synthesis.usage.calls == 2
     assert len(model.calls) == 2
     assert "invalid" in model.calls[1]["messages"][-1]["content"]
     (claim,) = synthesis.claims

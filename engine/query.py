@@ -1,0 +1,202 @@
+"""The query pipeline: retrieve → draft → validate → finalize.
+
+The query-side twin of :class:`~engine.ingest.Ingestor`. It runs one
+:class:`~agents.Answerer` (extractive, model, or a model with the extractive answerer
+behind it) the same way whichever it is, and yields each stage as an :class:`AskEvent`
+so the CLI, the API's server-sent events and the notebooks can show progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry import trace
+
+from agents import NOT_FOUND, Answerer, Draft, HybridRetriever, Mode, ProvenanceValidator, Retrieval
+from extractors.prompts import PLAN, SUPPORT
+from graph import Access, InputError, normalize_name
+from graph.provenance import Answer, Claim, Evidence
+
+__all__ = ["MAX_QUESTION_CHARS", "AskEvent", "QueryPipeline", "checked_question"]
+
+_TRACER = trace.get_tracer("threadline.engine")
+
+MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AskEvent:
+    """One stage of a question's way through the pipeline.
+
+    ``evidence`` (what retrieval found), ``token`` (answer text as a model writes it),
+    ``answer`` (the draft text), ``claims`` (the validated claims and the final text),
+    ``done`` (the whole :class:`Answer`).
+    """
+
+    kind: Literal["evidence", "token", "answer", "claims", "done"]
+    text: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    claims: tuple[Claim, ...] = ()
+    answer: Answer | None = None
+
+
+def checked_question(question: str) -> str:
+    """The question stripped, or :class:`InputError` if it is empty or too long."""
+    text = question.strip()
+    if not text:
+        raise InputError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputError(
+            f"the question is longer than {MAX_QUESTION_CHARS} characters; ask something shorter"
+        )
+    return text
+
+
+class QueryPipeline:
+    """Answers questions with one retriever, one answerer and one validator."""
+
+    def __init__(
+        self, *, retriever: HybridRetriever, answerer: Answerer, validator: ProvenanceValidator
+    ) -> None:
+        self.retriever = retriever
+        self.answerer = answerer
+        self.validator = validator
+
+    async def retrieve(
+        self, question: str, access: Access, *, k: int = 5, mode: Mode = "threadline"
+    ) -> Retrieval:
+        """Evidence chunks for a question, with the signals that found them."""
+        return await self.retriever.retrieve(checked_question(question), access, k=k, mode=mode)
+
+    async def ask(
+        self,
+        question: str,
+        access: Access,
+        *,
+        k: int = 5,
+        mode: Mode = "threadline",
+        unsupported: bool = False,
+    ) -> Answer:
+        """The validated answer (see :meth:`stream`)."""
+        async for event in self.stream(question, access, k=k, mode=mode, unsupported=unsupported):
+            if event.answer is not None:
+                return event.answer
+        raise InputError("the question produced no answer")  # pragma: no cover - always done
+
+    async def stream(
+        self,
+        question: str,
+        access: Access,
+        *,
+        k: int = 5,
+        mode: Mode = "threadline",
+        unsupported: bool = False,
+    ) -> AsyncIterator[AskEvent]:
+        """Each stage as it completes. ``unsupported`` keeps claims the validator did not
+        support (flagged) instead of removing them. The final text can differ from the
+        streamed draft: an answer no supported claim states becomes "not found"."""
+        with _TRACER.start_as_current_span(
+            "threadline.ask", attributes={"threadline.mode": mode, "threadline.k": k}
+        ) as span:
+            started = time.perf_counter()
+            with _TRACER.start_as_current_span("threadline.retrieve"):
+                retrieval = await self.retrieve(question, access, k=k, mode=mode)
+            retrieved = time.perf_counter()
+            span.set_attribute("threadline.evidence", len(retrieval.evidence))
+            yield AskEvent(kind="evidence", evidence=tuple(retrieval.evidence))
+            draft: Draft | None = None
+            with _TRACER.start_as_current_span("threadline.answer"):
+                async for part in self.answerer.stream(retrieval, access):
+                    if isinstance(part, Draft):
+                        draft = part
+                    else:
+                        yield AskEvent(kind="token", text=part)
+            if draft is None:  # pragma: no cover - an answerer always ends with its draft
+                draft = Draft(answer=NOT_FOUND, claims=())
+            drafted = time.perf_counter()
+            span.set_attribute("threadline.synthesis", draft.synthesis)
+            yield AskEvent(kind="answer", text=draft.answer)
+            with _TRACER.start_as_current_span("threadline.validate") as checked:
+                validated_claims = await self.validator.validate(
+                    draft.claims, access, evidence=draft.cited_from, problems=draft.problems
+                )
+                checked.set_attribute("threadline.claims", len(validated_claims))
+            validated = time.perf_counter()
+        text, claims = finalize(draft.answer, validated_claims, unsupported=unsupported)
+        yield AskEvent(kind="claims", claims=claims, text=text)
+        answer = Answer(
+            question=retrieval.question.text,
+            answer=text,
+            mode=mode,
+            claims=claims,
+            evidence=tuple(retrieval.evidence),
+            entities=tuple(retrieval.linked),
+            plan=retrieval.plan.steps if retrieval.plan else (),
+            plan_note=retrieval.plan.plan.note if retrieval.plan else "",
+            synthesis=draft.synthesis,
+            synthesis_note=draft.note,
+            model=draft.model,
+            prompts=self._prompts(retrieval, draft),
+            usage=_usage(draft),
+            removed_claims=len(validated_claims) - len(claims),
+            timings_ms={
+                **retrieval.timings_ms,
+                "retrieval": _ms(started, retrieved),
+                "answer": _ms(retrieved, drafted),
+                "validation": _ms(drafted, validated),
+                "total": _ms(started, validated),
+            },
+        )
+        yield AskEvent(kind="done", answer=answer, text=text)
+
+    def _prompts(self, retrieval: Retrieval, draft: Draft) -> tuple[str, ...]:
+        used = []
+        if retrieval.plan is not None and retrieval.plan.plan.planner == "model":
+            used.append(PLAN.id)
+        used += draft.prompts
+        if self.validator.judged:
+            used.append(SUPPORT.id)
+        return tuple(used)
+
+
+def finalize(
+    answer: str, claims: Sequence[Claim], *, unsupported: bool = False
+) -> tuple[str, tuple[Claim, ...]]:
+    """The answer text and the claims to show.
+
+    The answer stands only when a supported claim states it (else "not found"); claims
+    the validator did not support are removed unless ``unsupported`` asks to keep them.
+    """
+    kept = tuple(c for c in claims if unsupported or c.verdict != "unsupported")
+    return (answer if _stated(answer, claims) else NOT_FOUND), kept
+
+
+def _stated(answer: str, claims: Sequence[Claim]) -> bool:
+    key = normalize_name(answer)
+    if not key or key == normalize_name(NOT_FOUND):
+        return False
+    for claim in claims:
+        if claim.verdict != "supported":
+            continue
+        stated = [claim.text, *(s.text for s in claim.spans)]
+        stated += [f"{f.subject} {f.object}" for f in claim.facts]
+        if any(key in normalize_name(t) for t in stated):
+            return True
+    return False
+
+
+def _usage(draft: Draft) -> dict[str, int]:
+    if not draft.usage.calls:
+        return {}
+    return {
+        "prompt_tokens": draft.usage.prompt_tokens,
+        "completion_tokens": draft.usage.completion_tokens,
+        "calls": draft.usage.calls,
+    }
+
+
+def _ms(start: float, end: float) -> float:
+    return round((end - start) * 1000, 2)
