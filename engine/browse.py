@@ -104,7 +104,9 @@ class GraphBrowser:
     async def detail(self, key: str, *, mentions: int = 20, facts: int = 20) -> EntityDetail:
         """An entity with its mentions and the facts touching it (strongest first)."""
         entity = await self.entity(key)
-        found = await self._graph.mentions([entity.id], self.access, limit=mentions) if mentions else []
+        found = (
+            await self._graph.mentions([entity.id], self.access, limit=mentions) if mentions else []
+        )
         rels = await self._graph.relations([entity.id], self.access, limit=facts) if facts else []
         return EntityDetail(
             entity=entity,
