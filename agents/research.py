@@ -23,14 +23,23 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from pydantic import ValidationError
-
+from agents.toolbox import (
+    AskResult,
+    FactsResult,
+    NeighborhoodView,
+    PathsResult,
+    Toolbox,
+    ToolError,
+    ToolResult,
+    fact_claim,
+)
 from extractors.model import ChatModel, Message, ToolCall, Usage
 from extractors.prompts import REPORT, RESEARCH
 from graph import LLMError
-from graph.provenance import Claim, FactRef, SpanRef
+from graph.provenance import Claim
+from graph.views import FactView
 
 __all__ = [
     "Note",
@@ -43,22 +52,6 @@ __all__ = [
     "action_schema",
     "split_questions",
 ]
-
-
-class Toolbox(Protocol):
-    """What the agent calls: tools by name, and the validator."""
-
-    def specs(self) -> list[dict[str, Any]]:
-        """OpenAI-format tool definitions."""
-        ...
-
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """A tool's JSON result (``{"error": ...}`` for bad calls)."""
-        ...
-
-    async def validate(self, claims: Sequence[Claim]) -> list[Claim]:
-        """Verdicts for claims, read as the caller."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +70,7 @@ class ToolRecord:
     step: int
     tool: str
     arguments: dict[str, Any]
-    result: dict[str, Any]
+    result: ToolResult
     ms: float
     by: Literal["model", "planner"]
 
@@ -187,7 +180,7 @@ class _Run:
 
     async def _call(
         self, tool: str, arguments: dict[str, Any], by: Literal["model", "planner"]
-    ) -> dict[str, Any] | None:
+    ) -> ToolResult | None:
         why = self._spent()
         if why is not None:
             self.stopped = why
@@ -205,14 +198,14 @@ class _Run:
                 by,
             )
         )
-        await self._take_notes(step, tool, result)
+        await self._take_notes(step, result)
         return result
 
     # ------------------------------------------------------------------ notes
 
-    async def _take_notes(self, step: int, tool: str, result: dict[str, Any]) -> None:
+    async def _take_notes(self, step: int, result: ToolResult) -> None:
         """Notes from a tool result: supported answer claims, and stated facts (re-validated)."""
-        candidates = _candidates(tool, result)
+        candidates = _candidates(result)
         if not candidates:
             return
         checked = await self.agent.toolbox.validate(candidates)
@@ -233,9 +226,8 @@ class _Run:
             result = await self._call("ask", {"question": sub}, "planner")
             if result is None:
                 return
-            answer = str(result.get("answer", ""))
-            if answer and result.get("claims") and answer not in answers:
-                answers.append(answer)
+            if isinstance(result, AskResult) and result.claims and result.answer not in answers:
+                answers.append(result.answer)
         for answer in answers:
             found = await self._call("facts", {"name": answer, "limit": 5}, "planner")
             if found is None:
@@ -304,10 +296,10 @@ class _Run:
         arguments = json.dumps(action.get("arguments") or {})
         return (ToolCall(id=f"action_{len(self.trace) + 1}", name=name, arguments=arguments),), ""
 
-    async def _run_call(self, call: ToolCall) -> dict[str, Any] | None:
+    async def _run_call(self, call: ToolCall) -> ToolResult | None:
         arguments = _arguments(call.arguments)
         if isinstance(arguments, str):
-            return {"error": arguments}
+            return ToolError(error=arguments)
         return await self._call(call.name, arguments, "model")
 
     # ------------------------------------------------------------------ the report
@@ -412,21 +404,17 @@ def split_questions(question: str) -> list[str]:
     return subs or [question.strip()]
 
 
-def _candidates(tool: str, result: dict[str, Any]) -> list[Claim]:
+def _candidates(result: ToolResult) -> list[Claim]:
     """Claims a tool result offers as notes (validated before they are taken)."""
     out: list[Claim] = []
-    if tool == "ask":
-        for raw in result.get("claims", []):
-            try:
-                claim = Claim.model_validate(raw)
-            except ValidationError:
-                continue
-            if claim.verdict == "supported":
-                out.append(claim)
-    facts = list(result.get("facts", []))
-    for path in result.get("paths", []):
-        facts += path.get("facts", [])
-    out += [c for c in map(_fact_claim, facts[:12]) if c is not None]
+    facts: list[FactView] = []
+    if isinstance(result, AskResult):
+        out += [c for c in result.claims if c.verdict == "supported"]
+    elif isinstance(result, FactsResult | NeighborhoodView):
+        facts += result.facts
+    elif isinstance(result, PathsResult):
+        facts += [f for path in result.paths for f in path.facts]
+    out += [c for c in map(fact_claim, facts[:12]) if c is not None]
     return out
 
 
@@ -481,24 +469,7 @@ def _arguments(text: str) -> dict[str, Any] | str:
     return value if isinstance(value, dict) else "arguments must be a JSON object"
 
 
-def _fact_claim(fact: dict[str, Any]) -> Claim | None:
-    """A fact from a tool result as a claim: its first stated sentence, citing the fact."""
-    try:
-        ref = FactRef(
-            relation_id=fact["relation_id"],
-            subject_id=fact["subject_id"],
-            subject=fact["subject"],
-            predicate=fact["predicate"],
-            object_id=fact["object_id"],
-            object=fact["object"],
-        )
-        span = SpanRef.model_validate(fact["evidence"][0])
-    except (KeyError, IndexError, TypeError, ValidationError):
-        return None
-    return Claim(text=span.text, facts=(ref,), spans=(span,))
-
-
-def _brief(result: dict[str, Any], limit: int = 2500) -> str:
+def _brief(result: ToolResult, limit: int = 2500) -> str:
     """A tool result for the model's context: JSON, cut to ``limit`` characters."""
-    text = json.dumps(result, ensure_ascii=False)
+    text = result.model_dump_json()
     return text if len(text) <= limit else text[: limit - 20] + ' ..."(cut)"}'

@@ -93,7 +93,7 @@ class GraphBrowser:
                 return found[0]
         candidates = await self._graph.search_entities(key, self.access, limit=5)
         if not candidates:
-            raise NotFoundError(f"no entity {key!r} you can see; search the entities first")
+            raise NotFoundError(f"no entity named {key!r} you can see; search the entities first")
         return candidates[0]
 
     async def mentions(self, key: str, *, limit: int = 20) -> list[Mention]:

@@ -32,23 +32,25 @@ def build_server(toolbox: ThreadlineToolbox) -> MCPServer:
     )
 
     async def ask(question: str, k: int = 5, mode: str = "threadline") -> dict[str, Any]:
-        return await toolbox.call("ask", {"question": question, "k": k, "mode": mode})
+        return await toolbox.call_json("ask", {"question": question, "k": k, "mode": mode})
 
     async def search(query: str, k: int = 5) -> dict[str, Any]:
-        return await toolbox.call("search", {"query": query, "k": k})
+        return await toolbox.call_json("search", {"query": query, "k": k})
 
     async def entity(name: str) -> dict[str, Any]:
-        return await toolbox.call("entity", {"name": name})
+        return await toolbox.call_json("entity", {"name": name})
 
     async def neighborhood(name: str, depth: int = 1, limit: int = 20) -> dict[str, Any]:
-        return await toolbox.call("neighborhood", {"name": name, "depth": depth, "limit": limit})
+        args = {"name": name, "depth": depth, "limit": limit}
+        return await toolbox.call_json("neighborhood", args)
 
     async def paths(source: str, target: str, max_hops: int = 3, limit: int = 3) -> dict[str, Any]:
         args = {"source": source, "target": target, "max_hops": max_hops, "limit": limit}
-        return await toolbox.call("paths", args)
+        return await toolbox.call_json("paths", args)
 
     async def facts(name: str, predicate: str | None = None, limit: int = 20) -> dict[str, Any]:
-        return await toolbox.call("facts", {"name": name, "predicate": predicate, "limit": limit})
+        args = {"name": name, "predicate": predicate, "limit": limit}
+        return await toolbox.call_json("facts", args)
 
     for fn in (ask, search, entity, neighborhood, paths, facts):
         doc = (TOOL_ARGUMENTS[fn.__name__].__doc__ or "").strip()

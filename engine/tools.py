@@ -2,9 +2,10 @@
 tool-calling format) and one dispatcher, shared by the research agent, ``threadline
 mcp`` and any framework that takes OpenAI-style tools.
 
-Every result is a JSON object and carries provenance: answers come with their validated
-claims (facts, spans with document offsets, documents, verdicts), chunks with their
-document and offsets, facts with the sentences that state them.
+Every result is a typed model (:mod:`agents.toolbox`) and carries provenance: answers
+come with their validated claims (facts, spans with document offsets, documents,
+verdicts), chunks with their document and offsets, facts with the sentences that state
+them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents import Mode, ProvenanceValidator
+from agents.toolbox import (
+    AskResult,
+    ChunkHit,
+    EntityResult,
+    FactsResult,
+    PathsResult,
+    PlanStepBrief,
+    SearchResult,
+    ToolError,
+    ToolResult,
+)
 from engine.threadline import Threadline
-from graph import Access, Relation, ThreadlineError
+from graph import Access, ThreadlineError
 from graph.provenance import Claim
+from graph.views import NeighborhoodView
 
 __all__ = ["TOOL_ARGUMENTS", "ThreadlineToolbox", "openai_tools"]
 
@@ -110,31 +123,39 @@ def openai_tools(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
 class ThreadlineToolbox:
     """Runs the tools for one caller (``access``) against one Threadline."""
 
-    def __init__(self, tl: Threadline, access: Access | None = None) -> None:
+    def __init__(self, tl: Threadline, access: Access) -> None:
         self.tl = tl
-        self.access = access or Access(tenant=tl.settings.tenant)
+        self.access = access
+        self.browser = tl.browse(access)
 
     def specs(self) -> list[dict[str, Any]]:
         """The OpenAI-format tool definitions."""
         return openai_tools()
 
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Run a tool. Bad arguments and unknown names come back as ``{"error": ...}``
-        (an agent can read them and try again); nothing is raised for them."""
+    async def call(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        """Run a tool. Bad arguments, unknown names and names that match nothing come back
+        as :class:`ToolError` (an agent can read them and try again); nothing is raised
+        for them."""
         model = TOOL_ARGUMENTS.get(name)
         if model is None:
-            return {"error": f"no tool named {name!r}; the tools are {', '.join(TOOL_ARGUMENTS)}"}
+            return ToolError(
+                error=f"no tool named {name!r}; the tools are {', '.join(TOOL_ARGUMENTS)}"
+            )
         try:
             args = model.model_validate(arguments)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "arguments"
-            return {"error": f"bad arguments for {name}: {where}: {first['msg']}"}
+            return ToolError(error=f"bad arguments for {name}: {where}: {first['msg']}")
         try:
-            result: dict[str, Any] = await getattr(self, f"_{name}")(args)
+            result: ToolResult = await getattr(self, f"_{name}")(args)
         except ThreadlineError as exc:
-            return {"error": str(exc)}
+            return ToolError(error=str(exc))
         return result
+
+    async def call_json(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`call` with the result as JSON data (for MCP and JSON-only frameworks)."""
+        return (await self.call(name, arguments)).model_dump(mode="json")
 
     async def validate(self, claims: Sequence[Claim]) -> list[Claim]:
         """Verdicts for claims, read as this caller."""
@@ -142,102 +163,56 @@ class ThreadlineToolbox:
 
     # ------------------------------------------------------------------ tools
 
-    async def _ask(self, args: AskArgs) -> dict[str, Any]:
+    async def _ask(self, args: AskArgs) -> AskResult:
         answer = await self.tl.ask(args.question, self.access, k=args.k, mode=args.mode)
-        return {
-            "question": answer.question,
-            "answer": answer.answer,
-            "claims": [c.model_dump(mode="json") for c in answer.claims],
-            "plan": [
-                {
-                    "id": s.id,
-                    "kind": s.kind,
-                    "input": s.input,
-                    "output": [b.name for b in s.output[:3]],
-                }
+        return AskResult(
+            question=answer.question,
+            answer=answer.answer,
+            claims=answer.claims,
+            plan=tuple(
+                PlanStepBrief(
+                    id=s.id, kind=s.kind, input=s.input, output=tuple(b.name for b in s.output[:3])
+                )
                 for s in answer.plan
-            ],
-            "plan_note": answer.plan_note,
-        }
+            ),
+            plan_note=answer.plan_note,
+        )
 
-    async def _search(self, args: SearchArgs) -> dict[str, Any]:
+    async def _search(self, args: SearchArgs) -> SearchResult:
         retrieval = await self.tl.retrieve(args.query, self.access, k=args.k)
-        hits = []
-        for item, chunk, doc in await self.tl.sources(retrieval.evidence, self.access):
-            hits.append(
-                {
-                    "chunk_id": chunk.id,
-                    "document_id": doc.id,
-                    "title": doc.title,
-                    "version": doc.version,
-                    "start": chunk.start,
-                    "end": chunk.end,
-                    "text": chunk.text,
-                    "score": round(item.score, 5),
-                    "found_by": sorted(item.signals),
-                }
+        hits = [
+            ChunkHit(
+                chunk_id=s.chunk.id,
+                document_id=s.document.id,
+                title=s.document.title,
+                version=s.document.version,
+                start=s.chunk.start,
+                end=s.chunk.end,
+                text=s.chunk.text,
+                score=round(s.evidence.score, 5),
+                found_by=tuple(sorted(s.evidence.signals)),
             )
-        return {"query": args.query, "chunks": hits}
+            for s in await self.browser.sources(retrieval.evidence)
+        ]
+        return SearchResult(query=args.query, chunks=tuple(hits))
 
-    async def _entity(self, args: EntityArgs) -> dict[str, Any]:
-        entity = await self.tl.entity(args.name, self.access)
-        mentions = await self.tl.mentions(entity.id, self.access, limit=5)
-        return {
-            "entity": entity.model_dump(mode="json"),
-            "mentions": [m.span.model_dump(mode="json") for m in mentions],
-        }
+    async def _entity(self, args: EntityArgs) -> EntityResult:
+        detail = await self.browser.detail(args.name, mentions=5, facts=0)
+        return EntityResult(entity=detail.entity, mentions=detail.mentions)
 
-    async def _neighborhood(self, args: NeighborhoodArgs) -> dict[str, Any]:
-        entity, hood = await self.tl.neighbors(
-            args.name, self.access, depth=args.depth, limit=args.limit
+    async def _neighborhood(self, args: NeighborhoodArgs) -> NeighborhoodView:
+        hood = await self.browser.neighborhood(args.name, depth=args.depth, limit=args.limit)
+        facts = tuple(f for f in hood.facts if f.kind != "cooccurrence")
+        return hood.model_copy(update={"facts": facts})
+
+    async def _paths(self, args: PathsArgs) -> PathsResult:
+        paths = await self.browser.paths(
+            args.source, args.target, max_hops=args.max_hops, limit=args.limit
         )
-        names = {e.id: e.name for e in hood.entities}
-        return {
-            "entity": entity.model_dump(mode="json"),
-            "entities": [e.model_dump(mode="json") for e in hood.entities],
-            "facts": [_fact(r, names) for r in hood.relations if r.kind != "cooccurrence"],
-            "truncated": hood.truncated,
-        }
+        return PathsResult(source=args.source, target=args.target, paths=tuple(paths))
 
-    async def _paths(self, args: PathsArgs) -> dict[str, Any]:
-        paths = await self.tl.paths(
-            args.source, args.target, self.access, max_hops=args.max_hops, limit=args.limit
-        )
-        ids = list({e for p in paths for e in p.entity_ids})
-        names = {e.id: e.name for e in await self.tl.graph.entities(ids, self.access)}
-        return {
-            "source": args.source,
-            "target": args.target,
-            "paths": [
-                {
-                    "entities": [names.get(e, e) for e in p.entity_ids],
-                    "facts": [_fact(r, names) for r in p.relations],
-                }
-                for p in paths
-            ],
-        }
-
-    async def _facts(self, args: FactsArgs) -> dict[str, Any]:
-        entity = await self.tl.entity(args.name, self.access)
+    async def _facts(self, args: FactsArgs) -> FactsResult:
+        entity = await self.browser.entity(args.name)
         preds = [args.predicate] if args.predicate else []
-        facts = await self.tl.facts(entity.id, self.access, predicates=preds, limit=args.limit)
-        ids = list({e for r in facts for e in (r.subject_id, r.object_id)})
-        names = {e.id: e.name for e in await self.tl.graph.entities(ids, self.access)}
-        return {
-            "entity": entity.model_dump(mode="json"),
-            "facts": [_fact(r, names) for r in facts if r.kind != "cooccurrence"],
-        }
-
-
-def _fact(fact: Relation, names: dict[Any, str]) -> dict[str, Any]:
-    return {
-        "relation_id": fact.id,
-        "subject_id": fact.subject_id,
-        "subject": names.get(fact.subject_id, fact.subject_id),
-        "predicate": fact.predicate,
-        "object_id": fact.object_id,
-        "object": names.get(fact.object_id, fact.object_id),
-        "kind": fact.kind,
-        "confidence": fact.confidence,
-        "evidence": [s.model_dump(mode="json") for s in fact.evidence],
-    }
+        facts = await self.browser.facts(entity.id, predicates=preds, limit=args.limit)
+        return FactsResult(entity=entity, facts=tuple(facts))

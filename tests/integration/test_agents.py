@@ -16,6 +16,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from agents.research import ResearchAgent, ResearchBudget, split_questions
+from agents.toolbox import ToolError
 from engine import Settings, Threadline
 from engine.tools import TOOL_ARGUMENTS, ThreadlineToolbox, openai_tools
 from graph import Access
@@ -65,20 +66,20 @@ def test_sub_questions() -> None:
 async def test_tools_return_provenance_and_errors(tl: Threadline) -> None:
     box = ThreadlineToolbox(tl, Access(tenant="default"))
     question = _questions(1)[0]
-    asked = await box.call("ask", {"question": question})
+    asked = await box.call_json("ask", {"question": question})
     assert asked["claims"]
     for claim in asked["claims"]:
         assert claim["verdict"] in {"supported", "contradicted"}
         assert all({"document_id", "start", "end", "text"} <= set(s) for s in claim["spans"])
-    found = await box.call("search", {"query": question, "k": 3})
+    found = await box.call_json("search", {"query": question, "k": 3})
     assert len(found["chunks"]) == 3
     assert all({"document_id", "start", "end", "text", "title"} <= set(c) for c in found["chunks"])
     name = (await tl.entities(limit=1))[0].name
-    facts = await box.call("facts", {"name": name})
+    facts = await box.call_json("facts", {"name": name})
     assert all(f["evidence"] for f in facts["facts"])
-    assert (await box.call("nope", {}))["error"].startswith("no tool named 'nope'")
-    assert "bad arguments for ask" in (await box.call("ask", {"question": ""}))["error"]
-    assert "no entity named" in (await box.call("entity", {"name": "Zzyzx Qwerty"}))["error"]
+    assert (await box.call_json("nope", {}))["error"].startswith("no tool named 'nope'")
+    assert "bad arguments for ask" in (await box.call_json("ask", {"question": ""}))["error"]
+    assert "no entity named" in (await box.call_json("entity", {"name": "Zzyzx Qwerty"}))["error"]
 
 
 async def test_research_reports_rest_on_supported_chains(tl: Threadline) -> None:
@@ -181,7 +182,9 @@ async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> 
     run_report = await agent.run(question)
     assert [t.tool for t in run_report.trace] == ["ask", "facts", "nonexistent"]
     assert [t.by for t in run_report.trace] == ["planner", "model", "model"]
-    assert "no tool named" in run_report.trace[2].result["error"]
+    error = run_report.trace[2].result
+    assert isinstance(error, ToolError)
+    assert "no tool named" in error.error
     assert notes_seen
     assert len(run_report.statements) == 1
     assert run_report.dropped == 1
