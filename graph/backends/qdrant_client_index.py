@@ -10,20 +10,28 @@ from collections.abc import Sequence
 from typing import Any, Self
 
 from qdrant_client import AsyncQdrantClient, models
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from graph.backends.qdrant_common import (
+    HIT_FIELDS,
+    KEYWORD_FIELDS,
+    SENTENCES,
+    SPARSE,
+    VECTOR,
+    FieldMatch,
+    QdrantErrors,
+    document_match,
+    point_payload,
+    point_vectors,
+    read_matches,
+    stored_hit,
+    stored_sentences,
+)
 from graph.errors import StoreError, StoreUnavailableError
 from graph.ids import ChunkId, DocumentId, point_uuid
 from graph.models import Access
 from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantClientVectorIndex"]
-
-_VECTOR = "chunk"
-_SPARSE = "bm25"
-_SENTENCES = "sentences"  # multivector: the chunk's stored sentence vectors
-_KEYWORD_FIELDS = ("tenant", "groups", "document_id")
-_CLIENT_ERRORS = (UnexpectedResponse, ResponseHandlingException, OSError, ValueError)
 
 
 class QdrantClientVectorIndex:
@@ -46,6 +54,7 @@ class QdrantClientVectorIndex:
         self._collection = collection
         self._dimension = dimension
         self._where = url or path or location or ":memory:"
+        self._errors = QdrantErrors(self._where, remote=url is not None)
         self._client_args: dict[str, Any] = {
             "url": url,
             "api_key": api_key,
@@ -88,61 +97,64 @@ class QdrantClientVectorIndex:
         return self._dimension
 
     async def _start(self) -> None:
-        client = AsyncQdrantClient(**{k: v for k, v in self._client_args.items() if v is not None})
+        client: AsyncQdrantClient | None = None
         try:
-            if await client.collection_exists(self._collection):
-                info = await client.get_collection(self._collection)
-                vectors = info.config.params.vectors
-                size = vectors[_VECTOR].size if isinstance(vectors, dict) else None
-                self._has_sentences = isinstance(vectors, dict) and _SENTENCES in vectors
-                sparse = info.config.params.sparse_vectors or {}
-                if _SPARSE not in sparse:
-                    raise StoreUnavailableError(
-                        f"Qdrant collection {self._collection!r} at {self._where} has no "
-                        f"{_SPARSE!r} sparse vectors (made by another Threadline version); "
-                        "use another collection name"
-                    )
-                if size != self._dimension:
-                    raise StoreUnavailableError(
-                        f"Qdrant collection {self._collection!r} at {self._where} has vector "
-                        f"size {size}, the embedder makes {self._dimension}; use another "
-                        "collection name"
-                    )
-            else:
-                await client.create_collection(
-                    self._collection,
-                    vectors_config={
-                        _VECTOR: models.VectorParams(
-                            size=self._dimension, distance=models.Distance.COSINE
-                        ),
-                        # Read by id only, never searched: no HNSW graph for them.
-                        _SENTENCES: models.VectorParams(
-                            size=self._dimension,
-                            distance=models.Distance.COSINE,
-                            multivector_config=models.MultiVectorConfig(
-                                comparator=models.MultiVectorComparator.MAX_SIM
-                            ),
-                            hnsw_config=models.HnswConfigDiff(m=0),
-                        ),
-                    },
-                    sparse_vectors_config={
-                        _SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    },
+            with self._errors("open", opening=True):
+                # Local mode reads and locks its directory here already.
+                client = AsyncQdrantClient(
+                    **{k: v for k, v in self._client_args.items() if v is not None}
                 )
-                # Local mode filters without indexes (and warns about them); servers need them.
-                for field in _KEYWORD_FIELDS if self._client_args["url"] else ():
-                    await client.create_payload_index(
-                        self._collection, field, models.PayloadSchemaType.KEYWORD
-                    )
-        except _CLIENT_ERRORS as exc:
-            await client.close()
-            raise StoreUnavailableError(
-                f"cannot reach Qdrant at {self._where}: {exc}; check the URL and API key"
-            ) from exc
-        except StoreUnavailableError:
-            await client.close()
+                if await client.collection_exists(self._collection):
+                    self._check(await client.get_collection(self._collection))
+                else:
+                    await self._create(client)
+        except BaseException:
+            if client is not None:
+                await client.close()
             raise
         self._client = client
+
+    def _check(self, info: models.CollectionInfo) -> None:
+        """Refuse a collection this index cannot use; note whether it stores sentences."""
+        vectors = info.config.params.vectors
+        size = vectors[VECTOR].size if isinstance(vectors, dict) and VECTOR in vectors else None
+        self._has_sentences = isinstance(vectors, dict) and SENTENCES in vectors
+        sparse = info.config.params.sparse_vectors or {}
+        if SPARSE not in sparse:
+            raise StoreUnavailableError(
+                f"Qdrant collection {self._collection!r} at {self._where} has no "
+                f"{SPARSE!r} sparse vectors (made by another Threadline version); "
+                "use another collection name"
+            )
+        if size != self._dimension:
+            raise StoreUnavailableError(
+                f"Qdrant collection {self._collection!r} at {self._where} has vector "
+                f"size {size}, the embedder makes {self._dimension}; use another "
+                "collection name"
+            )
+
+    async def _create(self, client: AsyncQdrantClient) -> None:
+        await client.create_collection(
+            self._collection,
+            vectors_config={
+                VECTOR: models.VectorParams(size=self._dimension, distance=models.Distance.COSINE),
+                # Read by id only, never searched: no HNSW graph for them.
+                SENTENCES: models.VectorParams(
+                    size=self._dimension,
+                    distance=models.Distance.COSINE,
+                    multivector_config=models.MultiVectorConfig(
+                        comparator=models.MultiVectorComparator.MAX_SIM
+                    ),
+                    hnsw_config=models.HnswConfigDiff(m=0),
+                ),
+            },
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        # Local mode filters without indexes (and warns about them); servers need them.
+        for field in KEYWORD_FIELDS if self._client_args["url"] else ():
+            await client.create_payload_index(
+                self._collection, field, models.PayloadSchemaType.KEYWORD
+            )
 
     def _require(self) -> AsyncQdrantClient:
         if self._client is None:
@@ -160,26 +172,14 @@ class QdrantClientVectorIndex:
         structs = [
             models.PointStruct(
                 id=point_uuid(p.chunk_id),
-                vector=_vectors(p, sentences=keep),
-                payload={
-                    "chunk_id": p.chunk_id,
-                    "document_id": p.document_id,
-                    "tenant": p.tenant,
-                    "groups": list(p.groups),
-                    **(
-                        {"sentence_spans": [[x.start, x.end] for x in p.sentences]}
-                        if keep and p.sentences
-                        else {}
-                    ),
-                },
+                vector=point_vectors(p, sentences=keep, sparse=_sparse),
+                payload=point_payload(p, sentences=keep),
             )
             for p in points
         ]
-        try:
+        with self._errors("upsert"):
             for i in range(0, len(structs), self._batch_size):
                 await client.upsert(self._collection, structs[i : i + self._batch_size], wait=True)
-        except _CLIENT_ERRORS as exc:
-            raise StoreError(f"Qdrant upsert at {self._where} failed: {exc}") from exc
 
     async def search(
         self,
@@ -190,7 +190,7 @@ class QdrantClientVectorIndex:
         document_ids: Sequence[DocumentId] | None = None,
     ) -> list[VectorHit]:
         """Nearest readable chunks, filtered inside the Qdrant query."""
-        return await self._query(list(vector), _VECTOR, access, limit, document_ids)
+        return await self._query(list(vector), VECTOR, access, limit, document_ids)
 
     async def search_sparse(
         self,
@@ -203,8 +203,8 @@ class QdrantClientVectorIndex:
         """Best readable chunks by BM25 score, filtered inside the Qdrant query."""
         if not sparse.indices:
             return []
-        query = models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
-        return await self._query(query, _SPARSE, access, limit, document_ids)
+        query = _sparse(list(sparse.indices), list(sparse.values))
+        return await self._query(query, SPARSE, access, limit, document_ids)
 
     async def _query(
         self,
@@ -215,25 +215,16 @@ class QdrantClientVectorIndex:
         document_ids: Sequence[DocumentId] | None,
     ) -> list[VectorHit]:
         client = self._require()
-        try:
+        with self._errors("search"):
             response = await client.query_points(
                 self._collection,
                 query=query,
                 using=using,
-                query_filter=_filter(access, document_ids),
+                query_filter=_filter(read_matches(access, document_ids)),
                 limit=limit,
-                with_payload=["chunk_id", "document_id"],
+                with_payload=HIT_FIELDS,
             )
-        except _CLIENT_ERRORS as exc:
-            raise StoreError(f"Qdrant search at {self._where} failed: {exc}") from exc
-        return [
-            VectorHit(
-                chunk_id=(p.payload or {})["chunk_id"],
-                document_id=(p.payload or {})["document_id"],
-                score=float(p.score),
-            )
-            for p in response.points
-        ]
+        return [stored_hit(p.payload, p.score) for p in response.points]
 
     async def sentences(
         self, chunk_ids: Sequence[ChunkId], access: Access
@@ -242,88 +233,52 @@ class QdrantClientVectorIndex:
         if not chunk_ids or not self._has_sentences:
             return {}
         client = self._require()
-        try:
+        with self._errors("retrieve"):
             records = await client.retrieve(
                 self._collection,
                 [point_uuid(c) for c in dict.fromkeys(chunk_ids)],
                 with_payload=True,
-                with_vectors=[_SENTENCES],
+                with_vectors=[SENTENCES],
             )
-        except _CLIENT_ERRORS as exc:
-            raise StoreError(f"Qdrant retrieve at {self._where} failed: {exc}") from exc
-        found: dict[ChunkId, list[SentenceVector]] = {}
-        for record in records:
-            payload = record.payload or {}
-            if not access.can_read(payload.get("tenant", ""), payload.get("groups", [])):
-                continue
-            vectors = record.vector.get(_SENTENCES) if isinstance(record.vector, dict) else None
-            spans = payload.get("sentence_spans") or []
-            if isinstance(vectors, list) and vectors and len(vectors) == len(spans):
-                found[ChunkId(payload["chunk_id"])] = [
-                    SentenceVector(start=a, end=b, vector=tuple(v))  # type: ignore[arg-type]
-                    for (a, b), v in zip(spans, vectors, strict=True)
-                ]
-        return found
+        return stored_sentences(((r.payload, r.vector) for r in records), access)
 
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
         """Remove every point of these documents."""
         if not document_ids:
             return
         client = self._require()
-        selector = models.FilterSelector(
-            filter=models.Filter(
-                must=[
-                    models.FieldCondition(
-                        key="document_id", match=models.MatchAny(any=list(document_ids))
-                    )
-                ]
-            )
-        )
-        try:
+        selector = models.FilterSelector(filter=_filter([document_match(document_ids)]))
+        with self._errors("delete"):
             await client.delete(self._collection, points_selector=selector, wait=True)
-        except _CLIENT_ERRORS as exc:
-            raise StoreError(f"Qdrant delete at {self._where} failed: {exc}") from exc
 
     async def count(self, access: Access) -> int:
         """Number of readable points."""
         client = self._require()
-        try:
+        with self._errors("count"):
             result = await client.count(
-                self._collection, count_filter=_filter(access, None), exact=True
+                self._collection, count_filter=_filter(read_matches(access)), exact=True
             )
-        except _CLIENT_ERRORS as exc:
-            raise StoreError(f"Qdrant count at {self._where} failed: {exc}") from exc
         return int(result.count)
 
     async def close(self) -> None:
         """Close the client."""
         if self._client is not None:
             client, self._client = self._client, None
-            await client.close()
+            with self._errors("close"):
+                await client.close()
 
 
-def _vectors(point: VectorPoint, *, sentences: bool) -> dict[str, Any]:
-    vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
-    if point.sparse is not None and point.sparse.indices:
-        vectors[_SPARSE] = models.SparseVector(
-            indices=list(point.sparse.indices), values=list(point.sparse.values)
-        )
-    if sentences and point.sentences:
-        vectors[_SENTENCES] = [list(s.vector) for s in point.sentences]
-    return vectors
+def _sparse(indices: list[int], values: list[float]) -> models.SparseVector:
+    return models.SparseVector(indices=indices, values=values)
 
 
-def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> models.Filter | None:
-    must: list[models.Condition] = []
-    if not access.is_admin:
-        must.append(
-            models.FieldCondition(key="tenant", match=models.MatchValue(value=access.tenant or ""))
-        )
-        must.append(
-            models.FieldCondition(key="groups", match=models.MatchAny(any=access.readable_groups()))
-        )
-    if document_ids is not None:
-        must.append(
-            models.FieldCondition(key="document_id", match=models.MatchAny(any=list(document_ids)))
-        )
-    return models.Filter(must=must) if must else None
+def _filter(matches: Sequence[FieldMatch]) -> models.Filter | None:
+    """The qdrant-client filter requiring every match (None when there is none)."""
+    if not matches:
+        return None
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=m.key, match=models.MatchAny(any=list(m.values)))
+            for m in matches
+        ]
+    )

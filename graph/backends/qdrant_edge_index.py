@@ -12,6 +12,21 @@ from typing import Any, Self
 
 import qdrant_edge as qe
 
+from graph.backends.qdrant_common import (
+    HIT_FIELDS,
+    KEYWORD_FIELDS,
+    SENTENCES,
+    SPARSE,
+    VECTOR,
+    FieldMatch,
+    QdrantErrors,
+    document_match,
+    point_payload,
+    point_vectors,
+    read_matches,
+    stored_hit,
+    stored_sentences,
+)
 from graph.errors import StoreError, StoreUnavailableError
 from graph.ids import ChunkId, DocumentId, point_uuid
 from graph.models import Access
@@ -19,12 +34,8 @@ from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantEdgeVectorIndex"]
 
-_VECTOR = "chunk"
-_SPARSE = "bm25"
-_SENTENCES = "sentences"  # multivector: the chunk's stored sentence vectors
 _FORMAT = 3  # bumped when the shard layout changes
 _READABLE_FORMATS = (2, 3)  # 2 has no sentence vectors; queries embed those sentences
-_KEYWORD_FIELDS = ("tenant", "groups", "document_id")
 _META_FILE = "threadline-index.json"
 
 
@@ -40,6 +51,7 @@ class QdrantEdgeVectorIndex:
         self._shard: Any = None
         self._lock = threading.Lock()
         self._layout = _FORMAT
+        self._errors = QdrantErrors(str(path))
 
     @classmethod
     async def open(cls, path: Path | str, *, dimension: int) -> Self:
@@ -61,7 +73,7 @@ class QdrantEdgeVectorIndex:
 
     def _open_sync(self) -> None:
         meta = self._path / _META_FILE
-        try:
+        with self._errors("open", opening=True):
             stored = _stored(self._path)
             if stored is not None:
                 existing, self._layout = stored
@@ -79,11 +91,11 @@ class QdrantEdgeVectorIndex:
                 self._path.mkdir(parents=True)
                 config = qe.EdgeConfig(
                     vectors={
-                        _VECTOR: qe.EdgeVectorParams(
+                        VECTOR: qe.EdgeVectorParams(
                             size=self._dimension, distance=qe.Distance.Cosine
                         ),
                         # Read by id only, never searched: no HNSW graph for them.
-                        _SENTENCES: qe.EdgeVectorParams(
+                        SENTENCES: qe.EdgeVectorParams(
                             size=self._dimension,
                             distance=qe.Distance.Cosine,
                             multivector_config=qe.MultiVectorConfig(
@@ -94,10 +106,10 @@ class QdrantEdgeVectorIndex:
                             ),
                         ),
                     },
-                    sparse_vectors={_SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+                    sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
                 )
                 shard = qe.EdgeShard.create(str(self._path), config)
-                for field in _KEYWORD_FIELDS:
+                for field in KEYWORD_FIELDS:
                     shard.update(
                         qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword)
                     )
@@ -106,13 +118,6 @@ class QdrantEdgeVectorIndex:
                 meta.write_text(
                     json.dumps({"dimension": self._dimension, "format": _FORMAT}), encoding="utf-8"
                 )
-        except StoreUnavailableError:
-            raise
-        except Exception as exc:
-            raise StoreUnavailableError(
-                f"cannot open the Qdrant Edge index at {self._path}: {exc}. "
-                "Another Threadline process may be using this data dir."
-            ) from exc
         self._shard = shard
 
     def _require(self) -> Any:
@@ -120,13 +125,11 @@ class QdrantEdgeVectorIndex:
             raise StoreError("the vector index is closed; open it with QdrantEdgeVectorIndex.open")
         return self._shard
 
-    def _run(self, fn: Any, *args: Any) -> Any:
+    def _run(self, action: str, fn: Any, *args: Any) -> Any:
         with self._lock:
             shard = self._require()
-            try:
+            with self._errors(action):
                 return fn(shard, *args)
-            except Exception as exc:
-                raise StoreError(f"Qdrant Edge at {self._path} failed: {exc}") from exc
 
     async def upsert(self, points: Sequence[VectorPoint]) -> None:
         """Insert or replace points, keyed by chunk id."""
@@ -136,20 +139,14 @@ class QdrantEdgeVectorIndex:
         batch = [
             qe.Point(
                 point_uuid(p.chunk_id),
-                _vectors(p, sentences=keep),
-                {
-                    "chunk_id": p.chunk_id,
-                    "document_id": p.document_id,
-                    "tenant": p.tenant,
-                    "groups": list(p.groups),
-                    **({"sentence_spans": _spans(p)} if keep and p.sentences else {}),
-                },
+                point_vectors(p, sentences=keep, sparse=qe.SparseVector),
+                point_payload(p, sentences=keep),
             )
             for p in points
         ]
         if batch:
             await asyncio.to_thread(
-                self._run, lambda s: s.update(qe.UpdateOperation.upsert_points(batch))
+                self._run, "upsert", lambda s: s.update(qe.UpdateOperation.upsert_points(batch))
             )
 
     async def search(
@@ -163,9 +160,9 @@ class QdrantEdgeVectorIndex:
         """Nearest readable chunks, filtered inside the shard query."""
         request = qe.QueryRequest(
             limit=limit,
-            query=qe.Query.Nearest(list(vector), using=_VECTOR),
-            with_payload=["chunk_id", "document_id"],
-            filter=_filter(access, document_ids),
+            query=qe.Query.Nearest(list(vector), using=VECTOR),
+            with_payload=HIT_FIELDS,
+            filter=_filter(read_matches(access, document_ids)),
         )
         return await self._query(request)
 
@@ -183,23 +180,16 @@ class QdrantEdgeVectorIndex:
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(
-                qe.SparseVector(list(sparse.indices), list(sparse.values)), using=_SPARSE
+                qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE
             ),
-            with_payload=["chunk_id", "document_id"],
-            filter=_filter(access, document_ids),
+            with_payload=HIT_FIELDS,
+            filter=_filter(read_matches(access, document_ids)),
         )
         return await self._query(request)
 
     async def _query(self, request: Any) -> list[VectorHit]:
-        found = await asyncio.to_thread(self._run, lambda s: s.query(request))
-        return [
-            VectorHit(
-                chunk_id=p.payload["chunk_id"],
-                document_id=p.payload["document_id"],
-                score=float(p.score),
-            )
-            for p in found
-        ]
+        found = await asyncio.to_thread(self._run, "search", lambda s: s.query(request))
+        return [stored_hit(p.payload, p.score) for p in found]
 
     async def sentences(
         self, chunk_ids: Sequence[ChunkId], access: Access
@@ -208,38 +198,24 @@ class QdrantEdgeVectorIndex:
         if not chunk_ids or self._layout < 3:
             return {}
         ids = [point_uuid(c) for c in dict.fromkeys(chunk_ids)]
-        records = await asyncio.to_thread(self._run, lambda s: s.retrieve(ids, True, [_SENTENCES]))
-        found: dict[ChunkId, list[SentenceVector]] = {}
-        for record in records:
-            payload = record.payload or {}
-            if not access.can_read(payload.get("tenant", ""), payload.get("groups", [])):
-                continue
-            vectors = (record.vector or {}).get(_SENTENCES) or []
-            spans = payload.get("sentence_spans") or []
-            if vectors and len(vectors) == len(spans):
-                found[ChunkId(payload["chunk_id"])] = [
-                    SentenceVector(start=a, end=b, vector=tuple(v))
-                    for (a, b), v in zip(spans, vectors, strict=True)
-                ]
-        return found
+        records = await asyncio.to_thread(
+            self._run, "retrieve", lambda s: s.retrieve(ids, True, [SENTENCES])
+        )
+        return stored_sentences(((r.payload, r.vector) for r in records), access)
 
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
         """Remove every point of these documents."""
         if not document_ids:
             return
-        flt = qe.Filter(
-            must=[
-                qe.FieldCondition("document_id", match=qe.MatchAny([str(d) for d in document_ids]))
-            ]
-        )
+        flt = _filter([document_match(document_ids)])
         await asyncio.to_thread(
-            self._run, lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(flt))
+            self._run, "delete", lambda s: s.update(qe.UpdateOperation.delete_points_by_filter(flt))
         )
 
     async def count(self, access: Access) -> int:
         """Number of readable points."""
-        request = qe.CountRequest(exact=True, filter=_filter(access, None))
-        return int(await asyncio.to_thread(self._run, lambda s: s.count(request)))
+        request = qe.CountRequest(exact=True, filter=_filter(read_matches(access)))
+        return int(await asyncio.to_thread(self._run, "count", lambda s: s.count(request)))
 
     async def close(self) -> None:
         """Flush to disk and release the shard."""
@@ -247,7 +223,7 @@ class QdrantEdgeVectorIndex:
             return
 
         def _close() -> None:
-            with self._lock:
+            with self._lock, self._errors("close"):
                 shard, self._shard = self._shard, None
                 shard.flush()
                 shard.close()
@@ -274,26 +250,10 @@ def _stored(path: Path) -> tuple[int, int] | None:
     return dimension, layout
 
 
-def _vectors(point: VectorPoint, *, sentences: bool) -> dict[str, Any]:
-    vectors: dict[str, Any] = {_VECTOR: list(point.vector)}
-    if point.sparse is not None and point.sparse.indices:
-        vectors[_SPARSE] = qe.SparseVector(list(point.sparse.indices), list(point.sparse.values))
-    if sentences and point.sentences:
-        vectors[_SENTENCES] = [list(s.vector) for s in point.sentences]
-    return vectors
-
-
-def _spans(point: VectorPoint) -> list[list[int]]:
-    return [[s.start, s.end] for s in point.sentences]
-
-
-def _filter(access: Access, document_ids: Sequence[DocumentId] | None) -> Any:
-    must: list[Any] = []
-    if not access.is_admin:
-        must.append(qe.FieldCondition("tenant", match=qe.MatchValue(access.tenant or "")))
-        must.append(qe.FieldCondition("groups", match=qe.MatchAny(access.readable_groups())))
-    if document_ids is not None:
-        must.append(
-            qe.FieldCondition("document_id", match=qe.MatchAny([str(d) for d in document_ids]))
-        )
-    return qe.Filter(must=must) if must else None
+def _filter(matches: Sequence[FieldMatch]) -> Any:
+    """The Edge filter requiring every match (None when there is none)."""
+    if not matches:
+        return None
+    return qe.Filter(
+        must=[qe.FieldCondition(m.key, match=qe.MatchAny(list(m.values))) for m in matches]
+    )
