@@ -19,12 +19,12 @@ from graph.algorithms import (
     shortest_paths,
     strongest_first,
 )
-
 from graph.errors import (
     ConfigError,
     ExtractionError,
     InputError,
     LLMError,
+    ModelReplyError,
     NotFoundError,
     PermissionDeniedError,
     PlanningError,
@@ -65,7 +65,6 @@ from graph.models import (
     Span,
     StoreStats,
 )
-from graph.provenance import Answer, Claim, Evidence
 from graph.protocols import (
     GraphStore,
     SentenceVector,
@@ -74,6 +73,7 @@ from graph.protocols import (
     VectorIndex,
     VectorPoint,
 )
+from graph.provenance import Answer, Claim, Evidence
 from graph.views import EntityDetail, FactView, NeighborhoodView, PathView, Source
 
 __all__ = [
@@ -101,6 +101,7 @@ __all__ = [
     "InputError",
     "LLMError",
     "Mention",
+    "ModelReplyError",
     "Neighborhood",
     "NeighborhoodView",
     "NotFoundError",

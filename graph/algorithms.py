@@ -94,13 +94,13 @@ class FactEnds(Protocol):
     """What breadth-first expansion reads of a fact (a :class:`Relation` has it)."""
 
     @property
-    def id(self) -> RelationId: ...  # noqa: D102 - the fact's id
+    def id(self) -> RelationId: ...
 
     @property
-    def subject_id(self) -> EntityId: ...  # noqa: D102 - one end
+    def subject_id(self) -> EntityId: ...
 
     @property
-    def object_id(self) -> EntityId: ...  # noqa: D102 - the other end
+    def object_id(self) -> EntityId: ...
 
 
 F = TypeVar("F", bound=FactEnds)
@@ -168,7 +168,9 @@ async def bounded_neighborhood(
 #: ``neighbours(frontier, cap)``: pairs ``(a, b)`` of a frontier entity ``a`` and an entity
 #: ``b`` linked to it by a readable fact (either direction), distinct, in ``(a, b)`` order,
 #: at most ``cap`` of them.
-NeighbourExpansion = Callable[[Sequence[EntityId], int], Awaitable[Sequence[tuple[EntityId, EntityId]]]]
+NeighbourExpansion = Callable[
+    [Sequence[EntityId], int], Awaitable[Sequence[tuple[EntityId, EntityId]]]
+]
 #: ``between(pairs)``: the readable facts linking each pair, in either direction.
 FactsBetween = Callable[[Sequence[tuple[EntityId, EntityId]]], Awaitable[Sequence[Relation]]]
 
@@ -195,9 +197,7 @@ async def shortest_paths(
     node_paths = await _shortest_node_paths(source, target, neighbours, max_hops, limit)
     if not node_paths:
         return []
-    pairs = sorted(
-        {_pair(a, b) for nodes in node_paths for a, b in itertools.pairwise(nodes)}
-    )
+    pairs = sorted({_pair(a, b) for nodes in node_paths for a, b in itertools.pairwise(nodes)})
     linking: dict[tuple[EntityId, EntityId], list[Relation]] = defaultdict(list)
     for fact in await between(pairs):
         linking[_pair(fact.subject_id, fact.object_id)].append(fact)
@@ -248,15 +248,23 @@ async def _shortest_node_paths(
         fronts[side] = set(new)
         meet = [v for v in new if v in dist[1 - side]]
         if meet:
-            total = min(dist[0][v] + dist[1][v] for v in meet)
-            middles = sorted(v for v in meet if dist[0][v] + dist[1][v] == total)
-            found: set[tuple[EntityId, ...]] = set()
-            for v in middles:
-                for head in _walk(v, preds[0]):
-                    for tail in _walk(v, preds[1]):
-                        found.add((*reversed(head), *tail[1:]))
-            return sorted(found)[:limit]
+            return _joined(meet, preds, dist)[:limit]
     return []
+
+
+def _joined(
+    meet: list[EntityId],
+    preds: tuple[dict[EntityId, set[EntityId]], dict[EntityId, set[EntityId]]],
+    dist: tuple[dict[EntityId, int], dict[EntityId, int]],
+) -> list[tuple[EntityId, ...]]:
+    """Every shortest chain through the entities where the two searches met, sorted."""
+    total = min(dist[0][v] + dist[1][v] for v in meet)
+    found: set[tuple[EntityId, ...]] = set()
+    for v in sorted(v for v in meet if dist[0][v] + dist[1][v] == total):
+        for head in _walk(v, preds[0]):
+            for tail in _walk(v, preds[1]):
+                found.add((*reversed(head), *tail[1:]))
+    return sorted(found)
 
 
 def _walk(

@@ -206,7 +206,11 @@ async def test_search_ranks_exact_then_prefix_then_contains(loaded: GraphStore) 
     assert found[0].id == ENGINE.id  # alias, exact match
     found = await loaded.search_entities("a", ACME, types=["PERSON"])
     assert {e.type for e in found} == {"PERSON"}
-    assert found[0].name == "Ada Lovelace"  # prefix before contains
+    # Both prefix matches (equal mentions, so by id) before the one that only contains "a".
+    assert [e.name for e in found] == [
+        *sorted(["Ada Lovelace", "Alan Turing"], key=lambda n: entity(n).id),
+        "Charles Babbage",
+    ]
 
 
 async def test_neighbors_depth_and_limit(loaded: GraphStore) -> None:
