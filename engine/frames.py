@@ -10,17 +10,21 @@ import pandas as pd
 from engine.views import Subgraph
 from graph import Entity, Relation
 from graph.provenance import Answer, Evidence
+from graph.views import EntityDetail, FactView, NeighborhoodView
 
 __all__ = ["to_dataframe"]
 
 
 def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFrame:
-    """A table of entities, facts, evidence, an answer's claims, or a subgraph's facts.
+    """A table of entities, facts (named or not), evidence, an answer's claims, or the
+    facts of a subgraph, neighbourhood or entity detail.
 
     ``names`` maps entity ids to names for fact tables (a subgraph knows its own).
     """
     if isinstance(obj, Answer):
         return _claims(obj)
+    if isinstance(obj, NeighborhoodView | EntityDetail):
+        return to_dataframe(list(obj.facts))
     if isinstance(obj, Subgraph):
         known = {str(n): str(d.get("name", n)) for n, d in obj.graph.nodes(data=True)}
         facts = [
@@ -39,6 +43,22 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
                 {"id": e.id, "name": e.name, "type": e.type, "aliases": ", ".join(e.aliases)}
                 for e in items
             ]
+        )
+    if all(isinstance(i, FactView) for i in items):
+        return pd.DataFrame(
+            [
+                {
+                    "relation_id": f.id,
+                    "subject": f.subject,
+                    "predicate": f.predicate,
+                    "object": f.object,
+                    "kind": f.kind,
+                    "confidence": f.confidence,
+                    "evidence": " | ".join(s.text for s in f.evidence),
+                }
+                for f in items
+            ],
+            columns=_FACT_COLUMNS,
         )
     if all(isinstance(i, Relation) for i in items):
         known = names or {}
@@ -71,7 +91,8 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
         )
     kinds = sorted({type(i).__name__ for i in items})
     raise TypeError(
-        f"to_dataframe takes entities, relations, evidence, an Answer or a Subgraph, not {kinds}"
+        f"to_dataframe takes entities, facts, evidence, an Answer, a Subgraph or a "
+        f"neighbourhood, not {kinds}"
     )
 
 
