@@ -1,105 +1,42 @@
-"""The ``threadline`` command line. Results go to stdout; progress and logs go to stderr."""
+"""The ``threadline`` command line. Results go to stdout; progress and logs go to stderr.
+
+This module holds the ingest, browse and ask commands and the entry point; the other
+commands live in ``engine.cli_model`` and ``engine.cli_ops``, and what they all share in
+``engine.cli_common``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.settings import Settings
+from engine.cli_common import (
+    DataDir,
+    Groups,
+    JsonOut,
+    Tenant,
+    access_for,
+    app,
+    err,
+    out,
+    print_neighborhood,
+    progress_bar,
+    run_job,
+)
+from engine.cli_common import emit_json as _emit_json
+from engine.cli_common import load_settings as _settings
 from engine.threadline import Threadline
-from graph import Access, DocumentId, Entity, Neighborhood, ThreadlineError
+from graph import DocumentId, ThreadlineError
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    help="Threadline: a knowledge graph with provenance, built from your documents.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
 T = TypeVar("T")
-Backend = Literal["networkx", "neo4j"]
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory [default: $THREADLINE_DATA_DIR or ./.threadline]",
-        show_default=False,
-    ),
-]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-Tenant = Annotated[str | None, typer.Option("--tenant", help="Read as this tenant.")]
-Groups = Annotated[
-    list[str] | None, typer.Option("--group", help="Access group (repeatable).", show_default=False)
-]
-
-
-def _settings(data_dir: Path | None) -> Settings:
-    try:
-        base = Settings()
-    except ValidationError as exc:
-        raise typer.BadParameter(f"invalid THREADLINE_* environment setting: {exc}") from exc
-    return base.model_copy(update={"data_dir": data_dir}) if data_dir else base
-
-
-def _access(tenant: str | None, groups: list[str] | None) -> Access:
-    if tenant is None:
-        return Access.admin()
-    return Access(tenant=tenant, groups=frozenset(groups or ()))
-
-
-def _run(data_dir: Path | None, job: Callable[[Threadline], Awaitable[T]]) -> T:
-    async def _go() -> T:
-        async with await Threadline.open(_settings(data_dir)) as tl:
-            return await job(tl)
-
-    try:
-        return asyncio.run(_go())
-    except ThreadlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
-    except ValidationError as exc:
-        err.print(f"[bold red]error:[/] invalid input: {exc}", markup=True)
-        raise typer.Exit(1) from exc
-
-
-def _emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-    task = bar.add_task(label, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        yield update
 
 
 @app.command()
@@ -124,10 +61,10 @@ def ingest(
 
     async def job(tl: Threadline) -> Any:
         sources = tl.read(paths, reader=chosen)  # validates everything before storing
-        with _progress("ingesting") as progress:
+        with progress_bar("ingesting") as progress:
             return await tl.ingest(sources, tenant=tenant, groups=group or (), progress=progress)
 
-    report = _run(data_dir, job)
+    report = run_job(data_dir, job)
     if as_json:
         _emit_json(report.model_dump(mode="json", exclude={"document_ids"}))
         return
@@ -147,7 +84,7 @@ def delete(
 ) -> None:
     """Delete documents and everything only they support."""
     ids = [DocumentId(d) for d in document_ids]
-    report = _run(data_dir, lambda tl: tl.delete(ids))
+    report = run_job(data_dir, lambda tl: tl.delete(ids))
     if as_json:
         _emit_json(report.model_dump())
     else:
@@ -162,8 +99,8 @@ def stats(
     tenant: Tenant = None, group: Groups = None, data_dir: DataDir = None, as_json: JsonOut = False
 ) -> None:
     """Count documents, chunks, entities, mentions, facts and vectors."""
-    access = _access(tenant, group)
-    result = _run(data_dir, lambda tl: tl.stats(access))
+    access = access_for(tenant, group)
+    result = run_job(data_dir, lambda tl: tl.stats(access))
     if as_json:
         _emit_json(result.model_dump())
         return
@@ -183,8 +120,8 @@ def documents(
     as_json: JsonOut = False,
 ) -> None:
     """List documents."""
-    access = _access(tenant, group)
-    docs = _run(data_dir, lambda tl: tl.documents(access, limit=limit, offset=offset))
+    access = access_for(tenant, group)
+    docs = run_job(data_dir, lambda tl: tl.browse(access).documents(limit=limit, offset=offset))
     if as_json:
         _emit_json([d.model_dump(mode="json", exclude={"text"}) for d in docs])
         return
@@ -203,10 +140,10 @@ def entities(
     as_json: JsonOut = False,
 ) -> None:
     """Search entities (exact matches first, then the most mentioned)."""
-    access = _access(tenant, group)
+    access = access_for(tenant, group)
     types = [entity_type] if entity_type else []
-    found = _run(
-        data_dir, lambda tl: tl.graph.search_entities(search, access, types=types, limit=limit)
+    found = run_job(
+        data_dir, lambda tl: tl.browse(access).entities(search, types=types, limit=limit)
     )
     if as_json:
         _emit_json([e.model_dump() for e in found])
@@ -227,33 +164,22 @@ def neighbors(
     as_json: JsonOut = False,
 ) -> None:
     """Show an entity's facts and neighbours, with the sentences that state them."""
-    access = _access(tenant, group)
-    center, hood = _run(data_dir, lambda tl: tl.neighbors(entity, access, depth=depth, limit=limit))
+    access = access_for(tenant, group)
+    view = run_job(
+        data_dir, lambda tl: tl.browse(access).neighborhood(entity, depth=depth, limit=limit)
+    )
     if as_json:
-        _emit_json({"entity": center.model_dump(), **hood.model_dump(mode="json")})
+        # "relations" keeps the shape scripts already read; each fact also carries names.
+        _emit_json(
+            {
+                "entity": view.centres[0].model_dump(),
+                "entities": [e.model_dump(mode="json") for e in view.entities],
+                "relations": [f.model_dump(mode="json") for f in view.facts],
+                "truncated": view.truncated,
+            }
+        )
         return
-    _print_neighborhood(center, hood)
-
-
-def _print_neighborhood(center: Entity, hood: Neighborhood, max_facts: int = 12) -> None:
-    names = {e.id: e.name for e in hood.entities}
-    out.print(f"[bold]{center.name}[/] ({center.type}, {center.id})", markup=True)
-    explicit = [r for r in hood.relations if r.kind != "cooccurrence"]
-    other = [r for r in hood.relations if r.kind == "cooccurrence"]
-    for rel in (explicit + other)[:max_facts]:
-        span = rel.evidence[0]
-        quote = span.text if len(span.text) <= 160 else span.text[:157] + "..."
-        out.print(
-            f"  {names.get(rel.subject_id, rel.subject_id)} —{rel.predicate}→ "
-            f"{names.get(rel.object_id, rel.object_id)}  [dim](conf {rel.confidence:.2f}, "
-            f"{len(rel.evidence)} source(s))[/]",
-            markup=True,
-        )
-        out.print(
-            f"      [dim]{span.document_id} [{span.start}:{span.end}][/] “{quote}”", markup=True
-        )
-    if len(hood.relations) > max_facts:
-        out.print(f"  … {len(hood.relations) - max_facts} more facts")
+    print_neighborhood(view)
 
 
 Mode = Annotated[
@@ -296,7 +222,7 @@ def ask(
     streaming = llm and not as_json
 
     async def job(tl: Threadline) -> Any:
-        access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
+        access = access_for(tenant, group) if tenant else tl.access()
         answer = None
         async for event in tl.ask_stream(
             question, access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
@@ -309,7 +235,7 @@ def ask(
             out.print()
         return answer
 
-    answer = _run(data_dir, job)
+    answer = run_job(data_dir, job)
     if as_json:
         _emit_json(
             {
@@ -410,337 +336,9 @@ def _print_answer(answer: Any) -> None:
         )
 
 
-@app.command()
-def mcp(
-    tenant: Tenant = None,
-    group: Groups = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Serve Threadline's tools (ask, search, entity, neighborhood, paths, facts) over MCP on
-    stdin/stdout, reading as one tenant (default: THREADLINE_TENANT) and its groups."""
-    from engine.mcp_server import serve_stdio  # noqa: PLC0415 - only this command needs it
-
-    settings = _settings(data_dir)
-    access = Access(tenant=tenant or settings.tenant, groups=frozenset(group or ()))
-    try:
-        asyncio.run(serve_stdio(settings, access))
-    except ThreadlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
-
-
-@app.command()
-def research(
-    question: Annotated[str, typer.Argument(help="The research question.")],
-    llm: Annotated[
-        bool, typer.Option("--llm", help="The configured model drives the tool-calling loop.")
-    ] = False,
-    tool_calling: Annotated[
-        str,
-        typer.Option(
-            help="json (tools chosen through structured output; any server) or native "
-            "(OpenAI tool calls; vLLM with a tool-call parser)."
-        ),
-    ] = "json",
-    max_steps: Annotated[int, typer.Option(min=1, max=100, help="Tool calls allowed.")] = 12,
-    max_tokens: Annotated[int, typer.Option(min=100, help="Model tokens allowed.")] = 30_000,
-    tenant: Tenant = None,
-    group: Groups = None,
-    data_dir: DataDir = None,
-    as_json: JsonOut = False,
-) -> None:
-    """Research a question in several steps and write a report whose every statement cites
-    a validated provenance chain (the trace of tool calls comes with --json)."""
-    from agents.research import ResearchAgent, ResearchBudget  # noqa: PLC0415
-    from engine.tools import ThreadlineToolbox  # noqa: PLC0415
-
-    if tool_calling not in {"json", "native"}:
-        raise typer.BadParameter("--tool-calling takes json or native")
-
-    async def job(tl: Threadline) -> Any:
-        access = _access(tenant, group) if tenant else Access(tenant=tl.settings.tenant)
-        agent = ResearchAgent(
-            ThreadlineToolbox(tl, access),
-            model=tl.model if llm else None,
-            budget=ResearchBudget(max_steps=max_steps, max_tokens=max_tokens),
-            tool_calling="native" if tool_calling == "native" else "json",
-        )
-        return await agent.run(question)
-
-    report = _run(data_dir, job)
-    if as_json:
-        _emit_json(
-            {
-                "question": report.question,
-                "mode": report.mode,
-                "sub_questions": report.sub_questions,
-                "statements": [
-                    {
-                        "text": s.text,
-                        "notes": list(s.notes),
-                        "claim": s.claim.model_dump(mode="json"),
-                    }
-                    for s in report.statements
-                ],
-                "notes": [{"id": n.id, "text": n.text, "step": n.step} for n in report.notes],
-                "trace": [
-                    {
-                        "step": t.step,
-                        "tool": t.tool,
-                        "arguments": t.arguments,
-                        "by": t.by,
-                        "ms": t.ms,
-                        "error": t.result.get("error"),
-                    }
-                    for t in report.trace
-                ],
-                "stopped": report.stopped,
-                "dropped": report.dropped,
-                "usage": {
-                    "prompt_tokens": report.usage.prompt_tokens,
-                    "completion_tokens": report.usage.completion_tokens,
-                },
-            }
-        )
-        return
-    out.print(escape(report.markdown()), highlight=False)
-    out.print(
-        f"[dim]{len(report.trace)} tool calls ({report.mode}), {len(report.notes)} notes; "
-        f"{report.stopped}[/]",
-        markup=True,
-    )
-
-
-@app.command("serve-model-local")
-def serve_model_local(
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8080,
-    parallel: Annotated[int, typer.Option(min=1, max=64, help="Requests served at once.")] = 4,
-    embeddings: Annotated[
-        bool, typer.Option("--embeddings", help="Serve /v1/embeddings instead of chat.")
-    ] = False,
-    build: Annotated[
-        Path | None,
-        typer.Option(
-            help="Build llama-server from this llama-cpp-python source archive first.",
-            exists=True,
-            dir_okay=False,
-        ),
-    ] = None,
-    build_only: Annotated[bool, typer.Option("--build-only", help="Build, do not serve.")] = False,
-) -> None:
-    """Run llama.cpp's llama-server with the packaged SmolLM2-135M-Instruct on 127.0.0.1.
-
-    A laptop stand-in for vLLM: set THREADLINE_MODEL__BASE_URL=http://127.0.0.1:PORT/v1.
-    """
-    from engine.local_model import (  # noqa: PLC0415 - only this command needs it
-        LOCAL_MODEL_ALIAS,
-        LocalModelServer,
-        build_llama_server,
-        default_server_binary,
-    )
-
-    try:
-        if build is not None and not default_server_binary().is_file():
-            err.print(f"building llama-server into {default_server_binary()} (several minutes)")
-            build_llama_server(build, default_server_binary())
-        if build_only:
-            out.print(str(default_server_binary()))
-            return
-        server = LocalModelServer(port=port, parallel=parallel, embeddings=embeddings)
-        server.start()
-    except ThreadlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
-    out.print(f"serving {LOCAL_MODEL_ALIAS} at {server.base_url} (Ctrl-C stops it)")
-    out.print(
-        f"export THREADLINE_MODEL__BASE_URL={server.base_url} "
-        f"THREADLINE_MODEL__MODEL={LOCAL_MODEL_ALIAS}"
-    )
-    try:
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-
-
-@app.command()
-def bench(
-    dataset_dir: Annotated[
-        Path, typer.Argument(help="Folder with corpus.jsonl and questions.jsonl.")
-    ],
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
-    k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs for Recall@k.")] = "2,5",
-    per_question: Annotated[
-        Path | None, typer.Option(help="Write one JSON line per question here.")
-    ] = None,
-    data_dir: DataDir = None,
-    as_json: JsonOut = False,
-) -> None:
-    """Benchmark Threadline against the dense baseline on a shared-format dataset.
-
-    The corpus is indexed into --data-dir (default .threadline-bench/DATASET); an unchanged
-    corpus is not indexed again.
-    """
-    from engine.bench import run_bench  # noqa: PLC0415 - only this command needs it
-
-    try:
-        ks = sorted({int(x) for x in k.split(",") if x.strip()})
-    except ValueError as exc:
-        raise typer.BadParameter("--k takes numbers like 2,5") from exc
-    if not ks or ks[0] < 1:
-        raise typer.BadParameter("--k takes positive numbers like 2,5")
-    target = data_dir or Path(".threadline-bench") / dataset_dir.resolve().name
-    out_file = per_question or target / "per_question.jsonl"
-
-    async def job(tl: Threadline) -> Any:
-        with _progress("questions") as progress:
-            return await run_bench(
-                tl, dataset_dir, limit=limit, ks=ks, per_question=out_file, progress=progress
-            )
-
-    result = _run(target, job)
-    if as_json:
-        _emit_json(result)
-        return
-    out.print(f"{result['dataset']}: {result['questions']} questions")
-    for mode in ("threadline", "single", "dense"):
-        recall = "  ".join(f"R@{c}={v:.3f}" for c, v in result["recall"][mode].items())
-        quality = ""
-        if result["em"] is not None:
-            quality = f"  EM={result['em'][mode]:.3f}  F1={result['f1'][mode]:.3f}"
-        lat = result["latency_ms"][mode]
-        out.print(f"  {mode:<10} {recall}{quality}  p50={lat['p50']}ms p95={lat['p95']}ms")
-    out.print(f"  per-question results: {out_file}")
-
-
-@app.command()
-def demo(
-    paths: Annotated[list[Path], typer.Argument(help="Corpus to ingest for the tour.")],
-    data_dir: DataDir = None,
-) -> None:
-    """Ingest a corpus, then show counts and a few entities with neighbours and sources."""
-
-    async def job(tl: Threadline) -> None:
-        sources = tl.read(paths)
-        with _progress("ingesting") as progress:
-            report = await tl.ingest(sources, progress=progress)
-        out.print(
-            f"\nIngested {report.documents_read} passages in {report.seconds:.1f}s "
-            f"({report.added} new, {report.unchanged} unchanged)."
-        )
-        counts = await tl.stats()
-        out.print(
-            f"Knowledge graph: {counts.documents} documents, {counts.chunks} chunks, "
-            f"{counts.entities} entities, {counts.relations} facts "
-            f"({counts.mentions} mentions), {counts.vectors} vectors.\n"
-        )
-        shown = 0
-        for ent in await tl.graph.search_entities("", Access.admin(), limit=200):
-            if ent.type in {"DATE", "MISC"}:
-                continue
-            center, hood = await tl.neighbors(ent.id, limit=8)
-            if not any(r.kind != "cooccurrence" for r in hood.relations):
-                continue
-            _print_neighborhood(center, hood, max_facts=4)
-            out.print()
-            shown += 1
-            if shown == 4:
-                break
-
-    _run(data_dir, job)
-
-
-@app.command()
-def migrate(
-    to: Annotated[
-        str,
-        typer.Option(
-            "--to",
-            help="Target store: neo4j (copy the data dir's embedded graph into the "
-            "THREADLINE_GRAPH__* server) or networkx (copy the server's graph into the data dir).",
-        ),
-    ],
-    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Documents per write.")] = 50,
-    data_dir: DataDir = None,
-    as_json: JsonOut = False,
-) -> None:
-    """Copy the knowledge graph between the embedded store and Neo4j, then verify the copy.
-
-    Counts and a random sample of facts must match, or the command fails. Nothing is removed
-    from the source. Run it again to resume an interrupted migration.
-    """
-    from engine.journal import DataDirLock  # noqa: PLC0415 - only this command needs them
-    from engine.migrate import migrate as run_migration  # noqa: PLC0415
-    from engine.threadline import open_graph_store  # noqa: PLC0415
-
-    routes: dict[str, tuple[Backend, Backend]] = {
-        "neo4j": ("networkx", "neo4j"),
-        "networkx": ("neo4j", "networkx"),
-    }
-    if to not in routes:
-        raise typer.BadParameter("--to takes neo4j or networkx")
-    settings = _settings(data_dir)
-    origin, target_backend = routes[to]
-
-    async def go() -> Any:
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-        try:
-            source = await open_graph_store(settings, origin)
-            try:
-                target = await open_graph_store(settings, target_backend)
-                try:
-                    with _progress(f"{origin} → {to}") as progress:
-                        return await run_migration(
-                            source, target, batch_documents=batch, progress=progress
-                        )
-                finally:
-                    await target.close()
-            finally:
-                await source.close()
-        finally:
-            lock.release()
-
-    try:
-        report = asyncio.run(go())
-    except ThreadlineError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1) from exc
-    if as_json:
-        _emit_json(report.model_dump(mode="json"))
-        return
-    s = report.target
-    out.print(
-        f"migrated {report.copied} document(s) to {to} ({report.already_present} already there) "
-        f"in {report.seconds:.1f}s; both stores hold {s.documents} documents, {s.chunks} chunks, "
-        f"{s.entities} entities, {s.mentions} mentions, {s.relations} facts; "
-        f"{report.facts_checked} sampled facts identical"
-    )
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Address [default: 127.0.0.1]")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port [default: 8000]")] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """Serve the HTTP API (/v1, OpenAPI at /docs) until interrupted."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
-    from engine.api import create_app  # noqa: PLC0415
-    from engine.telemetry import configure_logging  # noqa: PLC0415
-
-    settings = _settings(data_dir)
-    configure_logging(settings.telemetry)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        log_config=None,
-        access_log=False,
-    )
-
+# Importing the sibling modules registers their commands; here, so that --help lists them
+# after the commands above, as it always has.
+from engine import cli_model, cli_ops  # noqa: E402, F401
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

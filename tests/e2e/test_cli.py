@@ -56,6 +56,7 @@ def test_ingest_stats_entities_neighbors_delete(tmp_path: Path, small_corpus: Pa
     assert hood["relations"]
     for rel in hood["relations"]:
         assert found[0]["id"] in {rel["subject_id"], rel["object_id"]}
+        assert found[0]["name"] in {rel["subject"], rel["object"]}  # facts come named
         assert rel["evidence"][0]["text"]
 
     human = run("neighbors", found[0]["name"], data_dir=data).stdout
@@ -89,7 +90,7 @@ def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path) -> None:
 
     unknown = run("neighbors", "Nobody Atall", data_dir=data, check=False)
     assert unknown.returncode == 1
-    assert "no entity named" in unknown.stderr
+    assert "no entity 'Nobody Atall'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
 
