@@ -24,7 +24,7 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
     if isinstance(obj, Answer):
         return _claims(obj)
     if isinstance(obj, NeighborhoodView | EntityDetail):
-        return to_dataframe(list(obj.facts))
+        obj = list(obj.facts)
     if isinstance(obj, Subgraph):
         known = {str(n): str(d.get("name", n)) for n, d in obj.graph.nodes(data=True)}
         facts = [
@@ -37,6 +37,8 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
     items = list(obj) if isinstance(obj, Sequence) else [obj]
     if not items:
         return pd.DataFrame()
+    if all(isinstance(i, Relation) for i in items):
+        items = [FactView.of(r, names or {}) for r in items]
     if all(isinstance(i, Entity) for i in items):
         return pd.DataFrame(
             [
@@ -57,23 +59,6 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
                     "evidence": " | ".join(s.text for s in f.evidence),
                 }
                 for f in items
-            ],
-            columns=_FACT_COLUMNS,
-        )
-    if all(isinstance(i, Relation) for i in items):
-        known = names or {}
-        return pd.DataFrame(
-            [
-                {
-                    "relation_id": r.id,
-                    "subject": known.get(r.subject_id, r.subject_id),
-                    "predicate": r.predicate,
-                    "object": known.get(r.object_id, r.object_id),
-                    "kind": r.kind,
-                    "confidence": r.confidence,
-                    "evidence": " | ".join(s.text for s in r.evidence),
-                }
-                for r in items
             ],
             columns=_FACT_COLUMNS,
         )
