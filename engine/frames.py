@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from engine.views import Subgraph
-from graph import Entity, Relation
+from graph import Entity, EntityId, Relation
 from graph.provenance import Answer, Evidence
 from graph.views import EntityDetail, FactView, NeighborhoodView
 
@@ -38,7 +38,8 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
     if not items:
         return pd.DataFrame()
     if all(isinstance(i, Relation) for i in items):
-        items = [FactView.of(r, names or {}) for r in items]
+        known = {EntityId(k): v for k, v in (names or {}).items()}
+        items = [FactView.of(r, known) for r in items]
     if all(isinstance(i, Entity) for i in items):
         return pd.DataFrame(
             [
