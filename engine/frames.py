@@ -38,8 +38,8 @@ def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFra
     if not items:
         return pd.DataFrame()
     if all(isinstance(i, Relation) for i in items):
-        known = {EntityId(k): v for k, v in (names or {}).items()}
-        items = [FactView.of(r, known) for r in items]
+        by_id = {EntityId(k): v for k, v in (names or {}).items()}
+        items = [FactView.of(r, by_id) for r in items]
     if all(isinstance(i, Entity) for i in items):
         return pd.DataFrame(
             [
