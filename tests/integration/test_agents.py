@@ -74,7 +74,7 @@ async def test_tools_return_provenance_and_errors(tl: Threadline) -> None:
     found = await box.call_json("search", {"query": question, "k": 3})
     assert len(found["chunks"]) == 3
     assert all({"document_id", "start", "end", "text", "title"} <= set(c) for c in found["chunks"])
-    name = (await tl.entities(limit=1))[0].name
+    name = (await tl.browse(tl.access()).entities(limit=1))[0].name
     facts = await box.call_json("facts", {"name": name})
     assert all(f["evidence"] for f in facts["facts"])
     assert (await box.call_json("nope", {}))["error"].startswith("no tool named 'nope'")
@@ -147,7 +147,7 @@ async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> 
 
     box = ThreadlineToolbox(tl, Access(tenant="default"))
     question = _questions(1)[0]
-    entity = (await tl.entities(limit=1))[0].name
+    entity = (await tl.browse(tl.access()).entities(limit=1))[0].name
     model = ScriptedModel(
         [
             json.dumps({"action": "facts", "arguments": {"name": entity, "limit": 5}}),
@@ -200,7 +200,7 @@ async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> 
 async def test_mcp_server_over_stdio(sample_dir: Path) -> None:
     async with await Threadline.open(Settings(data_dir=sample_dir)) as tl:
         await tl.ingest(tl.read([SAMPLE]))
-        entity, other = [e.name for e in await tl.entities(limit=2)]
+        entity, other = [e.name for e in await tl.browse(tl.access()).entities(limit=2)]
     question = _questions(1)[0]
     params = StdioServerParameters(
         command=sys.executable,

@@ -40,7 +40,7 @@ async def test_answer_claims_round_trip_to_the_source(tl: Threadline) -> None:
     answer = await tl.ask(str(question["question"]))
     assert answer.claims
     assert answer.evidence
-    docs = {d.id: d for d in await tl.documents(limit=1000)}
+    docs = {d.id: d for d in await tl.browse(Access.admin()).documents(limit=1000)}
     for claim in answer.claims:
         assert claim.verdict == "supported", claim.reason
         for span in claim.spans:
@@ -226,7 +226,7 @@ async def test_plan_follows_the_bridge_to_its_page_and_answers(tmp_path: Path) -
     async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
         await tl.ingest(tl.read([corpus]))
         answer = await tl.ask("When did Lothair II's mother die?", Access.admin(), k=5)
-        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        docs = {d.id: d.title for d in await tl.browse(Access.admin()).documents(limit=100)}
         steps = {s.kind: s for s in answer.plan}
         assert [s.kind for s in answer.plan] == ["link", "traverse", "read", "answer"]
         assert answer.plan[0].output[0].name == "Lothair II"
@@ -260,7 +260,7 @@ async def test_reading_hop_without_a_plan(tmp_path: Path) -> None:
         tl.retriever.planner = None
         found = await tl.retrieve(question, Access.admin(), k=5)
         assert found.plan is None
-        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        docs = {d.id: d.title for d in await tl.browse(Access.admin()).documents(limit=100)}
         hops = [e for e in found.evidence if "hop" in e.signals]
         assert hops, [docs[e.document_id] for e in found.evidence]
         reached = {docs[e.document_id]: e.signals["hop"].entities for e in hops}
@@ -282,7 +282,7 @@ async def test_comparison_through_a_bridge(tmp_path: Path) -> None:
         reads = [s for s in answer.plan if s.kind == "read"]
         assert [s.output[0].name for s in reads] == ["12 October 1902", "4 May 1890"]
         assert answer.answer == "The Quiet Valley"
-        docs = {d.id: d.title for d in await tl.documents(limit=100)}
+        docs = {d.id: d.title for d in await tl.browse(Access.admin()).documents(limit=100)}
         top = {docs[e.document_id] for e in answer.evidence}
         assert top >= {"Night Harbour", "The Quiet Valley", "Marta Lindqvist", "Harold Brenner"}
         assert all(c.verdict == "supported" for c in answer.claims)

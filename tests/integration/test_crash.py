@@ -52,11 +52,11 @@ async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) 
 
     settings = Settings(data_dir=data)
     async with await Threadline.open(settings) as tl:
-        stats = await tl.stats()
+        stats = await tl.stats(Access.admin())
         assert 12 <= stats.documents < 196
         # No half documents: vectors match chunks, and each document has its chunks.
         assert stats.vectors == stats.chunks
-        for doc in await tl.documents(limit=1000):
+        for doc in await tl.browse(Access.admin()).documents(limit=1000):
             hits = await tl.vectors.search(
                 (await tl._embedder.embed([doc.text[:200]]))[0],
                 Access.admin(),
@@ -68,7 +68,7 @@ async def test_killed_ingest_leaves_whole_documents_and_resumes(tmp_path: Path) 
         report = await tl.ingest(tl.read([SAMPLE]))
         assert report.unchanged == stats.documents
         assert report.added == 196 - stats.documents
-        final = await tl.stats()
+        final = await tl.stats(Access.admin())
         assert final.documents == 196
         assert final.vectors == final.chunks
     journal = sqlite3.connect(data / "journal.sqlite")

@@ -25,15 +25,15 @@ async def _ingest(tl: Threadline, path: Path, **kwargs):
 async def test_ingest_builds_graph_and_vectors(tl: Threadline, small_corpus: Path) -> None:
     report = await _ingest(tl, small_corpus)
     assert report.added == 30
-    stats = await tl.stats()
+    stats = await tl.stats(Access.admin())
     assert stats.documents == 30
     assert stats.chunks == stats.vectors >= 30
     assert stats.entities > 100
     assert stats.relations > 100
     # Every span stored is exact: document.text[start:end] == quoted text.
-    docs = {d.id: d for d in await tl.documents(limit=100)}
+    docs = {d.id: d for d in await tl.browse(Access.admin()).documents(limit=100)}
     for ent in await tl.graph.search_entities("", Access.admin(), limit=40):
-        for m in await tl.mentions(ent.id, limit=3):
+        for m in await tl.browse(Access.admin()).mentions(ent.id, limit=3):
             assert docs[m.span.document_id].text[m.span.start : m.span.end] == m.span.text
         for rel in await tl.graph.relations([ent.id], Access.admin(), limit=3):
             for span in rel.evidence:
@@ -48,10 +48,10 @@ async def test_ingest_builds_graph_and_vectors(tl: Threadline, small_corpus: Pat
 
 async def test_reingest_is_a_no_op(tl: Threadline, small_corpus: Path) -> None:
     await _ingest(tl, small_corpus)
-    before = await tl.stats()
+    before = await tl.stats(Access.admin())
     again = await _ingest(tl, small_corpus)
     assert (again.added, again.replaced, again.unchanged) == (0, 0, 30)
-    assert await tl.stats() == before
+    assert await tl.stats(Access.admin()) == before
 
 
 async def test_changed_document_replaces_old_version(tl: Threadline, tmp_path: Path) -> None:
@@ -66,9 +66,9 @@ async def test_changed_document_replaces_old_version(tl: Threadline, tmp_path: P
     )
     report = await _ingest(tl, path)
     assert (report.added, report.replaced) == (0, 1)
-    docs = await tl.documents()
+    docs = await tl.browse(Access.admin()).documents()
     assert [(d.source, d.version) for d in docs] == [("p1", 2)]
-    stats = await tl.stats()
+    stats = await tl.stats(Access.admin())
     assert stats.documents == 1
     assert stats.vectors == stats.chunks == 1
     assert not await tl.graph.search_entities("Lovelace", Access.admin())
@@ -84,14 +84,14 @@ async def test_delete_cascades_and_keeps_shared_knowledge(tl: Threadline, tmp_pa
         + "\n"
     )
     report = await _ingest(tl, path)
-    doc_a = next(d for d in await tl.documents() if d.source == "a")
+    doc_a = next(d for d in await tl.browse(Access.admin()).documents() if d.source == "a")
     deleted = await tl.delete([doc_a.id])
     assert deleted.documents == 1
     assert deleted.entities >= 1
     assert not await tl.graph.search_entities("Ada Lovelace", Access.admin())
-    babbage = await tl.find_entity("Charles Babbage")
+    babbage = await tl.browse(Access.admin()).entity("Charles Babbage")
     assert babbage.type == "PERSON"
-    stats = await tl.stats()
+    stats = await tl.stats(Access.admin())
     assert stats.documents == 1
     assert stats.vectors == stats.chunks
     with pytest.raises(NotFoundError, match=doc_a.id):
@@ -116,27 +116,27 @@ async def test_tenants_and_groups_are_isolated(tl: Threadline, tmp_path: Path) -
     assert not await tl.graph.search_entities("Maria Gonzalez", globex)
     assert not await tl.graph.search_entities("Kenji Tanaka", research)
     with pytest.raises(NotFoundError):
-        await tl.find_entity("Maria Gonzalez", globex)
+        await tl.browse(globex).entity("Maria Gonzalez")
     vector = (await tl._embedder.embed(["Who led Project Falcon?"]))[0]
     hits = await tl.vectors.search(vector, globex, limit=10)
-    assert {h.document_id for h in hits} == {d.id for d in await tl.documents(globex)}
+    assert {h.document_id for h in hits} == {d.id for d in await tl.browse(globex).documents()}
 
 
 async def test_bad_input_changes_nothing(
     tl: Threadline, small_corpus: Path, tmp_path: Path
 ) -> None:
     await _ingest(tl, small_corpus)
-    before = await tl.stats()
+    before = await tl.stats(Access.admin())
     good = tmp_path / "good.txt"
     good.write_text("Alan Turing worked at Bletchley Park.")
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "x", "text": "fine"}) + "\n{not json\n")
     with pytest.raises(InputError, match=r"bad\.jsonl:2:"):
         await tl.ingest(tl.read([good, bad]))
-    assert await tl.stats() == before
+    assert await tl.stats(Access.admin()) == before
     with pytest.raises(InputError, match="access group"):
         await tl.ingest(tl.read([good]), groups=["has space"])
-    assert await tl.stats() == before
+    assert await tl.stats(Access.admin()) == before
 
 
 async def test_second_process_on_same_data_dir_is_refused(
@@ -149,13 +149,13 @@ async def test_second_process_on_same_data_dir_is_refused(
 async def test_data_survives_reopen(settings: Settings, small_corpus: Path) -> None:
     async with await Threadline.open(settings) as tl:
         await _ingest(tl, small_corpus)
-        before = await tl.stats()
-        center, hood = await tl.neighbors("United States")
+        before = await tl.stats(Access.admin())
+        hood = await tl.browse(Access.admin()).neighborhood("United States")
     async with await Threadline.open(settings) as tl:
-        assert await tl.stats() == before
-        again_center, again_hood = await tl.neighbors("United States")
-        assert again_center == center
-        assert again_hood == hood
+        assert await tl.stats(Access.admin()) == before
+        again = await tl.browse(Access.admin()).neighborhood("United States")
+        assert hood.facts
+        assert again == hood
 
 
 async def test_qdrant_client_backend(tmp_path: Path, small_corpus: Path) -> None:
@@ -165,7 +165,7 @@ async def test_qdrant_client_backend(tmp_path: Path, small_corpus: Path) -> None
     )
     async with await Threadline.open(settings) as tl:
         await _ingest(tl, small_corpus)
-        stats = await tl.stats()
+        stats = await tl.stats(Access.admin())
         assert stats.vectors == stats.chunks
         vector = (await tl._embedder.embed(["journal published by a physics institute"]))[0]
         hits = await tl.vectors.search(vector, Access(tenant="default"), limit=3)
@@ -193,7 +193,7 @@ async def test_failed_graph_write_is_rolled_back_on_next_open(
         assert (await tl.graph.stats(Access.admin())).documents == 0
     monkeypatch.undo()
     async with await Threadline.open(settings) as tl:
-        stats = await tl.stats()
+        stats = await tl.stats(Access.admin())
         assert stats.documents == 0
         assert stats.vectors == 0
         report = await _ingest(tl, small_corpus)

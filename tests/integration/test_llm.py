@@ -187,7 +187,7 @@ async def test_embeddings_endpoint(tmp_path: Path) -> None:
             assert report.vectors == report.chunks > 0
             found = await tl.retrieve("Lotharingia kingdom", k=2, mode="dense")
             assert len(found.evidence) == 2
-            assert (await tl.stats()).vectors == report.chunks
+            assert (await tl.stats(Access.admin())).vectors == report.chunks
 
 
 # ---------------------------------------------------------------------- answers
@@ -209,7 +209,7 @@ async def test_model_answer_is_validated_before_it_leaves(model_tl: Threadline) 
     assert answer.usage["completion_tokens"] > 0
     assert answer.usage["calls"] >= 1
     assert all(c.verdict in {"supported", "contradicted"} for c in answer.claims)
-    docs = {d.id: d for d in await model_tl.documents(limit=100)}
+    docs = {d.id: d for d in await model_tl.browse(Access.admin()).documents(limit=100)}
     for claim in answer.claims:
         for span in claim.spans:
             assert docs[span.document_id].text[span.start : span.end] == span.text
