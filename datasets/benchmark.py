@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import Settings, Threadline  # noqa: E402 - the path is set up first
+from graph import Access  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loaders import load_corpus  # noqa: E402
@@ -63,7 +64,7 @@ async def index(corpus: Path, data_dir: Path) -> dict[str, object]:
         started = time.perf_counter()
         report = await tl.ingest(sources)
         seconds = time.perf_counter() - started
-        stats = await tl.stats()
+        stats = await tl.stats(Access.admin())
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "corpus": str(corpus),
@@ -215,7 +216,7 @@ async def api_load(
 
 async def failures(dataset_dir: Path, data_dir: Path) -> dict[str, object]:
     """Failed questions of planned retrieval, by the step that broke."""
-    from graph import Access, title_key  # noqa: PLC0415 - after the path set-up
+    from graph import title_key  # noqa: PLC0415 - after the path set-up
 
     questions = [
         json.loads(line)
@@ -365,7 +366,7 @@ async def _model_extraction(
         started = time.perf_counter()
         again = await tl.ingest(sources)
         again_s = time.perf_counter() - started
-        relations = await tl.stats()
+        relations = await tl.stats(Access.admin())
     return {
         "passages": first.documents_read,
         "chunks": first.model_chunks,
