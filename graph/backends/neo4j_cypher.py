@@ -270,14 +270,15 @@ def _name_filter(*, typed: bool) -> str:
 
 
 def _ranked_entities() -> str:
-    """Visible entities ranked exact name, then prefix, then substring; most mentioned first."""
+    """Visible entities ranked exact name, then prefix, then substring; most mentioned first,
+    ties by id (:func:`graph.algorithms.rank_entities`, which the caller applies again)."""
     return (
         "CALL { WITH e MATCH (e)<-[m:MENTIONS]-(c:Chunk) WHERE " + readable("c") + " "
         "RETURN count(m) AS support } "
         "WITH e, support WHERE support > 0 "
         "WITH e, support, CASE WHEN $needle IN e.keys THEN 0 "
         "WHEN any(k IN e.keys WHERE k STARTS WITH $needle) THEN 1 ELSE 2 END AS rank "
-        "RETURN " + _ENTITY + ", rank, support ORDER BY rank, support DESC, e.name LIMIT $limit"
+        "RETURN " + _ENTITY + ", rank, support ORDER BY rank, support DESC, e.id LIMIT $limit"
     )
 
 
@@ -348,7 +349,9 @@ def facts_by_id() -> str:
 def touching(*, by_predicate: bool) -> str:
     """Readable facts touching the entities, strongest first, with their evidence rows.
 
-    Strength is the embedded store's: best confidence times the number of evidence spans.
+    Ordered by :func:`graph.algorithms.fact_rank` (best confidence times the number of
+    evidence spans, then spans, then id, all descending) so that ``LIMIT`` cuts the same
+    list the shared ranking would.
     """
     where = readable("f")
     if by_predicate:
@@ -368,21 +371,25 @@ def touching(*, by_predicate: bool) -> str:
 
 
 def expand() -> str:
-    """One breadth-first level: readable fact neighbours of the frontier, capped."""
+    """One breadth-first level: readable fact neighbours of the frontier, in (a, b) order,
+    capped (:data:`graph.algorithms.EXPAND_CAP`)."""
     return (
         "UNWIND $ids AS eid MATCH (a:Entity {id: eid}) MATCH (a)-[f:" + FACT_TYPES + "]-(b:Entity) "
-        "WHERE " + readable("f") + " RETURN DISTINCT a.id AS a, b.id AS b LIMIT $cap"
+        "WHERE " + readable("f") + " RETURN DISTINCT a.id AS a, b.id AS b ORDER BY a, b LIMIT $cap"
     )
 
 
-def strongest_between() -> str:
-    """The strongest readable fact between each pair of entities (either direction)."""
+def facts_between() -> str:
+    """Every readable fact between each pair of entities (either direction), with its
+    evidence rows; the caller picks the strongest."""
     return (
         "UNWIND $pairs AS p MATCH (a:Entity {id: p[0]}) "
         "MATCH (a)-[f:" + FACT_TYPES + "]-(b:Entity) WHERE b.id = p[1] AND " + readable("f") + " "
-        "WITH p, f.id AS rid, max(f.confidence) * sum(size(f.starts)) AS score "
-        "ORDER BY score DESC, rid DESC "
-        "WITH p, collect(rid)[0] AS rid RETURN p[0] AS a, p[1] AS b, rid"
+        "WITH DISTINCT f "
+        "RETURN f.id AS rid, startNode(f).id AS subject, f.predicate AS predicate, "
+        "endNode(f).id AS object, f.kind AS kind, f.document_id AS document_id, "
+        "f.chunk_ids AS chunk_ids, f.starts AS starts, f.ends AS ends, f.texts AS texts, "
+        "f.confidence AS confidence"
     )
 
 

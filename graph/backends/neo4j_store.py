@@ -5,16 +5,17 @@ call, which the driver retries on transient errors (deadlocks, leader changes). 
 routed to readers. Every read filters by the caller's tenant and groups inside the Cypher
 (:func:`graph.backends.neo4j_cypher.readable`), never afterwards.
 
-Graph algorithms never pull the whole graph: neighbourhoods expand breadth-first one
-bounded Cypher query per level, shortest paths run on the server (``allShortestPaths``
-with the access predicate on every hop), and retrieval's personalised PageRank runs over
-the bounded entity-chunk subgraph that :meth:`Neo4jGraphStore.mention_edges` returns.
+Graph algorithms are the shared ones of :mod:`graph.algorithms` and never pull the whole
+graph: neighbourhoods and shortest paths expand breadth-first, one bounded Cypher query per
+level, and retrieval's personalised PageRank runs over the bounded entity-chunk subgraph
+that :meth:`Neo4jGraphStore.mention_edges` returns. Where a query must cut a ranked list
+(``LIMIT``), it orders by the same keys the shared ranking uses. Write transactions live in
+:mod:`graph.backends.neo4j_writes`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import random
 import re
@@ -36,8 +37,15 @@ from neo4j.exceptions import (
     SessionExpired,
 )
 
+from graph.algorithms import (
+    bounded_neighborhood,
+    rank_entities,
+    shortest_paths,
+    strongest_first,
+)
 from graph.backends import neo4j_cypher as cypher
 from graph.backends.neo4j_dialect import Dialect, dialect_for
+from graph.backends.neo4j_writes import ConflictError, delete_tx, insert_tx
 from graph.errors import ConfigError, StoreError, StoreUnavailableError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
@@ -59,26 +67,16 @@ from graph.models import (
 __all__ = ["Neo4jGraphStore"]
 
 T = TypeVar("T")
-R = TypeVar("R")
 
-#: Rows per ``UNWIND`` statement: large enough to amortise round trips, small enough to
-#: keep each statement's memory on the server modest.
-BATCH_ROWS = 2000
 BOLT_SCHEMES = frozenset({"bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc"})
 #: Runs of a write transaction that met a write conflict before the error is reported.
 WRITE_ATTEMPTS = 5
-#: Neighbour pairs one breadth-first level of a path search may read.
-EXPAND_CAP = 5000
 _TOKEN = re.compile(r"\w+")
 _LUCENE_SPECIAL = re.compile(r'([+\-&|!(){}\[\]^"~*?:\\/])')
 
 
 def _access(access: Access) -> dict[str, Any]:
     return {"tenant": access.tenant, "groups": access.readable_groups()}
-
-
-def _slices(rows: Sequence[R]) -> list[Sequence[R]]:
-    return [rows[i : i + BATCH_ROWS] for i in range(0, len(rows), BATCH_ROWS)]
 
 
 class Neo4jGraphStore:
@@ -197,9 +195,9 @@ class Neo4jGraphStore:
             try:
                 async with self._driver.session(database=self._database) as session:
                     return await session.execute_write(work)
-            except (ConstraintError, _ConflictError) as exc:
+            except (ConstraintError, ConflictError) as exc:
                 if attempt + 1 == WRITE_ATTEMPTS:
-                    if isinstance(exc, _ConflictError):
+                    if isinstance(exc, ConflictError):
                         raise StoreError(str(exc)) from exc
                     raise _translate(exc, self._uri, self._database) from exc
                 await asyncio.sleep(random.uniform(0.05, 0.2) * (2**attempt))  # noqa: S311
@@ -224,9 +222,9 @@ class Neo4jGraphStore:
             new = [g for g in graphs if g.document.id not in present]
             old = [d for d in replaces if d in present]
             if old:
-                await _delete_tx(tx, old)
+                await delete_tx(tx, old)
             if new:
-                await _insert_tx(tx, new)
+                await insert_tx(tx, new)
 
         await self._write(work)
 
@@ -240,7 +238,7 @@ class Neo4jGraphStore:
             ]
             if not present:
                 return DeleteReport()
-            return await _delete_tx(tx, present)
+            return await delete_tx(tx, present)
 
         return await self._write(work)
 
@@ -316,7 +314,7 @@ class Neo4jGraphStore:
         if limit <= 0:
             return []
         params = {"needle": needle, "types": list(types), "limit": limit, **_access(access)}
-        rows: dict[str, tuple[int, int, Entity]] = {}
+        rows: dict[str, tuple[Entity, int, int]] = {}
         query = _lucene_prefix(needle)
         if query and self._fulltext:
             index = self._dialect.entity_names_index
@@ -332,12 +330,11 @@ class Neo4jGraphStore:
                 self._fulltext = False
                 records = []
             for r in records:
-                rows[r["e"]["id"]] = (r["rank"], r["support"], _entity(r["e"]))
+                rows[r["e"]["id"]] = (_entity(r["e"]), r["rank"], r["support"])
         if len(rows) < limit:
             for r in await self._read(cypher.search_entities(typed=bool(types)), **params):
-                rows[r["e"]["id"]] = (r["rank"], r["support"], _entity(r["e"]))
-        ranked = sorted(rows.values(), key=lambda t: (t[0], -t[1], t[2].name))
-        return [t[2] for t in ranked[:limit]]
+                rows[r["e"]["id"]] = (_entity(r["e"]), r["rank"], r["support"])
+        return rank_entities(rows.values(), limit)
 
     async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
         """Visible entities named (or aliased) exactly like each name, most mentioned first."""
@@ -399,17 +396,17 @@ class Neo4jGraphStore:
         return await self._touching(list(entity_ids), access, predicates, limit)
 
     async def _touching(
-        self, entity_ids: list[EntityId], access: Access, predicates: Sequence[str], limit: int
+        self, entity_ids: Sequence[EntityId], access: Access, predicates: Sequence[str], limit: int
     ) -> list[Relation]:
         records = await self._read(
             cypher.touching(by_predicate=bool(predicates)),
             ids=list(dict.fromkeys(entity_ids)),
             predicates=list(predicates),
-            limit=limit,
+            limit=max(limit, 0),
             **_access(access),
         )
-        # Rows arrive grouped by fact, strongest fact first.
-        return list(_relations(records).values())
+        # The query cut the list by the shared strength order; the ranking itself is shared.
+        return strongest_first(_relations(records).values())
 
     async def neighbors(
         self,
@@ -420,37 +417,16 @@ class Neo4jGraphStore:
         predicates: Sequence[str] = (),
         limit: int = 50,
     ) -> Neighborhood:
-        """Breadth-first readable subgraph, one bounded query per level."""
+        """The readable subgraph around the entities (:func:`graph.bounded_neighborhood`),
+        one bounded query per level."""
+
+        async def expand(frontier: Sequence[EntityId], cap: int) -> list[Relation]:
+            return await self._touching(frontier, access, predicates, cap)
+
         seeds = [e.id for e in await self.entities(list(dict.fromkeys(entity_ids)), access)]
-        kept: dict[EntityId, None] = dict.fromkeys(seeds[:limit])
-        truncated = len(seeds) > limit
-        rels: dict[RelationId, Relation] = {}
-        frontier = list(kept)
-        # Each level reads at most this many facts: enough to fill the limit many times over.
-        per_level = max(limit * 20, 200)
-        for _ in range(depth):
-            if not frontier:
-                break
-            touching = await self._touching(frontier, access, predicates, per_level)
-            if len(touching) >= per_level:
-                truncated = True
-            nxt: list[EntityId] = []
-            for rel in touching:
-                rid, subject, obj = rel.id, rel.subject_id, rel.object_id
-                for end in (subject, obj):
-                    if end not in kept:
-                        if len(kept) >= limit:
-                            truncated = True
-                            continue
-                        kept[end] = None
-                        nxt.append(end)
-                if subject in kept and obj in kept:
-                    rels[rid] = rel
-            frontier = nxt
-        entities = await self.entities(list(kept), access)
-        return Neighborhood(
-            entities=tuple(entities), relations=tuple(rels.values()), truncated=truncated
-        )
+        kept, facts, truncated = await bounded_neighborhood(seeds, expand, depth=depth, limit=limit)
+        entities = await self.entities(kept, access)
+        return Neighborhood(entities=tuple(entities), relations=tuple(facts), truncated=truncated)
 
     async def paths(
         self,
@@ -461,39 +437,28 @@ class Neo4jGraphStore:
         max_hops: int = 4,
         limit: int = 10,
     ) -> list[GraphPath]:
-        """Shortest readable fact chains, by bidirectional breadth-first search.
-
-        Each level is one Cypher query over the frontier (at most :data:`EXPAND_CAP`
-        neighbour pairs), so the search never holds more than the levels it visited.
-        """
-        if source == target or max_hops < 1 or limit < 1:
-            return []
-        if len(await self.entities([source, target], access)) < 2:
+        """Shortest readable fact chains (:func:`graph.shortest_paths`), one bounded query
+        per breadth-first level."""
+        if source == target or len(await self.entities([source, target], access)) < 2:
             return []
 
-        async def expand(nodes: set[EntityId]) -> dict[EntityId, set[EntityId]]:
+        async def neighbours(
+            frontier: Sequence[EntityId], cap: int
+        ) -> list[tuple[EntityId, EntityId]]:
             records = await self._read(
-                cypher.expand(), ids=sorted(nodes), cap=EXPAND_CAP, **_access(access)
+                cypher.expand(), ids=list(frontier), cap=cap, **_access(access)
             )
-            adjacency: dict[EntityId, set[EntityId]] = defaultdict(set)
-            for r in records:
-                adjacency[r["a"]].add(r["b"])
-            return adjacency
+            return [(r["a"], r["b"]) for r in records]
 
-        node_paths = await shortest_node_paths(source, target, expand, max_hops, limit)
-        pairs = sorted({(a, b) for nodes in node_paths for a, b in itertools.pairwise(nodes)})
-        records = await self._read(
-            cypher.strongest_between(), pairs=[list(p) for p in pairs], **_access(access)
-        )
-        best = {(r["a"], r["b"]): r["rid"] for r in records}
-        facts = {r.id: r for r in await self.facts(list(best.values()), access)}
-        return [
-            GraphPath(
-                entity_ids=nodes,
-                relations=tuple(facts[best[a, b]] for a, b in itertools.pairwise(nodes)),
+        async def between(pairs: Sequence[tuple[EntityId, EntityId]]) -> list[Relation]:
+            records = await self._read(
+                cypher.facts_between(), pairs=[list(p) for p in pairs], **_access(access)
             )
-            for nodes in node_paths
-        ]
+            return list(_relations(records).values())
+
+        return await shortest_paths(
+            source, target, neighbours, between, max_hops=max_hops, limit=limit
+        )
 
     async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
         """The stored graph of each document, with only that document's evidence."""
@@ -541,253 +506,6 @@ class Neo4jGraphStore:
         for name, query in cypher.stats():
             counts[name] = (await self._read(query, **params))[0]["n"]
         return StoreStats(**counts)
-
-
-# ---------------------------------------------------------------------- algorithms
-
-
-async def shortest_node_paths(
-    source: EntityId,
-    target: EntityId,
-    expand: Callable[[set[EntityId]], Awaitable[dict[EntityId, set[EntityId]]]],
-    max_hops: int,
-    limit: int,
-) -> list[tuple[EntityId, ...]]:
-    """All shortest paths (up to ``limit``, in node-id order) found by expanding the smaller
-    frontier of a bidirectional breadth-first search one level at a time."""
-    preds: tuple[dict[EntityId, set[EntityId]], dict[EntityId, set[EntityId]]] = (
-        {source: set()},
-        {target: set()},
-    )
-    dist: tuple[dict[EntityId, int], dict[EntityId, int]] = ({source: 0}, {target: 0})
-    fronts: list[set[EntityId]] = [{source}, {target}]
-    levels = [0, 0]
-    while fronts[0] and fronts[1] and levels[0] + levels[1] < max_hops:
-        side = 0 if len(fronts[0]) <= len(fronts[1]) else 1
-        adjacency = await expand(fronts[side])
-        new: dict[EntityId, set[EntityId]] = defaultdict(set)
-        for u in fronts[side]:
-            for v in adjacency.get(u, ()):
-                if v not in preds[side]:
-                    new[v].add(u)
-        levels[side] += 1
-        for v, parents in new.items():
-            preds[side][v] = parents
-            dist[side][v] = levels[side]
-        fronts[side] = set(new)
-        meet = [v for v in new if v in dist[1 - side]]
-        if meet:
-            total = min(dist[0][v] + dist[1][v] for v in meet)
-            middles = sorted(v for v in meet if dist[0][v] + dist[1][v] == total)
-            found: set[tuple[EntityId, ...]] = set()
-            for v in middles:
-                for head in _walk(v, preds[0]):
-                    for tail in _walk(v, preds[1]):
-                        found.add((*reversed(head), *tail[1:]))
-            return sorted(found)[:limit]
-    return []
-
-
-def _walk(
-    node: EntityId, preds: dict[EntityId, set[EntityId]], cap: int = 100
-) -> list[tuple[EntityId, ...]]:
-    """Chains from ``node`` back to the root of a predecessor map (node first), at most
-    ``cap`` of them (dense graphs have combinatorially many)."""
-    parents = preds[node]
-    if not parents:
-        return [(node,)]
-    chains = [(node, *rest) for p in sorted(parents) for rest in _walk(p, preds, cap)]
-    return chains[:cap]
-
-
-# ---------------------------------------------------------------------- transactions
-
-
-class _ConflictError(Exception):
-    """A write found fewer nodes than it wrote: bad input, or another writer's conflict."""
-
-
-async def _count(tx: AsyncManagedTransaction, query: str, rows: Sequence[Any]) -> int:
-    total = 0
-    for part in _slices(rows):
-        record = await (await tx.run(query, rows=list(part))).single()
-        total += int(record["n"]) if record is not None else 0
-    return total
-
-
-async def _insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -> None:
-    await _count(tx, cypher.create_documents(), _document_rows(graphs))
-    await _count(tx, cypher.merge_entities(), _entity_rows(graphs))
-    await _count(tx, cypher.create_chunks(), _chunk_rows(graphs))
-    await _count(tx, cypher.link_chunks(), _chunk_links(graphs))
-    mentions = _mention_rows(graphs)
-    written = await _count(tx, cypher.create_mentions(), mentions)
-    if written != len(mentions):
-        raise _ConflictError(
-            f"{len(mentions) - written} mentions refer to chunks or entities that are not "
-            "part of their document graph; nothing was written"
-        )
-    for rel_type, rows in sorted(_fact_rows(graphs).items()):
-        written = await _count(tx, cypher.create_facts(rel_type), rows)
-        if written != len(rows):
-            raise _ConflictError(
-                f"{len(rows) - written} facts refer to entities that are not stored; "
-                "nothing was written"
-            )
-
-
-def _document_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
-    rows = []
-    for g in graphs:
-        d = g.document
-        touched = {e.id for e in g.entities} | {
-            e for r in g.relations for e in (r.subject_id, r.object_id)
-        }
-        rows.append(
-            {
-                "id": d.id,
-                "source": d.source,
-                "title": d.title,
-                "title_key": title_key(d.title),
-                "version": d.version,
-                "tenant": d.tenant,
-                "groups": list(d.groups),
-                "content_hash": d.content_hash,
-                "ingested_at": d.ingested_at.isoformat(),
-                "text": d.text,
-                "sections": json.dumps([x.model_dump() for x in d.sections]),
-                # Where deletes start looking for the document's facts.
-                "entity_ids": sorted(touched),
-            }
-        )
-    return rows
-
-
-def _entity_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
-    merged: dict[EntityId, Entity] = {}
-    for g in graphs:
-        for ent in g.entities:
-            base = merged.get(ent.id)
-            if base is not None:
-                aliases = tuple(dict.fromkeys([*base.aliases, *ent.aliases]))
-                ent = base.model_copy(update={"aliases": aliases})  # noqa: PLW2901
-            merged[ent.id] = ent
-    return [
-        {
-            "id": e.id,
-            "name": e.name,
-            "type": e.type,
-            "aliases": list(e.aliases),
-            "keys": list(dict.fromkeys(normalize_name(n) for n in (e.name, *e.aliases))),
-        }
-        for e in merged.values()
-    ]
-
-
-def _chunk_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": c.id,
-            "document_id": c.document_id,
-            "index": c.index,
-            "start": c.start,
-            "end": c.end,
-            "text": c.text,
-        }
-        for g in graphs
-        for c in g.chunks
-    ]
-
-
-def _chunk_links(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
-    links = []
-    for g in graphs:
-        ordered = sorted(g.chunks, key=lambda c: c.index)
-        links += [{"a": a.id, "b": b.id} for a, b in itertools.pairwise(ordered)]
-    return links
-
-
-def _mention_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str, int, int]] = set()
-    rows = []
-    for g in graphs:
-        for m in g.mentions:
-            key = (m.entity_id, m.span.chunk_id, m.span.start, m.span.end)
-            if key not in seen:
-                seen.add(key)
-                rows.append(
-                    {
-                        "entity_id": m.entity_id,
-                        "chunk_id": m.span.chunk_id,
-                        "start": m.span.start,
-                        "end": m.span.end,
-                    }
-                )
-    return rows
-
-
-def _fact_rows(graphs: list[DocumentGraph]) -> dict[str, list[dict[str, Any]]]:
-    """Fact relationship rows by relationship type: one per fact and stating document."""
-    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for g in graphs:
-        for rel in g.relations:
-            spans = list(dict.fromkeys((s.chunk_id, s.start, s.end, s.text) for s in rel.evidence))
-            by_type[cypher.KIND_TYPES[rel.kind]].append(
-                {
-                    "subject_id": rel.subject_id,
-                    "object_id": rel.object_id,
-                    "props": {
-                        "id": rel.id,
-                        "predicate": rel.predicate,
-                        "kind": rel.kind,
-                        "confidence": rel.confidence,
-                        "document_id": g.document.id,
-                        "tenant": g.document.tenant,
-                        "groups": list(g.document.groups),
-                        "chunk_ids": [s[0] for s in spans],
-                        "starts": [s[1] for s in spans],
-                        "ends": [s[2] for s in spans],
-                        "texts": [s[3] for s in spans],
-                    },
-                }
-            )
-    return by_type
-
-
-async def _delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
-    """Delete in bounded batches: a document may carry tens of thousands of mentions."""
-    pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
-    touched = {p["rid"] for p in pairs}
-    await _count(tx, cypher.delete_facts(), pairs)
-    surviving = {
-        r["rid"]
-        for part in _slices(pairs)
-        for r in await (await tx.run(cypher.surviving_facts(), rows=list(part))).data()
-    }
-    await _count(tx, cypher.delete_fact_keys(), sorted(touched - surviving))
-    counted = await (await tx.run(cypher.count_document_chunks(), ids=ids)).single()
-    chunks = int(counted["chunks"]) if counted else 0
-    mentions = int(counted["mentions"]) if counted else 0
-    candidates: list[str] = list(counted["entities"]) if counted else []
-    while True:
-        batch = await (await tx.run(cypher.delete_mentions(), ids=ids, batch=BATCH_ROWS)).single()
-        if batch is None or batch["n"] == 0:
-            break
-    await (await tx.run(cypher.delete_documents(), ids=ids)).consume()
-    orphans = 0
-    keys: set[str] = set()
-    for part in _slices(candidates):
-        rows = await (await tx.run(cypher.delete_orphan_entities(), rows=list(part))).data()
-        orphans += len(rows)
-        keys.update(k for r in rows for k in r["keys"])
-    await _count(tx, cypher.delete_orphan_names(), sorted(keys))
-    return DeleteReport(
-        documents=len(ids),
-        chunks=chunks,
-        mentions=mentions,
-        relations=len(touched - surviving),
-        entities=orphans,
-    )
 
 
 # ---------------------------------------------------------------------- rows to models
