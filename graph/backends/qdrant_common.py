@@ -268,12 +268,27 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first message along the chain, with its class unless it is a plain Exception."""
-    for link in _chain(exc):
-        text = str(link).strip()
-        if text:
-            return text if type(link) is Exception else f"{type(link).__name__}: {text}"
-    return type(exc).__name__
+    """What the driver said, and the root cause when that says something else.
+
+    e.g. ``ConnectError: All connection attempts failed (ConnectionRefusedError: ...)``.
+    """
+    said = [
+        _said(link)
+        for link in _chain(exc)
+        # qdrant-client's ResponseHandlingException only wraps ``source``, message and all.
+        if not isinstance(getattr(link, "source", None), BaseException) and _said(link)
+    ]
+    if not said:
+        return type(exc).__name__
+    first, root = said[0], said[-1]
+    return first if root == first else f"{first} ({root})"
+
+
+def _said(link: BaseException) -> str:
+    text = str(link).strip().rstrip(".")  # messages go on after it
+    if not text or type(link) is Exception:  # Qdrant Edge raises Exception for everything
+        return text
+    return f"{type(link).__name__}: {text}"
 
 
 def _classify(exc: BaseException) -> _Kind | None:

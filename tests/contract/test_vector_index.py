@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -191,6 +194,45 @@ async def test_edge_refuses_a_second_opener_and_a_wrong_dimension(tmp_path: Path
         await first.close()
     with pytest.raises(StoreUnavailableError, match="embedder"):
         await QdrantEdgeVectorIndex.open(tmp_path / "edge", dimension=DIM * 2)
+
+
+async def test_a_query_the_driver_rejects_is_a_store_error(index: VectorIndex) -> None:
+    with pytest.raises(StoreError, match=r"Qdrant search at .+ failed") as caught:
+        await index.search((1.0, 0.0, 0.0), Access(tenant="acme"))
+    assert not isinstance(caught.value, StoreUnavailableError)
+    assert caught.value.__cause__ is not None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# qdrant-client checks the server version in a thread of its own, which warns when it fails.
+@pytest.mark.filterwarnings("ignore:Failed to obtain server version:UserWarning")
+async def test_client_with_no_server_listening_is_unavailable() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    before = set(threading.enumerate())
+    with pytest.raises(
+        StoreUnavailableError, match=re.escape(f"cannot reach Qdrant at {url}")
+    ) as caught:
+        await QdrantClientVectorIndex.open(collection="chunks", dimension=DIM, url=url)
+    assert "THREADLINE_VECTOR__URL" in str(caught.value)
+    for thread in set(threading.enumerate()) - before:
+        if "_check_compatibility" in thread.name:
+            thread.join(timeout=10)  # so that its warning is filtered here, not in a later test
+
+
+async def test_client_refuses_a_second_opener_of_a_local_directory(tmp_path: Path) -> None:
+    path = str(tmp_path / "qdrant-local")
+    first = await QdrantClientVectorIndex.open(collection="chunks", dimension=DIM, path=path)
+    try:
+        with pytest.raises(StoreUnavailableError, match="Another Threadline process") as caught:
+            await QdrantClientVectorIndex.open(collection="chunks", dimension=DIM, path=path)
+        assert path in str(caught.value)
+    finally:
+        await first.close()
 
 
 TEXTS = {
