@@ -449,3 +449,201 @@ async def test_pages_by_title(store: GraphStore) -> None:
     after = await store.pages(["Brand"], ACME)
     assert graphs[1].chunks[0].id not in {c.id for c in after["Brand"]}
     assert await store.pages([], ACME) == {}
+
+
+def _with_confidence(graph: DocumentGraph, confidence: dict[str, float]) -> DocumentGraph:
+    """The graph with the named predicates' facts stated at another confidence."""
+    return graph.model_copy(
+        update={
+            "relations": tuple(
+                r.model_copy(update={"confidence": confidence.get(r.predicate, r.confidence)})
+                for r in graph.relations
+            )
+        }
+    )
+
+
+async def test_search_ranks_exact_then_mentions_then_id(store: GraphStore) -> None:
+    planet = entity("Mercury", "LOC")
+    element = entity("Mercury", "PRODUCT")
+    god = entity("Mercury", "PERSON")
+    label = entity("Mercury Records", "ORG")
+    prize = entity("Mercury Prize", "EVENT")
+    singer = entity("Freddie Mercury")
+    await store.upsert(
+        [
+            make_graph(
+                "m1",
+                "Mercury Records signed Freddie Mercury.",
+                entities={"Mercury Records": label, "Freddie Mercury": singer, "Mercury": planet},
+                facts=[],
+            ),
+            make_graph(
+                "m2",
+                "Mercury Records and the Mercury Prize.",
+                entities={"Mercury Records": label, "Mercury Prize": prize, "Mercury": god},
+                facts=[],
+            ),
+            make_graph(
+                "m3",
+                "Mercury, messenger.",
+                entities={"Mercury": god},
+                facts=[],
+            ),
+            make_graph(
+                "m4",
+                "Mercury is liquid.",
+                entities={"Mercury": element},
+                facts=[],
+            ),
+            make_graph(  # unreadable for ACME: its mentions must not count
+                "m5",
+                "Mercury Prize, Mercury Prize.",
+                groups=("legal",),
+                entities={"Mercury Prize": prize},
+                facts=[],
+            ),
+        ]
+    )
+    found = [e.id for e in await store.search_entities("mercury", ACME)]
+    ties = sorted([planet.id, element.id])
+    # Exact names first (most mentioned first, equal counts by id), then names starting
+    # with the text, then names containing it.
+    assert found == [god.id, *ties, label.id, prize.id, singer.id]
+    assert [e.id for e in await store.search_entities("mercury", ACME, limit=2)] == [
+        god.id,
+        ties[0],
+    ]
+    matched = await store.match_entities(["MERCURY"], ACME)
+    assert [e.id for e in matched["MERCURY"]] == [god.id, *ties]
+
+
+async def test_relations_strongest_first(store: GraphStore) -> None:
+    hub = entity("Hub Person")
+    names = ["Alpha One", "Beta Two", "Gamma Three", "Delta Four", "Epsilon Five"]
+    ents = {n: entity(n) for n in names}
+    text = "Hub Person knew " + ", ".join(names) + "."
+    everyone = {"Hub Person": hub, **ents}
+
+    def stated(source: str, facts: list[str], confidence: dict[str, float]) -> DocumentGraph:
+        graph = make_graph(
+            source,
+            text,
+            entities=everyone,
+            facts=[("Hub Person", f"knows_{n.split()[0].lower()}", n) for n in facts],
+        )
+        return _with_confidence(graph, confidence)
+
+    await store.upsert(
+        [
+            # alpha: 0.8 in two documents (strength 1.6); beta: 0.9 once; gamma: 0.4 twice
+            # (0.8, two spans); delta: 0.8 once (0.8, one span); epsilon: 0.5 once.
+            stated("s1", ["Alpha One", "Gamma Three"], {"knows_gamma": 0.4}),
+            stated("s2", ["Alpha One", "Gamma Three"], {"knows_gamma": 0.4}),
+            stated(
+                "s3",
+                ["Beta Two", "Delta Four", "Epsilon Five"],
+                {"knows_beta": 0.9, "knows_epsilon": 0.5},
+            ),
+        ]
+    )
+    found = await store.relations([hub.id], ACME)
+    assert [r.predicate for r in found] == [
+        "knows_alpha",
+        "knows_beta",
+        "knows_gamma",  # as strong as delta, but with more evidence
+        "knows_delta",
+        "knows_epsilon",
+    ]
+    assert [r.predicate for r in await store.relations([hub.id], ACME, limit=2)] == [
+        "knows_alpha",
+        "knows_beta",
+    ]
+    # Strength counts readable evidence only.
+    acme_only = await store.relations([ents["Alpha One"].id], ACME)
+    assert [len(r.evidence) for r in acme_only] == [2]
+
+
+async def test_neighbors_truncated_only_when_the_limit_cuts(loaded: GraphStore) -> None:
+    # For ACME, Ada reaches Babbage (1 hop), the Engine (2), London and Turing (3).
+    exact = await loaded.neighbors([ADA.id], ACME, depth=1, limit=2)
+    assert _names(exact.entities) == {"Ada Lovelace", "Charles Babbage"}
+    assert not exact.truncated  # everything within reach fits exactly
+    whole = await loaded.neighbors([ADA.id], ACME, depth=3, limit=5)
+    assert _names(whole.entities) == {
+        "Ada Lovelace",
+        "Charles Babbage",
+        "Analytical Engine",
+        "London",
+        "Alan Turing",
+    }
+    assert not whole.truncated
+    assert len(whole.relations) == 4  # work_with, design, in, read
+    cut = await loaded.neighbors([ADA.id], ACME, depth=3, limit=4)
+    assert len(cut.entities) == 4
+    assert cut.truncated
+    assert all({r.subject_id, r.object_id} <= {e.id for e in cut.entities} for r in cut.relations)
+    deep = await loaded.neighbors([ADA.id], ACME, depth=10, limit=50)
+    assert not deep.truncated  # depth beyond the graph cuts nothing
+    seeds = await loaded.neighbors([ADA.id, TURING.id], ACME, depth=1, limit=1)
+    assert [e.id for e in seeds.entities] == [ADA.id]
+    assert seeds.truncated  # a seed found no room
+
+
+async def test_paths_shortest_with_the_strongest_fact_per_hop(store: GraphStore) -> None:
+    names = ["Anna Able", "Bert Bell", "Cara Cole", "Dirk Dahl", "Emma Eng", "Finn Ford"]
+    ents = {n.split()[0]: entity(n) for n in names}
+    text = " ".join(names) + "."
+    everyone = {n: ents[n.split()[0]] for n in names}
+
+    def stated(source: str, facts: list[tuple[str, str, str]], **conf: float) -> DocumentGraph:
+        full = [(f"{a} {_SURNAMES[a]}", p, f"{b} {_SURNAMES[b]}") for a, p, b in facts]
+        return _with_confidence(make_graph(source, text, entities=everyone, facts=full), conf)
+
+    await store.upsert(
+        [
+            # Anna and Bert: "meets" at 0.9 once, and Bert "trusts" Anna at 0.6 in two
+            # documents (strength 1.2, the strongest, stated the other way round).
+            stated(
+                "p1",
+                [
+                    ("Anna", "meets", "Bert"),
+                    ("Bert", "trusts", "Anna"),
+                    ("Bert", "knows", "Dirk"),
+                    ("Anna", "knows", "Cara"),
+                    ("Cara", "knows", "Dirk"),
+                ],
+                meets=0.9,
+                trusts=0.6,
+            ),
+            stated("p2", [("Bert", "trusts", "Anna")], trusts=0.6),
+            # A longer way round: Anna, Emma, Finn, Dirk.
+            stated(
+                "p3",
+                [("Anna", "knows", "Emma"), ("Emma", "knows", "Finn"), ("Finn", "knows", "Dirk")],
+            ),
+        ]
+    )
+    a, b, c, d = ents["Anna"].id, ents["Bert"].id, ents["Cara"].id, ents["Dirk"].id
+    found = await store.paths(a, d, ACME)
+    # Only the shortest chains (two hops), in entity-id order; the three-hop one is not.
+    assert [p.entity_ids for p in found] == sorted([(a, b, d), (a, c, d)])
+    via_bert = next(p for p in found if p.entity_ids[1] == b)
+    assert [r.predicate for r in via_bert.relations] == ["trusts", "knows"]
+    assert len(via_bert.relations[0].evidence) == 2
+    assert [p.entity_ids for p in await store.paths(a, d, ACME, limit=1)] == [
+        min((a, b, d), (a, c, d))
+    ]
+    (direct,) = await store.paths(b, a, ACME)
+    assert [r.predicate for r in direct.relations] == ["trusts"]
+    assert await store.paths(a, d, ACME, max_hops=1) == []
+
+
+_SURNAMES = {
+    "Anna": "Able",
+    "Bert": "Bell",
+    "Cara": "Cole",
+    "Dirk": "Dahl",
+    "Emma": "Eng",
+    "Finn": "Ford",
+}
