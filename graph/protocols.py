@@ -90,8 +90,12 @@ class GraphStore(Protocol):
     async def search_entities(
         self, text: str, access: Access, *, types: Sequence[str] = (), limit: int = 20
     ) -> list[Entity]:
-        """Readable entities whose name or alias contains ``text`` (case-insensitive),
-        exact matches first, then by number of mentions."""
+        """Readable entities whose name or alias contains ``text`` (case-insensitive).
+
+        Ranked by :func:`graph.algorithms.rank_entities`: a name or alias equal to the
+        text first, then one starting with it, then one containing it; within each, most
+        readable mentions first, ties by id.
+        """
         ...
 
     async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
@@ -132,7 +136,11 @@ class GraphStore(Protocol):
         predicates: Sequence[str] = (),
         limit: int = 100,
     ) -> list[Relation]:
-        """Facts touching the entities, with only their readable evidence, strongest first."""
+        """Facts touching the entities, with only their readable evidence, strongest first.
+
+        Strength (:func:`graph.algorithms.fact_rank`) is the best readable confidence times
+        the number of readable evidence spans; ties go to more spans, then to the larger id.
+        """
         ...
 
     async def neighbors(
@@ -144,7 +152,13 @@ class GraphStore(Protocol):
         predicates: Sequence[str] = (),
         limit: int = 50,
     ) -> Neighborhood:
-        """The readable subgraph within ``depth`` hops, at most ``limit`` entities."""
+        """The readable subgraph within ``depth`` hops, at most ``limit`` entities.
+
+        Expanded breadth-first, strongest facts first (:func:`graph.bounded_neighborhood`);
+        a fact is included when both its ends are. ``truncated`` is true exactly when the
+        limit left out an entity or fact that the same expansion without a limit would
+        have returned.
+        """
         ...
 
     async def paths(
@@ -157,7 +171,9 @@ class GraphStore(Protocol):
         limit: int = 10,
     ) -> list[GraphPath]:
         """Shortest chains of readable facts between two entities (at most ``max_hops``
-        facts long, at most ``limit`` paths); each hop carries its strongest fact."""
+        facts long, at most ``limit`` paths, in entity-id order); only chains of the
+        shortest length are returned, and each hop carries its strongest fact in either
+        direction (:func:`graph.shortest_paths`)."""
         ...
 
     async def export(self, document_ids: Sequence[DocumentId]) -> list[DocumentGraph]:
