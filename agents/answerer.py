@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from agents.retrieval import Retrieval
-from extractors.model import ModelReplyError, Usage
+from extractors.chat import ModelReplyError, Usage
 from graph import Access, ChunkId
 from graph.provenance import Claim
 

@@ -1,9 +1,10 @@
 """A planner that asks a model for the plan's steps as JSON (prompt ``plan``).
 
-The reply is constrained to the step schema, then checked like any other plan: the DAG
-must be valid, the last step must be an answer step, and every ``link`` mention must be
-words of the question (a model that invents a name gets no plan). Use it behind
-:class:`agents.planner.FallbackPlanner` so the rule planner plans when the model fails.
+The reply is constrained to :class:`extractors.prompts.PlanReply` (the same model parses
+it), then checked like any other plan: the DAG must be valid, the last step must be an
+answer step, and every ``link`` mention must be words of the question (a model that
+invents a name gets no plan). Use it behind :class:`agents.planner.FallbackPlanner` so the
+rule planner plans when the model fails.
 """
 
 from __future__ import annotations
@@ -13,24 +14,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from agents.plan import Plan, Step
-from extractors.model import ChatModel, Usage, parse_json
+from extractors.chat import ChatModel, ModelReplyError, Usage, ask, reply_usage
 from extractors.prompts import PLAN
 from graph import PlanningError, normalize_name
 
 __all__ = ["ModelPlanner", "steps_schema"]
 
 
-def steps_schema(max_steps: int = 10) -> dict[str, Any]:
+def steps_schema() -> dict[str, Any]:
     """The structured-output schema of a model's plan: ``{"steps": [Step, ...]}``."""
-    step = Step.model_json_schema()
-    return {
-        "type": "object",
-        "properties": {
-            "steps": {"type": "array", "items": step, "minItems": 2, "maxItems": max_steps}
-        },
-        "required": ["steps"],
-        "additionalProperties": False,
-    }
+    return PLAN.expect().schema()
 
 
 class ModelPlanner:
@@ -44,22 +37,25 @@ class ModelPlanner:
 
     async def plan(self, question: str) -> Plan:
         """The model's plan for ``question`` (prompt id in the plan's note)."""
-        reply = await self.model.complete(
-            PLAN.messages(question=question),
-            schema=steps_schema(),
-            schema_name="plan",
-            max_tokens=self.max_tokens,
-        )
-        self.usage += reply.usage
-        data = parse_json(reply.text)
+        try:
+            reply, completion = await ask(
+                self.model,
+                PLAN.messages(question=question),
+                PLAN.expect(),
+                max_tokens=self.max_tokens,
+            )
+        except ModelReplyError as exc:
+            self.usage += reply_usage(exc)
+            raise PlanningError(f"the model's plan is not a valid plan: {exc}") from exc
+        self.usage += completion.usage
         try:
             plan = Plan(
                 question=question,
-                steps=tuple(Step.model_validate(s) for s in data.get("steps", [])),
+                steps=tuple(Step.model_validate(s.model_dump()) for s in reply.steps),
                 planner="model",
                 note=f"planned by {self.model.model} ({PLAN.id})",
             )
-        except (ValidationError, AttributeError, TypeError) as exc:
+        except ValidationError as exc:
             raise PlanningError(f"the model's plan is not a valid plan: {exc}") from exc
         asked = normalize_name(question)
         invented = [

@@ -22,10 +22,11 @@ Step kinds:
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from extractors.prompts import CompareOp, PlanStep
 from graph.provenance import Binding, StepKind, StepTrace
 
 __all__ = [
@@ -40,33 +41,15 @@ __all__ = [
     "plan_json_schema",
 ]
 
-CompareOp = Literal["earliest", "latest", "largest", "smallest", "same", "different"]
-
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Step(_Frozen):
-    """One step. ``subject``/``object`` refer to earlier steps by id (``"s1"``)."""
-
-    id: str = Field(pattern=r"^s\d+$")
-    kind: StepKind
-    depends_on: tuple[str, ...] = ()
-    mention: str | None = Field(default=None, description="link: the question's words")
-    subject: str | None = Field(default=None, description="the step whose output is read")
-    object: str | None = Field(default=None, description="path: the other end's step")
-    relation: str | None = Field(default=None, description="traverse/read: relation words")
-    target: str | None = Field(
-        default=None, description="traverse: what the step looks for ('country', 'association')"
-    )
-    inverse: bool = Field(default=False, description="traverse: ? —relation→ subject")
-    answer_types: tuple[str, ...] = Field(
-        default=(), description="entity labels the output should have (PERSON, GPE, DATE...)"
-    )
-    operands: tuple[str, ...] = Field(default=(), description="compare: the steps compared")
-    op: CompareOp | None = None
-    query: str | None = Field(default=None, description="lookup: the text searched for")
+class Step(PlanStep):
+    """One step. ``subject``/``object`` refer to earlier steps by id (``"s1"``). The
+    fields are those a model writes for the ``plan`` prompt
+    (:class:`extractors.prompts.PlanStep`)."""
 
 
 class Plan(_Frozen):

@@ -35,8 +35,16 @@ from agents.toolbox import (
     ToolResult,
     fact_claim,
 )
-from extractors.model import ChatModel, Message, ToolCall, Usage
-from extractors.prompts import REPORT, RESEARCH
+from extractors.chat import (
+    ChatModel,
+    Message,
+    ModelReplyError,
+    ToolCall,
+    Usage,
+    ask,
+    reply_usage,
+)
+from extractors.prompts import REPORT, RESEARCH, FinishAction, research_actions
 from graph import LLMError
 from graph.provenance import Claim
 from graph.views import FactView
@@ -282,19 +290,20 @@ class _Run:
             reply = await model.complete(messages, tools=specs, max_tokens=400)
             self.usage += reply.usage
             return reply.tool_calls, reply.text
-        reply = await model.complete(
-            messages, schema=action_schema(specs), schema_name="next_action", max_tokens=300
-        )
-        self.usage += reply.usage
         try:
-            action = json.loads(reply.text)
-        except json.JSONDecodeError as exc:
-            raise LLMError(f"the model's next action is not JSON: {exc.msg}") from exc
-        name = action.get("action") if isinstance(action, dict) else None
-        if not isinstance(name, str) or name == "finish":
+            action, reply = await ask(
+                model, messages, RESEARCH.expect(reply=research_actions(specs)), max_tokens=300
+            )
+        except ModelReplyError as exc:
+            self.usage += reply_usage(exc)
+            raise
+        self.usage += reply.usage
+        chosen = action.root
+        if isinstance(chosen, FinishAction):
             return (), reply.text
-        arguments = json.dumps(action.get("arguments") or {})
-        return (ToolCall(id=f"action_{len(self.trace) + 1}", name=name, arguments=arguments),), ""
+        arguments = json.dumps(chosen.arguments)
+        step = len(self.trace) + 1
+        return (ToolCall(id=f"action_{step}", name=chosen.action, arguments=arguments),), ""
 
     async def _run_call(self, call: ToolCall) -> ToolResult | None:
         arguments = _arguments(call.arguments)
@@ -327,50 +336,24 @@ class _Run:
         """The model writes statements citing note ids; each is validated against the
         chains of the notes it cites, and only supported ones are kept."""
         by_id = {n.id: n for n in self.notes}
-        schema = {
-            "type": "object",
-            "properties": {
-                "statements": {
-                    "type": "array",
-                    "maxItems": 5,
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "text": {"type": "string", "maxLength": 300},
-                            "notes": {
-                                "type": "array",
-                                "items": {"enum": list(by_id)},
-                                "maxItems": 3,
-                            },
-                        },
-                        "required": ["text", "notes"],
-                        "additionalProperties": False,
-                    },
-                }
-            },
-            "required": ["statements"],
-            "additionalProperties": False,
-        }
         listing = "\n".join(f"[{n.id}] {n.text}" for n in self.notes[:20])
         try:
-            reply = await model.complete(
+            written, reply = await ask(
+                model,
                 REPORT.messages(question=self.question, notes=listing),
-                schema=schema,
-                schema_name="report",
+                REPORT.expect({"statements.notes": list(by_id)}),
                 max_tokens=600,
             )
-            self.usage += reply.usage
-            raw = json.loads(reply.text).get("statements", [])
-        except (LLMError, json.JSONDecodeError, AttributeError):
+        except ModelReplyError as exc:
+            self.usage += reply_usage(exc)
             return [], 0
+        except LLMError:
+            return [], 0
+        self.usage += reply.usage
         drafts: list[tuple[str, tuple[str, ...], Claim]] = []
-        for item in raw if isinstance(raw, list) else []:
-            ids = (
-                tuple(i for i in item.get("notes", []) if i in by_id)
-                if isinstance(item, dict)
-                else ()
-            )
-            text = str(item.get("text", "")).strip() if isinstance(item, dict) else ""
+        for item in written.statements:
+            ids = tuple(dict.fromkeys(item.notes))
+            text = item.text.strip()
             if not ids or not text:
                 continue
             cited = [by_id[i].claim for i in ids]
@@ -420,32 +403,10 @@ def _candidates(result: ToolResult) -> list[Claim]:
 
 def action_schema(specs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Tool calling through structured output: the next action is one of the tools with
-    arguments valid for it, or ``finish``. Works with any server that takes a JSON schema
-    (vLLM, llama.cpp), whether or not its chat template knows about tools."""
-    options: list[dict[str, Any]] = [
-        {
-            "type": "object",
-            "properties": {
-                "action": {"const": spec["function"]["name"]},
-                "arguments": spec["function"]["parameters"],
-            },
-            "required": ["action", "arguments"],
-            "additionalProperties": False,
-        }
-        for spec in specs
-    ]
-    options.append(
-        {
-            "type": "object",
-            "properties": {
-                "action": {"const": "finish"},
-                "summary": {"type": "string", "maxLength": 400},
-            },
-            "required": ["action"],
-            "additionalProperties": False,
-        }
-    )
-    return {"anyOf": options}
+    arguments valid for it, or ``finish`` (:func:`extractors.prompts.research_actions`).
+    Works with any server that takes a JSON schema (vLLM, llama.cpp), whether or not its
+    chat template knows about tools."""
+    return RESEARCH.expect(reply=research_actions(specs)).schema()
 
 
 def _assistant(text: str, calls: Sequence[ToolCall]) -> Message:

@@ -2,9 +2,10 @@
 
 The retrieved chunks are cut into sentences (``E1``, ``E2``, ...) and the graph facts
 stated in them are listed (``F1``, ...). The model is asked (prompt ``synthesize``) for
-JSON ``{"answer", "claims": [{"text", "evidence", "facts"}]}``; the schema sent as
-structured output only admits the ids it was shown. A reply that is not valid JSON for
-the schema is rejected and asked for once more, with the error. Each cited id is then
+JSON ``{"answer", "claims": [{"text", "evidence", "facts"}]}``
+(:class:`extractors.prompts.SynthesisReply`); the schema sent as structured output and
+the parser both only admit the ids it was shown. A reply that does not fit is rejected
+and asked for once more, with the error. Each cited id is then
 turned into the same provenance chain the extractive path builds (span → document,
 fact → graph), and ids that were never shown are recorded as problems, so the validator
 marks those claims unsupported. Nothing the model says is trusted before validation.
@@ -18,34 +19,17 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from agents.answerer import NOT_FOUND, Draft, draft
 from agents.retrieval import Retrieval
 from extractors import split_sentences
-from extractors.model import ChatModel, Completion, ModelReplyError, Usage, parse_json
-from extractors.prompts import SYNTHESIZE
+from extractors.chat import ChatModel, Completion, ModelReplyError, ReplyFormat, Usage, ask
+from extractors.prompts import SYNTHESIZE, SynthesisReply
 from graph import Access, Chunk, Document, Entity, EntityId, GraphStore, LLMError, Relation
 from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 
-__all__ = ["EvidenceItem", "ModelSynthesizer", "answer_schema"]
+__all__ = ["EvidenceItem", "ModelSynthesizer", "answer_format", "answer_schema"]
 
 _MAX_SENTENCE_CHARS = 400
-
-
-class _ModelClaim(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    text: str = Field(min_length=1, max_length=2000)
-    evidence: list[str] = Field(default_factory=list, max_length=20)
-    facts: list[str] = Field(default_factory=list, max_length=20)
-
-
-class _ModelAnswer(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    answer: str = Field(max_length=2000)
-    claims: list[_ModelClaim] = Field(default_factory=list, max_length=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,39 +45,16 @@ class EvidenceItem:
     fact: FactRef | None = None
 
 
+def answer_format(
+    evidence_ids: Sequence[str], fact_ids: Sequence[str]
+) -> ReplyFormat[SynthesisReply]:
+    """The reply asked for: citations may only name the ids shown."""
+    return SYNTHESIZE.expect({"claims.evidence": evidence_ids, "claims.facts": fact_ids})
+
+
 def answer_schema(evidence_ids: Sequence[str], fact_ids: Sequence[str]) -> dict[str, Any]:
-    """The structured-output schema: citations may only name the ids shown."""
-
-    def ids(values: Sequence[str]) -> dict[str, Any]:
-        item: dict[str, Any] = (
-            {"type": "string", "enum": list(values)} if values else {"type": "string"}
-        )
-        return {"type": "array", "items": item, "maxItems": 4}
-
-    # Short strings and few items keep a reply inside its token budget (a reply cut off
-    # at max_tokens is not JSON).
-    return {
-        "type": "object",
-        "properties": {
-            "answer": {"type": "string", "maxLength": 200},
-            "claims": {
-                "type": "array",
-                "maxItems": 4,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "text": {"type": "string", "maxLength": 300},
-                        "evidence": ids(evidence_ids),
-                        "facts": ids(fact_ids),
-                    },
-                    "required": ["text", "evidence", "facts"],
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "required": ["answer", "claims"],
-        "additionalProperties": False,
-    }
+    """The structured-output schema of :func:`answer_format`."""
+    return answer_format(evidence_ids, fact_ids).schema()
 
 
 class ModelSynthesizer:
@@ -176,12 +137,13 @@ class ModelSynthesizer:
             question=retrieval.question.text,
             evidence="\n".join(f"[{i.id}] {_one_line(i.text)}" for i in items),
         )
-        schema = answer_schema([i.id for i in items if i.chunk], [i.id for i in items if i.fact])
+        reply = answer_format([i.id for i in items if i.chunk], [i.id for i in items if i.fact])
+        schema = reply.schema()
         usage = Usage()
         reader = _AnswerField()
         final: Completion | None = None
         async for part in self._model.stream(
-            messages, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens
+            messages, schema=schema, schema_name=reply.name, max_tokens=self._max_tokens
         ):
             if isinstance(part, Completion):
                 final = part
@@ -193,7 +155,7 @@ class ModelSynthesizer:
             raise LLMError("the model stream ended without a completion")
         usage += final.usage
         try:
-            parsed = _parse(final.text)
+            parsed = reply.parse(final.text)
         except ModelReplyError as first:
             # Rejected once: ask again with the reason (not streamed; the final event wins).
             retry = [
@@ -202,11 +164,9 @@ class ModelSynthesizer:
                 {"role": "user", "content": f"That reply was invalid ({first}). Reply again "
                  "with JSON only, exactly as the schema says, with at most two short claims."},
             ]  # fmt: skip
-            again = await self._model.complete(
-                retry, schema=schema, schema_name="cited_answer", max_tokens=self._max_tokens
-            )
+            # A second invalid reply is a ModelReplyError.
+            parsed, again = await ask(self._model, retry, reply, max_tokens=self._max_tokens)
             usage += again.usage
-            parsed = _parse(again.text)  # a second invalid reply is a ModelReplyError
         claims, problems = _resolve(parsed, items)
         yield Draft(
             answer=parsed.answer.strip() or NOT_FOUND,
@@ -220,20 +180,8 @@ class ModelSynthesizer:
         )
 
 
-def _parse(text: str) -> _ModelAnswer:
-    data = parse_json(text)
-    try:
-        return _ModelAnswer.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ModelReplyError(
-            f"the model's JSON does not fit the answer schema at {where}: {first['msg']}"
-        ) from exc
-
-
 def _resolve(
-    parsed: _ModelAnswer, items: Sequence[EvidenceItem]
+    parsed: SynthesisReply, items: Sequence[EvidenceItem]
 ) -> tuple[list[Claim], dict[int, str]]:
     """Claims with the chains their cited ids stand for; unknown ids become problems."""
     by_id: Mapping[str, EvidenceItem] = {i.id: i for i in items}

@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 
 from extractors import tokenize
-from extractors.model import ChatModel, parse_json
+from extractors.chat import ChatModel, ask
 from extractors.prompts import SUPPORT
 from graph import (
     Access,
@@ -154,22 +154,16 @@ class ProvenanceValidator:
         assert self._judge is not None
         cited = "\n".join(s.text for s in claim.spans)
         cited += "".join(f"\n{f.subject} — {f.predicate} → {f.object}" for f in claim.facts)
-        schema = {
-            "type": "object",
-            "properties": {"verdict": {"enum": ["supported", "unsupported", "contradicted"]}},
-            "required": ["verdict"],
-            "additionalProperties": False,
-        }
         try:
-            reply = await self._judge.complete(
+            judged, _ = await ask(
+                self._judge,
                 SUPPORT.messages(evidence=cited, claim=claim.text),
-                schema=schema,
-                schema_name="support",
+                SUPPORT.expect(),
                 max_tokens=16,
             )
-            verdict = parse_json(reply.text).get("verdict")
-        except (LLMError, AttributeError) as exc:
+        except LLMError as exc:
             return "unsupported", f"the support check could not be made ({exc})"
+        verdict = judged.verdict
         if verdict == "supported":
             return None
         if verdict == "contradicted":

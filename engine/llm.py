@@ -28,7 +28,7 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from extractors.model import Completion, Message, ToolCall, Usage
+from extractors.chat import Completion, Message, ToolCall, Usage
 from graph import ConfigError, LLMError, RetryableLLMError
 
 __all__ = ["OpenAIChatClient", "OpenAIEmbedder"]
@@ -149,7 +149,7 @@ class OpenAIChatClient:
         temperature: float = 0.0,
         tools: Sequence[dict[str, Any]] | None = None,
     ) -> Completion:
-        """One reply (see :class:`extractors.model.ChatModel`)."""
+        """One reply (see :class:`extractors.chat.ChatModel`)."""
         body = self._body(
             messages, schema, schema_name, max_tokens, temperature, stream=False, tools=tools
         )

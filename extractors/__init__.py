@@ -2,9 +2,26 @@
 
 Contract: everything here is CPU-bound and synchronous unless it says otherwise (callers
 run it in worker threads); collaborators arrive as constructor arguments; nothing here
-reads settings or downloads models. Imports only :mod:`graph`.
+reads settings or downloads models. Imports only :mod:`graph`. The chat-model seam
+(:mod:`extractors.chat`) is how extractors and agents talk to a model: every prompt
+(:mod:`extractors.prompts`) declares its reply model, and :func:`ask` sends its schema and
+parses the reply into it.
 """
 
+from extractors.chat import (
+    ChatModel,
+    Completion,
+    Message,
+    ModelReplyError,
+    ReplyFormat,
+    ToolCall,
+    Usage,
+    ask,
+    parse_json,
+    reply_usage,
+    salvage_json,
+    strict_schema,
+)
 from extractors.chunker import SentenceChunker, split_sentences
 from extractors.embedder import Embedder, SentenceTransformerEmbedder, packaged_minilm_path
 from extractors.resolution import EmbedNames, EntityResolver, type_family
@@ -15,17 +32,29 @@ from extractors.types import ChunkExtraction, RawMention, RawRelation
 __all__ = [
     "DEFAULT_LABELS",
     "Bm25Encoder",
+    "ChatModel",
     "ChunkExtraction",
+    "Completion",
     "EmbedNames",
     "Embedder",
     "EntityResolver",
+    "Message",
+    "ModelReplyError",
     "RawMention",
     "RawRelation",
+    "ReplyFormat",
     "SentenceChunker",
     "SentenceTransformerEmbedder",
     "SpacyEntityExtractor",
+    "ToolCall",
+    "Usage",
+    "ask",
     "packaged_minilm_path",
+    "parse_json",
+    "reply_usage",
+    "salvage_json",
     "split_sentences",
+    "strict_schema",
     "tokenize",
     "type_family",
 ]

@@ -1,7 +1,8 @@
 """Entities and relations extracted by a model, tied to exact spans, cached by chunk.
 
 Optional at ingest (``THREADLINE_MODEL__EXTRACTION``). The model reads one chunk at a
-time (prompt ``extract``) and answers JSON against :func:`extraction_schema`; each item
+time (prompt ``extract``) and answers JSON that
+:class:`extractors.prompts.ExtractionReply` declares (the same model parses it); each item
 quotes the words of the chunk that state it. Items whose quote cannot be found in the
 chunk are dropped and counted: nothing reaches the graph without a span of source text.
 Model mentions are merged into the spaCy output of the same chunk (an identical span is
@@ -22,81 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from extractors.chat import ChatModel, ModelReplyError, Usage, ask, reply_usage
 from extractors.chunker import split_sentences
-from extractors.model import ChatModel, Usage, salvage_json
-from extractors.prompts import EXTRACT
+from extractors.prompts import EXTRACT, ExtractionReply
 from extractors.types import ChunkExtraction, RawMention, RawRelation
 from graph import LLMError, normalize_name
 
 __all__ = ["ExtractionCache", "ExtractionStats", "ModelExtractor", "extraction_schema"]
 
-_TYPES = (
-    "PERSON",
-    "ORG",
-    "GPE",
-    "LOC",
-    "DATE",
-    "WORK_OF_ART",
-    "EVENT",
-    "PRODUCT",
-    "NORP",
-    "FAC",
-    "OTHER",
-)
 
-
-class _Entity(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: str = Field(min_length=1, max_length=200)
-    type: str = "OTHER"
-    text: str = Field(min_length=1, max_length=300)
-
-
-class _Relation(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    subject: str = Field(min_length=1, max_length=200)
-    predicate: str = Field(min_length=1, max_length=80)
-    object: str = Field(min_length=1, max_length=200)
-    text: str = Field(min_length=1, max_length=600)
-
-
-class _Reply(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    entities: list[_Entity] = Field(default_factory=list, max_length=100)
-    relations: list[_Relation] = Field(default_factory=list, max_length=100)
-
-
-def extraction_schema(max_items: int = 10) -> dict[str, Any]:
-    """The structured-output schema of the ``extract`` prompt (short strings and few items,
-    so a reply fits its token budget)."""
-
-    def obj(props: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": props,
-            "required": list(props),
-            "additionalProperties": False,
-        }
-
-    name = {"type": "string", "maxLength": 80}
-    quote = {"type": "string", "maxLength": 200}
-    entity = obj({"name": name, "type": {"enum": list(_TYPES)}, "text": name})
-    relation = obj(
-        {
-            "subject": name,
-            "predicate": {"type": "string", "maxLength": 40},
-            "object": name,
-            "text": quote,
-        }
-    )
-    return obj(
-        {
-            "entities": {"type": "array", "maxItems": max_items, "items": entity},
-            "relations": {"type": "array", "maxItems": max_items, "items": relation},
-        }
-    )
+def extraction_schema() -> dict[str, Any]:
+    """The structured-output schema of the ``extract`` prompt."""
+    return EXTRACT.expect().schema()
 
 
 @dataclass(slots=True)
@@ -178,31 +118,40 @@ class ModelExtractor:
         replies = await asyncio.gather(*(self._reply(e.chunk.text) for e in extractions))
         return [self._merge(e, r) for e, r in zip(extractions, replies, strict=True)]
 
-    async def _reply(self, text: str) -> _Reply | None:
+    async def _reply(self, text: str) -> ExtractionReply | None:
         self.stats.chunks += 1
         key = ExtractionCache.key(text, EXTRACT.id, self.model.model)
         cached = self.cache.get(key) if self.cache else None
         if cached is not None:
-            self.stats.cache_hits += 1
-            return _Reply.model_validate(cached)
+            try:
+                reply = ExtractionReply.model_validate(cached)
+            except ValidationError:
+                pass  # written under looser limits: ask again
+            else:
+                self.stats.cache_hits += 1
+                return reply
         try:
-            reply = await self.model.complete(
-                EXTRACT.messages(text=text),
-                schema=extraction_schema(),
-                schema_name="extraction",
-                max_tokens=self.max_tokens,
-            )
-            self.stats.usage += reply.usage
             # A reply cut off at max_tokens keeps its complete items.
-            parsed = _Reply.model_validate(salvage_json(reply.text))
-        except (LLMError, ValidationError, AttributeError):
+            parsed, completion = await ask(
+                self.model,
+                EXTRACT.messages(text=text),
+                EXTRACT.expect(),
+                max_tokens=self.max_tokens,
+                salvage=True,
+            )
+        except ModelReplyError as exc:
+            self.stats.usage += reply_usage(exc)
             self.stats.failed += 1
             return None
+        except LLMError:
+            self.stats.failed += 1
+            return None
+        self.stats.usage += completion.usage
         if self.cache is not None:
-            self.cache.put(key, EXTRACT.id, self.model.model, parsed.model_dump())
+            self.cache.put(key, EXTRACT.id, self.model.model, parsed.model_dump(mode="json"))
         return parsed
 
-    def _merge(self, base: ChunkExtraction, reply: _Reply | None) -> ChunkExtraction:
+    def _merge(self, base: ChunkExtraction, reply: ExtractionReply | None) -> ChunkExtraction:
         if reply is None:
             return base
         chunk = base.chunk
@@ -216,7 +165,7 @@ class ModelExtractor:
             start, end = chunk.start + found[0], chunk.start + found[1]
             if (start, end) in spans or any(m.start < end and start < m.end for m in mentions):
                 continue  # spaCy already named these words (resolution merges the names)
-            label = ent.type if ent.type in _TYPES and ent.type != "OTHER" else "MISC"
+            label = ent.type if ent.type != "OTHER" else "MISC"
             spans[(start, end)] = len(mentions)
             mentions.append(
                 RawMention(text=chunk.text[found[0] : found[1]], label=label, start=start, end=end)

@@ -4,6 +4,11 @@ A prompt's id (``name@version``) travels with every answer it produced and keys 
 cache entry it filled, so a changed prompt never reuses stale results: bump the version
 whenever the wording or the expected JSON changes.
 
+Every prompt declares its reply as a pydantic model (frozen, ``extra="forbid"``, with the
+limits that keep a reply inside its token budget). :meth:`Prompt.expect` hands it to
+:func:`extractors.chat.ask`, which sends the model's JSON schema and parses the reply into
+the same model, so what is asked for and what is accepted cannot drift apart.
+
 Documents are untrusted. Prompts put source text inside ``<evidence>`` / ``<text>``
 blocks and tell the model that instructions inside them are data, not orders; whatever
 the model returns is validated against the graph and the source text anyway.
@@ -11,10 +16,14 @@ the model returns is validated against the graph and the source text anyway.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from extractors.model import Message
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema, create_model
+
+from extractors.chat import Message, ReplyFormat
+from graph.provenance import StepKind
 
 __all__ = [
     "EXTRACT",
@@ -24,18 +33,37 @@ __all__ = [
     "RESEARCH",
     "SUPPORT",
     "SYNTHESIZE",
+    "CompareOp",
+    "EntityType",
+    "ExtractedEntity",
+    "ExtractedRelation",
+    "ExtractionReply",
+    "FinishAction",
+    "PlanReply",
+    "PlanStep",
     "Prompt",
+    "ReportReply",
+    "ReportStatement",
+    "ResearchAction",
+    "SupportReply",
+    "SynthesisClaim",
+    "SynthesisReply",
+    "ToolAction",
+    "research_actions",
 ]
+
+R = TypeVar("R", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
-class Prompt:
-    """A named, versioned prompt: a system message and a user template."""
+class Prompt(Generic[R]):
+    """A named, versioned prompt: a system message, a user template and its reply model."""
 
     name: str
     version: int
     system: str
     user: str
+    reply: type[R]
 
     @property
     def id(self) -> str:
@@ -49,13 +77,55 @@ class Prompt:
             {"role": "user", "content": self.user.format_map(_Strict(values))},
         ]
 
+    def expect(
+        self,
+        enums: Mapping[str, Collection[str]] | None = None,
+        *,
+        reply: type[R] | None = None,
+    ) -> ReplyFormat[R]:
+        """The reply this prompt asks for, with ``enums`` narrowing fields to the values
+        offered in this call (see :class:`extractors.chat.ReplyFormat`). ``reply`` is a
+        per-call subclass of the declared model, where narrowing needs more than enums."""
+        return ReplyFormat(reply or self.reply, name=self.name, enums=dict(enums or {}))
+
 
 class _Strict(dict[str, str]):
     def __missing__(self, key: str) -> str:
         raise KeyError(f"prompt value {key!r} was not given")
 
 
+def _no_docstring(schema: dict[str, Any]) -> None:
+    """Class docstrings are for readers of this module, not for the model."""
+    schema.pop("description", None)
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_no_docstring)
+
+
+# ---------------------------------------------------------------------- synthesize
+# Short strings and few items keep a reply inside its token budget (a reply cut off at
+# max_tokens is not JSON).
+
+
+class SynthesisClaim(_Reply):
+    """One claim of a model's answer: a sentence and the ids it cites."""
+
+    text: str = Field(max_length=300)
+    evidence: tuple[str, ...] = Field(max_length=4)
+    facts: tuple[str, ...] = Field(max_length=4)
+
+
+class SynthesisReply(_Reply):
+    """Reply to ``synthesize``; the caller narrows ``claims.evidence`` and
+    ``claims.facts`` to the ids shown."""
+
+    answer: str = Field(max_length=200)
+    claims: tuple[SynthesisClaim, ...] = Field(max_length=4)
+
+
 SYNTHESIZE = Prompt(
+    reply=SynthesisReply,
     name="synthesize",
     version=2,
     system=(
@@ -76,7 +146,18 @@ SYNTHESIZE = Prompt(
     user="Question: {question}\n\n<evidence>\n{evidence}\n</evidence>",
 )
 
+
+# ---------------------------------------------------------------------- support
+
+
+class SupportReply(_Reply):
+    """Reply to ``support``: the judge's verdict on one claim."""
+
+    verdict: Literal["supported", "unsupported", "contradicted"]
+
+
 SUPPORT = Prompt(
+    reply=SupportReply,
     name="support",
     version=1,
     system=(
@@ -88,7 +169,50 @@ SUPPORT = Prompt(
     user="<text>\n{evidence}\n</text>\n\nClaim: {claim}",
 )
 
+
+# ---------------------------------------------------------------------- extract
+
+EntityType = Literal[
+    "PERSON",
+    "ORG",
+    "GPE",
+    "LOC",
+    "DATE",
+    "WORK_OF_ART",
+    "EVENT",
+    "PRODUCT",
+    "NORP",
+    "FAC",
+    "OTHER",
+]
+
+
+class ExtractedEntity(_Reply):
+    """An entity the model found: its name, type and the words of the text naming it."""
+
+    name: str = Field(max_length=80)
+    type: EntityType
+    text: str = Field(max_length=80)
+
+
+class ExtractedRelation(_Reply):
+    """A relation the model found, with the words of the text that state it."""
+
+    subject: str = Field(max_length=80)
+    predicate: str = Field(max_length=40)
+    object: str = Field(max_length=80)
+    text: str = Field(max_length=200)
+
+
+class ExtractionReply(_Reply):
+    """Reply to ``extract``."""
+
+    entities: tuple[ExtractedEntity, ...] = Field(max_length=10)
+    relations: tuple[ExtractedRelation, ...] = Field(max_length=10)
+
+
 EXTRACT = Prompt(
+    reply=ExtractionReply,
     name="extract",
     version=1,
     system=(
@@ -104,7 +228,43 @@ EXTRACT = Prompt(
     user="<text>\n{text}\n</text>",
 )
 
+
+# ---------------------------------------------------------------------- plan
+
+CompareOp = Literal["earliest", "latest", "largest", "smallest", "same", "different"]
+
+
+class PlanStep(_Reply):
+    """One step of a plan as written (``agents.plan.Step`` is this step in a plan).
+    ``subject``/``object`` refer to earlier steps by id (``"s1"``)."""
+
+    id: str = Field(pattern=r"^s\d+$")
+    kind: StepKind
+    depends_on: tuple[str, ...] = ()
+    mention: str | None = Field(default=None, description="link: the question's words")
+    subject: str | None = Field(default=None, description="the step whose output is read")
+    object: str | None = Field(default=None, description="path: the other end's step")
+    relation: str | None = Field(default=None, description="traverse/read: relation words")
+    target: str | None = Field(
+        default=None, description="traverse: what the step looks for ('country', 'association')"
+    )
+    inverse: bool = Field(default=False, description="traverse: ? —relation→ subject")
+    answer_types: tuple[str, ...] = Field(
+        default=(), description="entity labels the output should have (PERSON, GPE, DATE...)"
+    )
+    operands: tuple[str, ...] = Field(default=(), description="compare: the steps compared")
+    op: CompareOp | None = None
+    query: str | None = Field(default=None, description="lookup: the text searched for")
+
+
+class PlanReply(_Reply):
+    """Reply to ``plan``."""
+
+    steps: tuple[PlanStep, ...] = Field(min_length=2, max_length=10)
+
+
 PLAN = Prompt(
+    reply=PlanReply,
     name="plan",
     version=1,
     system=(
@@ -127,7 +287,56 @@ PLAN = Prompt(
     user="Question: {question}",
 )
 
+
+# ---------------------------------------------------------------------- research
+
+
+class ToolAction(_Reply):
+    """The next action: call a tool with JSON arguments."""
+
+    action: str
+    arguments: dict[str, Any]
+
+
+class FinishAction(_Reply):
+    """The next action: stop researching."""
+
+    action: Literal["finish"]
+    summary: str = Field(default="", max_length=400)
+
+
+class ResearchAction(RootModel[ToolAction | FinishAction]):
+    """Reply to ``research`` (tool calling through structured output). A call offers its
+    tools with :func:`research_actions`."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra=_no_docstring)
+
+
+def research_actions(tools: Sequence[Mapping[str, Any]]) -> type[ResearchAction]:
+    """The ``research`` reply for one call: one of ``tools`` (OpenAI function
+    definitions) by name, with arguments as that tool's parameters schema states, or
+    ``finish``. The arguments' schema is the tool's own; the tool checks them when
+    called (a bad call gets an ``{"error": ...}`` result)."""
+    # The types are built at run time from the tools offered, so they are typed as Any.
+    literal: Any = Literal
+    options: list[Any] = []
+    for spec in tools:
+        name, parameters = spec["function"]["name"], spec["function"]["parameters"]
+        arguments: Any = Annotated[dict[str, Any], WithJsonSchema(dict(parameters))]
+        options.append(
+            create_model(
+                f"Call_{name}",
+                __base__=ToolAction,
+                action=(literal[name], ...),
+                arguments=(arguments, ...),
+            )
+        )
+    union: Any = Union[(*options, FinishAction)]
+    return create_model("ResearchAction", __base__=ResearchAction, root=(union, ...))
+
+
 RESEARCH = Prompt(
+    reply=ResearchAction,
     name="research",
     version=1,
     system=(
@@ -142,7 +351,25 @@ RESEARCH = Prompt(
     user="Research question: {question}",
 )
 
+
+# ---------------------------------------------------------------------- report
+
+
+class ReportStatement(_Reply):
+    """One sentence of a report and the notes it cites."""
+
+    text: str = Field(max_length=300)
+    notes: tuple[str, ...] = Field(max_length=3)
+
+
+class ReportReply(_Reply):
+    """Reply to ``report``; the caller narrows ``statements.notes`` to the note ids."""
+
+    statements: tuple[ReportStatement, ...] = Field(max_length=5)
+
+
 REPORT = Prompt(
+    reply=ReportReply,
     name="report",
     version=1,
     system=(
@@ -155,6 +382,6 @@ REPORT = Prompt(
 )
 
 #: Every prompt by name.
-PROMPTS: Mapping[str, Prompt] = {
+PROMPTS: Mapping[str, Prompt[Any]] = {
     p.name: p for p in (SYNTHESIZE, SUPPORT, EXTRACT, PLAN, RESEARCH, REPORT)
 }

@@ -12,7 +12,8 @@ Every error Threadline raises on purpose derives from :class:`ThreadlineError`::
     ├── ExtractionError        the NLP pipeline or embedder failed
     ├── PlanningError          a question could not be turned into a plan
     ├── LLMError               a model server call failed
-    │   └── RetryableLLMError       ... in a way worth retrying (timeouts, 429, 5xx)
+    │   ├── RetryableLLMError       ... in a way worth retrying (timeouts, 429, 5xx)
+    │   └── ModelReplyError         the model answered, but not with the JSON asked for
     ├── ProvenanceError        a provenance chain failed validation
     └── PermissionDeniedError  the caller may not do this
 
@@ -26,6 +27,7 @@ __all__ = [
     "ExtractionError",
     "InputError",
     "LLMError",
+    "ModelReplyError",
     "NotFoundError",
     "PermissionDeniedError",
     "PlanningError",
@@ -101,6 +103,22 @@ class RetryableLLMError(LLMError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ModelReplyError(LLMError):
+    """The model answered, but not with what was asked: not JSON, or JSON that does not fit
+    the reply's schema. (Unlike a failed call, asking again may help.)
+
+    Attributes:
+        reply: the text the model wrote, when known (to quote it back when asking again).
+        completion: the whole reply as the chat client returned it (with its token
+            usage), when known.
+    """
+
+    def __init__(self, message: str, *, reply: str | None = None, completion: object = None):
+        super().__init__(message)
+        self.reply = reply
+        self.completion = completion
 
 
 class ProvenanceError(ThreadlineError):

@@ -1,4 +1,4 @@
-"""A scripted :class:`extractors.model.ChatModel` (the seam Threadline owns): it replies
+"""A scripted :class:`extractors.chat.ChatModel` (the seam Threadline owns): it replies
 with the texts it was given, in order, and records what it was asked."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from extractors.model import Completion, Message, Usage
+from extractors.chat import Completion, Message, Usage
 
 
 class ScriptedModel:

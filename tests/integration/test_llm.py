@@ -23,7 +23,7 @@ from engine import Settings, Threadline
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
 from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer
 from extractors import SpacyEntityExtractor
-from extractors.model import Completion, parse_json
+from extractors.chat import Completion, parse_json
 from extractors.model_extractor import extraction_schema
 from extractors.prompts import SYNTHESIZE
 from graph import Access, LLMError, PlanningError

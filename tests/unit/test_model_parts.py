@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from agents.model_planner import ModelPlanner
 from engine.settings import ModelSettings
-from extractors.model import ModelReplyError, Usage, parse_json, salvage_json
+from extractors.chat import ModelReplyError, Usage, parse_json, salvage_json
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import EXTRACT, PROMPTS, SYNTHESIZE
 from extractors.types import ChunkExtraction, RawMention
