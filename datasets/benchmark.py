@@ -140,9 +140,9 @@ async def api_load(
         for line in (dataset_dir / "questions.jsonl").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    store = KeyStore(data_dir / "keys.sqlite")
-    keys = [store.create(tenant="default", name=f"load-{i}").secret for i in range(clients)]
-    store.close()
+    store = await KeyStore.open(data_dir / "keys.sqlite")
+    keys = [(await store.create(tenant="default", name=f"load-{i}")).secret for i in range(clients)]
+    await store.close()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -10,15 +10,16 @@ with write access to the data dir, ship the log (or just the head) to write-once
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from graph import StoreCorruptedError
+from graph import StoreCorruptedError, StoreError, StoreUnavailableError
 
 __all__ = ["AuditLog", "verify"]
 
@@ -26,22 +27,42 @@ _GENESIS = "0" * 64
 
 
 class AuditLog:
-    """Appends records; safe to use from several threads of one process."""
+    """Appends records. Open it with :meth:`open`; appends run in a worker thread and are
+    serialised, so one log serves many requests at once."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._lock = threading.Lock()
-        self._last = _last_hash(path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._last = _GENESIS
+        self._fd: int | None = None
+
+    @classmethod
+    async def open(cls, path: Path) -> Self:
+        """Open (creating if needed) the log for appending, after its last record."""
+        log = cls(path)
+        await asyncio.to_thread(log._open_sync)
+        return log
+
+    def _open_sync(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._last = _last_hash(self._path)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot open the audit log {self._path}: {exc}") from exc
 
     @property
     def path(self) -> Path:
         return self._path
 
-    def append(self, action: str, **fields: Any) -> dict[str, Any]:
+    async def append(self, action: str, **fields: Any) -> dict[str, Any]:
         """Write one record durably (fsync) and return it."""
+        return await asyncio.to_thread(self._append_sync, action, fields)
+
+    def _append_sync(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
+            if self._fd is None:
+                raise StoreError("the audit log is closed; open it with AuditLog.open")
             record = {"ts": datetime.now(UTC).isoformat(), "action": action, **fields}
             record["prev"] = self._last
             line = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
@@ -53,8 +74,12 @@ class AuditLog:
             head.with_suffix(".tmp").replace(head)
             return record
 
-    def close(self) -> None:
-        os.close(self._fd)
+    async def close(self) -> None:
+        """Close the file (appends already written stay durable)."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+        if fd is not None:
+            await asyncio.to_thread(os.close, fd)
 
 
 def _head(path: Path) -> Path:

@@ -7,8 +7,10 @@ commands live in ``engine.cli_model`` and ``engine.cli_ops``, and what they all 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -347,17 +349,27 @@ app.add_typer(keys_app, name="keys")
 def _audit(data_dir: Path | None, action: str, **fields: Any) -> None:
     from engine.audit import AuditLog  # noqa: PLC0415
 
-    audit = AuditLog(_settings(data_dir).data_dir / "audit.log")
-    try:
-        audit.append(action, key_id="cli", **fields)
-    finally:
-        audit.close()
+    async def go() -> None:
+        audit = await AuditLog.open(_settings(data_dir).data_dir / "audit.log")
+        try:
+            await audit.append(action, key_id="cli", **fields)
+        finally:
+            await audit.close()
+
+    asyncio.run(go())
 
 
-def _key_store(data_dir: Path | None) -> Any:
+def _with_keys(data_dir: Path | None, call: Callable[[Any], Awaitable[T]]) -> T:
     from engine.keys import KeyStore  # noqa: PLC0415
 
-    return KeyStore(_settings(data_dir).data_dir / "keys.sqlite")
+    async def go() -> T:
+        store = await KeyStore.open(_settings(data_dir).data_dir / "keys.sqlite")
+        try:
+            return await call(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
 
 
 @keys_app.command("create")
@@ -370,14 +382,14 @@ def keys_create(
     as_json: JsonOut = False,
 ) -> None:
     """Create a key; the key is printed once and only its hash is kept."""
-    store = _key_store(data_dir)
     try:
-        made = store.create(tenant=tenant, groups=tuple(group or ()), admin=admin, name=name)
+        made = _with_keys(
+            data_dir,
+            lambda s: s.create(tenant=tenant, groups=tuple(group or ()), admin=admin, name=name),
+        )
     except ThreadlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         raise typer.Exit(1) from exc
-    finally:
-        store.close()
     _audit(data_dir, "key.create", created=made.key.id, tenant=tenant, admin=admin)
     if as_json:
         _emit_json({"key": made.key.model_dump(mode="json"), "secret": made.secret})
@@ -390,11 +402,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     """Every key with its tenant, groups and state (never the secret)."""
-    store = _key_store(data_dir)
-    try:
-        found = store.all()
-    finally:
-        store.close()
+    found = _with_keys(data_dir, lambda s: s.all())
     if as_json:
         _emit_json([k.model_dump(mode="json") for k in found])
         return
@@ -415,14 +423,11 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    store = _key_store(data_dir)
     try:
-        store.revoke(key_id)
+        _with_keys(data_dir, lambda s: s.revoke(key_id))
     except ThreadlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         raise typer.Exit(1) from exc
-    finally:
-        store.close()
     _audit(data_dir, "key.revoke", revoked=key_id)
     out.print(f"revoked key {key_id}")
 

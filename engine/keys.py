@@ -7,6 +7,7 @@ Revoked keys stay on record (with their revocation time) so the audit log can na
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -15,10 +16,18 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from graph import Access, InputError, NotFoundError, PermissionDeniedError
+from graph import (
+    Access,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    StoreError,
+    StoreUnavailableError,
+)
 
 __all__ = ["ApiKey", "KeyStore", "NewKey"]
 
@@ -59,19 +68,39 @@ class NewKey(BaseModel):
 
 
 class KeyStore:
-    """The key table, safe to use from several threads."""
+    """The key table. Open it with :meth:`open`; every method runs its SQL in a worker
+    thread, so one store serves many requests at once."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._path = path
+        self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def close(self) -> None:
-        self._db.close()
+    @classmethod
+    async def open(cls, path: Path) -> Self:
+        """Open (creating if needed) the key file."""
+        store = cls(path)
+        await asyncio.to_thread(store._open_sync)
+        return store
 
-    def create(
+    def _open_sync(self) -> None:
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StoreUnavailableError(f"cannot open the key store {self._path}: {exc}") from exc
+        self._db = db
+
+    async def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            await asyncio.to_thread(db.close)
+
+    async def create(
         self,
         *,
         tenant: str | None,
@@ -88,20 +117,19 @@ class KeyStore:
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         now = datetime.now(UTC)
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO keys VALUES (?,?,?,?,?,?,?,?,NULL)",
-                (
-                    key_id,
-                    salt,
-                    _digest(salt, secret),
-                    name,
-                    tenant,
-                    json.dumps(sorted(set(groups))),
-                    int(admin),
-                    now.isoformat(),
-                ),
-            )
+        await self._run(
+            "INSERT INTO keys VALUES (?,?,?,?,?,?,?,?,NULL)",
+            (
+                key_id,
+                salt,
+                _digest(salt, secret),
+                name,
+                tenant,
+                json.dumps(sorted(set(groups))),
+                int(admin),
+                now.isoformat(),
+            ),
+        )
         record = ApiKey(
             id=key_id,
             name=name,
@@ -112,37 +140,54 @@ class KeyStore:
         )
         return NewKey(key=record, secret=f"tl_{key_id}_{secret}")
 
-    def authenticate(self, presented: str) -> ApiKey:
+    async def authenticate(self, presented: str) -> ApiKey:
         """The key record for a presented key, or :class:`PermissionDeniedError`."""
         parts = presented.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != "tl":
             raise PermissionDeniedError("malformed API key; keys look like tl_<id>_<secret>")
-        with self._lock:
-            row = self._db.execute("SELECT * FROM keys WHERE id=?", (parts[1],)).fetchone()
-        if row is None or not hmac.compare_digest(row[2], _digest(row[1], parts[2])):
+        rows = await self._run("SELECT * FROM keys WHERE id=?", (parts[1],))
+        if not rows or not hmac.compare_digest(str(rows[0][2]), _digest(str(rows[0][1]), parts[2])):
             raise PermissionDeniedError("unknown API key")
-        key = _record(row)
+        key = _record(rows[0])
         if key.revoked_at is not None:
             raise PermissionDeniedError(f"API key {key.id} was revoked")
         return key
 
-    def all(self) -> list[ApiKey]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM keys ORDER BY created_at").fetchall()
-        return [_record(r) for r in rows]
+    async def all(self) -> list[ApiKey]:
+        """Every key, oldest first, revoked ones included."""
+        return [_record(r) for r in await self._run("SELECT * FROM keys ORDER BY created_at")]
 
-    def revoke(self, key_id: str) -> ApiKey:
+    async def revoke(self, key_id: str) -> ApiKey:
+        """Refuse the key from now on; the record stays."""
         now = datetime.now(UTC).isoformat()
-        with self._lock:
-            changed = self._db.execute(
-                "UPDATE keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (now, key_id)
-            ).rowcount
-            row = self._db.execute("SELECT * FROM keys WHERE id=?", (key_id,)).fetchone()
+        changed, row = await asyncio.to_thread(self._revoke_sync, key_id, now)
         if row is None:
             raise NotFoundError(f"no API key {key_id}")
         if not changed:
             raise InputError(f"API key {key_id} was already revoked")
         return _record(row)
+
+    def _revoke_sync(self, key_id: str, now: str) -> tuple[int, tuple[Any, ...] | None]:
+        db = self._conn()
+        with self._lock:
+            changed = db.execute(
+                "UPDATE keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (now, key_id)
+            ).rowcount
+            row = db.execute("SELECT * FROM keys WHERE id=?", (key_id,)).fetchone()
+        return changed, row
+
+    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return await asyncio.to_thread(self._run_sync, sql, params)
+
+    def _run_sync(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        db = self._conn()
+        with self._lock:
+            return db.execute(sql, params).fetchall()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError("the key store is closed; open it with KeyStore.open")
+        return self._db
 
 
 def _digest(salt: str, secret: str) -> str:

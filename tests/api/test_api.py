@@ -8,6 +8,7 @@ fuzz finds no 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -68,6 +69,19 @@ def _wait_job(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"job {job['id']} did not finish")
 
 
+def _create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Create keys in the key store before the server opens it; name -> secret."""
+
+    async def create() -> dict[str, str]:
+        store = await KeyStore.open(path)
+        try:
+            return {name: (await store.create(**spec)).secret for name, spec in specs.items()}
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
+
+
 def _records(sample: list[dict[str, str]], lo: int, hi: int) -> list[dict[str, str]]:
     return [{"id": r["id"], "title": r["title"], "text": r["text"]} for r in sample[lo:hi]]
 
@@ -84,15 +98,16 @@ def api(
             "telemetry": {"json_logs": True},
         }
     )
-    store = KeyStore(data_dir / "keys.sqlite")
-    keys = {
-        "admin": store.create(tenant=None, admin=True, name="ops").secret,
-        "acme": store.create(tenant="acme").secret,
-        "acme-legal": store.create(tenant="acme", groups=("legal",)).secret,
-        "globex": store.create(tenant="globex").secret,
-        "globex-ops": store.create(tenant="globex", groups=("ops",)).secret,
-    }
-    store.close()
+    keys = _create_keys(
+        data_dir / "keys.sqlite",
+        {
+            "admin": {"tenant": None, "admin": True, "name": "ops"},
+            "acme": {"tenant": "acme"},
+            "acme-legal": {"tenant": "acme", "groups": ("legal",)},
+            "globex": {"tenant": "globex"},
+            "globex-ops": {"tenant": "globex", "groups": ("ops",)},
+        },
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(config),
@@ -323,9 +338,7 @@ def test_rate_and_concurrency_limits(tmp_path: Path) -> None:
     config = Settings.model_validate(
         {"data_dir": tmp_path / "data", "api": {"rate_per_minute": 60, "burst": 3}}
     )
-    store = KeyStore(config.data_dir / "keys.sqlite")
-    secret = store.create(tenant="t").secret
-    store.close()
+    secret = _create_keys(config.data_dir / "keys.sqlite", {"t": {"tenant": "t"}})["t"]
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
     )

@@ -1,0 +1,151 @@
+"""Ingest jobs: documents are read and ingested in the background, one job at a time.
+
+``POST /v1/documents`` and ``/v1/documents/upload`` answer 202 with a job; the client
+polls ``GET /v1/jobs/{id}``. Jobs live in this process's memory (a restart forgets
+them; the documents they stored stay). Every job, successful or not, is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from engine.api.errors import error_status
+from engine.api.schemas import ErrorBody, JobOut
+from engine.audit import AuditLog
+from engine.ingest import IngestReport
+from engine.keys import ApiKey
+from engine.readers import SourceDocument
+from engine.telemetry import Metrics
+from engine.threadline import Threadline
+from graph import NotFoundError, ThreadlineError
+
+__all__ = ["Job", "JobBoard"]
+
+logger = logging.getLogger("threadline.api")
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass
+class Job:
+    """One ingest job and its progress."""
+
+    id: str
+    tenant: str
+    owner: str
+    created_at: datetime
+    status: JobStatus = "queued"
+    done: int = 0
+    total: int = 0
+    report: IngestReport | None = None
+    error: ErrorBody | None = None
+    finished_at: datetime | None = None
+
+    def out(self) -> JobOut:
+        """The job as the API shows it (without the owning key)."""
+        return JobOut(
+            id=self.id,
+            status=self.status,
+            tenant=self.tenant,
+            done=self.done,
+            total=self.total,
+            report=self.report,
+            error=self.error,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+        )
+
+
+class JobBoard:
+    """Starts ingest jobs and keeps them for polling.
+
+    ``writes`` serialises every write to the knowledge base (jobs and deletes).
+    """
+
+    def __init__(
+        self, tl: Threadline, audit: AuditLog, metrics: Metrics, writes: asyncio.Lock
+    ) -> None:
+        self._tl, self._audit, self._metrics, self.writes = tl, audit, metrics, writes
+        self._jobs: dict[str, Job] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(
+        self,
+        key: ApiKey,
+        tenant: str,
+        groups: list[str],
+        read: Callable[[], list[SourceDocument]],
+        request_id: str,
+    ) -> Job:
+        """Queue a job that reads documents (in a worker thread) and ingests them."""
+        job = Job(id=uuid.uuid4().hex, tenant=tenant, owner=key.id, created_at=datetime.now(UTC))
+        self._jobs[job.id] = job
+        task = asyncio.create_task(self._run(job, key, groups, read, request_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return job
+
+    def get(self, job_id: str, key: ApiKey) -> Job:
+        """A job of the key's tenant (any job for admin keys)."""
+        job = self._jobs.get(job_id)
+        if job is None or not (key.admin or job.tenant == key.tenant):
+            raise NotFoundError(f"no job {job_id}")
+        return job
+
+    async def close(self) -> None:
+        """Cancel the jobs still running and wait for them to stop."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(
+        self,
+        job: Job,
+        key: ApiKey,
+        groups: list[str],
+        read: Callable[[], list[SourceDocument]],
+        request_id: str,
+    ) -> None:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        async with self.writes:
+            job.status = "running"
+            try:
+                sources = await asyncio.to_thread(read)
+                job.total = len(sources)
+                report = await self._tl.ingest(
+                    sources, tenant=job.tenant, groups=groups, progress=progress
+                )
+            except ThreadlineError as exc:
+                _, code, _ = error_status(exc)
+                job.status, job.error = "failed", ErrorBody(error=code, message=str(exc))
+            except Exception as exc:
+                logger.exception("ingest job %s failed", job.id)
+                job.status = "failed"
+                job.error = ErrorBody(error="internal", message=f"ingest failed: {exc}")
+            else:
+                job.status, job.report = "succeeded", report
+                self._metrics.ingested.labels("added").inc(report.added)
+                self._metrics.ingested.labels("replaced").inc(report.replaced)
+                self._metrics.ingested.labels("unchanged").inc(report.unchanged)
+            job.finished_at = datetime.now(UTC)
+            self._metrics.jobs.labels(job.status).inc()
+            await self._audit.append(
+                "ingest",
+                request_id=request_id,
+                key_id=key.id,
+                tenant=job.tenant,
+                groups=groups,
+                job_id=job.id,
+                status=job.status,
+                documents=list(job.report.document_ids) if job.report else [],
+                error=job.error.message if job.error else None,
+            )

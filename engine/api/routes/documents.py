@@ -1,0 +1,144 @@
+"""Documents: ingest (JSON or uploaded files, as jobs), list, read and delete."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+
+from engine.api.deps import Caller, Svc
+from engine.api.schemas import (
+    DeleteOut,
+    DocumentList,
+    DocumentOut,
+    IngestRequest,
+    JobOut,
+    document_out,
+)
+from engine.keys import ApiKey
+from engine.readers import SourceDocument
+from graph import Access, InputError, NotFoundError, PermissionDeniedError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+
+
+def _tenant(key: ApiKey, asked: str | None) -> str:
+    if asked is not None and not key.admin and asked != key.tenant:
+        raise PermissionDeniedError("only admin keys may ingest for another tenant")
+    tenant = asked or key.tenant
+    if tenant is None:
+        raise InputError("admin keys must name the tenant to ingest for")
+    return tenant
+
+
+@router.post("/documents", status_code=202)
+async def ingest_documents(
+    body: IngestRequest, request: Request, service: Svc, key: Caller
+) -> JobOut:
+    """Ingest documents given as JSON. Runs as a job; poll ``GET /v1/jobs/{id}``."""
+    tenant = _tenant(key, body.tenant)
+    sources = [
+        SourceDocument(
+            source=d.id, title=d.title or d.id, text=d.text, origin=f"request document {d.id}"
+        )
+        for d in body.documents
+    ]
+    job = service.jobs.start(
+        key, tenant, list(body.groups), lambda: sources, request.state.request_id
+    )
+    return job.out()
+
+
+@router.post("/documents/upload", status_code=202)
+async def upload_documents(
+    request: Request,
+    service: Svc,
+    key: Caller,
+    files: Annotated[list[UploadFile], File(description="files to ingest")],
+    groups: Annotated[list[str] | None, Form()] = None,
+    tenant: Annotated[str | None, Form()] = None,
+    reader: Annotated[Literal["builtin", "llamaindex"], Form()] = "builtin",
+) -> JobOut:
+    """Ingest uploaded files (.txt, .md, .html, .jsonl, .pdf, .docx) as a job."""
+    chosen = _tenant(key, tenant)
+    Access(tenant=chosen, groups=frozenset(groups or ()))  # validates the group names
+    folder = Path(tempfile.mkdtemp(prefix="threadline-upload-"))
+    paths: list[Path] = []
+    names: dict[str, str] = {}
+    for number, upload in enumerate(files):
+        name = Path(upload.filename or "").name or f"upload-{number}"
+        target = folder / f"{number:04d}" / name
+        target.parent.mkdir()
+        target.write_bytes(await upload.read())
+        paths.append(target)
+        names[str(target.resolve())] = name
+
+    def read() -> list[SourceDocument]:
+        try:
+            found = service.tl.read(paths, reader=reader)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        # Documents are named by the uploaded file name, not the temporary path.
+        return [
+            dataclasses.replace(
+                s, source=names.get(s.source, s.source), origin=names.get(s.source, s.origin)
+            )
+            for s in found
+        ]
+
+    job = service.jobs.start(key, chosen, list(groups or ()), read, request.state.request_id)
+    return job.out()
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, service: Svc, key: Caller) -> JobOut:
+    """An ingest job's status, progress and report."""
+    return service.jobs.get(job_id, key).out()
+
+
+@router.get("/documents")
+async def list_documents(
+    service: Svc,
+    key: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> DocumentList:
+    """Documents the key may read, by source."""
+    docs = await service.bounded(
+        service.tl.browse(key.access).documents(limit=limit, offset=offset)
+    )
+    return DocumentList(documents=[document_out(d) for d in docs])
+
+
+@router.get("/documents/{document_id}")
+async def get_document(document_id: str, service: Svc, key: Caller) -> DocumentOut:
+    """One document with its text and sections."""
+    doc = await service.tl.browse(key.access).document(document_id)
+    return document_out(doc, text=True)
+
+
+@router.delete("/documents/{document_id}")
+async def delete_document(
+    document_id: str, request: Request, service: Svc, key: Caller
+) -> DeleteOut:
+    """Delete a document of the key's tenant with everything only it supports."""
+    doc = await service.tl.browse(key.access).document(document_id)
+    if not key.admin and doc.tenant != key.tenant:
+        raise NotFoundError(f"no document {document_id} you can read")
+    async with service.jobs.writes:
+        report = await service.tl.delete([doc.id])
+    await service.audit.append(
+        "delete",
+        request_id=request.state.request_id,
+        key_id=key.id,
+        tenant=doc.tenant,
+        documents=[doc.id],
+        removed=report.model_dump(),
+    )
+    return DeleteOut(**report.model_dump())

@@ -1,0 +1,88 @@
+"""The graph: entity search, entity detail, neighbourhoods and paths, through the browse
+layer (so a caller sees only what its documents state)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from engine.api.deps import Caller, Svc
+from engine.api.schemas import (
+    EntityDetail,
+    EntityList,
+    PathList,
+    Subgraph,
+    entity_detail_out,
+    entity_out,
+    path_out,
+    subgraph_out,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["graph"])
+
+
+@router.get("/entities")
+async def search_entities(
+    service: Svc,
+    key: Caller,
+    q: Annotated[str, Query(max_length=200, description="name or alias contains")] = "",
+    type: Annotated[list[str] | None, Query(max_length=20)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> EntityList:
+    """Entities the key can see whose name or alias contains ``q``."""
+    found = await service.bounded(
+        service.tl.browse(key.access).entities(q, types=type or (), limit=limit)
+    )
+    return EntityList(entities=[entity_out(e) for e in found])
+
+
+@router.get("/entities/{entity_id}")
+async def get_entity(
+    entity_id: str,
+    service: Svc,
+    key: Caller,
+    mentions: Annotated[int, Query(ge=0, le=500)] = 20,
+    facts: Annotated[int, Query(ge=0, le=500)] = 20,
+) -> EntityDetail:
+    """One entity with its mentions and facts (from readable documents only)."""
+    detail = await service.bounded(
+        service.tl.browse(key.access).detail(entity_id, mentions=mentions, facts=facts)
+    )
+    return entity_detail_out(detail)
+
+
+@router.get("/entities/{entity_id}/neighborhood")
+async def neighborhood(
+    entity_id: str,
+    service: Svc,
+    key: Caller,
+    depth: Annotated[int, Query(ge=1, le=3)] = 1,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    predicate: Annotated[list[str] | None, Query(max_length=20)] = None,
+) -> Subgraph:
+    """The bounded subgraph around an entity, as nodes and edges."""
+    hood = await service.bounded(
+        service.tl.browse(key.access).neighborhood(
+            entity_id, depth=depth, limit=limit, predicates=predicate or ()
+        )
+    )
+    return subgraph_out(hood)
+
+
+@router.get("/paths")
+async def paths(
+    service: Svc,
+    key: Caller,
+    source: Annotated[str, Query(min_length=1, max_length=100)],
+    target: Annotated[str, Query(min_length=1, max_length=100)],
+    max_hops: Annotated[int, Query(ge=1, le=6)] = 4,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> PathList:
+    """Shortest chains of facts between two entities."""
+    found = await service.bounded(
+        service.tl.browse(key.access).paths(source, target, max_hops=max_hops, limit=limit)
+    )
+    return PathList(paths=[path_out(p) for p in found])
