@@ -21,12 +21,12 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.api.schemas import ErrorBody
-from extractors.chat import ModelReplyError
 from graph import (
     ConfigError,
     ExtractionError,
     InputError,
     LLMError,
+    ModelReplyError,
     NotFoundError,
     PermissionDeniedError,
     PlanningError,

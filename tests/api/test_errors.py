@@ -12,12 +12,12 @@ import graph.errors
 from engine.api import create_app
 from engine.api.errors import ERROR_STATUS, error_status
 from engine.settings import Settings
-from extractors.chat import ModelReplyError
 from graph import (
     ConfigError,
     ExtractionError,
     InputError,
     LLMError,
+    ModelReplyError,
     NotFoundError,
     PermissionDeniedError,
     PlanningError,
