@@ -292,7 +292,14 @@ def test_entities_neighborhood_and_paths(api: Api) -> None:
             ).json()["paths"]
             assert paths
             assert len(paths[0]["facts"]) == 1
-        assert client.get("/v1/entities/ent_missing").status_code == 404
+        missing = client.get("/v1/entities/ent_missing")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "not_found"
+        # An entity may also be named instead of given by id.
+        named = next(e for e in found if "/" not in e["name"])
+        by_name = client.get(f"/v1/entities/{named['name']}")
+        assert by_name.status_code == 200
+        assert by_name.json()["entity"]["name"].lower() == named["name"].lower()
         assert client.get("/v1/entities", params={"limit": 0}).status_code == 422
 
 

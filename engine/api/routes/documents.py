@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import tempfile
@@ -37,6 +38,11 @@ def _tenant(key: ApiKey, asked: str | None) -> str:
     return tenant
 
 
+def _save(target: Path, data: bytes) -> None:
+    target.parent.mkdir()
+    target.write_bytes(data)
+
+
 @router.post("/documents", status_code=202)
 async def ingest_documents(
     body: IngestRequest, request: Request, service: Svc, key: Caller
@@ -68,14 +74,13 @@ async def upload_documents(
     """Ingest uploaded files (.txt, .md, .html, .jsonl, .pdf, .docx) as a job."""
     chosen = _tenant(key, tenant)
     Access(tenant=chosen, groups=frozenset(groups or ()))  # validates the group names
-    folder = Path(tempfile.mkdtemp(prefix="threadline-upload-"))
+    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="threadline-upload-"))
     paths: list[Path] = []
     names: dict[str, str] = {}
     for number, upload in enumerate(files):
         name = Path(upload.filename or "").name or f"upload-{number}"
         target = folder / f"{number:04d}" / name
-        target.parent.mkdir()
-        target.write_bytes(await upload.read())
+        await asyncio.to_thread(_save, target, await upload.read())
         paths.append(target)
         names[str(target.resolve())] = name
 
