@@ -6,7 +6,8 @@ another tenant. Claims arrive two ways: as a model's JSON reply (a scripted mode
 ``ChatModel`` seam — feeding the real synthesizer, so citations go through id
 resolution) and as hand-made provenance chains. Each case must come out ``unsupported``
 or ``contradicted``; the control cases must come out ``supported``, so the test fails
-if the validator starts rejecting everything.
+if the validator starts rejecting everything. A reply citing an id it was not shown
+never reaches the validator: the reply parser rejects it (``ModelReplyError``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from agents import ProvenanceValidator
 from agents.synthesis import EvidenceItem, ModelSynthesizer
 from engine import Settings, Threadline
-from graph import Access, Chunk, ChunkId, Entity, LLMError, Relation, RelationId
+from graph import Access, Chunk, ChunkId, Entity, LLMError, ModelReplyError, Relation, RelationId
 from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 from tests.scripted_model import ScriptedModel
 
@@ -219,22 +220,6 @@ async def test_control_hand_made_chain_is_supported(world: World) -> None:
 Case = Callable[[World], Awaitable[list[Claim]]]
 
 
-async def _fabricated_evidence_id(w: World) -> list[Claim]:
-    return await _synthesized(w, _reply("Ermengarde of Tours", (SON, ["E99"], [])))
-
-
-async def _fabricated_fact_id(w: World) -> list[Claim]:
-    return await _synthesized(w, _reply("x", (SON, [w.item("son of").id], ["F99"])))
-
-
-async def _fact_id_cited_as_evidence(w: World) -> list[Claim]:
-    return await _synthesized(w, _reply("x", (SON, ["F1"], [])))
-
-
-async def _evidence_id_cited_as_fact(w: World) -> list[Claim]:
-    return await _synthesized(w, _reply("x", (SON, [w.item("son of").id], [w.item("son of").id])))
-
-
 async def _no_citations(w: World) -> list[Claim]:
     return await _synthesized(w, _reply("Ermengarde of Tours", (SON, [], [])))
 
@@ -269,14 +254,6 @@ async def _mostly_unstated(w: World) -> list[Claim]:
 
 async def _citation_to_wrong_sentence(w: World) -> list[Claim]:
     return await _synthesized(w, _reply("x", (DIED, [w.item("king of").id], [])))
-
-
-async def _second_claim_fabricated(w: World) -> list[Claim]:
-    claims = await _synthesized(
-        w, _reply("x", (DIED, [w.item("died on").id], []), (SON, ["E0"], []))
-    )
-    assert claims[0].verdict == "supported", claims[0].reason
-    return claims[1:]
 
 
 async def _injected_instruction_quoted_as_fact(w: World) -> list[Claim]:
@@ -479,10 +456,6 @@ async def _claim_longer_than_its_span(w: World) -> list[Claim]:
 
 
 CASES: dict[str, tuple[Case, str]] = {
-    "fabricated evidence id": (_fabricated_evidence_id, "unsupported"),
-    "fabricated fact id": (_fabricated_fact_id, "unsupported"),
-    "fact id cited as evidence": (_fact_id_cited_as_evidence, "unsupported"),
-    "evidence id cited as fact": (_evidence_id_cited_as_fact, "unsupported"),
     "no citations": (_no_citations, "unsupported"),
     "irrelevant citation": (_irrelevant_citation, "unsupported"),
     "invented year": (_invented_year, "unsupported"),
@@ -490,7 +463,6 @@ CASES: dict[str, tuple[Case, str]] = {
     "changed date": (_changed_date, "unsupported"),
     "mostly unstated": (_mostly_unstated, "unsupported"),
     "citation to the wrong sentence": (_citation_to_wrong_sentence, "unsupported"),
-    "second claim fabricated": (_second_claim_fabricated, "unsupported"),
     "injected instruction": (_injected_instruction_quoted_as_fact, "unsupported"),
     "fabricated chunk": (_fabricated_chunk, "unsupported"),
     "offsets shifted": (_offsets_shifted, "unsupported"),
@@ -527,8 +499,46 @@ async def test_adversarial_claim_is_caught(world: World, name: str) -> None:
         assert claim.reason != "not validated yet"
 
 
+# ---------------------------------------------------------------------- ids not offered
+
+#: Replies citing ids the model was not shown, and the id each one cites first.
+UNOFFERED: dict[str, Callable[[World], tuple[str, str]]] = {
+    "fabricated evidence id": lambda w: (
+        _reply("Ermengarde of Tours", (SON, ["E99"], [])),
+        "E99",
+    ),
+    "fabricated fact id": lambda w: (_reply("x", (SON, [w.item("son of").id], ["F99"])), "F99"),
+    "fact id cited as evidence": lambda w: (_reply("x", (SON, ["F1"], [])), "F1"),
+    "evidence id cited as fact": lambda w: (
+        _reply("x", (SON, [w.item("son of").id], [w.item("son of").id])),
+        w.item("son of").id,
+    ),
+    "second claim fabricated": lambda w: (
+        _reply("x", (DIED, [w.item("died on").id], []), (SON, ["E0"], [])),
+        "E0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(UNOFFERED))
+async def test_a_citation_not_offered_is_rejected(world: World, name: str) -> None:
+    """The schema sent does not offer the id, and the parser refuses a reply that cites it:
+    asked again once with the reason, then a ModelReplyError (no claim is built)."""
+    reply, cited = UNOFFERED[name](world)
+    model = ScriptedModel([reply])
+    retrieval = await world.tl.retrieve(QUESTION, ACME, k=8)
+    with pytest.raises(ModelReplyError, match="not one of the values offered"):
+        await ModelSynthesizer(graph=world.tl.graph, model=model).synthesize(retrieval, ACME)
+    assert len(model.calls) == 2
+    assert repr(cited) in model.calls[1]["messages"][-1]["content"]
+    claim = model.calls[0]["schema"]["properties"]["claims"]["items"]
+    kind = "facts" if name in {"fabricated fact id", "evidence id cited as fact"} else "evidence"
+    offered = claim["properties"][kind]
+    assert cited not in offered.get("items", {}).get("enum", []) or offered.get("maxItems") == 0
+
+
 def test_the_adversarial_set_is_large_enough() -> None:
-    assert len(CASES) >= 30
+    assert len(CASES) + len(UNOFFERED) >= 30
 
 
 # ---------------------------------------------------------------------- synthesizer behaviour
