@@ -207,7 +207,7 @@ async def test_engine_runs_on_neo4j(
             access=Access(tenant="acme", groups=frozenset({"research"})),
         )
         assert answer.claims
-        docs = {d.id: d for d in await tl.documents(limit=100)}
+        docs = {d.id: d for d in await tl.browse(ADMIN).documents(limit=100)}
         for claim in answer.claims:
             assert claim.verdict == "supported"
             for span in claim.spans:
@@ -220,7 +220,7 @@ async def test_engine_runs_on_neo4j(
             ).evidence
         removed = await tl.delete(list(docs))
         assert removed.documents == 30
-        assert (await tl.stats()).entities == 0
+        assert (await tl.stats(ADMIN)).entities == 0
 
 
 @pytest.mark.slow
