@@ -46,6 +46,7 @@ async def _count(tx: AsyncManagedTransaction, query: str, rows: Sequence[Any]) -
 
 
 async def insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -> None:
+    """Write new documents with their chunks, entities, mentions and facts."""
     await _count(tx, cypher.create_documents(), _document_rows(graphs))
     await _count(tx, cypher.merge_entities(), _entity_rows(graphs))
     await _count(tx, cypher.create_chunks(), _chunk_rows(graphs))
@@ -185,7 +186,8 @@ def _fact_rows(graphs: list[DocumentGraph]) -> dict[str, list[dict[str, Any]]]:
 
 
 async def delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
-    """Delete in bounded batches: a document may carry tens of thousands of mentions."""
+    """Delete stored documents and everything only they support, in bounded batches (a
+    document may carry tens of thousands of mentions)."""
     pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
     touched = {p["rid"] for p in pairs}
     await _count(tx, cypher.delete_facts(), pairs)
