@@ -342,10 +342,13 @@ class Neo4jGraphStore:
         for name in dict.fromkeys(names):
             by_key[normalize_name(name)].append(name)
         records = await self._read(cypher.match_names(), keys=list(by_key), **_access(access))
-        found: dict[str, list[Entity]] = defaultdict(list)
+        found: dict[str, list[tuple[Entity, int, int]]] = defaultdict(list)
         for r in records:
-            found[r["key"]].append(_entity(r["e"]))
-        return {name: found[key] for key, asked in by_key.items() if key in found for name in asked}
+            found[r["key"]].append((_entity(r["e"]), 0, r["support"]))
+        ranked = {key: rank_entities(rows, len(rows)) for key, rows in found.items()}
+        return {
+            name: ranked[key] for key, asked in by_key.items() if key in found for name in asked
+        }
 
     async def mentions(
         self, entity_ids: Sequence[EntityId], access: Access, *, limit: int = 100
