@@ -124,6 +124,7 @@ async def bounded_neighborhood(
     ``expand(frontier, cap)`` returns the readable facts touching any frontier entity
     (restricted to the asked predicates), strongest first (:func:`fact_rank`), at most
     ``cap`` of them.
+
     Each level reads the facts touching the frontier, strongest first, and admits their
     unseen ends in that order until ``limit`` entities are kept. A fact is kept when both
     its ends are. Returns the kept entity ids (seeds first, then by level and strength),
