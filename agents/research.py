@@ -290,13 +290,23 @@ class _Run:
             reply = await model.complete(messages, tools=specs, max_tokens=400)
             self.usage += reply.usage
             return reply.tool_calls, reply.text
+        actions = RESEARCH.expect(reply=research_actions(specs))
         try:
-            action, reply = await ask(
-                model, messages, RESEARCH.expect(reply=research_actions(specs)), max_tokens=300
-            )
-        except ModelReplyError as exc:
-            self.usage += reply_usage(exc)
-            raise
+            action, reply = await ask(model, messages, actions, max_tokens=300)
+        except ModelReplyError as first:
+            # Rejected once (e.g. a tool that is not offered): ask again with the reason.
+            self.usage += reply_usage(first)
+            retry = [
+                *messages,
+                {"role": "assistant", "content": (first.reply or "")[:2000]},
+                {"role": "user", "content": f"That reply was invalid ({first}). Reply again "
+                 "with JSON only, exactly as the schema says."},
+            ]  # fmt: skip
+            try:
+                action, reply = await ask(model, retry, actions, max_tokens=300)
+            except ModelReplyError as again:
+                self.usage += reply_usage(again)
+                raise
         self.usage += reply.usage
         chosen = action.root
         if isinstance(chosen, FinishAction):

@@ -18,9 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    WithJsonSchema,
+    create_model,
+    model_validator,
+)
 
 from extractors.chat import Message, ReplyFormat
 from graph.provenance import StepKind
@@ -311,6 +319,20 @@ class ResearchAction(RootModel[ToolAction | FinishAction]):
 
     model_config = ConfigDict(frozen=True, json_schema_extra=_no_docstring)
 
+    #: The actions this reply may name (empty: any); set by :func:`research_actions`.
+    offered: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _offered_action(cls, data: Any) -> Any:
+        """A clear reason for an action that is not offered (the union's own errors list
+        every option's mismatch)."""
+        action = data.get("action") if isinstance(data, dict) else None
+        if cls.offered and isinstance(action, str) and action not in cls.offered:
+            offered = ", ".join(cls.offered)
+            raise ValueError(f"{action!r} is not one of the actions offered ({offered})")
+        return data
+
 
 def research_actions(tools: Sequence[Mapping[str, Any]]) -> type[ResearchAction]:
     """The ``research`` reply for one call: one of ``tools`` (OpenAI function
@@ -332,7 +354,9 @@ def research_actions(tools: Sequence[Mapping[str, Any]]) -> type[ResearchAction]
             )
         )
     union: Any = Union[(*options, FinishAction)]
-    return create_model("ResearchAction", __base__=ResearchAction, root=(union, ...))
+    actions = create_model("ResearchAction", __base__=ResearchAction, root=(union, ...))
+    actions.offered = (*(spec["function"]["name"] for spec in tools), "finish")
+    return actions
 
 
 RESEARCH = Prompt(

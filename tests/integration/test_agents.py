@@ -16,7 +16,6 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from agents.research import ResearchAgent, ResearchBudget, split_questions
-from agents.toolbox import ToolError
 from engine import Settings, Threadline
 from engine.tools import TOOL_ARGUMENTS, ThreadlineToolbox, openai_tools
 from graph import Access
@@ -141,8 +140,9 @@ async def test_research_tool_loop_with_the_local_model(
 
 async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> None:
     """The tool-calling loop's protocol with the ChatModel seam scripted: the model asks
-    for a tool, then a bad tool, then finishes, then writes a report citing a note and
-    one statement it made up; only the validated statement is kept."""
+    for a tool, then a tool it was not offered (the reply is refused and asked for again
+    with the reason), then finishes, then writes a report citing a note and one statement
+    it made up; only the validated statement is kept."""
     from tests.scripted_model import ScriptedModel
 
     box = ThreadlineToolbox(tl, Access(tenant="default"))
@@ -180,11 +180,12 @@ async def test_research_json_tool_loop_with_a_scripted_model(tl: Threadline) -> 
 
     model.complete = scripted  # type: ignore[method-assign]
     run_report = await agent.run(question)
-    assert [t.tool for t in run_report.trace] == ["ask", "facts", "nonexistent"]
-    assert [t.by for t in run_report.trace] == ["planner", "model", "model"]
-    error = run_report.trace[2].result
-    assert isinstance(error, ToolError)
-    assert "no tool named" in error.error
+    assert [t.tool for t in run_report.trace] == ["ask", "facts"]
+    assert [t.by for t in run_report.trace] == ["planner", "model"]
+    retry = model.calls[2]["messages"][-1]["content"]
+    assert "invalid" in retry
+    assert "'nonexistent'" in retry
+    assert run_report.stopped == "done"
     assert notes_seen
     assert len(run_report.statements) == 1
     assert run_report.dropped == 1
