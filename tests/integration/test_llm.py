@@ -12,20 +12,30 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from agents import NOT_FOUND, FallbackPlanner, Plan, ProvenanceValidator, RulePlanner
 from agents.model_planner import ModelPlanner
-from agents.synthesis import answer_schema
+from agents.synthesis import answer_format
 from engine import Settings, Threadline
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
 from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer
+from engine.tools import openai_tools
 from extractors import SpacyEntityExtractor
-from extractors.chat import Completion, parse_json
-from extractors.model_extractor import extraction_schema
-from extractors.prompts import SYNTHESIZE
+from extractors.chat import Completion, ReplyFormat, ask
+from extractors.prompts import (
+    EXTRACT,
+    PLAN,
+    REPORT,
+    RESEARCH,
+    SUPPORT,
+    SYNTHESIZE,
+    ExtractionReply,
+    research_actions,
+)
 from graph import Access, LLMError, PlanningError
 from tests.conftest import ROOT
 
@@ -76,22 +86,19 @@ async def test_check_knows_the_served_model(
             await wrong.check()
 
 
-async def test_structured_output_conforms_to_the_schema(client: OpenAIChatClient) -> None:
-    schema = answer_schema(["E1", "E2"], ["F1"])
-    reply = await client.complete(
+async def test_structured_output_parses_into_the_reply_model(client: OpenAIChatClient) -> None:
+    """The server constrains the reply to the schema sent; the same model parses it."""
+    parsed, reply = await ask(
+        client,
         [{"role": "user", "content": "Question: who ruled Lotharingia?\n[E1] Lothair II ruled "
           "Lotharingia.\n[E2] It was a kingdom.\n[F1] Lothair II — rule → Lotharingia"}],
-        schema=schema,
-        schema_name="cited_answer",
+        answer_format(["E1", "E2"], ["F1"]),
         max_tokens=200,
     )  # fmt: skip
-    data = parse_json(reply.text)
-    assert set(data) == {"answer", "claims"}
-    assert isinstance(data["answer"], str)
-    for claim in data["claims"]:
-        assert set(claim) == {"text", "evidence", "facts"}
-        assert set(claim["evidence"]) <= {"E1", "E2"}
-        assert set(claim["facts"]) <= {"F1"}
+    assert len(parsed.answer) <= 200
+    for claim in parsed.claims:
+        assert set(claim.evidence) <= {"E1", "E2"}
+        assert set(claim.facts) <= {"F1"}
     assert reply.usage.prompt_tokens > 0
     assert reply.usage.completion_tokens > 0
     assert reply.model
@@ -99,18 +106,17 @@ async def test_structured_output_conforms_to_the_schema(client: OpenAIChatClient
 
 async def test_extraction_and_plan_schemas_are_accepted(client: OpenAIChatClient) -> None:
     """The server compiles both schemas to grammars and replies within them."""
-    extraction = await client.complete(
-        [{"role": "user", "content": "Lothair II ruled Lotharingia."}],
-        schema=extraction_schema(),
+    # A reply cut at max_tokens keeps its whole items (salvaged), so it parses either way.
+    extraction, completion = await ask(
+        client,
+        EXTRACT.messages(text="Lothair II ruled Lotharingia."),
+        EXTRACT.expect(),
         max_tokens=1024,
+        salvage=True,
     )
-    assert extraction.finish_reason in {"stop", "length"}
-    if extraction.finish_reason == "stop":  # a reply cut at max_tokens cannot be whole JSON
-        data = parse_json(extraction.text)
-        assert set(data) == {"entities", "relations"}
-        for entity in data["entities"]:
-            assert set(entity) == {"name", "type", "text"}
-            assert len(entity["name"]) <= 80
+    assert completion.finish_reason in {"stop", "length"}
+    assert isinstance(extraction, ExtractionReply)
+    assert all(len(entity.name) <= 80 for entity in extraction.entities)
     planner = ModelPlanner(client)
     outcome: Plan | Exception
     try:
@@ -123,6 +129,46 @@ async def test_extraction_and_plan_schemas_are_accepted(client: OpenAIChatClient
     else:
         assert str(outcome)
     assert planner.usage.calls == 1
+
+
+def _formats() -> dict[str, tuple[list[dict[str, str]], ReplyFormat[Any]]]:
+    """Every prompt with its reply format, narrowed as its callers narrow it."""
+    return {
+        "synthesize": (
+            SYNTHESIZE.messages(question="Who ruled Lotharingia?", evidence="[E1] Lothair II."),
+            answer_format(["E1"], []),
+        ),
+        "support": (
+            SUPPORT.messages(evidence="Lothair II ruled it.", claim="Lothair II ruled it."),
+            SUPPORT.expect(),
+        ),
+        "extract": (EXTRACT.messages(text="Lothair II ruled Lotharingia."), EXTRACT.expect()),
+        "plan": (PLAN.messages(question="Where was Lothair II born?"), PLAN.expect()),
+        "research": (
+            RESEARCH.messages(question="Who ruled Lotharingia?"),
+            RESEARCH.expect(reply=research_actions(openai_tools())),
+        ),
+        "report": (
+            REPORT.messages(question="Who ruled it?", notes="[N1] Lothair II ruled it."),
+            REPORT.expect({"statements.notes": ["N1"]}),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["synthesize", "support", "extract", "plan", "research", "report"])
+async def test_the_server_accepts_every_prompts_reply_schema(
+    client: OpenAIChatClient, name: str
+) -> None:
+    """llama-server compiles each reply schema (a schema it cannot take fails the call)
+    and its reply parses into the reply model unless it was cut off at its token limit."""
+    messages, reply_format = _formats()[name]
+    completion = await client.complete(
+        messages, schema=reply_format.schema(), schema_name=reply_format.name, max_tokens=300
+    )
+    assert completion.text
+    if completion.finish_reason == "length":
+        return  # cut off: not whole JSON, nothing to parse
+    assert isinstance(reply_format.parse(completion.text), reply_format.model)
 
 
 async def test_streaming_yields_deltas_then_the_completion(client: OpenAIChatClient) -> None:
