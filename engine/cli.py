@@ -1,8 +1,8 @@
 """The ``threadline`` command line. Results go to stdout; progress and logs go to stderr.
 
-This module holds the ingest, browse and ask commands and the entry point; the other
-commands live in ``engine.cli_model`` and ``engine.cli_ops``, and what they all share in
-``engine.cli_common``.
+This module holds the ingest, browse, ask, keys and audit commands and the entry point;
+the others live in ``engine.cli_model`` and ``engine.cli_ops``, and what they all share
+in ``engine.cli_common``.
 """
 
 from __future__ import annotations
