@@ -49,7 +49,7 @@ class PlanStepBrief(_Result):
 
     id: str
     kind: StepKind
-    input: str
+    input: dict[str, Any]
     output: tuple[str, ...]
 
 
