@@ -3,21 +3,17 @@
 Contract: pydantic types for everything that crosses a module boundary, content-hash ids,
 one error root (:class:`ThreadlineError`), two storage protocols (:class:`GraphStore`,
 :class:`VectorIndex`) whose implementations live in :mod:`graph.backends`, and the graph
-algorithms every store shares (:mod:`graph.algorithms`). This package imports nothing else
+algorithms every store shares (:mod:`graph.algorithms`), and the read views every surface
+shows (:mod:`graph.views`). This package imports nothing else
 from Threadline.
 """
 
 from graph.algorithms import (
-    EXPAND_CAP,
-    FactEnds,
     bounded_neighborhood,
     fact_rank,
-    level_fact_cap,
-    name_match,
     personalized_pagerank,
     rank_entities,
     shortest_paths,
-    strongest_first,
 )
 from graph.errors import (
     ConfigError,
@@ -77,7 +73,6 @@ from graph.provenance import Answer, Claim, Evidence
 from graph.views import EntityDetail, FactView, NeighborhoodView, PathView, Source
 
 __all__ = [
-    "EXPAND_CAP",
     "PUBLIC_GROUP",
     "Access",
     "Answer",
@@ -94,7 +89,6 @@ __all__ = [
     "EntityId",
     "Evidence",
     "ExtractionError",
-    "FactEnds",
     "FactView",
     "GraphPath",
     "GraphStore",
@@ -132,13 +126,10 @@ __all__ = [
     "document_id",
     "entity_id",
     "fact_rank",
-    "level_fact_cap",
-    "name_match",
     "normalize_name",
     "personalized_pagerank",
     "rank_entities",
     "relation_id",
     "shortest_paths",
-    "strongest_first",
     "title_key",
 ]
