@@ -43,9 +43,11 @@ _TAIL_BLOCK = 8192
 @dataclass
 class Outcome:
     """Fields the outcome record of an audited action will carry; the action adds to
-    ``fields`` as it learns them (what it removed, which documents it wrote)."""
+    ``fields`` as it learns them (what it removed, which documents it wrote), and sets
+    ``error`` (a code) when it failed without raising."""
 
     fields: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 class AuditLog:
@@ -96,7 +98,7 @@ class AuditLog:
         default the exception's class) when the block ends. The outcome names the intent
         by its hash. The block's exception, if any, propagates."""
         intent = await self.append(action, phase="intent", **fields)
-        link = {"intent": _record_hash(intent), **fields}
+        link = {"intent": self.digest(intent), **fields}
         outcome = Outcome()
         try:
             yield outcome
@@ -111,7 +113,14 @@ class AuditLog:
             # Recorded even when the request is being cancelled.
             await asyncio.shield(failed)
             raise
-        await self.append(action, **{**link, **outcome.fields, "phase": "outcome", "status": "ok"})
+        status = {"status": "failed", "error": outcome.error} if outcome.error else {"status": "ok"}
+        await self.append(action, **{**link, **outcome.fields, "phase": "outcome", **status})
+
+    @staticmethod
+    def digest(record: dict[str, Any]) -> str:
+        """The chain hash of a record :meth:`append` returned (an outcome names its intent
+        by it)."""
+        return hashlib.sha256(_line(record).encode()).hexdigest()
 
     def _append_sync(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -151,10 +160,6 @@ def _class_name(exc: BaseException) -> str:
 
 def _line(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def _record_hash(record: dict[str, Any]) -> str:
-    return hashlib.sha256(_line(record).encode()).hexdigest()
 
 
 def _head(path: Path) -> Path:

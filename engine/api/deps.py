@@ -8,22 +8,23 @@ key's rate and concurrency slots for the length of the request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 
-from engine.api.errors import ApiError
+from engine.api.errors import ApiError, error_status
 from engine.api.jobs import JobBoard
 from engine.api.limits import KeyLimits
-from engine.audit import AuditLog
+from engine.audit import AuditLog, Outcome
 from engine.feedback import FeedbackStore
 from engine.keys import ApiKey, KeyStore
 from engine.settings import Settings
-from engine.telemetry import Metrics
+from engine.telemetry import REQUEST_ID, Metrics
 from engine.threadline import Threadline
-from graph import PermissionDeniedError
+from graph import PermissionDeniedError, ThreadlineError
 
 __all__ = ["Caller", "Service", "Svc", "principal", "require_admin", "route_template"]
 
@@ -46,6 +47,41 @@ class Service:
     async def bounded(self, coro: Coroutine[Any, Any, T]) -> T:
         """``coro`` within the request timeout (``THREADLINE_API__REQUEST_TIMEOUT_S``)."""
         return await asyncio.wait_for(coro, self.settings.api.request_timeout_s)
+
+    async def record(self, key: ApiKey, action: str, **fields: Any) -> None:
+        """Audit what ``key`` did in this request (ids and counts only, never text)."""
+        await self.audit.append(
+            action,
+            request_id=REQUEST_ID.get(),
+            key_id=key.id,
+            tenant=key.tenant,
+            **fields,
+        )
+
+    def audited(
+        self, key: ApiKey, action: str, **fields: Any
+    ) -> contextlib.AbstractAsyncContextManager[Outcome]:
+        """Audit a destructive action: its intent before, its outcome (with the API's error
+        code when it fails) after."""
+        return self.audit.action(
+            action,
+            error_code=_error_code,
+            request_id=REQUEST_ID.get(),
+            key_id=key.id,
+            **{"tenant": key.tenant, **fields},
+        )
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, ThreadlineError):
+        return error_status(exc)[1]
+    if isinstance(exc, ApiError):
+        return exc.error
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return "internal"
 
 
 def get_service(request: Request) -> Service:

@@ -3,6 +3,9 @@
 ``POST /v1/documents`` and ``/v1/documents/upload`` answer 202 with a job; the client
 polls ``GET /v1/jobs/{id}``. Jobs live in this process's memory (a restart forgets
 them; the documents they stored stay). Every job, successful or not, is audited.
+
+A job is started only when the key may write its tenant and groups, and it records that
+scope: only keys that may read what the job writes see it; to others it does not exist.
 """
 
 from __future__ import annotations
@@ -118,6 +121,15 @@ class JobBoard:
 
         async with self.writes:
             job.status = "running"
+            audited: dict[str, object] = {
+                "request_id": request_id,
+                "key_id": key.id,
+                "tenant": job.tenant,
+                "groups": groups,
+                "job_id": job.id,
+            }
+            # Intent before anything is written: an ingest may replace stored documents.
+            intent = await self._audit.append("ingest", phase="intent", **audited)
             try:
                 sources = await asyncio.to_thread(read)
                 job.total = len(sources)
@@ -140,12 +152,10 @@ class JobBoard:
             self._metrics.jobs.labels(job.status).inc()
             await self._audit.append(
                 "ingest",
-                request_id=request_id,
-                key_id=key.id,
-                tenant=job.tenant,
-                groups=groups,
-                job_id=job.id,
-                status=job.status,
+                phase="outcome",
+                intent=AuditLog.digest(intent),
+                **audited,
+                status="ok" if job.status == "succeeded" else "failed",
                 documents=list(job.report.document_ids) if job.report else [],
-                error=job.error.message if job.error else None,
+                error=job.error.error if job.error else None,
             )

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,19 +23,21 @@ from engine.api.schemas import (
 )
 from engine.keys import ApiKey
 from engine.readers import SourceDocument
-from graph import Access, InputError, NotFoundError, PermissionDeniedError
+from graph import Access, InputError, PermissionDeniedError
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 
-def _tenant(key: ApiKey, asked: str | None) -> str:
+def _tenant(key: ApiKey, asked: str | None, groups: Sequence[str] = ()) -> str:
+    """The tenant to write for, once the key may write it with ``groups``."""
     if asked is not None and not key.admin and asked != key.tenant:
         raise PermissionDeniedError("only admin keys may ingest for another tenant")
     tenant = asked or key.tenant
     if tenant is None:
         raise InputError("admin keys must name the tenant to ingest for")
+    key.check_write(tenant, groups)
     return tenant
 
 
@@ -48,7 +51,7 @@ async def ingest_documents(
     body: IngestRequest, request: Request, service: Svc, key: Caller
 ) -> JobOut:
     """Ingest documents given as JSON. Runs as a job; poll ``GET /v1/jobs/{id}``."""
-    tenant = _tenant(key, body.tenant)
+    tenant = _tenant(key, body.tenant, body.groups)
     sources = [
         SourceDocument(
             source=d.id, title=d.title or d.id, text=d.text, origin=f"request document {d.id}"
@@ -72,7 +75,7 @@ async def upload_documents(
     reader: Annotated[Literal["builtin", "llamaindex"], Form()] = "builtin",
 ) -> JobOut:
     """Ingest uploaded files (.txt, .md, .html, .jsonl, .pdf, .docx) as a job."""
-    chosen = _tenant(key, tenant)
+    chosen = _tenant(key, tenant, groups or ())
     Access(tenant=chosen, groups=frozenset(groups or ()))  # validates the group names
     folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="threadline-upload-"))
     paths: list[Path] = []
@@ -104,7 +107,9 @@ async def upload_documents(
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, service: Svc, key: Caller) -> JobOut:
     """An ingest job's status, progress and report."""
-    return service.jobs.get(job_id, key).out()
+    job = service.jobs.get(job_id, key)
+    await service.record(key, "job.read", job_id=job.id)
+    return job.out()
 
 
 @router.get("/documents")
@@ -118,6 +123,7 @@ async def list_documents(
     docs = await service.bounded(
         service.tl.browse(key.access).documents(limit=limit, offset=offset)
     )
+    await service.record(key, "documents.list", documents=[d.id for d in docs])
     return DocumentList(documents=[document_out(d) for d in docs])
 
 
@@ -125,6 +131,7 @@ async def list_documents(
 async def get_document(document_id: str, service: Svc, key: Caller) -> DocumentOut:
     """One document with its text and sections."""
     doc = await service.tl.browse(key.access).document(document_id)
+    await service.record(key, "document.read", documents=[doc.id])
     return document_out(doc, text=True)
 
 
@@ -132,18 +139,12 @@ async def get_document(document_id: str, service: Svc, key: Caller) -> DocumentO
 async def delete_document(
     document_id: str, request: Request, service: Svc, key: Caller
 ) -> DeleteOut:
-    """Delete a document of the key's tenant with everything only it supports."""
+    """Delete a document the key may read, with everything only it supports."""
     doc = await service.tl.browse(key.access).document(document_id)
-    if not key.admin and doc.tenant != key.tenant:
-        raise NotFoundError(f"no document {document_id} you can read")
-    async with service.jobs.writes:
-        report = await service.tl.delete([doc.id])
-    await service.audit.append(
-        "delete",
-        request_id=request.state.request_id,
-        key_id=key.id,
-        tenant=doc.tenant,
-        documents=[doc.id],
-        removed=report.model_dump(),
-    )
+    async with (
+        service.jobs.writes,
+        service.audited(key, "delete", tenant=doc.tenant, documents=[doc.id]) as outcome,
+    ):
+        report = await service.tl.delete([doc.id], key.access)
+        outcome.fields["removed"] = report.model_dump()
     return DeleteOut(**report.model_dump())

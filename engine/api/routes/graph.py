@@ -36,6 +36,7 @@ async def search_entities(
     found = await service.bounded(
         service.tl.browse(key.access).entities(q, types=type or (), limit=limit)
     )
+    await service.record(key, "entities.search", entities=[e.id for e in found])
     return EntityList(entities=[entity_out(e) for e in found])
 
 
@@ -50,6 +51,16 @@ async def get_entity(
     """One entity with its mentions and facts (from readable documents only)."""
     detail = await service.bounded(
         service.tl.browse(key.access).detail(entity_id, mentions=mentions, facts=facts)
+    )
+    cited = {m.document_id for m in detail.mentions}
+    cited |= {s.document_id for f in detail.facts for s in f.evidence}
+    await service.record(
+        key,
+        "entity.read",
+        entities=[detail.entity.id],
+        documents=sorted(cited),
+        mentions=len(detail.mentions),
+        facts=len(detail.facts),
     )
     return entity_detail_out(detail)
 
@@ -69,6 +80,14 @@ async def neighborhood(
             entity_id, depth=depth, limit=limit, predicates=predicate or ()
         )
     )
+    await service.record(
+        key,
+        "entity.neighborhood",
+        entities=[e.id for e in hood.centres],
+        documents=sorted({s.document_id for f in hood.facts for s in f.evidence}),
+        nodes=len(hood.entities),
+        facts=len(hood.facts),
+    )
     return subgraph_out(hood)
 
 
@@ -84,5 +103,12 @@ async def paths(
     """Shortest chains of facts between two entities."""
     found = await service.bounded(
         service.tl.browse(key.access).paths(source, target, max_hops=max_hops, limit=limit)
+    )
+    await service.record(
+        key,
+        "paths",
+        entities=sorted({e.id for p in found for e in p.entities}),
+        documents=sorted({s.document_id for p in found for f in p.facts for s in f.evidence}),
+        paths=len(found),
     )
     return PathList(paths=[path_out(p) for p in found])

@@ -42,8 +42,6 @@ async def list_keys(service: Svc, key: Caller) -> KeyList:
 async def revoke_key(key_id: str, request: Request, service: Svc, key: Caller) -> KeyOut:
     """Revoke a key (admin keys only)."""
     require_admin(key)
-    revoked = await service.keys.revoke(key_id)
-    await service.audit.append(
-        "key.revoke", request_id=request.state.request_id, key_id=key.id, revoked=key_id
-    )
+    async with service.audited(key, "key.revoke", revoked=key_id):
+        revoked = await service.keys.revoke(key_id)
     return key_out(revoked)

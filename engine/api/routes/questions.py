@@ -3,6 +3,7 @@ feedback on answers."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -67,6 +68,14 @@ async def search(body: SearchRequest, service: Svc, key: Caller) -> SearchOut:
         service.tl.retrieve(body.query, key.access, k=body.k, mode=body.mode)
     )
     sources = await service.tl.browse(key.access).sources(retrieval.evidence)
+    await service.record(
+        key,
+        "search",
+        query_sha256=_sha256(body.query),
+        mode=body.mode,
+        hits=len(sources),
+        documents=sorted({s.document.id for s in sources}),
+    )
     return SearchOut(hits=[search_hit(s) for s in sources])
 
 
@@ -122,11 +131,16 @@ async def _record_answer(service: Service, key: ApiKey, request_id: str, answer:
         request_id=request_id,
         key_id=key.id,
         tenant=key.tenant,
-        question=answer.question,
+        question_sha256=_sha256(answer.question),
         mode=answer.mode,
         cited_documents=cited,
         verdicts=[c.verdict for c in answer.claims],
     )
+
+
+def _sha256(text: str) -> str:
+    """What the audit log keeps of a question: repeats can be matched, the text is not kept."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _json(value: Any) -> str:
