@@ -109,7 +109,8 @@ class Ingestor:
         self._batch = batch_documents
         self._opening = opening_sentences
         self._model = model_extractor
-        self._learned = False
+        # Scopes whose learned names went stale (deletes) while an ingest held the lock.
+        self._stale: set[str] = set()
         self._lock = asyncio.Lock()
 
     async def ingest(
@@ -128,7 +129,7 @@ class Ingestor:
             plan, unchanged, ids = await self._plan(sources, tenant, stored_groups)
             totals = {"chunks": 0, "mentions": 0, "relations": 0, "vectors": 0}
             if plan:
-                await self._learn()
+                await self._learn([p.document for p in plan])
             done = 0
             if progress:
                 progress(0, len(plan))
@@ -151,6 +152,12 @@ class Ingestor:
                     upcoming.cancel()
                     with contextlib.suppress(asyncio.CancelledError, ThreadlineError):
                         await upcoming
+                if any(p.replaces for p in plan):
+                    # Replaced versions took their names with them: relearn next time.
+                    self._resolver.forget()
+                for scope in self._stale:
+                    self._resolver.forget(scope)
+                self._stale.clear()
         return IngestReport(
             documents_read=len(sources),
             added=sum(1 for p in plan if not p.replaces),
@@ -186,15 +193,18 @@ class Ingestor:
         plan: list[_Planned] = []
         unchanged = 0
         ids: list[DocumentId] = []
-        admin = Access.admin()
+        # Reading as the scope itself keeps the lookup inside the tenant (and small).
+        scope = Access(tenant=tenant, groups=frozenset(g for g in groups if g != PUBLIC_GROUP))
         for src in latest.values():
             digest = content_hash(src.text)
             doc_id = document_id(tenant, src.source, digest + "|" + ",".join(groups))
             ids.append(doc_id)
+            # The same source is a document of the same tenant with the same access list:
+            # a write never replaces, nor reveals the versions of, one in another scope.
             existing = [
                 d
-                for d in await self._graph.documents(admin, source=src.source)
-                if d.tenant == tenant
+                for d in await self._graph.documents(scope, source=src.source)
+                if d.tenant == tenant and set(d.groups) == set(groups)
             ]
             if any(d.id == doc_id for d in existing):
                 unchanged += 1
@@ -214,11 +224,33 @@ class Ingestor:
             plan.append(_Planned(doc, tuple(d.id for d in existing)))
         return plan, unchanged, ids
 
-    async def _learn(self) -> None:
-        if not self._learned:
-            known = await self._graph.search_entities("", Access.admin(), limit=10_000_000)
-            self._resolver.learn(known)
-            self._learned = True
+    def forget(self, documents: Sequence[Document]) -> None:
+        """Drop the learned names of these documents' scopes (after they were deleted).
+
+        The scopes are relearned from the store on the next ingest into them, so names
+        only the deleted documents stated are not kept in memory.
+        """
+        scopes = {EntityResolver.scope_of(d) for d in documents}
+        if self._lock.locked():
+            self._stale |= scopes
+            return
+        for scope in scopes:
+            self._resolver.forget(scope)
+
+    async def _learn(self, documents: Sequence[Document]) -> None:
+        """Load the stored entities of each document's scope (and of no other)."""
+        for doc in documents:
+            scope = EntityResolver.scope_of(doc)
+            if scope in self._stale:
+                self._resolver.forget(scope)
+                self._stale.discard(scope)
+            if self._resolver.knows(scope):
+                continue
+            # Exactly the documents of this scope's readers; ``learn`` keeps only the
+            # entities whose id belongs to the scope itself.
+            access = Access(tenant=doc.tenant, groups=frozenset(doc.access_groups))
+            known = await self._graph.search_entities("", access, limit=10_000_000)
+            self._resolver.learn(scope, known)
 
     def _start_extract(
         self, batches: list[list[_Planned]], index: int

@@ -296,21 +296,27 @@ class Threadline:
             sources, tenant=tenant or self.settings.tenant, groups=groups, progress=progress
         )
 
-    async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
-        """Delete documents with their chunks, vectors and unsupported facts and entities."""
+    async def delete(self, document_ids: Sequence[DocumentId], access: Access) -> DeleteReport:
+        """Delete documents with their chunks, vectors and unsupported facts and entities.
+
+        Only documents ``access`` may read are deleted; when any id is missing or hidden
+        from it, nothing is deleted (:class:`NotFoundError`). Operators pass
+        ``Access.admin()``.
+        """
         if self._journal is None:
             raise StoreUnavailableError("Threadline is closed; open it with Threadline.open")
-        found = await self.graph.documents(
-            Access.admin(), ids=document_ids, limit=len(document_ids)
-        )
+        found = await self.graph.documents(access, ids=document_ids, limit=len(document_ids))
         missing = sorted(set(document_ids) - {d.id for d in found})
         if missing:
             raise NotFoundError(
-                f"no document with id {', '.join(missing)}; see `threadline documents`"
+                f"no document with id {', '.join(missing)} that you can read; "
+                "see `threadline documents`"
             )
         ids = [d.id for d in found]
         await self._journal.add(ids)
         report = await self.graph.delete(ids)
+        if self._ingestor is not None:
+            self._ingestor.forget(found)
         await self.vectors.delete_documents(ids)
         await self._journal.clear(ids)
         return report

@@ -5,6 +5,10 @@ surname to a full name in the same document; an acronym to the name it abbreviat
 (and back); a near-identical spelling (accents, punctuation); and finally embedding
 similarity of names above a threshold, guarded so that names differing in a number
 ("Lothair I" / "Lothair II") never merge.
+
+Resolution runs per scope (a tenant and an exact access list, :func:`graph.entity_scope`):
+a document resolves only against entities of its own scope, so a name learned from one
+tenant's or one group's documents is never matched, adopted or aliased in another's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from graph import (
     Relation,
     Span,
     entity_id,
+    entity_scope,
     normalize_name,
     relation_id,
 )
@@ -158,13 +163,37 @@ class EntityResolver:
     ) -> None:
         self._embed = embed
         self.threshold = threshold
+        self._registries: dict[str, _Registry] = {}
         self._registry = _Registry()
+        self._scope = ""
         self._vectors: dict[str, np.ndarray] = {}
 
-    def learn(self, entities: Iterable[Entity]) -> None:
-        """Register entities already in the store so new mentions resolve to them."""
+    @staticmethod
+    def scope_of(document: Document) -> str:
+        """The scope a document's entities live in (its tenant and access list)."""
+        return entity_scope(document.tenant, document.groups)
+
+    def learn(self, scope: str, entities: Iterable[Entity]) -> None:
+        """Register stored entities of ``scope`` so new mentions of that scope resolve to them.
+
+        Entities whose id does not belong to ``scope`` are ignored, so a caller cannot
+        leak one scope's names into another by passing too much.
+        """
+        registry = self._registries.setdefault(scope, _Registry())
         for ent in entities:
-            self._registry.add(ent)
+            if entity_id(ent.name, ent.type, scope=scope) == ent.id:
+                registry.add(ent)
+
+    def knows(self, scope: str) -> bool:
+        """Whether entities of ``scope`` have been learned or resolved since the last forget."""
+        return scope in self._registries
+
+    def forget(self, scope: str | None = None) -> None:
+        """Drop what was learned about one scope (or every scope), e.g. after deletes."""
+        if scope is None:
+            self._registries.clear()
+        else:
+            self._registries.pop(scope, None)
 
     def resolve_batch(
         self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]
@@ -176,7 +205,9 @@ class EntityResolver:
             self._vectors.clear()
 
     def resolve(self, document: Document, extractions: Sequence[ChunkExtraction]) -> DocumentGraph:
-        """Resolve one document's mentions to entities and build its facts."""
+        """Resolve one document's mentions to entities of its scope and build its facts."""
+        self._scope = self.scope_of(document)
+        self._registry = self._registries.setdefault(self._scope, _Registry())
         resolved: dict[tuple[int, int], Entity] = {}
         surnames: dict[str, Entity] = {}
         pending: list[tuple[int, int, RawMention]] = []
@@ -233,7 +264,11 @@ class EntityResolver:
             if ent is None and self._embed is not None:
                 ent = self._nearest(raw, candidates[raw.text])
             if ent is None:
-                ent = Entity(id=entity_id(raw.text, raw.label), name=raw.text, type=raw.label)
+                ent = Entity(
+                    id=entity_id(raw.text, raw.label, scope=self._scope),
+                    name=raw.text,
+                    type=raw.label,
+                )
                 self._absorb_acronym(ent)
             out.append(self._record(ent, raw, surnames))
         return out

@@ -10,6 +10,7 @@ import hashlib
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterable
 from typing import NewType
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "content_hash",
     "document_id",
     "entity_id",
+    "entity_scope",
     "normalize_name",
     "point_uuid",
     "relation_id",
@@ -33,6 +35,8 @@ EntityId = NewType("EntityId", str)
 RelationId = NewType("RelationId", str)
 
 _SEP = "\x1f"  # unit separator: cannot occur in a normalised name or predicate
+# Tenants and group names hold no whitespace, and these separators count as whitespace.
+_TENANT_SEP, _GROUP_SEP = "\x1d", "\x1e"
 
 
 def _digest(*parts: str, size: int = 16) -> str:
@@ -66,9 +70,18 @@ def chunk_id(doc: DocumentId, start: int, end: int) -> ChunkId:
     return ChunkId("chk_" + _digest(doc, str(start), str(end)))
 
 
-def entity_id(name: str, entity_type: str) -> EntityId:
-    """Id of an entity: canonical name + type."""
-    return EntityId("ent_" + _digest(normalize_name(name), entity_type))
+def entity_scope(tenant: str, groups: Iterable[str]) -> str:
+    """The scope an entity lives in: a document's tenant and its stored access list.
+
+    Every name, alias, mention and fact an entity node collects comes from documents of
+    exactly this scope, so whoever can read the node can read all of it.
+    """
+    return tenant + _TENANT_SEP + _GROUP_SEP.join(sorted(set(groups)))
+
+
+def entity_id(name: str, entity_type: str, *, scope: str) -> EntityId:
+    """Id of an entity: its scope (see :func:`entity_scope`), canonical name and type."""
+    return EntityId("ent_" + _digest(scope, normalize_name(name), entity_type))
 
 
 def relation_id(subject: EntityId, predicate: str, obj: EntityId) -> RelationId:

@@ -205,6 +205,40 @@ def delete_orphan_entities() -> str:
     )
 
 
+def entity_surfaces() -> str:
+    """Each entity's remaining mention texts with their counts."""
+    return (
+        "UNWIND $rows AS eid MATCH (e:Entity {id: eid})<-[m:MENTIONS]-(c:Chunk) "
+        "WITH e, substring(c.text, m.start - c.start, m.end - m.start) AS text, count(*) AS n "
+        "RETURN e.id AS id, e.name AS name, e.type AS type, e.aliases AS aliases, "
+        "collect({text: text, n: n}) AS surfaces"
+    )
+
+
+def restate_entities() -> str:
+    """Set entities' names and aliases (their name keys are relinked separately)."""
+    return (
+        "UNWIND $rows AS r MATCH (e:Entity {id: r.id}) "
+        "SET e.name = r.name, e.aliases = r.aliases, e.keys = r.keys, "
+        "e.names = reduce(s = '', k IN r.keys | s + ' | ' + k) RETURN count(e) AS n"
+    )
+
+
+def unlink_names() -> str:
+    """Drop name links an entity no longer has; returns the keys unlinked."""
+    return (
+        "UNWIND $rows AS r MATCH (n:Name)-[l:NAMES]->(:Entity {id: r.id}) "
+        "WHERE NOT n.key IN r.keys DELETE l RETURN n.key AS key"
+    )
+
+
+def link_names() -> str:
+    return (
+        "UNWIND $rows AS r MATCH (e:Entity {id: r.id}) UNWIND r.keys AS key "
+        "MERGE (n:Name {key: key}) MERGE (n)-[:NAMES]->(e) RETURN count(*) AS n"
+    )
+
+
 def delete_orphan_names() -> str:
     return (
         "UNWIND $rows AS key MATCH (n:Name {key: key}) "
@@ -283,14 +317,20 @@ def _ranked_entities() -> str:
 
 
 def search_entities(*, typed: bool) -> str:
-    return f"MATCH (e:Entity) WHERE {_name_filter(typed=typed)} " + _ranked_entities()
+    # Readability first: a name or alias of an unreadable entity is never compared.
+    return (
+        f"MATCH (e:Entity) WHERE {visible('e')} AND {_name_filter(typed=typed)} "
+        + _ranked_entities()
+    )
 
 
 def search_fulltext(index: str, *, typed: bool) -> str:
     """Candidates from the full-text index, ranked like :func:`search_entities`."""
     return (
         "CALL db.index.fulltext.queryNodes('" + index + "', $query) YIELD node, score "
-        "WITH node AS e, score ORDER BY score DESC LIMIT $scan "
+        # Unreadable entities go before the scan limit, so they never crowd out or rank.
+        f"WITH node AS e, score WHERE {visible('e')} "
+        "WITH e, score ORDER BY score DESC LIMIT $scan "
         f"WITH e WHERE {_name_filter(typed=typed)} " + _ranked_entities()
     )
 

@@ -17,14 +17,22 @@ from graph import (
     content_hash,
     document_id,
     entity_id,
+    entity_scope,
     relation_id,
 )
 from graph.backends.neo4j_store import Neo4jGraphStore
 from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
 
+#: The scope of acme's public documents, where most hand-built entities live.
+ACME_PUBLIC = entity_scope("acme", (PUBLIC_GROUP,))
 
-def entity(name: str, etype: str = "PERSON", aliases: tuple[str, ...] = ()) -> Entity:
-    return Entity(id=entity_id(name, etype), name=name, type=etype, aliases=aliases)
+
+def entity(
+    name: str, etype: str = "PERSON", aliases: tuple[str, ...] = (), *, scope: str = ACME_PUBLIC
+) -> Entity:
+    """An entity with its id in ``scope`` (the stores never recompute ids, so some cases
+    also share one across scopes to prove reads stay walled off even then)."""
+    return Entity(id=entity_id(name, etype, scope=scope), name=name, type=etype, aliases=aliases)
 
 
 def make_graph(

@@ -80,7 +80,9 @@ def _graph(source: str, title: str, text: str) -> DocumentGraph:
     order: list[Entity] = []
     for match in _NAME.finditer(text):
         name = match.group()
-        ent = entities.setdefault(name, Entity(id=entity_id(name, "MISC"), name=name, type="MISC"))
+        ent = entities.setdefault(
+            name, Entity(id=entity_id(name, "MISC", scope="t"), name=name, type="MISC")
+        )
         mentions.append(Mention(entity_id=ent.id, span=span(match.start(), match.end())))
         order.append(ent)
     relations = {}

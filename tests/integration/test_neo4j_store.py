@@ -64,7 +64,7 @@ async def test_failed_transaction_leaves_nothing(store: Neo4jGraphStore) -> None
     good = _people("good", ["Ada Lovelace", "Charles Babbage"])
     await store.upsert([good])
     before = await store.stats(ADMIN)
-    ghost = entity_id("Nobody Known", "PERSON")
+    ghost = entity_id("Nobody Known", "PERSON", scope="acme")
     bad = _people("bad", ["Alan Turing", "Grace Hopper"])
     broken_fact = Relation(
         id=relation_id(bad.entities[0].id, "know", ghost),
@@ -218,7 +218,7 @@ async def test_engine_runs_on_neo4j(
             assert not (
                 await tl.retrieve("Journal of Psychotherapy Integration", outsider)
             ).evidence
-        removed = await tl.delete(list(docs))
+        removed = await tl.delete(list(docs), Access.admin())
         assert removed.documents == 30
         assert (await tl.stats(ADMIN)).entities == 0
 

@@ -78,6 +78,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "content_hash",
         "document_id",
         "entity_id",
+        "entity_scope",
         "fact_rank",
         "normalize_name",
         "personalized_pagerank",

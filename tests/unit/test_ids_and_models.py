@@ -11,6 +11,7 @@ from graph import (
     chunk_id,
     document_id,
     entity_id,
+    entity_scope,
     normalize_name,
     relation_id,
 )
@@ -22,9 +23,21 @@ def test_ids_are_content_hashes() -> None:
     assert doc != document_id("other", "src-1", "abc")
     assert doc != document_id("acme", "src-1", "abd")
     assert chunk_id(doc, 0, 10) != chunk_id(doc, 0, 11)
-    assert entity_id("Barack  Obama", "PERSON") == entity_id("barack obama", "PERSON")
-    assert entity_id("Paris", "GPE") != entity_id("Paris", "PERSON")
-    a, b = entity_id("A", "ORG"), entity_id("B", "ORG")
+    pub = entity_scope("acme", ["*"])
+    assert entity_id("Barack  Obama", "PERSON", scope=pub) == entity_id(
+        "barack obama", "PERSON", scope=pub
+    )
+    assert entity_id("Paris", "GPE", scope=pub) != entity_id("Paris", "PERSON", scope=pub)
+    a, b = entity_id("A", "ORG", scope=pub), entity_id("B", "ORG", scope=pub)
+    # One name in two tenants, or in two access lists of one tenant, is two entities.
+    assert entity_id("Paris", "GPE", scope=pub) != entity_id(
+        "Paris", "GPE", scope=entity_scope("globex", ["*"])
+    )
+    assert entity_id("Paris", "GPE", scope=entity_scope("acme", ["g1"])) != entity_id(
+        "Paris", "GPE", scope=entity_scope("acme", ["g2"])
+    )
+    assert entity_scope("acme", ["b", "a"]) == entity_scope("acme", ["a", "b"])
+    assert entity_scope("acme", ["a,b"]) != entity_scope("acme", ["a", "b"])
     assert relation_id(a, "owns", b) != relation_id(b, "owns", a)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from extractors import (
     ChunkExtraction,
     EntityResolver,
@@ -9,17 +13,20 @@ from extractors import (
     SentenceChunker,
     SentenceTransformerEmbedder,
 )
-from graph import Document, content_hash, document_id
+from graph import Document, Entity, content_hash, document_id, entity_id, entity_scope
 
 
-def _doc(text: str, source: str = "s") -> Document:
+def _doc(
+    text: str, source: str = "s", *, tenant: str = "t", groups: tuple[str, ...] = ("*",)
+) -> Document:
     digest = content_hash(text)
     return Document(
-        id=document_id("t", source, digest),
+        id=document_id(tenant, source, digest + "|" + ",".join(groups)),
         source=source,
         title=source,
         version=1,
-        tenant="t",
+        tenant=tenant,
+        groups=groups,
         content_hash=digest,
         text=text,
     )
@@ -35,8 +42,14 @@ def _mentions(doc: Document, names: list[tuple[str, str]]) -> list[ChunkExtracti
     return [ChunkExtraction(chunk=chunk, mentions=tuple(raws), relations=())]
 
 
-def _resolve(resolver: EntityResolver, text: str, names: list[tuple[str, str]], source: str = "s"):
-    doc = _doc(text, source)
+def _resolve(
+    resolver: EntityResolver,
+    text: str,
+    names: list[tuple[str, str]],
+    source: str = "s",
+    **scope: Any,
+):
+    doc = _doc(text, source, **scope)
     graph = resolver.resolve(doc, _mentions(doc, names))
     by_surface = {}
     for m in graph.mentions:
@@ -103,3 +116,62 @@ def test_relations_get_entity_ids_and_sentence_evidence(extractor, embedder) -> 
             assert doc.text[span.start : span.end] == span.text
         if rel.kind == "cooccurrence":
             assert rel.subject_id < rel.object_id
+
+
+ZQH_FULL = "Zorblax Quantum Holdings (ZQH) will acquire Plinth Robotics."
+ZQH_SHORT = "A spokesperson for ZQH said the deal was on track."
+_FULL_NAMES = [("Zorblax Quantum Holdings", "ORG"), ("ZQH", "ORG"), ("Plinth Robotics", "ORG")]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"tenant": "bravo"}, {"tenant": "acme"}),
+        ({"tenant": "acme", "groups": ("g2",)}, {"tenant": "acme", "groups": ("g1",)}),
+        ({"tenant": "acme", "groups": ("g1", "g2")}, {"tenant": "acme", "groups": ("g1",)}),
+    ],
+)
+@pytest.mark.parametrize("full_first", [True, False])
+def test_resolution_never_crosses_scopes(
+    first: dict[str, Any], second: dict[str, Any], full_first: bool
+) -> None:
+    """An acronym in one scope never resolves to, or lends an alias to, another's name."""
+    resolver = EntityResolver()
+    steps = [(ZQH_FULL, _FULL_NAMES, first), (ZQH_SHORT, [("ZQH", "ORG")], second)]
+    if not full_first:
+        steps.reverse()
+    graphs = {}
+    for i, (text, names, scope) in enumerate(steps):
+        graph, _ = _resolve(resolver, text, names, source=f"s{i}", **scope)
+        graphs[text] = graph
+    full, short = graphs[ZQH_FULL], graphs[ZQH_SHORT]
+    full_ids = {e.id for e in full.entities}
+    assert [(e.name, e.aliases) for e in short.entities] == [("ZQH", ())]
+    assert not full_ids & {e.id for e in short.entities}
+    assert "ZQH" not in [e.name for e in full.entities]
+    scope = entity_scope(second["tenant"], second.get("groups", ("*",)))
+    assert short.entities[0].id == entity_id("ZQH", "ORG", scope=scope)
+    # Within its own scope the acronym still resolves to the full name.
+    again, _ = _resolve(resolver, ZQH_SHORT, [("ZQH", "ORG")], source="s9", **first)
+    assert [e.name for e in again.entities] == ["Zorblax Quantum Holdings"]
+
+
+def test_learn_keeps_only_entities_of_the_scope() -> None:
+    resolver = EntityResolver()
+    bravo = entity_scope("bravo", ["*"])
+    zqh = Entity(
+        id=entity_id("Zorblax Quantum Holdings", "ORG", scope=bravo),
+        name="Zorblax Quantum Holdings",
+        type="ORG",
+        aliases=("ZQH",),
+    )
+    resolver.learn(entity_scope("acme", ["*"]), [zqh])
+    graph, _ = _resolve(resolver, ZQH_SHORT, [("ZQH", "ORG")], tenant="acme")
+    assert [(e.name, e.aliases) for e in graph.entities] == [("ZQH", ())]
+    resolver.learn(bravo, [zqh])
+    graph, _ = _resolve(resolver, ZQH_SHORT, [("ZQH", "ORG")], source="s2", tenant="bravo")
+    assert [e.id for e in graph.entities] == [zqh.id]
+    resolver.forget(bravo)
+    assert not resolver.knows(bravo)
+    graph, _ = _resolve(resolver, ZQH_SHORT, [("ZQH", "ORG")], source="s3", tenant="bravo")
+    assert [e.name for e in graph.entities] == ["ZQH"]
