@@ -265,10 +265,11 @@ class NetworkxGraphStore:
         readable = index.readable(access)
         scored: list[tuple[Entity, int, int]] = []
         for ent in index.entities.values():
-            if types and ent.type not in types:
+            # Readability first: a name or alias of an unreadable entity is never compared.
+            if not index.visible(ent.id, readable) or (types and ent.type not in types):
                 continue
             match = name_match(needle, index.keys[ent.id])
-            if match is None or not index.visible(ent.id, readable):
+            if match is None:
                 continue
             scored.append((ent, match, index.support_count(ent.id, readable)))
         return rank_entities(scored, limit)
