@@ -2,8 +2,14 @@
 
 Both :mod:`graph.backends.qdrant_edge_index` (Qdrant Edge, embedded) and
 :mod:`graph.backends.qdrant_client_index` (``qdrant-client``: a server, or local mode) store a
-chunk as one point with the same named vectors and the same payload. This module holds:
+chunk as one point with the same named vectors and the same payload, in one partition per
+tenant (a shard, or a collection). Qdrant computes the sparse vectors' IDF over one
+partition, so a tenant's keyword scores and rankings depend on its own documents only, and
+no other tenant's writes can move them. This module holds:
 
+- :func:`partition_key`, the stable, file- and collection-name-safe key of a tenant's
+  partition, and :func:`merge_hits`, how reads over several partitions (admin access) are
+  put together;
 - the vector and payload field names, and a point's payload and vectors built from a
   :class:`~graph.protocols.VectorPoint`;
 - the access filter as a neutral list of :class:`FieldMatch` conditions, which each backend
@@ -18,6 +24,7 @@ It imports neither driver: the embedded index must not pay for importing ``qdran
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,11 +45,14 @@ __all__ = [
     "FieldMatch",
     "QdrantErrors",
     "document_match",
+    "merge_hits",
+    "partition_key",
     "point_payload",
     "point_vectors",
     "read_matches",
     "stored_hit",
     "stored_sentences",
+    "tenant_of",
 ]
 
 VECTOR = "chunk"
@@ -60,6 +70,30 @@ KEYWORD_FIELDS = (_TENANT, _GROUPS, _DOCUMENT_ID)
 
 HIT_FIELDS = [_CHUNK_ID, _DOCUMENT_ID]
 """Payload fields a search reads back."""
+
+
+# ---------------------------------------------------------------------- partitions
+
+
+def partition_key(tenant: str) -> str:
+    """The key of ``tenant``'s partition: 32 hex digits of its SHA-256, safe in any name."""
+    return hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
+
+
+def merge_hits(found: Iterable[Sequence[VectorHit]], limit: int) -> list[VectorHit]:
+    """The best ``limit`` hits of several partitions' searches, best first.
+
+    Ties keep the partitions' order, so the merge is deterministic. Each partition scores
+    keywords with its own statistics: only admin access reads more than one.
+    """
+    hits = [hit for part in found for hit in part]
+    hits.sort(key=lambda h: -h.score)
+    return hits[:limit]
+
+
+def tenant_of(payload: Mapping[str, Any] | None) -> str:
+    """The tenant a stored point belongs to (empty when the payload has none)."""
+    return str((payload or {}).get(_TENANT, ""))
 
 
 # ---------------------------------------------------------------------- points

@@ -197,6 +197,7 @@ async def test_edge_refuses_a_second_opener_and_a_wrong_dimension(tmp_path: Path
 
 
 async def test_a_query_the_driver_rejects_is_a_store_error(index: VectorIndex) -> None:
+    await index.upsert([_point(1, "doc_a")])
     with pytest.raises(StoreError, match=r"Qdrant search at .+ failed") as caught:
         await index.search((1.0, 0.0, 0.0), Access(tenant="acme"))
     assert not isinstance(caught.value, StoreUnavailableError)
@@ -315,20 +316,147 @@ async def test_sentence_vectors_round_trip_and_filter(index: VectorIndex) -> Non
         await index.upsert([bad])
 
 
-async def test_edge_reads_an_index_without_sentence_vectors(tmp_path: Path) -> None:
-    """Indexes of the previous layout open; they just have no stored sentence vectors."""
+def _shared_shard(path: Path, points: list[VectorPoint], layout: int) -> None:
+    """An index as Threadline wrote it before partitions: every tenant in one shard."""
+    import qdrant_edge as qe
+
+    from graph.backends.qdrant_common import point_payload, point_vectors
+    from graph.ids import point_uuid
+
+    vectors = {"chunk": qe.EdgeVectorParams(size=DIM, distance=qe.Distance.Cosine)}
+    if layout >= 3:
+        vectors["sentences"] = qe.EdgeVectorParams(
+            size=DIM,
+            distance=qe.Distance.Cosine,
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+        )
+    config = qe.EdgeConfig(
+        vectors=vectors,
+        sparse_vectors={"bm25": qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+    )
+    path.mkdir(parents=True)
+    shard = qe.EdgeShard.create(str(path), config)
+    keep = layout >= 3
+    batch = [
+        qe.Point(
+            point_uuid(p.chunk_id),
+            point_vectors(p, sentences=keep, sparse=qe.SparseVector),
+            point_payload(p, sentences=keep),
+        )
+        for p in points
+    ]
+    shard.update(qe.UpdateOperation.upsert_points(batch))
+    shard.flush()
+    shard.close()
+    meta = {"dimension": DIM, "format": layout}
+    (path / "threadline-index.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+@pytest.mark.parametrize("layout", [2, 3])
+async def test_edge_moves_a_shared_shard_into_tenant_partitions(
+    tmp_path: Path, layout: int
+) -> None:
+    """Older indexes held every tenant in one shard; opening one splits it by tenant."""
+    path = tmp_path / "edge"
+    points = _tenant_points("acme", A_TEXTS) + _tenant_points("globex", {301: NOISE})
+    points[0] = _with_sentences(points[0], 11, 12)
+    _shared_shard(path, points, layout)
+    # A migration that stopped half way left a partition behind; it is started over.
+    (path / "tenants" / ("0" * 32)).mkdir(parents=True)
+    index = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    try:
+        assert await index.count(Access.admin()) == 4
+        assert await index.count(Access(tenant="acme")) == 3
+        assert await index.count(Access(tenant="globex")) == 1
+        acme = await _tenant_view(index, Access(tenant="acme"))
+        assert {c for c, _ in acme[0]} == {"chk_0201", "chk_0202", "chk_0203"}
+        stored = await index.sentences([ChunkId("chk_0201")], Access(tenant="acme"))
+        assert len(stored.get(ChunkId("chk_0201"), [])) == (2 if layout >= 3 else 0)
+    finally:
+        await index.close()
+    assert sorted(p.name for p in path.iterdir()) == [".lock", "tenants", "threadline-index.json"]
+    assert json.loads((path / "threadline-index.json").read_text())["format"] == 4
+    assert len(list((path / "tenants").iterdir())) == 2
+    # The same scores as an index built partitioned from the start.
+    fresh = await QdrantEdgeVectorIndex.open(tmp_path / "fresh", dimension=DIM)
+    try:
+        await fresh.upsert(_tenant_points("acme", A_TEXTS))
+        expected = await _tenant_view(fresh, Access(tenant="acme"))
+    finally:
+        await fresh.close()
+    reopened = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    try:
+        assert await _tenant_view(reopened, Access(tenant="acme")) == expected
+    finally:
+        await reopened.close()
+
+
+async def test_edge_refuses_an_unknown_layout(tmp_path: Path) -> None:
     path = tmp_path / "edge"
     index = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
     await index.close()
     meta = path / "threadline-index.json"
-    meta.write_text(json.dumps({"dimension": DIM, "format": 2}), encoding="utf-8")
-    old = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
-    try:
-        await old.upsert([_with_sentences(_point(1, "doc_a"), 11)])
-        assert await old.count(Access.admin()) == 1
-        assert await old.sentences([ChunkId("chk_0001")], Access.admin()) == {}
-    finally:
-        await old.close()
     meta.write_text(json.dumps({"dimension": DIM, "format": 1}), encoding="utf-8")
     with pytest.raises(StoreUnavailableError, match="another Threadline version"):
         await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+
+
+A_TEXTS = {
+    201: "Quantum lattice reactors power the northern harbour.",
+    202: "The harbour authority inspected the lattice reactors twice.",
+    203: "Northern engineers publish quantum results every spring.",
+}
+NOISE = "quantum lattice reactors harbour quantum lattice northern harbour reactors"
+
+
+def _tenant_points(tenant: str, texts: dict[int, str]) -> list[VectorPoint]:
+    from extractors.sparse import Bm25Encoder
+
+    bm25 = Bm25Encoder()
+    return [
+        _point(n, f"doc_{tenant}_{n}", tenant=tenant).model_copy(
+            update={"sparse": bm25.encode_document(text)}
+        )
+        for n, text in texts.items()
+    ]
+
+
+async def _tenant_view(index: VectorIndex, access: Access) -> list[list[tuple[str, float]]]:
+    from extractors.sparse import Bm25Encoder
+
+    query = Bm25Encoder().encode_query("quantum lattice reactors in the northern harbour")
+    sparse = await index.search_sparse(query, access, limit=10)
+    dense = await index.search(_unit(202), access, limit=10)
+    return [[(h.chunk_id, h.score) for h in hits] for hits in (sparse, dense)]
+
+
+async def test_another_tenants_writes_never_move_a_tenants_scores(index: VectorIndex) -> None:
+    """Keyword statistics are the tenant's own: another tenant's words change no score."""
+    acme = Access(tenant="acme")
+    await index.upsert(_tenant_points("acme", A_TEXTS))
+    before = await _tenant_view(index, acme)
+    assert [c for c, _ in before[0]] and len(before[1]) == 3
+    await index.upsert(_tenant_points("globex", {300 + i: NOISE for i in range(40)}))
+    assert await _tenant_view(index, acme) == before
+    await index.delete_documents([DocumentId(f"doc_globex_{300 + i}") for i in range(40)])
+    assert await _tenant_view(index, acme) == before
+    assert await index.count(acme) == 3
+
+
+async def test_admin_reads_every_tenant(index: VectorIndex) -> None:
+    from extractors.sparse import Bm25Encoder
+
+    await index.upsert(_tenant_points("acme", A_TEXTS))
+    await index.upsert(_tenant_points("globex", {301: NOISE, 302: "Nothing in common here."}))
+    admin = Access.admin()
+    assert await index.count(admin) == 5
+    sparse = await index.search_sparse(Bm25Encoder().encode_query("lattice"), admin, limit=10)
+    assert {h.chunk_id for h in sparse} == {"chk_0201", "chk_0202", "chk_0301"}
+    dense = await index.search(_unit(302), admin, limit=2)
+    assert dense[0].chunk_id == "chk_0302"
+    assert [h.score for h in dense] == sorted((h.score for h in dense), reverse=True)
+    assert len(await index.search(_unit(1), admin, limit=50)) == 5
+    globex = await index.search(_unit(202), Access(tenant="globex"), limit=10)
+    assert {h.chunk_id for h in globex} == {"chk_0301", "chk_0302"}
+    assert await index.count(Access(tenant="initech")) == 0
+    assert await index.search(_unit(1), Access(tenant="initech")) == []
