@@ -7,6 +7,8 @@ and its orderings live here, so every store returns the same answer to the same 
 - :func:`fact_rank` / :func:`strongest_first`: which fact is strongest (relations
   ordering, and the fact each hop of a path carries).
 - :func:`name_match` / :func:`rank_entities`: entity name-search ranking.
+- :func:`restated_names`: an entity's name and aliases after a delete, from what its
+  remaining mentions still state.
 - :func:`bounded_neighborhood`: breadth-first expansion within a depth and an entity
   limit, and what ``truncated`` means.
 - :func:`shortest_paths`: all shortest fact chains between two entities.
@@ -22,7 +24,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from graph.ids import EntityId, RelationId
+from graph.ids import EntityId, RelationId, normalize_name
 from graph.models import Entity, GraphPath, Relation
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "name_match",
     "personalized_pagerank",
     "rank_entities",
+    "restated_names",
     "shortest_paths",
     "strongest_first",
 ]
@@ -85,6 +88,31 @@ def rank_entities(scored: Iterable[tuple[Entity, int, int]], limit: int) -> list
     :func:`name_match`), then most readable mentions, ties by id; at most ``limit``."""
     ranked = sorted(scored, key=lambda t: (t[1], -t[2], t[0].id))
     return [t[0] for t in ranked[: max(limit, 0)]]
+
+
+def restated_names(entity: Entity, surfaces: Mapping[str, int]) -> Entity:
+    """The entity as its remaining mentions state it (``surfaces``: text -> mentions).
+
+    An alias no surface states is dropped. A canonical name no surface states gives way
+    to the most frequent surface (ties by the longest, then alphabetical); the id stays,
+    since ids are opaque. With no surfaces at all the entity is returned unchanged (a
+    store deletes it instead).
+    """
+    if not surfaces:
+        return entity
+    stated = {normalize_name(text) for text in surfaces}
+    name = entity.name
+    if normalize_name(name) not in stated:
+        name = min(surfaces, key=lambda text: (-surfaces[text], -len(text), text))
+    key = normalize_name(name)
+    aliases = tuple(
+        dict.fromkeys(
+            a for a in entity.aliases if normalize_name(a) in stated and normalize_name(a) != key
+        )
+    )
+    if name == entity.name and aliases == entity.aliases:
+        return entity
+    return entity.model_copy(update={"name": name, "aliases": aliases})
 
 
 # ---------------------------------------------------------------------- neighbourhoods

@@ -45,7 +45,7 @@ from graph.algorithms import (
 )
 from graph.backends import neo4j_cypher as cypher
 from graph.backends.neo4j_dialect import Dialect, dialect_for
-from graph.backends.neo4j_writes import ConflictError, delete_tx, insert_tx
+from graph.backends.neo4j_writes import ConflictError, delete_tx, replace_tx
 from graph.errors import ConfigError, StoreError, StoreUnavailableError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
@@ -221,10 +221,7 @@ class Neo4jGraphStore:
             }
             new = [g for g in graphs if g.document.id not in present]
             old = [d for d in replaces if d in present]
-            if old:
-                await delete_tx(tx, old)
-            if new:
-                await insert_tx(tx, new)
+            await replace_tx(tx, old, new)
 
         await self._write(work)
 

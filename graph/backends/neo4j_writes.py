@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 
 from neo4j import AsyncManagedTransaction
 
+from graph.algorithms import restated_names
 from graph.backends import neo4j_cypher as cypher
 from graph.ids import DocumentId, EntityId, normalize_name, title_key
 from graph.models import DeleteReport, DocumentGraph, Entity
 
-__all__ = ["BATCH_ROWS", "ConflictError", "delete_tx", "insert_tx"]
+__all__ = ["BATCH_ROWS", "ConflictError", "delete_tx", "insert_tx", "replace_tx"]
 
 R = TypeVar("R")
 
@@ -187,7 +188,59 @@ def _fact_rows(graphs: list[DocumentGraph]) -> dict[str, list[dict[str, Any]]]:
 
 async def delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> DeleteReport:
     """Delete stored documents and everything only they support, in bounded batches (a
-    document may carry tens of thousands of mentions)."""
+    document may carry tens of thousands of mentions); the entities they mentioned that
+    survive keep only the names and aliases their remaining mentions state."""
+    report, touched = await _delete(tx, ids)
+    await restate_tx(tx, touched)
+    return report
+
+
+async def replace_tx(
+    tx: AsyncManagedTransaction, old: list[DocumentId], new: list[DocumentGraph]
+) -> None:
+    """Delete ``old`` and write ``new``; names are restated once both are done."""
+    touched: list[str] = []
+    if old:
+        _, touched = await _delete(tx, old)
+    if new:
+        await insert_tx(tx, new)
+    await restate_tx(tx, touched)
+
+
+async def restate_tx(tx: AsyncManagedTransaction, entity_ids: Sequence[str]) -> None:
+    """Restate entities' names and aliases from their remaining mentions (see
+    :func:`graph.algorithms.restated_names`); entities with no mentions are skipped."""
+    rows: list[dict[str, Any]] = []
+    for part in _slices(list(entity_ids)):
+        for r in await (await tx.run(cypher.entity_surfaces(), rows=list(part))).data():
+            stored = Entity.model_construct(
+                id=r["id"], name=r["name"], type=r["type"], aliases=tuple(r["aliases"] or ())
+            )
+            counts: dict[str, int] = {}
+            for s in r["surfaces"]:
+                counts[s["text"]] = counts.get(s["text"], 0) + int(s["n"])
+            ent = restated_names(stored, counts)
+            if ent is not stored:
+                keys = list(dict.fromkeys(normalize_name(n) for n in (ent.name, *ent.aliases)))
+                rows.append(
+                    {"id": ent.id, "name": ent.name, "aliases": list(ent.aliases), "keys": keys}
+                )
+    if not rows:
+        return
+    await _count(tx, cypher.restate_entities(), rows)
+    dropped = {
+        r["key"]
+        for part in _slices(rows)
+        for r in await (await tx.run(cypher.unlink_names(), rows=list(part))).data()
+    }
+    await _count(tx, cypher.link_names(), rows)
+    await _count(tx, cypher.delete_orphan_names(), sorted(dropped))
+
+
+async def _delete(
+    tx: AsyncManagedTransaction, ids: list[DocumentId]
+) -> tuple[DeleteReport, list[str]]:
+    """Delete the documents; the report and the entities they mentioned."""
     pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
     touched = {p["rid"] for p in pairs}
     await _count(tx, cypher.delete_facts(), pairs)
@@ -213,10 +266,11 @@ async def delete_tx(tx: AsyncManagedTransaction, ids: list[DocumentId]) -> Delet
         orphans += len(rows)
         keys.update(k for r in rows for k in r["keys"])
     await _count(tx, cypher.delete_orphan_names(), sorted(keys))
-    return DeleteReport(
+    report = DeleteReport(
         documents=len(ids),
         chunks=chunks,
         mentions=mentions,
         relations=len(touched - surviving),
         entities=orphans,
     )
+    return report, candidates

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import networkx as nx
 
-from graph.algorithms import fact_rank
+from graph.algorithms import fact_rank, restated_names
 from graph.errors import StoreCorruptedError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import Access, Chunk, Document, DocumentGraph, Entity, Mention, Relation, Span
@@ -93,6 +93,8 @@ class DeletePlan:
     relations_emptied: set[RelationId] = field(default_factory=set)
     relations_touched: set[RelationId] = field(default_factory=set)
     entities: set[EntityId] = field(default_factory=set)
+    #: Surviving entities whose name or aliases only the deleted documents stated, restated.
+    renamed: dict[EntityId, Entity] = field(default_factory=dict)
     mentions: int = 0
     chunks: int = 0
 
@@ -181,12 +183,20 @@ class NetworkxIndex:
     # ------------------------------------------------------------------ planning writes
 
     def merged_entities(
-        self, graphs: list[DocumentGraph], removed: set[EntityId]
+        self,
+        graphs: list[DocumentGraph],
+        removed: set[EntityId],
+        renamed: dict[EntityId, Entity] | None = None,
     ) -> dict[EntityId, Entity]:
-        """The entities the graphs write, with aliases merged into the stored ones."""
+        """The entities the graphs write, with aliases merged into the stored ones (as
+        ``renamed`` restates them, when a replaced document stated some)."""
+        renamed = renamed or {}
         merged: dict[EntityId, Entity] = {}
         for graph in graphs:
             for ent in graph.entities:
+                if ent.id in renamed:
+                    merged[ent.id] = renamed[ent.id]
+                    continue
                 base = merged.get(ent.id)
                 if base is None and ent.id not in removed:
                     base = self.entities.get(ent.id)
@@ -197,8 +207,11 @@ class NetworkxIndex:
                 merged[ent.id] = base.model_copy(update={"aliases": aliases})
         return merged
 
-    def delete_plan(self, doc_ids: list[DocumentId]) -> DeletePlan:
-        """What deleting the (stored) documents removes."""
+    def delete_plan(
+        self, doc_ids: list[DocumentId], adding: list[DocumentGraph] | None = None
+    ) -> DeletePlan:
+        """What deleting the (stored) documents removes; ``adding`` are graphs written in
+        the same transaction, whose mentions count as remaining when names are restated."""
         plan = DeletePlan()
         gone = set(doc_ids)
         for did in doc_ids:
@@ -211,7 +224,37 @@ class NetworkxIndex:
                 plan.mentions += self.entity_docs[eid][did]
                 if set(self.entity_docs[eid]) <= gone:
                     plan.entities.add(eid)
+        plan.renamed = self._restated(doc_ids, plan.entities, adding or [])
         return plan
+
+    def _restated(
+        self, doc_ids: list[DocumentId], removed: set[EntityId], adding: list[DocumentGraph]
+    ) -> dict[EntityId, Entity]:
+        """Surviving entities the documents mention, restated from their other mentions
+        and those of ``adding`` (each such entity written by ``adding`` is returned, with
+        the aliases it brings, so the write does not bring back what the restate dropped)."""
+        gone = set(doc_ids)
+        touched = {e for did in doc_ids for e in self.doc_entities.get(did, ())} - removed
+        surfaces: dict[EntityId, Counter[str]] = {eid: Counter() for eid in touched}
+        bases = {eid: self.entities[eid] for eid in touched}
+        for graph in adding:
+            for m in graph.mentions:
+                if m.entity_id in surfaces:
+                    surfaces[m.entity_id][m.span.text] += 1
+            for new in graph.entities:
+                if (base := bases.get(new.id)) is not None:
+                    aliases = tuple(dict.fromkeys([*base.aliases, *new.aliases]))
+                    bases[new.id] = base.model_copy(update={"aliases": aliases})
+        renamed: dict[EntityId, Entity] = {}
+        for eid in sorted(touched):
+            counts = surfaces[eid]
+            for _, did, start, end in self.mentions[eid]:
+                if did not in gone:
+                    counts[self.docs[did].text[start:end]] += 1
+            ent = restated_names(bases[eid], counts)
+            if ent != self.entities[eid] or bases[eid] is not self.entities[eid]:
+                renamed[eid] = ent
+        return renamed
 
     # ------------------------------------------------------------------ applying writes
 
@@ -260,22 +303,27 @@ class NetworkxIndex:
             for eid in self.doc_entities.pop(did, set()):
                 self.mentions[eid] = [m for m in self.mentions[eid] if m[1] != did]
                 del self.entity_docs[eid][did]
-            self.doc_relations.pop(did, None)
-            doc = self.docs.pop(did)
-            self._readable_cache.clear()
-            self.by_source[doc.source].discard(did)
-            if not self.by_source[doc.source]:
-                del self.by_source[doc.source]
-            key = title_key(doc.title)
-            self.by_title[key].discard(did)
-            if not self.by_title[key]:
-                del self.by_title[key]
-            self.first_chunk.pop(did, None)
+            self._drop_document(did)
+        for ent in plan.renamed.values():
+            self.set_entity(ent)
         for eid in plan.entities:
             self._unindex_entity(self.entities.pop(eid))
             del self.mentions[eid], self.entity_docs[eid]
             if self.graph.has_node(eid):
                 self.graph.remove_node(eid)
+
+    def _drop_document(self, did: DocumentId) -> None:
+        self.doc_relations.pop(did, None)
+        doc = self.docs.pop(did)
+        self._readable_cache.clear()
+        self.by_source[doc.source].discard(did)
+        if not self.by_source[doc.source]:
+            del self.by_source[doc.source]
+        key = title_key(doc.title)
+        self.by_title[key].discard(did)
+        if not self.by_title[key]:
+            del self.by_title[key]
+        self.first_chunk.pop(did, None)
 
     # ------------------------------------------------------------------ read helpers
 

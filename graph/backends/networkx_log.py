@@ -201,7 +201,7 @@ def _insert_rows(
     )
     db.executemany(
         "INSERT INTO entities VALUES (?,?,?,?) "
-        "ON CONFLICT(id) DO UPDATE SET aliases=excluded.aliases",
+        "ON CONFLICT(id) DO UPDATE SET name=excluded.name, aliases=excluded.aliases",
         [(e.id, e.name, e.type, json.dumps(list(e.aliases))) for e in merged.values()],
     )
     db.executemany(
@@ -238,3 +238,7 @@ def _delete_rows(db: sqlite3.Connection, doc_ids: list[DocumentId], plan: Delete
     db.executemany("DELETE FROM documents WHERE id=?", one)
     db.executemany("DELETE FROM relations WHERE id=?", [(r,) for r in plan.relations_emptied])
     db.executemany("DELETE FROM entities WHERE id=?", [(e,) for e in plan.entities])
+    db.executemany(
+        "UPDATE entities SET name=?, aliases=? WHERE id=?",
+        [(e.name, json.dumps(list(e.aliases)), e.id) for e in plan.renamed.values()],
+    )

@@ -140,8 +140,8 @@ class NetworkxGraphStore:
         replaces = [d for d in dict.fromkeys(replaces) if d in index.docs]
         if not graphs and not replaces:
             return
-        plan = index.delete_plan(replaces)
-        merged = index.merged_entities(graphs, plan.entities)
+        plan = index.delete_plan(replaces, graphs)
+        merged = index.merged_entities(graphs, plan.entities, plan.renamed)
         self._committed_log().commit(graphs=graphs, merged=merged, deleted=replaces, plan=plan)
         with index.lock.exclusive():
             index.apply_delete(replaces, plan)

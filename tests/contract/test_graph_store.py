@@ -269,6 +269,80 @@ async def test_replace_swaps_versions_atomically(loaded: GraphStore) -> None:
     assert preds == {"work_with", "design", "build"}
 
 
+ZQH = entity("Zorblax Quantum Holdings", "ORG", aliases=("ZQH", "Zorblax"))
+KESTREL = entity("Kestrel", "ORG", aliases=("Kestrel Ltd",))
+QUILLON = entity("Quillon Partners", "ORG", aliases=("QP", "Quillon"))
+
+
+def _graph_stating() -> DocumentGraph:
+    return make_graph(
+        "stating",
+        "Zorblax Quantum Holdings (ZQH), known as Zorblax, bought Kestrel Ltd "
+        "from Quillon Partners.",
+        entities={
+            "Zorblax Quantum Holdings": ZQH,
+            "ZQH": ZQH,
+            "Zorblax": ZQH,
+            "Kestrel Ltd": KESTREL,
+            "Quillon Partners": QUILLON,
+        },
+        facts=[("Zorblax Quantum Holdings", "buy", "Kestrel Ltd")],
+    )
+
+
+def _graph_using() -> DocumentGraph:
+    return make_graph(
+        "using",
+        "A spokesperson for ZQH said Kestrel will stay with Quillon, as QP advised.",
+        entities={"ZQH": ZQH, "Kestrel": KESTREL, "Quillon": QUILLON, "QP": QUILLON},
+        facts=[("ZQH", "keep", "Kestrel")],
+    )
+
+
+async def test_delete_restates_names_from_remaining_mentions(
+    backend: tuple[GraphStore, Opener],
+) -> None:
+    store, reopen = backend
+    await store.upsert([_graph_stating(), _graph_using()])
+    assert _names(await store.entities([ZQH.id], ACME)) == {"Zorblax Quantum Holdings"}
+    await store.delete([_graph_stating().document.id])
+    for reader in (store, await reopen()):
+        try:
+            found = {e.id: e for e in await reader.entities([ZQH.id, KESTREL.id, QUILLON.id], ACME)}
+            # The full name and "Zorblax" were stated only by the deleted document: the
+            # entity takes its remaining surface form and keeps its id.
+            assert (found[ZQH.id].name, found[ZQH.id].aliases) == ("ZQH", ())
+            # A name still stated stays; an alias only the deleted document stated goes.
+            assert (found[KESTREL.id].name, found[KESTREL.id].aliases) == ("Kestrel", ())
+            # "Quillon" and "QP" are stated once each: the longer wins, the other stays.
+            assert (found[QUILLON.id].name, found[QUILLON.id].aliases) == ("Quillon", ("QP",))
+            for text in ("Zorblax", "Quantum", "Kestrel Ltd", "Partners"):
+                assert not await reader.search_entities(text, Access.admin()), text
+            matched = await reader.match_entities(["Zorblax Quantum Holdings", "ZQH"], ACME)
+            assert list(matched) == ["ZQH"]
+            assert [e.id for e in (await reader.search_entities("zqh", ACME))] == [ZQH.id]
+        finally:
+            if reader is not store:
+                await reader.close()
+
+
+async def test_replace_restates_names_from_the_new_version(loaded: GraphStore) -> None:
+    await loaded.upsert([_graph_stating(), _graph_using()])
+    old = _graph_stating()
+    new = make_graph(
+        "stating",
+        "Zorblax Quantum Holdings sold Kestrel.",
+        entities={"Zorblax Quantum Holdings": ZQH, "Kestrel": KESTREL},
+        facts=[("Zorblax Quantum Holdings", "sell", "Kestrel")],
+        version=2,
+    )
+    await loaded.upsert([new], replaces=[old.document.id])
+    found = {e.id: e for e in await loaded.entities([ZQH.id, KESTREL.id], ACME)}
+    assert (found[ZQH.id].name, found[ZQH.id].aliases) == ("Zorblax Quantum Holdings", ("ZQH",))
+    assert (found[KESTREL.id].name, found[KESTREL.id].aliases) == ("Kestrel", ())
+    assert not await loaded.search_entities("Kestrel Ltd", Access.admin())
+
+
 async def test_data_survives_reopen(backend: tuple[GraphStore, Opener]) -> None:
     store, reopen = backend
     await store.upsert([_graph_a(), _graph_secret()])
