@@ -81,12 +81,21 @@ def ingest(
 @app.command()
 def delete(
     document_ids: Annotated[list[str], typer.Argument(help="Document ids (doc_...).")],
+    tenant: Tenant = None,
+    group: Groups = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Delete documents and everything only they support."""
+    """Delete documents and everything only they support.
+
+    With ``--tenant`` (and ``--group``) only documents that tenant and groups may read are
+    deleted; without them the operator deletes any document.
+    """
+    if group and tenant is None:
+        raise typer.BadParameter("--group needs --tenant (the tenant the groups belong to)")
     ids = [DocumentId(d) for d in document_ids]
-    report = run_job(data_dir, lambda tl: tl.delete(ids))
+    access = access_for(tenant, group)
+    report = run_job(data_dir, lambda tl: tl.delete(ids, access))
     if as_json:
         _emit_json(report.model_dump())
     else:
@@ -378,6 +387,15 @@ def keys_create(
     group: Groups = None,
     admin: Annotated[bool, typer.Option("--admin", help="A key that manages keys.")] = False,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    permission: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--permission",
+            help="A permission (repeatable): write:tenant lets a key with groups write "
+            "documents public within its tenant.",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -385,12 +403,26 @@ def keys_create(
     try:
         made = _with_keys(
             data_dir,
-            lambda s: s.create(tenant=tenant, groups=tuple(group or ()), admin=admin, name=name),
+            lambda s: s.create(
+                tenant=tenant,
+                groups=tuple(group or ()),
+                admin=admin,
+                name=name,
+                permissions=permission or (),
+            ),
         )
     except ThreadlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         raise typer.Exit(1) from exc
-    _audit(data_dir, "key.create", created=made.key.id, tenant=tenant, admin=admin)
+    _audit(
+        data_dir,
+        "key.create",
+        created=made.key.id,
+        tenant=tenant,
+        groups=list(made.key.groups),
+        admin=admin,
+        permissions=list(made.key.permissions),
+    )
     if as_json:
         _emit_json({"key": made.key.model_dump(mode="json"), "secret": made.secret})
         return
@@ -406,7 +438,7 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
     if as_json:
         _emit_json([k.model_dump(mode="json") for k in found])
         return
-    table = Table("id", "name", "tenant", "groups", "admin", "created", "revoked")
+    table = Table("id", "name", "tenant", "groups", "admin", "permissions", "created", "revoked")
     for k in found:
         table.add_row(
             k.id,
@@ -414,6 +446,7 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
             k.tenant or "-",
             ",".join(k.groups) or "-",
             "yes" if k.admin else "",
+            ",".join(k.permissions),
             k.created_at.strftime("%Y-%m-%d %H:%M"),
             k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "",
         )
@@ -423,12 +456,27 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke a key: requests with it are refused from now on."""
+    from engine.audit import AuditLog  # noqa: PLC0415
+    from engine.keys import KeyStore  # noqa: PLC0415
+
+    async def go() -> None:
+        directory = _settings(data_dir).data_dir
+        audit = await AuditLog.open(directory / "audit.log")
+        try:
+            async with audit.action("key.revoke", key_id="cli", tenant=None, revoked=key_id):
+                store = await KeyStore.open(directory / "keys.sqlite")
+                try:
+                    await store.revoke(key_id)
+                finally:
+                    await store.close()
+        finally:
+            await audit.close()
+
     try:
-        _with_keys(data_dir, lambda s: s.revoke(key_id))
+        asyncio.run(go())
     except ThreadlineError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True)
         raise typer.Exit(1) from exc
-    _audit(data_dir, "key.revoke", revoked=key_id)
     out.print(f"revoked key {key_id}")
 
 

@@ -200,8 +200,14 @@ def test_keys_and_audit_commands(tmp_path: Path) -> None:
     assert both.exit_code == 1
     checked = runner.invoke(app, ["audit", *data])
     assert checked.exit_code == 0
-    assert "2 records, chain intact" in checked.stdout
+    # key.create, then intent and outcome of each revocation (the second one failed).
+    assert "5 records, chain intact" in checked.stdout
     log = tmp_path / "data" / "audit.log"
+    outcomes = [json.loads(line) for line in log.read_text().splitlines()][2::2]
+    assert [(r["status"], r.get("error")) for r in outcomes] == [
+        ("ok", None),
+        ("failed", "InputError"),  # already revoked
+    ]
     original = log.read_text()
     log.write_text(original.replace("key.create", "key.delete", 1))  # the first record
     assert runner.invoke(app, ["audit", *data]).exit_code == 1
