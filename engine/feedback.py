@@ -6,15 +6,13 @@ its columns are fixed: data dirs written by earlier versions open as they are.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
-from graph import StoreError, StoreUnavailableError
+from engine.sqlite_file import SqliteFile
 
 __all__ = ["FeedbackStore"]
 
@@ -28,27 +26,14 @@ class FeedbackStore:
     """The feedback table. Open it with :meth:`open`; writes run in a worker thread."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._file = SqliteFile(path, what="the feedback store", opener="FeedbackStore.open")
 
     @classmethod
     async def open(cls, path: Path) -> Self:
         """Open (creating if needed) the feedback file."""
         store = cls(path)
-        await asyncio.to_thread(store._open_sync)
+        await store._file.open(_setup)
         return store
-
-    def _open_sync(self) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            db.execute(_SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise StoreUnavailableError(
-                f"cannot open the feedback store {self._path}: {exc}"
-            ) from exc
-        self._db = db
 
     async def add(
         self,
@@ -74,18 +59,13 @@ class FeedbackStore:
             comment,
             request_id,
         )
-        await asyncio.to_thread(self._insert, row)
+        await self._file.run("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
         return feedback_id
-
-    def _insert(self, row: tuple[str | int | None, ...]) -> None:
-        with self._lock:
-            if self._db is None:
-                raise StoreError("the feedback store is closed; open it with FeedbackStore.open")
-            self._db.execute("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
 
     async def close(self) -> None:
         """Close the file."""
-        with self._lock:
-            db, self._db = self._db, None
-        if db is not None:
-            await asyncio.to_thread(db.close)
+        await self._file.close()
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute(_SCHEMA)

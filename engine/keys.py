@@ -3,40 +3,57 @@
 Keys look like ``tl_<id>_<secret>``. Only a salted SHA-256 of the secret is stored, in
 ``keys.sqlite`` in the data dir; the key itself is shown once, when it is created.
 Revoked keys stay on record (with their revocation time) so the audit log can name them.
+
+A key writes only where it may read: into its own tenant, and into groups it holds. A
+tenant-wide write (no groups: public within the tenant) is open to keys without groups
+(they read exactly the tenant's public documents) and, for keys with groups, needs the
+``write:tenant`` permission. Admin keys write for any named tenant and groups. Key files
+written before permissions existed gain the column on open; their keys hold none.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
-import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.sqlite_file import SqliteFile
 from graph import (
     Access,
     InputError,
     NotFoundError,
     PermissionDeniedError,
-    StoreError,
-    StoreUnavailableError,
 )
 
-__all__ = ["ApiKey", "KeyStore", "NewKey"]
+__all__ = ["PERMISSIONS", "WRITE_TENANT", "ApiKey", "KeyStore", "NewKey"]
+
+#: Lets a key with groups write documents public within its tenant (no groups).
+WRITE_TENANT = "write:tenant"
+#: Every permission a key may hold.
+PERMISSIONS = frozenset({WRITE_TENANT})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, salt TEXT NOT NULL, hash TEXT NOT NULL, name TEXT NOT NULL,
     tenant TEXT, groups TEXT NOT NULL, admin INTEGER NOT NULL,
-    created_at TEXT NOT NULL, revoked_at TEXT);
+    created_at TEXT NOT NULL, revoked_at TEXT, permissions TEXT NOT NULL DEFAULT '[]');
 """
+_SELECT = (
+    "SELECT id, salt, hash, name, tenant, groups, admin, created_at, revoked_at, permissions "
+    "FROM keys"
+)
+_INSERT = (
+    "INSERT INTO keys (id, salt, hash, name, tenant, groups, admin, created_at, revoked_at, "
+    "permissions) VALUES (?,?,?,?,?,?,?,?,NULL,?)"
+)
 
 
 class ApiKey(BaseModel):
@@ -49,6 +66,7 @@ class ApiKey(BaseModel):
     tenant: str | None
     groups: tuple[str, ...] = ()
     admin: bool = False
+    permissions: tuple[str, ...] = ()
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -58,6 +76,31 @@ class ApiKey(BaseModel):
         if self.admin:
             return Access.admin()
         return Access(tenant=self.tenant, groups=frozenset(self.groups))
+
+    def check_write(self, tenant: str, groups: Iterable[str]) -> None:
+        """Raise :class:`PermissionDeniedError` unless this key may write documents of
+        ``tenant`` with the access list ``groups`` (empty: public within the tenant)."""
+        if self.admin:
+            return
+        if tenant != self.tenant:
+            raise PermissionDeniedError("only admin keys may ingest for another tenant")
+        wanted = sorted({g.strip() for g in groups})
+        held = ", ".join(self.groups)
+        if not wanted:
+            if self.groups and WRITE_TENANT not in self.permissions:
+                raise PermissionDeniedError(
+                    f"this key holds the groups {held} and may write only into them; name "
+                    f"groups (e.g. {self.groups[0]!r}), or use a key with the "
+                    f"{WRITE_TENANT} permission to write for the whole tenant"
+                )
+            return
+        foreign = [g for g in wanted if g not in self.groups]
+        if foreign:
+            mine = f"only into its groups {held}" if held else "only for the whole tenant"
+            raise PermissionDeniedError(
+                f"this key may not write into {', '.join(foreign)}: it writes {mine}; "
+                "name groups the key holds, or ask an administrator for a key that holds them"
+            )
 
 
 class NewKey(BaseModel):
@@ -72,33 +115,18 @@ class KeyStore:
     thread, so one store serves many requests at once."""
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._file = SqliteFile(path, what="the key store", opener="KeyStore.open")
 
     @classmethod
     async def open(cls, path: Path) -> Self:
-        """Open (creating if needed) the key file."""
+        """Open (creating or migrating if needed) the key file."""
         store = cls(path)
-        await asyncio.to_thread(store._open_sync)
+        await store._file.open(_setup)
         return store
-
-    def _open_sync(self) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise StoreUnavailableError(f"cannot open the key store {self._path}: {exc}") from exc
-        self._db = db
 
     async def close(self) -> None:
         """Close the file."""
-        with self._lock:
-            db, self._db = self._db, None
-        if db is not None:
-            await asyncio.to_thread(db.close)
+        await self._file.close()
 
     async def create(
         self,
@@ -107,18 +135,31 @@ class KeyStore:
         groups: tuple[str, ...] = (),
         admin: bool = False,
         name: str = "",
+        permissions: Iterable[str] = (),
     ) -> NewKey:
-        """Create a key for a tenant and groups, or an admin key (no tenant)."""
+        """Create a key for a tenant and groups, or an admin key (no tenant).
+
+        ``permissions`` are drawn from :data:`PERMISSIONS`; admin keys hold them all.
+        """
         if admin == (tenant is not None):
             raise InputError("a key has either a tenant or admin rights (not both, not neither)")
         if tenant is not None:
             Access(tenant=tenant, groups=frozenset(groups))  # validates the names
+        granted = tuple(sorted(set(permissions)))
+        unknown = [p for p in granted if p not in PERMISSIONS]
+        if unknown:
+            raise InputError(
+                f"unknown permission {', '.join(unknown)}; "
+                f"the permissions are: {', '.join(sorted(PERMISSIONS))}"
+            )
+        if admin and granted:
+            raise InputError("admin keys hold every permission; give permissions to tenant keys")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         now = datetime.now(UTC)
-        await self._run(
-            "INSERT INTO keys VALUES (?,?,?,?,?,?,?,?,NULL)",
+        await self._file.run(
+            _INSERT,
             (
                 key_id,
                 salt,
@@ -128,6 +169,7 @@ class KeyStore:
                 json.dumps(sorted(set(groups))),
                 int(admin),
                 now.isoformat(),
+                json.dumps(granted),
             ),
         )
         record = ApiKey(
@@ -136,6 +178,7 @@ class KeyStore:
             tenant=tenant,
             groups=tuple(sorted(set(groups))),
             admin=admin,
+            permissions=granted,
             created_at=now,
         )
         return NewKey(key=record, secret=f"tl_{key_id}_{secret}")
@@ -145,7 +188,7 @@ class KeyStore:
         parts = presented.strip().split("_", 2)
         if len(parts) != 3 or parts[0] != "tl":
             raise PermissionDeniedError("malformed API key; keys look like tl_<id>_<secret>")
-        rows = await self._run("SELECT * FROM keys WHERE id=?", (parts[1],))
+        rows = await self._file.run(_SELECT + " WHERE id=?", (parts[1],))
         if not rows or not hmac.compare_digest(str(rows[0][2]), _digest(str(rows[0][1]), parts[2])):
             raise PermissionDeniedError("unknown API key")
         key = _record(rows[0])
@@ -155,39 +198,43 @@ class KeyStore:
 
     async def all(self) -> list[ApiKey]:
         """Every key, oldest first, revoked ones included."""
-        return [_record(r) for r in await self._run("SELECT * FROM keys ORDER BY created_at")]
+        rows = await self._file.run(_SELECT + " ORDER BY created_at")
+        return [_record(r) for r in rows]
 
     async def revoke(self, key_id: str) -> ApiKey:
         """Refuse the key from now on; the record stays."""
         now = datetime.now(UTC).isoformat()
-        changed, row = await asyncio.to_thread(self._revoke_sync, key_id, now)
+
+        def revoke(db: sqlite3.Connection) -> tuple[int, tuple[Any, ...] | None]:
+            changed = db.execute(
+                "UPDATE keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (now, key_id)
+            ).rowcount
+            row = db.execute(_SELECT + " WHERE id=?", (key_id,)).fetchone()
+            return changed, row
+
+        changed, row = await self._file.call(revoke)
         if row is None:
             raise NotFoundError(f"no API key {key_id}")
         if not changed:
             raise InputError(f"API key {key_id} was already revoked")
         return _record(row)
 
-    def _revoke_sync(self, key_id: str, now: str) -> tuple[int, tuple[Any, ...] | None]:
-        db = self._conn()
-        with self._lock:
-            changed = db.execute(
-                "UPDATE keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (now, key_id)
-            ).rowcount
-            row = db.execute("SELECT * FROM keys WHERE id=?", (key_id,)).fetchone()
-        return changed, row
 
-    async def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return await asyncio.to_thread(self._run_sync, sql, params)
-
-    def _run_sync(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        db = self._conn()
-        with self._lock:
-            return db.execute(sql, params).fetchall()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError("the key store is closed; open it with KeyStore.open")
-        return self._db
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(_SCHEMA)
+    # Files from before permissions existed: add the column once, even when the server
+    # and the CLI open the file at the same moment (the check and the change are one
+    # write transaction).
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(keys)")}
+        if "permissions" not in columns:
+            db.execute("ALTER TABLE keys ADD COLUMN permissions TEXT NOT NULL DEFAULT '[]'")
+    except sqlite3.DatabaseError:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _digest(salt: str, secret: str) -> str:
@@ -203,4 +250,5 @@ def _record(row: tuple[object, ...]) -> ApiKey:
         admin=bool(row[6]),
         created_at=datetime.fromisoformat(str(row[7])),
         revoked_at=datetime.fromisoformat(str(row[8])) if row[8] else None,
+        permissions=tuple(json.loads(str(row[9]))),
     )

@@ -26,7 +26,7 @@ from engine.keys import ApiKey
 from engine.readers import SourceDocument
 from engine.telemetry import Metrics
 from engine.threadline import Threadline
-from graph import NotFoundError, ThreadlineError
+from graph import PUBLIC_GROUP, NotFoundError, ThreadlineError
 
 __all__ = ["Job", "JobBoard"]
 
@@ -41,6 +41,7 @@ class Job:
 
     id: str
     tenant: str
+    groups: tuple[str, ...]  # the access list the job writes, ("*",) for tenant-wide
     owner: str
     created_at: datetime
     status: JobStatus = "queued"
@@ -56,6 +57,7 @@ class Job:
             id=self.id,
             status=self.status,
             tenant=self.tenant,
+            groups=[g for g in self.groups if g != PUBLIC_GROUP],
             done=self.done,
             total=self.total,
             report=self.report,
@@ -86,8 +88,19 @@ class JobBoard:
         read: Callable[[], list[SourceDocument]],
         request_id: str,
     ) -> Job:
-        """Queue a job that reads documents (in a worker thread) and ingests them."""
-        job = Job(id=uuid.uuid4().hex, tenant=tenant, owner=key.id, created_at=datetime.now(UTC))
+        """Queue a job that reads documents (in a worker thread) and ingests them.
+
+        Raises :class:`PermissionDeniedError` when ``key`` may not write ``tenant`` and
+        ``groups``.
+        """
+        key.check_write(tenant, groups)
+        job = Job(
+            id=uuid.uuid4().hex,
+            tenant=tenant,
+            groups=tuple(sorted({g.strip() for g in groups})) or (PUBLIC_GROUP,),
+            owner=key.id,
+            created_at=datetime.now(UTC),
+        )
         self._jobs[job.id] = job
         task = asyncio.create_task(self._run(job, key, groups, read, request_id))
         self._tasks.add(task)
@@ -95,9 +108,10 @@ class JobBoard:
         return job
 
     def get(self, job_id: str, key: ApiKey) -> Job:
-        """A job of the key's tenant (any job for admin keys)."""
+        """A job whose documents the key may read (any job for admin keys); to every
+        other key it does not exist."""
         job = self._jobs.get(job_id)
-        if job is None or not (key.admin or job.tenant == key.tenant):
+        if job is None or not key.access.can_read(job.tenant, job.groups):
             raise NotFoundError(f"no job {job_id}")
         return job
 

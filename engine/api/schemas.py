@@ -110,6 +110,9 @@ class JobOut(BaseModel):
     id: str
     status: Literal["queued", "running", "succeeded", "failed"]
     tenant: str
+    groups: list[str] = Field(
+        default_factory=list, description="the access groups written; empty: tenant-wide"
+    )
     done: int = 0
     total: int = 0
     report: IngestReport | None = None
@@ -303,6 +306,14 @@ class KeyIn(BaseModel):
     groups: list[Name] = Field(default_factory=list, max_length=100)
     admin: bool = False
     name: str = Field(default="", max_length=200)
+    permissions: list[Literal["write:tenant"]] = Field(
+        default_factory=list,
+        max_length=10,
+        description=(
+            "write:tenant lets a key with groups write documents public within its tenant "
+            "(an ingest without groups); admin keys hold every permission"
+        ),
+    )
 
 
 class KeyOut(BaseModel):
@@ -311,6 +322,7 @@ class KeyOut(BaseModel):
     tenant: str | None
     groups: list[str]
     admin: bool
+    permissions: list[str] = []
     created_at: datetime
     revoked_at: datetime | None = None
 

@@ -85,7 +85,7 @@ async def test_delete_cascades_and_keeps_shared_knowledge(tl: Threadline, tmp_pa
     )
     report = await _ingest(tl, path)
     doc_a = next(d for d in await tl.browse(Access.admin()).documents() if d.source == "a")
-    deleted = await tl.delete([doc_a.id])
+    deleted = await tl.delete([doc_a.id], Access.admin())
     assert deleted.documents == 1
     assert deleted.entities >= 1
     assert not await tl.graph.search_entities("Ada Lovelace", Access.admin())
@@ -95,7 +95,7 @@ async def test_delete_cascades_and_keeps_shared_knowledge(tl: Threadline, tmp_pa
     assert stats.documents == 1
     assert stats.vectors == stats.chunks
     with pytest.raises(NotFoundError, match=doc_a.id):
-        await tl.delete([doc_a.id])
+        await tl.delete([doc_a.id], Access.admin())
     assert report.added == 2
 
 

@@ -357,7 +357,7 @@ async def test_model_extraction_is_span_checked_and_cached(
                 chunk = chunks[ev.chunk_id]
                 assert chunk.start <= ev.start < ev.end <= chunk.end  # a real span of the chunk
         # Re-ingest after a delete: every chunk is answered from the cache.
-        await tl.delete(list(first.document_ids))
+        await tl.delete(list(first.document_ids), Access.admin())
         again = await tl.ingest(tl.read([corpus]))
         assert again.model_chunks == again.chunks
         assert again.model_cache_hits == again.chunks - first.model_failed

@@ -17,7 +17,11 @@ async def create_key(body: KeyIn, request: Request, service: Svc, key: Caller) -
     """Create an API key (admin keys only); the secret is returned once."""
     require_admin(key)
     made = await service.keys.create(
-        tenant=body.tenant, groups=tuple(body.groups), admin=body.admin, name=body.name
+        tenant=body.tenant,
+        groups=tuple(body.groups),
+        admin=body.admin,
+        name=body.name,
+        permissions=body.permissions,
     )
     await service.audit.append(
         "key.create",
@@ -27,6 +31,7 @@ async def create_key(body: KeyIn, request: Request, service: Svc, key: Caller) -
         tenant=made.key.tenant,
         groups=list(made.key.groups),
         admin=made.key.admin,
+        permissions=list(made.key.permissions),
     )
     return NewKeyOut(key=key_out(made.key), secret=made.secret)
 
