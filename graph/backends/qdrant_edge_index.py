@@ -170,8 +170,10 @@ class QdrantEdgeVectorIndex:
                 )
                 by_tenant: dict[str, list[Any]] = defaultdict(list)
                 for record in records:
+                    # Every shard here has named vectors, so a record's are a mapping.
+                    vectors = record.vector if isinstance(record.vector, dict) else {}
                     by_tenant[tenant_of(record.payload)].append(
-                        qe.Point(record.id, dict(record.vector or {}), record.payload)
+                        qe.Point(record.id, vectors, record.payload)
                     )
                 for tenant, batch in by_tenant.items():
                     shard = self._partition(tenant, create=True)

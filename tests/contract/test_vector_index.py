@@ -435,7 +435,8 @@ async def test_another_tenants_writes_never_move_a_tenants_scores(index: VectorI
     acme = Access(tenant="acme")
     await index.upsert(_tenant_points("acme", A_TEXTS))
     before = await _tenant_view(index, acme)
-    assert [c for c, _ in before[0]] and len(before[1]) == 3
+    assert [c for c, _ in before[0]] == ["chk_0201", "chk_0202", "chk_0203"]
+    assert len(before[1]) == 3
     await index.upsert(_tenant_points("globex", {300 + i: NOISE for i in range(40)}))
     assert await _tenant_view(index, acme) == before
     await index.delete_documents([DocumentId(f"doc_globex_{300 + i}") for i in range(40)])
@@ -460,3 +461,51 @@ async def test_admin_reads_every_tenant(index: VectorIndex) -> None:
     assert {h.chunk_id for h in globex} == {"chk_0301", "chk_0302"}
     assert await index.count(Access(tenant="initech")) == 0
     assert await index.search(_unit(1), Access(tenant="initech")) == []
+
+
+async def test_client_moves_a_shared_collection_into_tenant_collections(tmp_path: Path) -> None:
+    """Older versions kept every tenant in one collection; opening one splits it by tenant."""
+    from qdrant_client import AsyncQdrantClient, models
+
+    from graph.backends.qdrant_common import point_payload, point_vectors
+    from graph.ids import point_uuid
+
+    path = str(tmp_path / "qdrant-local")
+    old = AsyncQdrantClient(path=path)
+    await old.create_collection(
+        "chunks",
+        vectors_config={"chunk": models.VectorParams(size=DIM, distance=models.Distance.COSINE)},
+        sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.IDF)},
+    )
+    points = _tenant_points("acme", A_TEXTS) + _tenant_points("globex", {301: NOISE})
+
+    def sparse(indices: list[int], values: list[float]) -> models.SparseVector:
+        return models.SparseVector(indices=indices, values=values)
+
+    await old.upsert(
+        "chunks",
+        [
+            models.PointStruct(
+                id=point_uuid(p.chunk_id),
+                vector=point_vectors(p, sentences=False, sparse=sparse),
+                payload=point_payload(p, sentences=False),
+            )
+            for p in points
+        ],
+    )
+    await old.close()
+    index = await QdrantClientVectorIndex.open(collection="chunks", dimension=DIM, path=path)
+    try:
+        assert await index.count(Access.admin()) == 4
+        assert await index.count(Access(tenant="acme")) == 3
+        acme = await _tenant_view(index, Access(tenant="acme"))
+        assert [c for c, _ in acme[0]] == ["chk_0201", "chk_0202", "chk_0203"]
+    finally:
+        await index.close()
+    check = AsyncQdrantClient(path=path)
+    try:
+        names = sorted(c.name for c in (await check.get_collections()).collections)
+    finally:
+        await check.close()
+    assert len(names) == 2
+    assert all(re.fullmatch(r"chunks-t-[0-9a-f]{32}", n) for n in names)
