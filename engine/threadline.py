@@ -45,6 +45,7 @@ from graph import (
     Access,
     ConfigError,
     DeleteReport,
+    DocumentGraph,
     DocumentId,
     GraphStore,
     NotFoundError,
@@ -237,7 +238,7 @@ class Threadline:
             ext = self.settings.extraction
             extractor = None
             if self.settings.model.extraction:
-                self._cache = ExtractionCache(self.settings.data_dir / "model_cache.sqlite")
+                self._cache = self._cache or ExtractionCache(self._cache_path)
                 extractor = ModelExtractor(self.model, cache=self._cache)
             if self._journal is None:
                 raise StoreUnavailableError("Threadline is closed; open it with Threadline.open")
@@ -313,13 +314,38 @@ class Threadline:
                 "see `threadline documents`"
             )
         ids = [d.id for d in found]
+        stated = await self.graph.export(ids)
         await self._journal.add(ids)
         report = await self.graph.delete(ids)
         if self._ingestor is not None:
             self._ingestor.forget(found)
         await self.vectors.delete_documents(ids)
         await self._journal.clear(ids)
+        await self._purge_model_cache(stated)
         return report
+
+    @property
+    def _cache_path(self) -> Path:
+        return self.settings.data_dir / "model_cache.sqlite"
+
+    async def _purge_model_cache(self, deleted: Sequence[DocumentGraph]) -> None:
+        """Drop cached model extractions of the deleted chunks, unless a stored chunk of
+        another version or copy of the same source has the same text."""
+        if self._cache is None:
+            if not self._cache_path.exists():
+                return
+            self._cache = await asyncio.to_thread(ExtractionCache, self._cache_path)
+        texts = {c.text for g in deleted for c in g.chunks}
+        sources = {g.document.source for g in deleted}
+        others = [
+            d.id
+            for source in sorted(sources)
+            for d in await self.graph.documents(Access.admin(), source=source, limit=1000)
+        ]
+        if others:
+            texts -= {c.text for g in await self.graph.export(others) for c in g.chunks}
+        removed = await asyncio.to_thread(self._cache.purge, texts)
+        logger.debug("purged %s cached model extractions", removed)
 
     @property
     def retriever(self) -> HybridRetriever:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class ExtractionCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Purged replies quote documents: their bytes are overwritten, not just unlinked.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS extraction (key TEXT PRIMARY KEY, prompt TEXT NOT NULL, "
             "model TEXT NOT NULL, reply TEXT NOT NULL)"
@@ -91,6 +93,25 @@ class ExtractionCache:
                 "INSERT OR REPLACE INTO extraction VALUES (?, ?, ?, ?)",
                 (key, prompt, model, json.dumps(reply)),
             )
+
+    def purge(self, texts: Iterable[str]) -> int:
+        """Remove every reply cached for these chunk texts, under any prompt and model.
+
+        The freed pages are zeroed and the write-ahead log is checkpointed and truncated,
+        so the file keeps no copy of the replies. Returns how many replies were removed.
+        """
+        unique = set(texts)
+        if not unique:
+            return 0
+        with self._lock:
+            pairs = self._db.execute("SELECT DISTINCT prompt, model FROM extraction").fetchall()
+            keys = [(self.key(text, p, m),) for text in unique for p, m in pairs]
+            before = self._db.total_changes
+            self._db.executemany("DELETE FROM extraction WHERE key = ?", keys)
+            removed = self._db.total_changes - before
+            if removed:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     def close(self) -> None:
         """Close the file."""
