@@ -139,7 +139,8 @@ async def get_document(document_id: str, service: Svc, key: Caller) -> DocumentO
 async def delete_document(
     document_id: str, request: Request, service: Svc, key: Caller
 ) -> DeleteOut:
-    """Delete a document the key may read, with everything only it supports."""
+    """Delete a document of the key's tenant with everything only it supports."""
+    # Only a document the key may read: any other answers 404, as if it did not exist.
     doc = await service.tl.browse(key.access).document(document_id)
     async with (
         service.jobs.writes,
