@@ -2,7 +2,10 @@
 
 Documents get BM25-saturated term frequencies; queries get one weight per distinct term.
 The index multiplies by IDF (Qdrant's ``Modifier.IDF``), so the dot product is the BM25
-score. Terms are hashed to stable 31-bit indices, so no vocabulary has to be stored.
+score. The index keeps one partition per tenant, so that IDF is computed over the tenant's
+own documents; nothing here depends on any corpus (``avg_len`` is a constant), so no other
+tenant's data can move a tenant's scores. Terms are hashed to stable 31-bit indices, so no
+vocabulary has to be stored.
 """
 
 from __future__ import annotations

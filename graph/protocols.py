@@ -259,7 +259,13 @@ class VectorHit(BaseModel):
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """Chunk embeddings with tenant and access-group payloads."""
+    """Chunk embeddings with tenant and access-group payloads.
+
+    Whatever ranks is private to a tenant: keyword statistics (the IDF of the sparse
+    vectors) are computed over the tenant's own points, so no other tenant's writes can
+    move a tenant's scores or rankings. A tenant's reads see only its points; admin access
+    (no tenant) sees every tenant's, merged by score.
+    """
 
     @property
     def dimension(self) -> int:
@@ -289,7 +295,10 @@ class VectorIndex(Protocol):
         limit: int = 10,
         document_ids: Sequence[DocumentId] | None = None,
     ) -> list[VectorHit]:
-        """Best readable chunks by keyword score (IDF-weighted dot product), best first."""
+        """Best readable chunks by keyword score (IDF-weighted dot product), best first.
+
+        The IDF is the reading tenant's own; admin reads merge tenants' scores as they are.
+        """
         ...
 
     async def sentences(
@@ -300,7 +309,7 @@ class VectorIndex(Protocol):
         ...
 
     async def delete_documents(self, document_ids: Sequence[DocumentId]) -> None:
-        """Remove every point of these documents."""
+        """Remove every point of these documents, whichever tenant they belong to."""
         ...
 
     async def count(self, access: Access) -> int:
