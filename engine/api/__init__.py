@@ -5,7 +5,8 @@ maps to a tenant and groups; every read goes through the browse layer or the pip
 with that access, and the stores filter inside their queries, so another tenant's
 documents, chunks, entities and facts do not exist for the caller on any endpoint.
 Errors are JSON ``{error, message, detail}`` and never carry a stack trace. Ingests,
-deletes, asks and key operations are appended to the hash-chained audit log.
+deletes, key operations and every read (asks, searches, graph, documents, jobs) are
+appended to the hash-chained audit log, as ids and counts.
 
 Modules: :mod:`~engine.api.app` (the app and its lifespan), :mod:`~engine.api.errors`
 (the error table), :mod:`~engine.api.schemas` (request and response models),
