@@ -1,0 +1,231 @@
+"""Entity identity is scoped by what a caller may read, walked over real HTTP.
+
+Tenant bravo names "Zorblax Quantum Holdings" and calls it "ZQH"; tenant acme only ever
+says "ZQH". Inside acme, group g2 names "Quillon Marine Dynamics" and calls it "QMD";
+group g1 only says "QMD".
+Before entity ids were scoped, acme's "ZQH" was bravo's entity: acme's entity search
+returned bravo's full name with the alias, and acme's answers linked "ZQH" to it. Every
+string of every response is checked, not only ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from engine.api import create_app
+from engine.keys import KeyStore
+from engine.settings import Settings
+from tests.bolt_server import free_port
+
+pytestmark = pytest.mark.security
+
+#: (tenant, groups, source, text)
+DOCUMENTS = [
+    ("bravo", (), "bravo-1", "Zorblax Quantum Holdings (ZQH) will acquire Plinth Robotics."),
+    ("bravo", (), "bravo-2", "A spokesperson for ZQH said the purchase was on track."),
+    ("acme", (), "acme-1", "A spokesperson for ZQH said the deal was on track."),
+    ("acme", ("g2",), "acme-g2", "Quillon Marine Dynamics (QMD) will acquire Tessaly Ports."),
+    ("acme", ("g2",), "acme-g2b", "Analysts at QMD expect the Tessaly purchase to close soon."),
+    ("acme", ("g1",), "acme-g1", "A spokesperson for QMD said the merger was on track."),
+]
+
+#: reader -> (tenant, groups, strings it must never see in any response)
+READERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "acme": ("acme", (), ("zorblax", "quantum holdings", "quillon", "marine", "tessaly")),
+    "acme-g1": ("acme", ("g1",), ("zorblax", "quantum holdings", "quillon", "marine", "tessaly")),
+    "acme-g2": ("acme", ("g2",), ("zorblax", "quantum holdings", "merger")),
+    "bravo": ("bravo", (), ("deal", "merger", "quillon", "tessaly", "marine")),
+}
+
+#: Questions (their words are echoed in answers, so no forbidden string is in one).
+QUESTIONS = (
+    "What did the spokesperson for ZQH say?",
+    "Who will acquire Plinth Robotics?",
+    "What did the spokesperson for QMD say?",
+)
+
+
+@dataclass
+class Server:
+    base: str
+    keys: dict[str, str]
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base, headers={"Authorization": f"Bearer {self.keys[key]}"}, timeout=120
+        )
+
+
+def _create_keys(path: Path) -> dict[str, str]:
+    async def create() -> dict[str, str]:
+        store = await KeyStore.open(path)
+        try:
+            out = {"admin": (await store.create(tenant=None, admin=True)).secret}
+            for name, (tenant, groups, _) in READERS.items():
+                out[name] = (await store.create(tenant=tenant, groups=groups)).secret
+            return out
+        finally:
+            await store.close()
+
+    return asyncio.run(create())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir = tmp_path_factory.mktemp("entity-scope") / "data"
+    config = Settings.model_validate(
+        {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
+    )
+    keys = _create_keys(data_dir / "keys.sqlite")
+    app_server = uvicorn.Server(
+        uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
+    )
+    thread = threading.Thread(target=app_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not app_server.started:
+        assert time.monotonic() < deadline, "the API did not start"
+        assert thread.is_alive(), "the API stopped while starting"
+        time.sleep(0.1)
+    running = Server(f"http://127.0.0.1:{app_server.config.port}", keys)
+    try:
+        with running.client("admin") as admin:
+            # One at a time and in this order: bravo's full name is known before acme's
+            # acronym arrives, which is what used to merge them.
+            for tenant, groups, source, text in DOCUMENTS:
+                job = admin.post(
+                    "/v1/documents",
+                    json={
+                        "tenant": tenant,
+                        "groups": list(groups),
+                        "documents": [{"id": source, "title": f"note {source}", "text": text}],
+                    },
+                )
+                assert job.status_code == 202, job.text
+                state = _wait(admin, job.json()["id"])
+                assert state["status"] == "succeeded", state
+        yield running
+    finally:
+        app_server.should_exit = True
+        thread.join(timeout=60)
+
+
+def _wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if state["status"] in {"succeeded", "failed"}:
+            return state
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def _entities(server: Server, reader: str, q: str) -> list[dict[str, Any]]:
+    with server.client(reader) as client:
+        response = client.get("/v1/entities", params={"q": q, "limit": 100})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()["entities"]
+        return found
+
+
+def test_acronym_in_one_tenant_never_shows_anothers_name(server: Server) -> None:
+    assert _entities(server, "acme", "zorblax") == []
+    zqh = [e for e in _entities(server, "acme", "zqh") if e["name"] == "ZQH"]
+    assert [(e["name"], e["aliases"]) for e in zqh] == [("ZQH", [])]
+    # Within bravo the acronym still resolves to the full name it abbreviates.
+    bravo = [e for e in _entities(server, "bravo", "zqh") if "ZQH" in e["aliases"]]
+    assert [e["name"] for e in bravo] == ["Zorblax Quantum Holdings"]
+    assert zqh[0]["id"] != bravo[0]["id"]
+    with server.client("acme") as client:
+        assert client.get(f"/v1/entities/{bravo[0]['id']}").status_code == 404
+
+
+def test_acronym_in_one_group_never_shows_anothers_name(server: Server) -> None:
+    assert _entities(server, "acme-g1", "quillon") == []
+    qmd = [e for e in _entities(server, "acme-g1", "qmd") if e["name"] == "QMD"]
+    assert [(e["name"], e["aliases"]) for e in qmd] == [("QMD", [])]
+    g2 = [e for e in _entities(server, "acme-g2", "qmd") if "QMD" in e["aliases"]]
+    assert [e["name"] for e in g2] == ["Quillon Marine Dynamics"]
+    assert qmd[0]["id"] != g2[0]["id"]
+
+
+def _walk(server: Server, reader: str) -> list[tuple[str, str, str]]:
+    """Every entity read and every question as ``reader``: (what was asked, the answer, the
+    answer without the words it echoes from the request, such as the question itself)."""
+    seen: list[tuple[str, str, str]] = []
+    with server.client(reader) as client:
+
+        def call(method: str, path: str, **kwargs: Any) -> Any:
+            response = client.request(method, path, **kwargs)
+            assert response.status_code < 500, (path, response.text)
+            answer = json.dumps(response.json()).casefold()
+            unechoed = answer
+            for value in [*kwargs.get("params", {}).values(), *kwargs.get("json", {}).values()]:
+                if isinstance(value, str) and value:
+                    unechoed = unechoed.replace(json.dumps(value).casefold()[1:-1], "")
+            seen.append((f"{method} {path} {kwargs}", answer, unechoed))
+            return response.json()
+
+        entities = call("GET", "/v1/entities", params={"q": "", "limit": 500})["entities"]
+        assert entities, f"{reader} sees no entity at all"
+        for probe in ("zqh", "qmd", "zorblax", "quillon", "plinth", "tessaly", "holdings"):
+            call("GET", "/v1/entities", params={"q": probe})
+        for entity in entities:
+            call("GET", f"/v1/entities/{entity['id']}", params={"mentions": 50, "facts": 50})
+            call("GET", f"/v1/entities/{entity['id']}/neighborhood", params={"depth": 3})
+        for a, b in itertools.combinations(entities, 2):
+            call("GET", "/v1/paths", params={"source": a["id"], "target": b["id"]})
+        for question in QUESTIONS:
+            for mode in ("threadline", "single", "dense"):
+                body = {"question": question, "mode": mode, "unsupported": True}
+                call("POST", "/v1/ask", json=body)
+            call("POST", "/v1/search", json={"query": question, "k": 10})
+    return seen
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_no_response_carries_an_unreadable_name(server: Server, reader: str) -> None:
+    forbidden = READERS[reader][2]
+    for asked, answered, unechoed in _walk(server, reader):
+        leaked = [
+            unechoed[max(0, i - 200) : i + 60] for s in forbidden if (i := unechoed.find(s)) >= 0
+        ]
+        assert not leaked, (reader, asked, leaked)
+
+
+def test_answers_link_the_acronym_to_the_readers_own_entity(server: Server) -> None:
+    with server.client("acme") as client:
+        answer = client.post(
+            "/v1/ask", json={"question": QUESTIONS[0], "mode": "single", "unsupported": True}
+        ).json()
+    own = {e["id"] for e in _entities(server, "acme", "")}
+    linked = _linked_ids(answer)
+    assert linked, answer
+    assert linked <= own, (linked - own, answer)
+
+
+def _linked_ids(payload: Any) -> set[str]:
+    """Every ``entity_id`` anywhere in a response."""
+    found: set[str] = set()
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            if key == "entity_id" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _linked_ids(value)
+    elif isinstance(payload, list):
+        for item in payload:
+            found |= _linked_ids(item)
+    return found
