@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from graph import Access, DocumentGraph, GraphStore, Section
+from graph import PUBLIC_GROUP, Access, DocumentGraph, GraphStore, Section, entity_scope
 from graph.backends.networkx_store import NetworkxGraphStore
 from tests.bolt_server import BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
@@ -721,3 +721,50 @@ _SURNAMES = {
     "Emma": "Eng",
     "Finn": "Ford",
 }
+
+
+async def test_one_name_in_two_scopes_is_two_walled_entities(store: GraphStore) -> None:
+    """Scoped ids: one name per tenant and access list, each with only its own aliases."""
+    scopes = {
+        "ZHP": ("acme", (PUBLIC_GROUP,)),
+        "ZHL": ("acme", ("legal",)),
+        "ZHG": ("globex", (PUBLIC_GROUP,)),
+    }
+    ents = {}
+    for alias, (tenant, groups) in scopes.items():
+        ent = entity(
+            "Zorblax Holdings", "ORG", aliases=(alias,), scope=entity_scope(tenant, groups)
+        )
+        ents[alias] = ent
+        await store.upsert(
+            [
+                make_graph(
+                    f"z-{alias}",
+                    f"Zorblax Holdings ({alias}) met its auditors.",
+                    tenant=tenant,
+                    groups=groups,
+                    entities={"Zorblax Holdings": ent},
+                    facts=[],
+                )
+            ]
+        )
+    assert len({e.id for e in ents.values()}) == 3
+    every = [e.id for e in ents.values()]
+    for access, seen in [
+        (ACME, {"ZHP"}),
+        (LEGAL, {"ZHP", "ZHL"}),
+        (OTHER, {"ZHG"}),
+        (Access.admin(), {"ZHP", "ZHL", "ZHG"}),
+    ]:
+        want = sorted((ents[a].id, (a,)) for a in seen)
+        found = await store.search_entities("zorblax", access)
+        assert sorted((e.id, e.aliases) for e in found) == want
+        assert sorted((e.id, e.aliases) for e in await store.entities(every, access)) == want
+        matched = await store.match_entities(["Zorblax Holdings", *scopes], access)
+        assert sorted((e.id, e.aliases) for e in matched["Zorblax Holdings"]) == want
+        for alias in scopes:
+            by_alias = await store.search_entities(alias.lower(), access)
+            assert [e.id for e in by_alias] == ([ents[alias].id] if alias in seen else [])
+            assert [e.id for e in matched.get(alias, [])] == (
+                [ents[alias].id] if alias in seen else []
+            )
