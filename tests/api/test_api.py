@@ -125,15 +125,16 @@ def api(
         assert thread.is_alive(), "the API server stopped while starting"
         time.sleep(0.1)
     running = Api(base=f"http://127.0.0.1:{server.config.port}", data_dir=data_dir, keys=keys)
-    # Overlapping corpora: the same passages under both tenants, some behind groups.
+    # Overlapping corpora: the same passages under both tenants, some behind groups (each
+    # written by a key that holds the groups).
     plan = [
         ("acme", [], 0, 40),
-        ("acme", ["legal"], 30, 60),
+        ("acme-legal", ["legal"], 30, 60),
         ("globex", [], 20, 50),
-        ("globex", ["ops"], 45, 70),
+        ("globex-ops", ["ops"], 45, 70),
     ]
-    for tenant, groups, lo, hi in plan:
-        with running.client(tenant) as client:
+    for writer, groups, lo, hi in plan:
+        with running.client(writer) as client:
             job = client.post(
                 "/v1/documents",
                 json={"documents": _records(sample_records, lo, hi), "groups": groups},
@@ -142,7 +143,7 @@ def api(
             done = _wait_job(client, job.json())
             assert done["status"] == "succeeded", done
     # What each key may read, from the admin view (a passage sent again with other groups
-    # is a new version of the same document and replaces the first).
+    # is a separate document in that scope; neither replaces the other).
     with running.client("admin") as admin:
         stored = admin.get("/v1/documents", params={"limit": 1000}).json()["documents"]
     for name, tenant, groups in [
@@ -221,7 +222,11 @@ def test_documents_list_get_and_upload(api: Api) -> None:
         assert pdf["groups"] == ["legal"]
         api.allowed["acme-legal"] |= set(done["report"]["document_ids"])
         # A broken upload fails as a job with a message naming the file.
-        broken = client.post("/v1/documents/upload", files=[("files", ("x.pdf", b"%PDF-1 junk"))])
+        broken = client.post(
+            "/v1/documents/upload",
+            files=[("files", ("x.pdf", b"%PDF-1 junk"))],
+            data={"groups": "legal"},
+        )
         failed = _wait_job(client, broken.json())
         assert failed["status"] == "failed"
         assert "x.pdf" in failed["error"]["message"]
