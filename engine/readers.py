@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charset_normalizer import from_bytes
 
 from graph import InputError, Section
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
 
 __all__ = ["SUPPORTED_SUFFIXES", "SourceDocument", "check_size", "decode_text", "read_paths"]
 
@@ -37,7 +40,9 @@ _MULTIBYTE = frozenset(
         "big5hkscs",
     }
 )
-_MD_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+#: Deeper element nesting than this is refused: HTML parsers spend time per open element
+#: on every tag, so a file of nothing but opening tags would otherwise take quadratic time.
+MAX_HTML_DEPTH = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +102,26 @@ def _read_file(path: Path, max_bytes: int) -> Iterator[SourceDocument]:
             text, title = _html_text(raw, path)
         else:
             text = raw
-            heading = _MD_TITLE.search(raw) if suffix in {".md", ".markdown"} else None
-            title = heading.group(1) if heading else path.stem
+            heading = _markdown_title(raw) if suffix in {".md", ".markdown"} else None
+            title = heading or path.stem
     if not text.strip():
         raise InputError("the file has no text in it", source=str(path))
     yield SourceDocument(source=source, title=title, text=text, origin=str(path))
+
+
+def _markdown_title(text: str) -> str | None:
+    """The text of the first level-one ATX heading (``# Title #``), closing hashes removed.
+
+    Plain string scanning, in time linear in the text: a document is untrusted input, and
+    a backtracking pattern over a line of spaces would hold the interpreter for minutes.
+    """
+    for line in text.split("\n"):
+        if len(line) < 2 or line[0] != "#" or not line[1].isspace():
+            continue
+        title = line[1:].strip().rstrip("#").rstrip()
+        if title:
+            return title
+    return None
 
 
 def decode_text(data: bytes, where: str) -> str:
@@ -220,17 +240,40 @@ def _parse_record(line: str, where: str, line_no: int) -> dict[str, str]:
 
 
 def _html_text(raw: str, path: Path) -> tuple[str, str]:
-    from selectolax.lexbor import LexborHTMLParser  # noqa: PLC0415 - only needed for HTML
-
-    tree = LexborHTMLParser(raw)
-    title_node = tree.css_first("title")
-    title = title_node.text(strip=True) if title_node is not None else path.stem
-    for node in tree.css("script, style, noscript, template"):
-        node.decompose()
-    root = tree.body or tree.root
-    text = root.text(separator="\n") if root is not None else ""
+    root = parse_html(raw, str(path))
+    title_node = root.find(".//title")
+    title = " ".join(title_node.text_content().split()) if title_node is not None else ""
+    body = root.find("body")
+    text = "\n".join((body if body is not None else root).itertext())
     lines = [" ".join(line.split()) for line in text.splitlines()]
     return "\n".join(line for line in lines if line), title or path.stem
+
+
+def parse_html(raw: str, where: str) -> HtmlElement:
+    """Parse HTML with libxml2, which works in time linear in the input, and drop the
+    elements whose text is not prose (scripts, styles, templates).
+
+    Raises:
+        InputError: the document nests elements deeper than :data:`MAX_HTML_DEPTH`.
+    """
+    from lxml import etree, html  # noqa: PLC0415 - only needed for HTML
+
+    if not raw.strip():
+        raise InputError("the file has no text in it", source=where)
+    parser = html.HTMLParser(remove_comments=True, remove_pis=True)
+    try:
+        root = html.document_fromstring(raw, parser=parser)
+    except etree.ParserError as exc:
+        raise InputError(f"cannot read the HTML: {exc}", source=where) from exc
+    if any(e.type == etree.ErrorTypes.ERR_RESOURCE_LIMIT for e in parser.error_log):
+        raise InputError(
+            f"the HTML nests elements more than {MAX_HTML_DEPTH} deep; flatten it or save "
+            "its text as a .txt file",
+            source=where,
+        )
+    for node in list(root.iter("script", "style", "noscript", "template")):
+        node.drop_tree()
+    return root
 
 
 def _pdf_text(path: Path) -> str:
