@@ -142,9 +142,11 @@ class JobBoard:
                 "groups": groups,
                 "job_id": job.id,
             }
-            # Intent before anything is written: an ingest may replace stored documents.
-            intent = await self._audit.append("ingest", phase="intent", **audited)
+            intent: dict[str, object] | None = None
             try:
+                # Intent before anything is written (an ingest may replace stored
+                # documents); a log that cannot be written fails the job instead.
+                intent = await self._audit.append("ingest", phase="intent", **audited)
                 sources = await asyncio.to_thread(read)
                 job.total = len(sources)
                 report = await self._tl.ingest(
@@ -167,7 +169,7 @@ class JobBoard:
             await self._audit.append(
                 "ingest",
                 phase="outcome",
-                intent=AuditLog.digest(intent),
+                intent=AuditLog.digest(intent) if intent else None,
                 **audited,
                 status="ok" if job.status == "succeeded" else "failed",
                 documents=list(job.report.document_ids) if job.report else [],
