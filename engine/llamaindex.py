@@ -37,9 +37,9 @@ from llama_index.core.prompts.mixin import PromptMixinType
 from llama_index.core.readers.base import BaseReader
 from llama_index.core.schema import Document as LlamaDocument
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index.readers.file import MarkdownReader, PDFReader
+from llama_index.readers.file import PDFReader
 
-from engine.readers import SourceDocument, check_size, decode_text
+from engine.readers import SourceDocument, check_size, decode_text, parse_html
 from engine.settings import Settings
 from engine.threadline import Threadline
 from graph import Access, ChunkId, DocumentId, InputError, Section
@@ -60,6 +60,7 @@ T = TypeVar("T")
 
 LLAMAINDEX_SUFFIXES = frozenset({".pdf", ".docx", ".md", ".markdown", ".html", ".htm", ".txt"})
 _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+_MAX_HEADING = 500  # the longest section heading a document may carry
 _BLOCKS = (*_HEADINGS, "p", "li", "pre", "blockquote", "td", "th", "dt", "dd", "figcaption")
 
 
@@ -154,56 +155,152 @@ class SectionedHtmlReader(BaseReader):
     def load_data(
         self, file: Path, extra_info: dict[str, Any] | None = None, **_: Any
     ) -> list[LlamaDocument]:
-        from bs4 import BeautifulSoup  # noqa: PLC0415 - a dependency of the file readers
-
-        soup = BeautifulSoup(decode_text(Path(file).read_bytes(), str(file)), "html.parser")
-        title = soup.title.get_text(" ", strip=True) if soup.title else None
-        for node in soup(["script", "style", "noscript", "template"]):
-            node.decompose()
-        root = soup.body or soup
+        root = parse_html(decode_text(Path(file).read_bytes(), str(file)), str(file))
+        title_node = root.find(".//title")
+        title = " ".join(title_node.text_content().split()) if title_node is not None else None
+        body = root.find("body")
+        top = body if body is not None else root
         sections: list[tuple[str | None, list[str]]] = [(None, [])]
-        for element in root.find_all(_BLOCKS):
-            if element.find_parent(_BLOCKS) is not None:
-                continue  # its text is part of the enclosing block
-            text = " ".join(element.get_text(" ").split())
+        for element in _outer_blocks(top):
+            text = " ".join(" ".join(element.itertext()).split())
             if not text:
                 continue
-            if element.name in _HEADINGS:
-                sections.append((text, []))
+            if element.tag in _HEADINGS:
+                sections.append((_clip(text), []))
             sections[-1][1].append(text)
         if not any(lines for _, lines in sections):
-            body = "\n".join(" ".join(line.split()) for line in root.get_text("\n").splitlines())
-            sections = [(None, [line for line in body.splitlines() if line])]
+            body_text = "\n".join(
+                " ".join(line.split()) for line in "\n".join(top.itertext()).splitlines()
+            )
+            sections = [(None, [line for line in body_text.splitlines() if line])]
         meta = dict(extra_info or {})
         return [
             LlamaDocument(
-                text="\n".join(lines), metadata={**meta, "heading": heading, "title": title}
+                text="\n".join(lines), metadata={**meta, "heading": heading, "title": title or None}
             )
             for heading, lines in sections
             if lines
         ]
 
 
-class _SectionedMarkdownReader(BaseReader):
-    """LlamaIndex's Markdown reader, with the heading path kept as metadata and the text
-    decoded like every other Threadline text file."""
+def _outer_blocks(root: Any) -> Iterator[Any]:
+    """Text blocks not inside another block, in document order (a block's text holds its
+    inner blocks' text), found in one walk of the tree."""
+    stack = [root]
+    while stack:
+        element = stack.pop()
+        if element.tag in _BLOCKS and element is not root:
+            yield element
+            continue
+        stack.extend(reversed([child for child in element if isinstance(child.tag, str)]))
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._markdown = MarkdownReader(separator=" / ")
+
+class _SectionedMarkdownReader(BaseReader):
+    """Markdown to one LlamaIndex document per heading, with the heading path kept as
+    metadata and the text decoded like every other Threadline text file.
+
+    It follows LlamaIndex's ``MarkdownReader`` (links and images reduced to their text,
+    HTML tags removed, headings joined with " / "), written with string scanning so that
+    it works in time linear in the file: the library's patterns backtrack quadratically
+    or worse on lines of brackets or "<".
+    """
 
     def load_data(
         self, file: Path, extra_info: dict[str, Any] | None = None, **_: Any
     ) -> list[LlamaDocument]:
-        content = decode_text(Path(file).read_bytes(), str(file))
-        content = self._markdown.remove_images(self._markdown.remove_hyperlinks(content))
+        content = _remove_links(decode_text(Path(file).read_bytes(), str(file)))
         meta = dict(extra_info or {})
         out = []
-        for header, text in self._markdown.markdown_to_tups(content):
+        for header, text in _markdown_sections(content):
             body = f"{header}\n{text}".strip() if header else text.strip()
             if body:
-                out.append(LlamaDocument(text=body, metadata={**meta, "heading": header}))
+                out.append(
+                    LlamaDocument(
+                        text=body, metadata={**meta, "heading": _clip(header) if header else None}
+                    )
+                )
         return out
+
+
+def _clip(heading: str) -> str:
+    """A heading short enough for a section label."""
+    return heading if len(heading) <= _MAX_HEADING else heading[: _MAX_HEADING - 1] + "\u2026"
+
+
+def _remove_links(text: str) -> str:
+    """Links ``[label](target)`` and images ``![label](target)`` to ``label``, within a
+    line, leftmost first (as ``re.sub`` with ``\\[(.*?)\\]\\((.*?)\\)`` would), in one pass."""
+    out: list[str] = []
+    done = 0
+    start = text.find("[")
+    while start != -1:
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end == -1 else line_end
+        middle = text.find("](", start + 1, line_end)
+        close = text.find(")", middle + 2, line_end) if middle != -1 else -1
+        if close == -1:
+            # No link can start anywhere else on this line either.
+            start = text.find("[", line_end)
+            continue
+        image = start > done and text[start - 1] == "!"
+        out.append(text[done : start - 1 if image else start])
+        out.append(text[start + 1 : middle])
+        done = close + 1
+        start = text.find("[", done)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _remove_tags(text: str) -> str:
+    """Drop ``<...>`` spans within a line (as ``re.sub`` with ``<.*?>`` would), in one pass."""
+    out: list[str] = []
+    done = 0
+    start = text.find("<")
+    while start != -1:
+        line_end = text.find("\n", start)
+        line_end = len(text) if line_end == -1 else line_end
+        close = text.find(">", start + 1, line_end)
+        if close == -1:
+            start = text.find("<", line_end)
+            continue
+        out.append(text[done:start])
+        done = close + 1
+        start = text.find("<", done)
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _markdown_sections(text: str) -> list[tuple[str | None, str]]:
+    """(heading path, text) runs of a Markdown text, as LlamaIndex's ``markdown_to_tups``
+    splits them, outside fenced code blocks."""
+    sections: list[tuple[str | None, str]] = []
+    lines: list[str] = []
+    headers: dict[int, str] = {}
+    in_code = False
+    for raw in text.split("\n"):
+        if raw.startswith("```"):
+            in_code = not in_code
+        if in_code:
+            lines.append(raw)
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        level = len(line) - len(line.lstrip("#"))
+        if level == 0 or level == len(line) or not line[level].isspace():
+            lines.append(line)
+            continue
+        if lines and not headers:
+            sections.append((None, "\n".join(lines)))
+            lines = []
+        if headers.get(level):
+            sections.append((" / ".join(headers.values()), "\n".join(lines)))
+            headers = {k: v for k, v in headers.items() if k < level}
+            lines = []
+        headers[level] = line[level:].lstrip()
+    if lines or headers:
+        sections.append((" / ".join(headers.values()), "\n".join(lines)))
+    return [(key.strip() if key else None, _remove_tags(value)) for key, value in sections]
 
 
 class _TextReader(BaseReader):
@@ -280,7 +377,13 @@ def _iter_files(reader: SimpleDirectoryReader, files: list[Path]) -> Iterator[li
         except InputError:
             raise
         except Exception as exc:
-            # Reader libraries raise anything from ValueError to their own error types.
+            # Reader libraries raise anything from ValueError to their own error types, and
+            # SimpleDirectoryReader wraps the readers' own InputError in a bare Exception.
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, InputError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise cause from exc
             raise InputError(f"cannot read the file: {exc}", source=str(file)) from exc
 
 
