@@ -10,9 +10,11 @@ from graph import Chunk, DocumentId, chunk_id
 __all__ = ["SentenceChunker", "split_sentences"]
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before whitespace
-# and an opening character that can start a sentence.
-_BOUNDARY = re.compile(r"""[.!?]["'\u201d\u2019)\]]*(?=\s+["'\u201c\u2018(\[]?[A-Z0-9])""")
-_PARAGRAPH = re.compile(r"\n\s*\n")
+# and an opening character that can start a sentence. Text is untrusted: the quantifiers are
+# possessive, so no run of brackets or whitespace is ever scanned twice.
+_BOUNDARY = re.compile(r"""[.!?]["'\u201d\u2019)\]]*+(?=\s++["'\u201c\u2018(\[]?[A-Z0-9])""")
+# A newline, then whitespace holding at least one more newline (up to the last one).
+_PARAGRAPH = re.compile(r"\n(?:[^\S\n]*+\n)++")
 _ABBREVIATIONS = frozenset(
     (
         "mr mrs ms dr prof sr jr st mt ft gen col lt sgt capt rev hon vs etc no vol fig "
