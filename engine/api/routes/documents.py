@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -21,6 +17,7 @@ from engine.api.schemas import (
     JobOut,
     document_out,
 )
+from engine.api.uploads import check_upload, stage_uploads
 from engine.keys import ApiKey
 from engine.readers import SourceDocument
 from graph import Access, InputError, PermissionDeniedError
@@ -39,11 +36,6 @@ def _tenant(key: ApiKey, asked: str | None, groups: Sequence[str] = ()) -> str:
         raise InputError("admin keys must name the tenant to ingest for")
     key.check_write(tenant, groups)
     return tenant
-
-
-def _save(target: Path, data: bytes) -> None:
-    target.parent.mkdir()
-    target.write_bytes(data)
 
 
 @router.post("/documents", status_code=202)
@@ -77,29 +69,21 @@ async def upload_documents(
     """Ingest uploaded files (.txt, .md, .html, .jsonl, .pdf, .docx) as a job."""
     chosen = _tenant(key, tenant, groups or ())
     Access(tenant=chosen, groups=frozenset(groups or ()))  # validates the group names
-    folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="threadline-upload-"))
-    paths: list[Path] = []
-    names: dict[str, str] = {}
-    for number, upload in enumerate(files):
-        name = Path(upload.filename or "").name or f"upload-{number}"
-        target = folder / f"{number:04d}" / name
-        await asyncio.to_thread(_save, target, await upload.read())
-        paths.append(target)
-        names[str(target.resolve())] = name
-
-    def read() -> list[SourceDocument]:
-        try:
-            found = service.tl.read(paths, reader=reader)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        # Documents are named by the uploaded file name, not the temporary path.
-        return [
-            dataclasses.replace(
-                s, source=names.get(s.source, s.source), origin=names.get(s.source, s.origin)
-            )
-            for s in found
-        ]
-
+    # Names, types, sizes and encodings are checked before anything is stored, so a bad
+    # upload is a 400 naming the file; reading proper runs in the job's worker thread.
+    limit = service.tl.settings.ingest.max_document_bytes
+    checked = [
+        await asyncio.to_thread(
+            check_upload,
+            upload.filename,
+            number,
+            await upload.read(),
+            reader=reader,
+            max_bytes=limit,
+        )
+        for number, upload in enumerate(files)
+    ]
+    read = await asyncio.to_thread(stage_uploads, service.tl, checked, reader=reader)
     job = service.jobs.start(key, chosen, list(groups or ()), read, request.state.request_id)
     return job.out()
 
