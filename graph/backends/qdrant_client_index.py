@@ -196,7 +196,12 @@ class QdrantClientVectorIndex:
         client = self._require()
         async with self._creating:
             if name not in self._known and not await client.collection_exists(name):
-                await self._create(client, name)
+                try:
+                    await self._create(client, name)
+                except Exception:
+                    # Another process sharing the server may have made it first.
+                    if not await client.collection_exists(name):
+                        raise
             self._known.add(name)
         return name
 
