@@ -67,6 +67,8 @@ class SqliteLog:
             db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            # A deleted document's text is overwritten in the file, not only unlinked.
+            db.execute("PRAGMA secure_delete=ON")
             db.executescript(_SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
             if "sections" not in columns:  # stores written before documents had sections
@@ -171,6 +173,9 @@ class SqliteLog:
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             raise StoreError(f"writing to {self._path} failed: {exc}") from exc
+        if deleted:
+            # The write-ahead log still holds the deleted rows' earlier page images.
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _insert_rows(

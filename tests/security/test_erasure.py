@@ -106,6 +106,16 @@ def _seed_cache(data_dir: Path) -> tuple[str, str]:
     return keys
 
 
+def _check_files(data_dir: Path, pattern: str) -> None:
+    """No file matching ``pattern`` in the data dir holds a unique string, even unlinked."""
+    paths = list(data_dir.glob(pattern))
+    assert paths, f"no {pattern} in {data_dir}"
+    for path in paths:
+        raw = path.read_bytes()
+        for text in UNIQUE:
+            assert text.encode() not in raw, f"{path.name} still holds {text!r}"
+
+
 def _check_cache(data_dir: Path, keys: tuple[str, str]) -> None:
     cache = ExtractionCache(data_dir / "model_cache.sqlite")
     try:
@@ -113,10 +123,7 @@ def _check_cache(data_dir: Path, keys: tuple[str, str]) -> None:
         assert cache.get(keys[1]) is not None, "a kept chunk's model extraction was purged"
     finally:
         cache.close()
-    for path in data_dir.glob("model_cache.sqlite*"):
-        raw = path.read_bytes()
-        for text in UNIQUE:
-            assert text.encode() not in raw, f"{path.name} still holds {text!r}"
+    _check_files(data_dir, "model_cache.sqlite*")
 
 
 # ---------------------------------------------------------------------------- Python API
@@ -171,6 +178,7 @@ async def test_deleting_a_document_erases_it_from_every_read_path(tmp_path: Path
         assert (renamed.id, renamed.name, renamed.aliases) == (zqh.id, "ZQH", ())
         assert not await tl.vectors.sentences(memo_chunks, ADMIN)
         _check_cache(data_dir, keys)
+        _check_files(data_dir, "graph.sqlite*")
         # Counts are those of a store that never held memo.
         erased = await tl.stats(ADMIN)
         async with await Threadline.open(Settings(data_dir=tmp_path / "fresh")) as fresh:
