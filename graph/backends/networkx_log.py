@@ -19,9 +19,12 @@ from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
 from graph.ids import DocumentId, EntityId, RelationId
 from graph.models import Chunk, Document, DocumentGraph, Entity, Section
 
-__all__ = ["SCHEMA_VERSION", "SqliteLog"]
+__all__ = ["ENTITY_IDS", "SCHEMA_VERSION", "SqliteLog"]
 
 SCHEMA_VERSION = 1
+#: The ``entity_ids`` marker in ``meta``: entity ids hash the document's tenant and access
+#: list (stores without it were written with one shared entity per name and are rescoped).
+ENTITY_IDS = "scoped-v1"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -151,6 +154,43 @@ class SqliteLog:
                 raise StoreCorruptedError(f"fact {rid} in {self._path} has no evidence")
             index.set_fact(rid, (subj, pred, obj, kind), dict(support[rid]))
 
+    # ------------------------------------------------------------------ entity ids
+
+    def entities_scoped(self) -> bool:
+        """Whether entity ids are scoped by tenant and access list (marks an empty store so)."""
+        db = self._conn()
+        row = db.execute("SELECT value FROM meta WHERE key='entity_ids'").fetchone()
+        if row is not None:
+            if row[0] != ENTITY_IDS:
+                raise StoreCorruptedError(
+                    f"{self._path} has entity ids of layout {row[0]}, this Threadline reads "
+                    f"{ENTITY_IDS}; open it with the Threadline that wrote it"
+                )
+            return True
+        if db.execute("SELECT 1 FROM entities LIMIT 1").fetchone() is None:
+            db.execute("INSERT INTO meta VALUES ('entity_ids', ?)", (ENTITY_IDS,))
+            return True
+        return False
+
+    def replace_entities(self, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]) -> None:
+        """Swap every entity, mention and fact for those of ``graphs`` in one transaction,
+        and mark the entity ids scoped (documents and chunks stay as they are)."""
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("evidence", "relations", "mentions", "entities"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            _insert_extractions(db, graphs, merged)
+            db.execute(
+                "INSERT INTO meta VALUES ('entity_ids', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (ENTITY_IDS,),
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StoreError(f"rewriting entity ids in {self._path} failed: {exc}") from exc
+
     # ------------------------------------------------------------------ writes
 
     def commit(
@@ -204,6 +244,12 @@ def _insert_rows(
         "INSERT INTO chunks VALUES (?,?,?,?,?)",
         [(c.id, c.document_id, c.index, c.start, c.end) for g in graphs for c in g.chunks],
     )
+    _insert_extractions(db, graphs, merged)
+
+
+def _insert_extractions(
+    db: sqlite3.Connection, graphs: list[DocumentGraph], merged: dict[EntityId, Entity]
+) -> None:
     db.executemany(
         "INSERT INTO entities VALUES (?,?,?,?) "
         "ON CONFLICT(id) DO UPDATE SET name=excluded.name, aliases=excluded.aliases",

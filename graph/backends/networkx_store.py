@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +42,11 @@ from graph.models import (
     Relation,
     StoreStats,
 )
+from graph.scoping import rescope
 
 __all__ = ["NetworkxGraphStore"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -82,10 +86,20 @@ class NetworkxGraphStore:
         log = SqliteLog.open(self._path)
         try:
             log.load(self._index)
+            if not log.entities_scoped():
+                self._rescope(log)
         except BaseException:
             log.close()
             raise
         self._log = log
+
+    def _rescope(self, log: SqliteLog) -> None:
+        """Give a store written with shared entity ids one entity per scope, then reload."""
+        logger.warning("%s: rescoping entity ids by tenant and access list", self._path)
+        graphs, merged = rescope([self._export(d) for d in list(self._index.docs)])
+        log.replace_entities(graphs, merged)
+        self._index = NetworkxIndex(self._path)
+        log.load(self._index)
 
     async def close(self) -> None:
         """Close the SQLite connection and stop the store's threads."""

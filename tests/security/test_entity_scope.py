@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,10 @@ import uvicorn
 from engine.api import create_app
 from engine.keys import KeyStore
 from engine.settings import Settings
+from graph import Access, entity_id, entity_scope
+from graph.backends.networkx_store import NetworkxGraphStore
 from tests.bolt_server import free_port
+from tests.contract.factories import entity, make_graph
 
 pytestmark = pytest.mark.security
 
@@ -198,7 +202,7 @@ def _walk(server: Server, reader: str) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("reader", sorted(READERS))
 def test_no_response_carries_an_unreadable_name(server: Server, reader: str) -> None:
     forbidden = READERS[reader][2]
-    for asked, answered, unechoed in _walk(server, reader):
+    for asked, _answered, unechoed in _walk(server, reader):
         leaked = [
             unechoed[max(0, i - 200) : i + 60] for s in forbidden if (i := unechoed.find(s)) >= 0
         ]
@@ -229,3 +233,51 @@ def _linked_ids(payload: Any) -> set[str]:
         for item in payload:
             found |= _linked_ids(item)
     return found
+
+
+async def test_a_store_with_shared_entity_ids_is_rescoped_on_open(tmp_path: Path) -> None:
+    """An embedded store written before ids had a scope: one node shared by two tenants."""
+    shared = entity("Zorblax Quantum Holdings", "ORG", aliases=("ZQH",), scope="")
+    plinth = entity("Plinth Robotics", "ORG", scope="")
+    path = tmp_path / "graph.sqlite"
+    store = await NetworkxGraphStore.open(path)
+    await store.upsert(
+        [
+            make_graph(
+                "bravo-1",
+                "Zorblax Quantum Holdings will acquire Plinth Robotics.",
+                tenant="bravo",
+                entities={"Zorblax Quantum Holdings": shared, "Plinth Robotics": plinth},
+                facts=[("Zorblax Quantum Holdings", "acquire", "Plinth Robotics")],
+            ),
+            make_graph(
+                "acme-1",
+                "A spokesperson for ZQH said the deal was on track.",
+                entities={"ZQH": shared},
+                facts=[],
+            ),
+        ]
+    )
+    await store.close()
+    with sqlite3.connect(path) as db:  # what a store of the earlier layout holds
+        db.execute("DELETE FROM meta WHERE key='entity_ids'")
+    acme, bravo = Access(tenant="acme"), Access(tenant="bravo")
+    store = await NetworkxGraphStore.open(path)
+    try:
+        assert await store.search_entities("zorblax", acme) == []
+        (zqh,) = await store.search_entities("zqh", acme)
+        assert (zqh.name, zqh.aliases) == ("ZQH", ())
+        assert zqh.id == entity_id("ZQH", "ORG", scope=entity_scope("acme", ["*"]))
+        (full,) = await store.search_entities("zorblax", bravo)
+        assert (full.name, full.aliases) == ("Zorblax Quantum Holdings", ())
+        (fact,) = await store.relations([full.id], bravo)
+        assert fact.object_id == entity_id(
+            "Plinth Robotics", "ORG", scope=entity_scope("bravo", ["*"])
+        )
+        assert await store.entities([shared.id, plinth.id], Access.admin()) == []
+        assert (await store.stats(Access.admin())).documents == 2
+    finally:
+        await store.close()
+    # The marker is written with the new ids: the next open reads them as they are.
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='entity_ids'").fetchone()
