@@ -391,6 +391,26 @@ async def test_edge_moves_a_shared_shard_into_tenant_partitions(
         await reopened.close()
 
 
+async def test_edge_repairs_what_an_interrupted_write_left(tmp_path: Path) -> None:
+    """Files of a split that committed, and a tenant shard never finished, are removed."""
+    path = tmp_path / "edge"
+    index = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    try:
+        await index.upsert(_tenant_points("acme", A_TEXTS))
+    finally:
+        await index.close()
+    (path / "segments").mkdir()  # the shared shard's files, after the commit
+    (path / "wal").write_bytes(b"old")
+    (path / "tenants" / ("f" * 32)).mkdir()  # a shard without its partition file
+    again = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
+    try:
+        assert await again.count(Access.admin()) == 3
+    finally:
+        await again.close()
+    assert sorted(p.name for p in path.iterdir()) == [".lock", "tenants", "threadline-index.json"]
+    assert len(list((path / "tenants").iterdir())) == 1
+
+
 async def test_edge_refuses_an_unknown_layout(tmp_path: Path) -> None:
     path = tmp_path / "edge"
     index = await QdrantEdgeVectorIndex.open(path, dimension=DIM)
