@@ -14,6 +14,7 @@ interrupted migration is simply run again by the next open.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,6 +48,8 @@ from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 __all__ = ["QdrantClientVectorIndex"]
 
 _SCROLL_BATCH = 256
+
+_log = logging.getLogger(__name__)
 
 
 class QdrantClientVectorIndex:
@@ -165,6 +168,11 @@ class QdrantClientVectorIndex:
     async def _migrate(self, client: AsyncQdrantClient) -> None:
         """Copy every point of the shared collection into its tenant's, then drop it."""
         self._check(self._collection, await client.get_collection(self._collection))
+        _log.info(
+            "moving the points of Qdrant collection %r at %s into one collection per tenant",
+            self._collection,
+            self._where,
+        )
         offset: Any = None
         while True:
             records, offset = await client.scroll(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import shutil
 import threading
@@ -54,6 +55,8 @@ from graph.models import Access
 from graph.protocols import SentenceVector, SparseVector, VectorHit, VectorPoint
 
 __all__ = ["QdrantEdgeVectorIndex"]
+
+_log = logging.getLogger(__name__)
 
 _FORMAT = 4  # bumped when the layout changes
 _SHARED_FORMATS = (2, 3)  # one shard for every tenant; migrated on open
@@ -155,6 +158,7 @@ class QdrantEdgeVectorIndex:
 
     def _migrate(self) -> None:
         """Move every point of the shared shard into its tenant's shard, then commit."""
+        _log.info("splitting the vector index at %s into one shard per tenant", self._path)
         tenants = self._path / _TENANTS
         if tenants.exists():  # an earlier migration stopped half way: start over
             shutil.rmtree(tenants)
