@@ -408,7 +408,7 @@ def _source_document(file: Path, parts: list[LlamaDocument]) -> SourceDocument:
                     start=offset,
                     end=offset + len(text),
                     page=str(page) if page is not None else None,
-                    heading=heading or None,
+                    heading=_clip(heading) if heading else None,
                 )
             )
         texts.append(text)

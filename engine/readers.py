@@ -223,6 +223,13 @@ def _parse_record(line: str, where: str, line_no: int) -> dict[str, str]:
             source=where,
             line=line_no,
         ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            "the JSON nests arrays or objects too deeply; each line must be one flat "
+            'object like {"id": ..., "title": ..., "text": ...}',
+            source=where,
+            line=line_no,
+        ) from exc
     if not isinstance(record, dict):
         raise InputError("each line must be a JSON object", source=where, line=line_no)
     text = record.get("text")
