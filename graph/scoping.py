@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from graph.ids import EntityId, entity_id, entity_scope, normalize_name, relation_id
 from graph.models import DocumentGraph, Entity, Mention, Relation
 
-__all__ = ["rescope"]
+__all__ = ["ENTITY_IDS", "rescope"]
+
+#: The entity-id layout both stores record (SQLite ``meta``, a Neo4j ``ThreadlineMeta``
+#: node): ids hash the document's tenant and access list. A store holding entities but no
+#: marker was written with one entity per name shared by every scope.
+ENTITY_IDS = "scoped-v1"
 
 
 def rescope(graphs: Sequence[DocumentGraph]) -> tuple[list[DocumentGraph], dict[EntityId, Entity]]:

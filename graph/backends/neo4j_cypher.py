@@ -55,6 +55,18 @@ def visible(var: str) -> str:
 # ---------------------------------------------------------------------------- schema
 
 
+def entity_ids_marker() -> str:
+    """The database's entity-id layout, and whether it holds any entity at all."""
+    return (
+        "OPTIONAL MATCH (m:ThreadlineMeta {key: 'entity_ids'}) "
+        "RETURN m.value AS layout, EXISTS { MATCH (:Entity) } AS populated"
+    )
+
+
+def mark_entity_ids() -> str:
+    return "MERGE (m:ThreadlineMeta {key: 'entity_ids'}) SET m.value = $layout"
+
+
 def schema() -> list[str]:
     """Constraints and range indexes, all idempotent."""
     unique = [

@@ -63,6 +63,7 @@ from graph.models import (
     Span,
     StoreStats,
 )
+from graph.scoping import ENTITY_IDS
 
 __all__ = ["Neo4jGraphStore"]
 
@@ -159,10 +160,30 @@ class Neo4jGraphStore:
             if rows:
                 await (await tx.run(cypher.set_title_keys(), rows=rows)).consume()
 
+        async def entity_ids(tx: AsyncManagedTransaction) -> str | None:
+            # A database without the marker and without entities is new: mark it.
+            record = await (await tx.run(cypher.entity_ids_marker())).single()
+            layout = record["layout"] if record is not None else None
+            if layout is None and not (record is not None and record["populated"]):
+                await (await tx.run(cypher.mark_entity_ids(), layout=ENTITY_IDS)).consume()
+                return ENTITY_IDS
+            return str(layout) if layout is not None else None
+
         async with self._driver.session(database=self._database) as session:
             await session.execute_write(work)
             await session.execute_write(self._dialect.create_fulltext)
             await session.execute_write(title_keys)
+            layout = await session.execute_write(entity_ids)
+        if layout != ENTITY_IDS:
+            written = f"with entity-id layout {layout!r}" if layout else "with unscoped entity ids"
+            raise StoreError(
+                f"the Neo4j database {self._database!r} holds entities written {written}, "
+                "which would show names across tenants and groups; copy it into the embedded "
+                "store with the Threadline that wrote it (`threadline migrate --to networkx`), "
+                "open that data dir with this Threadline (it is rescoped on open), then run "
+                "`threadline migrate --to neo4j` into an empty database; or re-ingest the "
+                "documents into an empty database"
+            )
 
     async def close(self) -> None:
         """Close the driver and its connections."""

@@ -18,13 +18,11 @@ from graph.backends.networkx_index import DeletePlan, EvidenceRow, NetworkxIndex
 from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
 from graph.ids import DocumentId, EntityId, RelationId
 from graph.models import Chunk, Document, DocumentGraph, Entity, Section
+from graph.scoping import ENTITY_IDS
 
-__all__ = ["ENTITY_IDS", "SCHEMA_VERSION", "SqliteLog"]
+__all__ = ["SCHEMA_VERSION", "SqliteLog"]
 
 SCHEMA_VERSION = 1
-#: The ``entity_ids`` marker in ``meta``: entity ids hash the document's tenant and access
-#: list (stores without it were written with one shared entity per name and are rescoped).
-ENTITY_IDS = "scoped-v1"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -24,14 +24,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from neo4j import AsyncGraphDatabase
 
 from engine.api import create_app
 from engine.keys import KeyStore
 from engine.settings import Settings
-from graph import Access, entity_id, entity_scope
+from graph import Access, StoreError, entity_id, entity_scope
 from graph.backends.networkx_store import NetworkxGraphStore
-from tests.bolt_server import free_port
-from tests.contract.factories import entity, make_graph
+from graph.scoping import ENTITY_IDS
+from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer, free_port
+from tests.contract.factories import entity, make_graph, open_test_store, wipe
 
 pytestmark = pytest.mark.security
 
@@ -281,3 +283,30 @@ async def test_a_store_with_shared_entity_ids_is_rescoped_on_open(tmp_path: Path
     # The marker is written with the new ids: the next open reads them as they are.
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT value FROM meta WHERE key='entity_ids'").fetchone()
+
+
+@pytest.mark.neo4j
+async def test_a_neo4j_database_with_shared_entity_ids_is_refused(bolt_server: BoltServer) -> None:
+    store = await open_test_store(bolt_server)
+    await wipe(store)
+    shared = entity("Zorblax Quantum Holdings", "ORG", scope="")
+    text = "Zorblax Quantum Holdings will acquire a rival."
+    graph = make_graph("z", text, entities={"Zorblax Quantum Holdings": shared}, facts=[])
+    await store.upsert([graph])
+    await store.close()
+    driver = AsyncGraphDatabase.driver(bolt_server.uri, auth=(USER, PASSWORD))
+    try:
+        # What a database of the earlier layout holds: entities and no marker.
+        await driver.execute_query("MATCH (m:ThreadlineMeta) DELETE m", database_=DATABASE)
+        with pytest.raises(StoreError, match="threadline migrate --to networkx"):
+            await open_test_store(bolt_server)
+    finally:
+        await driver.execute_query(
+            "MERGE (m:ThreadlineMeta {key: 'entity_ids'}) SET m.value = $layout",
+            layout=ENTITY_IDS,
+            database_=DATABASE,
+        )
+        await driver.close()
+    store = await open_test_store(bolt_server)
+    await wipe(store)
+    await store.close()
