@@ -31,7 +31,7 @@ from rapidfuzz import fuzz
 
 from agents.plan import Binding, Plan, PlanTrace, Step, StepTrace
 from agents.question import stem
-from agents.reading import Named, PageReader, capitalised_runs
+from agents.reading import Named, PageReader, capitalised_runs, top_kinds
 from extractors import tokenize
 from graph import (
     Access,
@@ -205,7 +205,7 @@ class _Run:
         if not found:
             bare = title_key(mention)  # "Dark River (2017 Film)" is also "dark river"
             exact = await self.x._graph.match_entities([mention, bare], self.access)
-            for ent in (exact.get(mention) or exact.get(bare) or [])[:2]:
+            for ent in top_kinds(exact.get(mention) or exact.get(bare) or []):
                 found.append((ent, ent.id, ent.name, 1.0))
         if not found:
             hits = await self.x._graph.search_entities(mention, self.access, limit=10)
@@ -215,8 +215,14 @@ class _Run:
             )
             found += [(h, h.id, h.name, s) for s, h in scored[:2] if s >= 0.85]
         found.sort(key=lambda t: -t[3])
-        ids = list(dict.fromkeys(eid for _, eid, _, _ in found))[:2]
         names = {eid: name for _, eid, name, _ in found}
+        types = {e.entity_id: e.type for e in self.linked}
+        types.update((ent.id, ent.type) for ent, *_ in found if ent is not None)
+        ranked = [
+            Entity.model_construct(id=eid, name=names[eid], type=types.get(eid, ""))
+            for eid in dict.fromkeys(eid for _, eid, _, _ in found)
+        ]
+        ids = [e.id for e in top_kinds(ranked)]
         # The page titled as the question writes the name, else as the graph names it
         # (one lookup: later names win where they have a page).
         homes = await self.x._pages.homes(

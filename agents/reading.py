@@ -20,13 +20,14 @@ from graph import (
     Access,
     Chunk,
     ChunkId,
+    Entity,
     EntityId,
     GraphStore,
     VectorIndex,
     normalize_name,
 )
 
-__all__ = ["Named", "PageReader", "capitalised_runs"]
+__all__ = ["Named", "PageReader", "capitalised_runs", "top_kinds"]
 
 _WORDS = re.compile(r"[\w'\-&.:]+|\S")
 
@@ -165,6 +166,23 @@ class PageReader:
             for c, s, _ in spans
             if (c.id, s) in vectors
         }
+
+
+def top_kinds(entities: Sequence[Entity], kinds: int = 2) -> list[Entity]:
+    """The entities of the first ``kinds`` distinct names and types, in the order given.
+
+    One name is one entity per scope (tenant and access list), so a caller who reads
+    several scopes gets every node of a name it links, not only the best-supported one.
+    """
+    keep: set[tuple[str, str]] = set()
+    out = []
+    for ent in entities:
+        kind = (normalize_name(ent.name), ent.type)
+        if kind not in keep and len(keep) >= kinds:
+            continue
+        keep.add(kind)
+        out.append(ent)
+    return out
 
 
 def capitalised_runs(text: str, longest: int = 8) -> list[str]:

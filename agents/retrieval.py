@@ -26,7 +26,7 @@ from agents.executor import PlanExecutor
 from agents.plan import Plan, Planner, PlanTrace
 from agents.planner import RulePlanner, plan_from_parse
 from agents.question import QuestionAnalysis, analysis_of, analyze_question
-from agents.reading import PageReader, capitalised_runs
+from agents.reading import PageReader, capitalised_runs, top_kinds
 from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
 from graph import (
     Access,
@@ -246,7 +246,7 @@ class HybridRetriever:
         for phrase, label in phrases:
             if label == "NGRAM" and any(phrase in c for c in covered):
                 continue  # part of a longer name already linked
-            for ent in exact.get(phrase, [])[:2]:
+            for ent in top_kinds(exact.get(phrase, [])):
                 method = "exact" if normalize_name(ent.name) == normalize_name(phrase) else "alias"
                 score = {"NOUN": 0.5, "NGRAM": 0.8}.get(label, 1.0)
                 _keep(linked, LinkedEntity(
