@@ -12,6 +12,7 @@ endpoint answers while a pathological Markdown upload is ingested, and bad uploa
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import tempfile
@@ -50,8 +51,9 @@ LIMIT = 6.0
 BASE = 20_000
 
 
-class ReaderStalledError(Exception):
-    """A reader ran past :data:`LIMIT`."""
+class ReaderStalledError(BaseException):
+    """A reader ran past :data:`LIMIT` (a BaseException, so no reader library's
+    ``except Exception`` can swallow it)."""
 
 
 def _alarm(_signum: int, _frame: FrameType | None) -> None:
@@ -170,6 +172,7 @@ def test_reader_time_is_linear_in_input_size(case: Case, tmp_path: Path) -> None
         if isinstance(outcome[0], InputError):  # refusing is fine when it names the file
             assert path.name in str(outcome[0])
     small, large = times
+    assert large < LIMIT, f"{large:.1f} s"
     assert large / max(small, FLOOR) < MAX_RATIO, f"{small:.3f} s then {large:.3f} s at 4x"
 
 
@@ -292,16 +295,17 @@ def test_health_answers_while_a_pathological_upload_is_ingested(
         "# b" + " " * 2000 + "y\n\n" + "[a](" * 3000 + "\n\n" + "<" * 3000 + "\n\n"
         "Ada Lovelace wrote the first program for the Analytical Engine.\n"
     )
-    latencies: list[float] = []
+    # Answer times, not request latencies: a thread holding the interpreter stalls the
+    # polling thread anywhere in its loop, so the gaps between answers are what shows it.
+    answered: list[float] = []
     statuses: set[int] = set()
     done = threading.Event()
 
     def poll() -> None:
         with httpx.Client(base_url=server.base, timeout=120) as anonymous:
             while not done.is_set():
-                start = time.perf_counter()
                 statuses.add(anonymous.get("/v1/health/live").status_code)
-                latencies.append(time.perf_counter() - start)
+                answered.append(time.monotonic())
                 time.sleep(0.02)
 
     poller = threading.Thread(target=poll)
@@ -320,8 +324,9 @@ def test_health_answers_while_a_pathological_upload_is_ingested(
             poller.join(timeout=120)
     assert state["status"] == "succeeded", state
     assert statuses == {200}
-    assert latencies, "the health endpoint was never asked"
-    assert max(latencies) < 2.0, f"health took {max(latencies):.1f} s during the upload"
+    assert len(answered) > 1, "the health endpoint was never asked"
+    gap = max(b - a for a, b in itertools.pairwise(answered))
+    assert gap < 2.0, f"the health endpoint went {gap:.1f} s without answering"
 
 
 BAD_UPLOADS = [
@@ -329,7 +334,6 @@ BAD_UPLOADS = [
     pytest.param("/etc/passwd.txt", b"Ada Lovelace.", "not a plain file name", id="absolute"),
     pytest.param("a\\..\\b.txt", b"Ada Lovelace.", "not a plain file name", id="backslash"),
     pytest.param("..", b"Ada Lovelace.", "not a plain file name", id="only-dots"),
-    pytest.param("tab\there.txt", b"Ada Lovelace.", "not a plain file name", id="control"),
     pytest.param("tool.exe", b"MZ\x90\x00", "unsupported file type .exe", id="suffix"),
     pytest.param("README", b"Ada Lovelace.", "unsupported file type (none)", id="no-suffix"),
     pytest.param("empty.txt", b"", "the file is empty", id="empty"),
