@@ -43,16 +43,27 @@ DOCUMENTS = [
     ("bravo", (), "bravo-2", "A spokesperson for ZQH said the purchase was on track."),
     ("acme", (), "acme-1", "A spokesperson for ZQH said the deal was on track."),
     ("acme", ("g2",), "acme-g2", "Quillon Marine Dynamics (QMD) will acquire Tessaly Ports."),
-    ("acme", ("g2",), "acme-g2b", "Analysts at QMD expect the Tessaly purchase to close soon."),
-    ("acme", ("g1",), "acme-g1", "A spokesperson for QMD said the merger was on track."),
+    (
+        "acme",
+        ("g2",),
+        "acme-g2b",
+        "Analysts at QMD expect the Tessaly purchase to close in Kestrelford.",
+    ),
+    (
+        "acme",
+        ("g1",),
+        "acme-g1",
+        "A spokesperson for QMD said the merger was on track in Kestrelford.",
+    ),
 ]
 
 #: reader -> (tenant, groups, strings it must never see in any response)
 READERS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "acme": ("acme", (), ("zorblax", "quantum holdings", "quillon", "marine", "tessaly")),
+    "acme": ("acme", (), ("zorblax", "quantum holdings", "quillon", "tessaly", "kestrelford")),
     "acme-g1": ("acme", ("g1",), ("zorblax", "quantum holdings", "quillon", "marine", "tessaly")),
     "acme-g2": ("acme", ("g2",), ("zorblax", "quantum holdings", "merger")),
-    "bravo": ("bravo", (), ("deal", "merger", "quillon", "tessaly", "marine")),
+    "acme-both": ("acme", ("g1", "g2"), ("zorblax", "quantum holdings", "purchase was")),
+    "bravo": ("bravo", (), ("deal", "merger", "quillon", "tessaly", "kestrelford")),
 }
 
 #: Questions (their words are echoed in answers, so no forbidden string is in one).
@@ -220,6 +231,23 @@ def test_answers_link_the_acronym_to_the_readers_own_entity(server: Server) -> N
     linked = _linked_ids(answer)
     assert linked, answer
     assert linked <= own, (linked - own, answer)
+
+
+def test_a_name_in_two_readable_scopes_links_both(server: Server) -> None:
+    """Kestrelford is one entity in g1 and another in g2; a key holding both reads both."""
+    places = {
+        reader: [e["id"] for e in _entities(server, reader, "kestrelford")]
+        for reader in ("acme-g1", "acme-g2", "acme-both")
+    }
+    assert len(places["acme-g1"]) == len(places["acme-g2"]) == 1
+    assert sorted(places["acme-both"]) == sorted(places["acme-g1"] + places["acme-g2"])
+    with server.client("acme-both") as client:
+        for mode in ("threadline", "single"):
+            answer = client.post(
+                "/v1/ask",
+                json={"question": "What happened in Kestrelford?", "mode": mode},
+            ).json()
+            assert set(places["acme-both"]) <= _linked_ids(answer), (mode, answer)
 
 
 def _linked_ids(payload: Any) -> set[str]:
