@@ -28,7 +28,9 @@ from neo4j import AsyncGraphDatabase
 
 from engine.api import create_app
 from engine.keys import KeyStore
+from engine.readers import SourceDocument
 from engine.settings import Settings
+from engine.threadline import Threadline
 from graph import Access, StoreError, entity_id, entity_scope
 from graph.backends.networkx_store import NetworkxGraphStore
 from graph.scoping import ENTITY_IDS
@@ -338,3 +340,16 @@ async def test_a_neo4j_database_with_shared_entity_ids_is_refused(bolt_server: B
     store = await open_test_store(bolt_server)
     await wipe(store)
     await store.close()
+
+
+async def test_a_deleted_name_is_not_resolved_to_again(tmp_path: Path) -> None:
+    """Resolution forgets a deleted document's names: a later acronym is its own entity."""
+    bravo = Access(tenant="bravo")
+    async with await Threadline.open(Settings(data_dir=tmp_path / "data")) as tl:
+        full = SourceDocument(source="b1", title="b1", text=DOCUMENTS[0][3], origin="b1")
+        (doc_id,) = (await tl.ingest([full], tenant="bravo")).document_ids
+        await tl.delete([doc_id], Access.admin())
+        short = SourceDocument(source="b2", title="b2", text=DOCUMENTS[1][3], origin="b2")
+        await tl.ingest([short], tenant="bravo")
+        found = await tl.graph.search_entities("", bravo)
+        assert [(e.name, e.aliases) for e in found] == [("ZQH", ())]
