@@ -312,6 +312,8 @@ def test_health_answers_while_a_pathological_upload_is_ingested(
     with server.client() as client:
         poller.start()
         try:
+            while len(answered) < 2:  # the server answers before the upload arrives
+                time.sleep(0.01)
             job = client.post(
                 "/v1/documents/upload",
                 files=[("files", (f"slow-{reader}.md", markdown.encode()))],
@@ -319,6 +321,7 @@ def test_health_answers_while_a_pathological_upload_is_ingested(
             )
             assert job.status_code == 202, job.text
             state = _wait_job(client, job.json()["id"])
+            answered.append(time.monotonic())  # a stall at the very end counts too
         finally:
             done.set()
             poller.join(timeout=120)
