@@ -276,7 +276,7 @@ class Threadline:
         limit = self.settings.ingest.max_document_bytes
         if reader == "llamaindex":
             try:
-                from engine.llamaindex import read_with_llamaindex  # noqa: PLC0415
+                from engine.llamaindex_readers import read_with_llamaindex  # noqa: PLC0415
             except ImportError as exc:
                 raise ConfigError(
                     "the LlamaIndex readers are not installed: pip install 'threadline[llamaindex]'"

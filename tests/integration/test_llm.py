@@ -356,12 +356,19 @@ async def test_model_extraction_is_span_checked_and_cached(
             for ev in rel.evidence:
                 chunk = chunks[ev.chunk_id]
                 assert chunk.start <= ev.start < ev.end <= chunk.end  # a real span of the chunk
-        # Re-ingest after a delete: every chunk is answered from the cache.
-        await tl.delete(list(first.document_ids), Access.admin())
+        # The same text again (another tenant ingests the same file) is answered from the
+        # cache ...
+        other = await tl.ingest(tl.read([corpus]), tenant="other")
+        assert other.model_chunks == other.chunks
+        assert other.model_cache_hits == other.chunks - first.model_failed
+        cached = tl.model.usage.calls
+        assert cached == calls + first.model_failed
+        # ... and deleting every copy erases the cached replies with the text.
+        await tl.delete([*first.document_ids, *other.document_ids], Access.admin())
         again = await tl.ingest(tl.read([corpus]))
         assert again.model_chunks == again.chunks
-        assert again.model_cache_hits == again.chunks - first.model_failed
-        assert tl.model.usage.calls == calls + first.model_failed
+        assert again.model_cache_hits == 0
+        assert tl.model.usage.calls == cached + again.chunks
 
 
 # ---------------------------------------------------------------------- planning
