@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import json
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from neo4j import AsyncGraphDatabase
 
-from engine.api import create_app
 from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
@@ -34,8 +31,9 @@ from engine.threadline import Threadline
 from graph import Access, StoreError, entity_id, entity_scope
 from graph.backends.networkx_store import NetworkxGraphStore
 from graph.scoping import ENTITY_IDS
-from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer, free_port
+from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
+from tests.servers import running_api
 
 pytestmark = pytest.mark.security
 
@@ -108,18 +106,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
     keys = _create_keys(data_dir / "keys.sqlite")
-    app_server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
-    )
-    thread = threading.Thread(target=app_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not app_server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        assert thread.is_alive(), "the API stopped while starting"
-        time.sleep(0.1)
-    running = Server(f"http://127.0.0.1:{app_server.config.port}", keys)
-    try:
+    with running_api(config) as base:
+        running = Server(base, keys)
         with running.client("admin") as admin:
             # One at a time and in this order: bravo's full name is known before acme's
             # acronym arrives, which is what used to merge them.
@@ -136,9 +124,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 state = _wait(admin, job.json()["id"])
                 assert state["status"] == "succeeded", state
         yield running
-    finally:
-        app_server.should_exit = True
-        thread.join(timeout=60)
 
 
 def _wait(client: httpx.Client, job_id: str) -> dict[str, Any]:

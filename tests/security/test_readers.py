@@ -26,9 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from engine.api import create_app
 from engine.keys import KeyStore
 from engine.llamaindex import read_with_llamaindex
 from engine.readers import read_paths
@@ -36,8 +34,8 @@ from engine.settings import Settings
 from extractors.chunker import split_sentences
 from extractors.sparse import tokenize
 from graph import InputError
-from tests.bolt_server import free_port
 from tests.documents import pdf_bytes, write_docx
+from tests.servers import running_api
 
 pytestmark = pytest.mark.security
 
@@ -253,33 +251,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             await store.close()
 
     secret = asyncio.run(make_key())
-    app = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            host="127.0.0.1",
-            port=free_port(),
-            log_config=None,
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=app.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not app.started:
-        assert time.monotonic() < deadline, "the API server did not start"
-        assert thread.is_alive(), "the API server stopped while starting"
-        time.sleep(0.1)
-    running = Server(f"http://127.0.0.1:{app.config.port}", data_dir, secret)
+    with running_api(config) as base:
+        yield _warmed(Server(base, data_dir, secret))
+
+
+def _warmed(running: Server) -> Server:
     with running.client() as client:  # models load on the first ingest, not during a test
         warm = client.post(
             "/v1/documents", json={"documents": [{"id": "warm", "text": "Ada Lovelace."}]}
         )
         assert _wait_job(client, warm.json()["id"])["status"] == "succeeded"
-    try:
-        yield running
-    finally:
-        app.should_exit = True
-        thread.join(timeout=60)
+    return running
 
 
 def _no_server_paths(server: Server, body: str) -> None:

@@ -10,7 +10,6 @@ scores depend on that tenant's documents only.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from engine.api import create_app
 from engine.keys import KeyStore
 from engine.settings import Settings
-from tests.bolt_server import free_port
+from tests.servers import running_api
 
 pytestmark = pytest.mark.security
 
@@ -101,27 +98,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
     keys = _create_keys(data_dir / "keys.sqlite")
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            host="127.0.0.1",
-            port=free_port(),
-            log_config=None,
-            access_log=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert time.monotonic() < deadline, "the API server did not start"
-        assert thread.is_alive(), "the API server stopped while starting"
-        time.sleep(0.1)
-    try:
-        yield Api(base=f"http://127.0.0.1:{server.config.port}", keys=keys)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    with running_api(config) as base:
+        yield Api(base=base, keys=keys)
 
 
 def _searches(api: Api) -> dict[tuple[str, str], bytes]:

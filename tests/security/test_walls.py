@@ -14,7 +14,6 @@ import itertools
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +22,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from engine.api import create_app
 from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from engine.threadline import Threadline
 from engine.tools import ThreadlineToolbox
 from graph import Access
-from tests.bolt_server import free_port
+from tests.servers import running_api
 
 pytestmark = pytest.mark.security
 
@@ -163,17 +160,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
     keys = _create_keys(data_dir / "keys.sqlite")
-    app_server = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
-    )
-    thread = threading.Thread(target=app_server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not app_server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        assert thread.is_alive(), "the API stopped while starting"
-        time.sleep(0.1)
-    running = Server(f"http://127.0.0.1:{app_server.config.port}", keys, {})
+    with running_api(config) as base:
+        yield _ingested(Server(base, keys, {}))
+
+
+def _ingested(running: Server) -> Server:
     writers = {("acme", ()): "acme", ("acme", ("g1",)): "acme-g1", ("acme", ("g2",)): "acme-g2"}
     writers[("bravo", ())] = "bravo"
     for tenant, groups, source, title, text, _ in MEMOS:
@@ -196,11 +187,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.2)
             assert state["status"] == "succeeded", state
         running.jobs[writer] = job_id
-    try:
-        yield running
-    finally:
-        app_server.should_exit = True
-        thread.join(timeout=60)
+    return running
 
 
 def _walk_api(server: Server, reader: str) -> list[tuple[str, Any]]:
