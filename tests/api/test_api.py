@@ -8,7 +8,6 @@ fuzz finds no 5xx.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -29,10 +28,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from engine.api import create_app
 from engine.audit import verify
-from engine.keys import KeyStore
 from engine.settings import Settings
 from tests.bolt_server import free_port
 from tests.documents import pdf_bytes
+from tests.servers import create_keys
 
 pytestmark = pytest.mark.api
 
@@ -69,19 +68,6 @@ def _wait_job(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"job {job['id']} did not finish")
 
 
-def _create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Create keys in the key store before the server opens it; name -> secret."""
-
-    async def create() -> dict[str, str]:
-        store = await KeyStore.open(path)
-        try:
-            return {name: (await store.create(**spec)).secret for name, spec in specs.items()}
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
-
-
 def _records(sample: list[dict[str, str]], lo: int, hi: int) -> list[dict[str, str]]:
     return [{"id": r["id"], "title": r["title"], "text": r["text"]} for r in sample[lo:hi]]
 
@@ -98,7 +84,7 @@ def api(
             "telemetry": {"json_logs": True},
         }
     )
-    keys = _create_keys(
+    keys = create_keys(
         data_dir / "keys.sqlite",
         {
             "admin": {"tenant": None, "admin": True, "name": "ops"},
@@ -350,7 +336,7 @@ def test_rate_and_concurrency_limits(tmp_path: Path) -> None:
     config = Settings.model_validate(
         {"data_dir": tmp_path / "data", "api": {"rate_per_minute": 60, "burst": 3}}
     )
-    secret = _create_keys(config.data_dir / "keys.sqlite", {"t": {"tenant": "t"}})["t"]
+    secret = create_keys(config.data_dir / "keys.sqlite", {"t": {"tenant": "t"}})["t"]
     server = uvicorn.Server(
         uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
     )

@@ -17,7 +17,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,15 +25,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from engine import Threadline
-from engine.api import create_app
 from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from graph import Access, NotFoundError, PermissionDeniedError
-from tests.bolt_server import free_port
+from tests.servers import create_keys, running_api
 
 pytestmark = pytest.mark.security
 
@@ -50,17 +47,6 @@ class Server:
     def client(self, key: str) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[key]}"}
         return httpx.Client(base_url=self.base, headers=headers, timeout=120)
-
-
-def _create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
-    async def create() -> dict[str, str]:
-        store = await KeyStore.open(path)
-        try:
-            return {name: (await store.create(**spec)).secret for name, spec in specs.items()}
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
 
 
 def _wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -95,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = Settings.model_validate(
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
-    keys = _create_keys(
+    keys = create_keys(
         data_dir / "keys.sqlite",
         {
             "admin": {"tenant": None, "admin": True},
@@ -105,24 +91,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "globex": {"tenant": "globex"},
         },
     )
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=free_port(), log_config=None)
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not uv.started:
-        assert time.monotonic() < deadline, "the API server did not start"
-        assert thread.is_alive(), "the API server stopped while starting"
-        time.sleep(0.1)
-    running = Server(base=f"http://127.0.0.1:{uv.config.port}", keys=keys)
-    with running.client("g2") as g2:
-        _ingested(g2, G2_SOURCE, G2_TEXT, ["g2"])
-    try:
+    with running_api(config) as base:
+        running = Server(base=base, keys=keys)
+        with running.client("g2") as g2:
+            _ingested(g2, G2_SOURCE, G2_TEXT, ["g2"])
         yield running
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=60)
 
 
 def _g2_document(server: Server) -> dict[str, Any]:
