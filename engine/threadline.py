@@ -9,8 +9,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
-from opentelemetry import trace
-
 from agents import (
     Answerer,
     ExtractiveAnswerer,
@@ -59,7 +57,6 @@ from graph.provenance import Answer
 __all__ = ["AskEvent", "Stats", "Threadline", "open_graph_store"]
 
 logger = logging.getLogger(__name__)
-_TRACER = trace.get_tracer("threadline.engine")
 
 
 class Stats(StoreStats):

@@ -1,5 +1,5 @@
-"""The HTTP API served for a test module: uvicorn on 127.0.0.1 in a thread, and keys made
-before the server opens the key store."""
+"""The HTTP API served for a test module: uvicorn on 127.0.0.1 in a thread, keys made
+before the server opens the key store, and waiting for ingest jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 from engine.api import create_app
@@ -31,6 +32,18 @@ def create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
             await store.close()
 
     return asyncio.run(create())
+
+
+def wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """The job's state once it has succeeded or failed (polled as ``client``'s key)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/jobs/{job_id}")
+        assert state.status_code == 200, state.text
+        if state.json()["status"] in {"succeeded", "failed"}:
+            return dict(state.json())
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from engine.audit import verify
 from engine.settings import Settings
 from tests.bolt_server import free_port
 from tests.documents import pdf_bytes
-from tests.servers import create_keys
+from tests.servers import create_keys, wait_job
 
 pytestmark = pytest.mark.api
 
@@ -56,16 +56,6 @@ class Api:
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
         return httpx.Client(base_url=self.base, headers=headers, timeout=120)
-
-
-def _wait_job(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state = client.get(f"/v1/jobs/{job['id']}").json()
-        if state["status"] in {"succeeded", "failed"}:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"job {job['id']} did not finish")
 
 
 def _records(sample: list[dict[str, str]], lo: int, hi: int) -> list[dict[str, str]]:
@@ -126,7 +116,7 @@ def api(
                 json={"documents": _records(sample_records, lo, hi), "groups": groups},
             )
             assert job.status_code == 202, job.text
-            done = _wait_job(client, job.json())
+            done = wait_job(client, job.json()["id"])
             assert done["status"] == "succeeded", done
     # What each key may read, from the admin view (a passage sent again with other groups
     # is a separate document in that scope; neither replaces the other).
@@ -199,7 +189,7 @@ def test_documents_list_get_and_upload(api: Api) -> None:
             "/v1/documents/upload", files=files, data={"reader": "llamaindex", "groups": "legal"}
         )
         assert job.status_code == 202, job.text
-        done = _wait_job(client, job.json())
+        done = wait_job(client, job.json()["id"])
         assert done["status"] == "succeeded", done
         uploaded = [client.get(f"/v1/documents/{d}").json() for d in done["report"]["document_ids"]]
         assert {d["source"] for d in uploaded} == {"report.pdf", "notes.txt"}
@@ -213,7 +203,7 @@ def test_documents_list_get_and_upload(api: Api) -> None:
             files=[("files", ("x.pdf", b"%PDF-1 junk"))],
             data={"groups": "legal"},
         )
-        failed = _wait_job(client, broken.json())
+        failed = wait_job(client, broken.json()["id"])
         assert failed["status"] == "failed"
         assert "x.pdf" in failed["error"]["message"]
 
@@ -315,12 +305,12 @@ def test_feedback_and_key_management(api: Api) -> None:
 
 def test_delete_is_tenant_scoped(api: Api) -> None:
     with api.client("acme") as acme:
-        job = _wait_job(
+        job = wait_job(
             acme,
             acme.post(
                 "/v1/documents",
                 json={"documents": [{"id": "tmp", "text": "Zelda Fitzgerald wrote Save Me."}]},
-            ).json(),
+            ).json()["id"],
         )
         (doc_id,) = job["report"]["document_ids"]
     with api.client("globex") as globex:

@@ -27,6 +27,7 @@ from engine.audit import AuditLog, verify
 from engine.keys import KeyStore
 from graph import StoreCorruptedError
 from tests.bolt_server import free_port
+from tests.servers import wait_job
 
 pytestmark = pytest.mark.security
 
@@ -96,16 +97,6 @@ def _create_keys(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return asyncio.run(create())
 
 
-def _wait_job(client: httpx.Client, job: dict[str, Any]) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state: dict[str, Any] = client.get(f"/v1/jobs/{job['id']}").json()
-        if state["status"] in {"succeeded", "failed"}:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"job {job['id']} did not finish")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("audit") / "data"
@@ -141,7 +132,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         with running.client("acme") as client:
             job = client.post("/v1/documents", json={"documents": DOCUMENTS})
             assert job.status_code == 202, job.text
-            assert _wait_job(client, job.json())["status"] == "succeeded"
+            assert wait_job(client, job.json()["id"])["status"] == "succeeded"
         yield running
     finally:
         proc.terminate()
@@ -165,7 +156,7 @@ def test_cli_and_server_append_at_once_and_the_chain_verifies(server: Server) ->
         with server.client("acme") as client:  # an ingest while the CLI appends
             more = {"id": "extra", "title": "Extra", "text": "Ada Lovelace lived in London."}
             job = client.post("/v1/documents", json={"documents": [more]})
-            assert _wait_job(client, job.json())["status"] == "succeeded"
+            assert wait_job(client, job.json()["id"])["status"] == "succeeded"
         assert [f.result() for f in served] == [200] * 12
         for future in made:
             proc = future.result()
@@ -247,7 +238,7 @@ def test_reads_and_searches_are_audited_as_ids_and_counts(server: Server) -> Non
             "/v1/documents", json={"documents": [DOCUMENTS[0]]}, headers=rid("ingest")
         ).json()
         client.get(f"/v1/jobs/{job['id']}", headers=rid("job")).raise_for_status()
-        _wait_job(client, job)
+        wait_job(client, job["id"])
 
     text = (server.data_dir / "audit.log").read_text(encoding="utf-8")
     mine = {

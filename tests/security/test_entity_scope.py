@@ -10,11 +10,9 @@ string of every response is checked, not only ids.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,6 @@ import httpx
 import pytest
 from neo4j import AsyncGraphDatabase
 
-from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from engine.threadline import Threadline
@@ -33,7 +30,7 @@ from graph.backends.networkx_store import NetworkxGraphStore
 from graph.scoping import ENTITY_IDS
 from tests.bolt_server import DATABASE, PASSWORD, USER, BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
-from tests.servers import running_api
+from tests.servers import create_keys, running_api, wait_job
 
 pytestmark = pytest.mark.security
 
@@ -85,27 +82,19 @@ class Server:
         )
 
 
-def _create_keys(path: Path) -> dict[str, str]:
-    async def create() -> dict[str, str]:
-        store = await KeyStore.open(path)
-        try:
-            out = {"admin": (await store.create(tenant=None, admin=True)).secret}
-            for name, (tenant, groups, _) in READERS.items():
-                out[name] = (await store.create(tenant=tenant, groups=groups)).secret
-            return out
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("entity-scope") / "data"
     config = Settings.model_validate(
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
-    keys = _create_keys(data_dir / "keys.sqlite")
+    keys = create_keys(
+        data_dir / "keys.sqlite",
+        {
+            "admin": {"tenant": None, "admin": True},
+            **{n: {"tenant": t, "groups": g} for n, (t, g, _) in READERS.items()},
+        },
+    )
     with running_api(config) as base:
         running = Server(base, keys)
         with running.client("admin") as admin:
@@ -121,19 +110,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     },
                 )
                 assert job.status_code == 202, job.text
-                state = _wait(admin, job.json()["id"])
+                state = wait_job(admin, job.json()["id"])
                 assert state["status"] == "succeeded", state
         yield running
-
-
-def _wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if state["status"] in {"succeeded", "failed"}:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def _entities(server: Server, reader: str, q: str) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from extractors.chunker import split_sentences
 from extractors.sparse import tokenize
 from graph import InputError
 from tests.documents import pdf_bytes, write_docx
-from tests.servers import running_api
+from tests.servers import running_api, wait_job
 
 pytestmark = pytest.mark.security
 
@@ -226,16 +226,6 @@ class Server:
         )
 
 
-def _wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if state["status"] in {"succeeded", "failed"}:
-            return state
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("readers") / "data"
@@ -260,7 +250,7 @@ def _warmed(running: Server) -> Server:
         warm = client.post(
             "/v1/documents", json={"documents": [{"id": "warm", "text": "Ada Lovelace."}]}
         )
-        assert _wait_job(client, warm.json()["id"])["status"] == "succeeded"
+        assert wait_job(client, warm.json()["id"])["status"] == "succeeded"
     return running
 
 
@@ -302,7 +292,7 @@ def test_health_answers_while_a_pathological_upload_is_ingested(
                 data={"reader": reader},
             )
             assert job.status_code == 202, job.text
-            state = _wait_job(client, job.json()["id"])
+            state = wait_job(client, job.json()["id"])
             answered.append(time.monotonic())  # a stall at the very end counts too
         finally:
             done.set()
@@ -365,7 +355,7 @@ def test_a_jsonl_upload_is_named_by_its_file(server: Server) -> None:
             files=[("files", ("hopper.jsonl", "\n".join(lines).encode()))],
         )
         assert job.status_code == 202, job.text
-        state = _wait_job(client, job.json()["id"])
+        state = wait_job(client, job.json()["id"])
         assert state["status"] == "succeeded", state
         docs = [client.get(f"/v1/documents/{d}") for d in state["report"]["document_ids"]]
         assert {d.json()["source"] for d in docs} == {"hopper.jsonl#1", "hopper-2"}
@@ -396,7 +386,7 @@ def test_unreadable_uploads_fail_their_job_naming_only_the_file(
     with server.client() as client:
         job = client.post("/v1/documents/upload", files=[("files", (name, data))])
         assert job.status_code == 202, job.text
-        state = _wait_job(client, job.json()["id"])
+        state = wait_job(client, job.json()["id"])
     assert state["status"] == "failed"
     assert state["error"]["error"] == "invalid_input"
     assert state["error"]["message"].startswith(f"{name}")

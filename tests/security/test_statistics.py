@@ -9,19 +9,16 @@ scores depend on that tenant's documents only.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from engine.keys import KeyStore
 from engine.settings import Settings
-from tests.servers import running_api
+from tests.servers import create_keys, running_api
 
 pytestmark = pytest.mark.security
 
@@ -77,27 +74,15 @@ def _ingest(client: httpx.Client, documents: list[dict[str, str]]) -> None:
     raise AssertionError(f"job {job['id']} did not finish")
 
 
-def _create_keys(path: Path) -> dict[str, str]:
-    async def create() -> dict[str, str]:
-        store = await KeyStore.open(path)
-        try:
-            return {
-                "acme": (await store.create(tenant="acme")).secret,
-                "bravo": (await store.create(tenant="bravo")).secret,
-            }
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     data_dir = tmp_path_factory.mktemp("statistics") / "data"
     config = Settings.model_validate(
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
-    keys = _create_keys(data_dir / "keys.sqlite")
+    keys = create_keys(
+        data_dir / "keys.sqlite", {"acme": {"tenant": "acme"}, "bravo": {"tenant": "bravo"}}
+    )
     with running_api(config) as base:
         yield Api(base=base, keys=keys)
 

@@ -14,7 +14,6 @@ import itertools
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from engine.threadline import Threadline
 from engine.tools import ThreadlineToolbox
 from graph import Access
-from tests.servers import running_api
+from tests.servers import create_keys, running_api, wait_job
 
 pytestmark = pytest.mark.security
 
@@ -138,28 +136,19 @@ class Server:
         )
 
 
-def _create_keys(path: Path) -> dict[str, str]:
-    async def create() -> dict[str, str]:
-        store = await KeyStore.open(path)
-        try:
-            out = {}
-            for name, (tenant, groups) in READERS.items():
-                out[name] = (await store.create(tenant=tenant, groups=groups)).secret
-            out["admin"] = (await store.create(tenant=None, admin=True)).secret
-            return out
-        finally:
-            await store.close()
-
-    return asyncio.run(create())
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("walls") / "data"
     config = Settings.model_validate(
         {"data_dir": data_dir, "api": {"rate_per_minute": 100_000, "burst": 10_000}}
     )
-    keys = _create_keys(data_dir / "keys.sqlite")
+    keys = create_keys(
+        data_dir / "keys.sqlite",
+        {
+            **{n: {"tenant": t, "groups": g} for n, (t, g) in READERS.items()},
+            "admin": {"tenant": None, "admin": True},
+        },
+    )
     with running_api(config) as base:
         yield _ingested(Server(base, keys, {}))
 
@@ -180,11 +169,7 @@ def _ingested(running: Server) -> Server:
             )
             assert job.status_code == 202, job.text
             job_id = job.json()["id"]
-            for _ in range(600):
-                state = admin.get(f"/v1/jobs/{job_id}").json()
-                if state["status"] in {"succeeded", "failed"}:
-                    break
-                time.sleep(0.2)
+            state = wait_job(admin, job_id)
             assert state["status"] == "succeeded", state
         running.jobs[writer] = job_id
     return running

@@ -17,7 +17,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from engine.keys import KeyStore
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from graph import Access, NotFoundError, PermissionDeniedError
-from tests.servers import create_keys, running_api
+from tests.servers import create_keys, running_api, wait_job
 
 pytestmark = pytest.mark.security
 
@@ -49,17 +48,6 @@ class Server:
         return httpx.Client(base_url=self.base, headers=headers, timeout=120)
 
 
-def _wait(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        state = client.get(f"/v1/jobs/{job_id}")
-        assert state.status_code == 200, state.text
-        if state.json()["status"] in {"succeeded", "failed"}:
-            return dict(state.json())
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def _ingest(
     client: httpx.Client, source: str, text: str, groups: list[str], **extra: Any
 ) -> httpx.Response:
@@ -70,7 +58,7 @@ def _ingest(
 def _ingested(client: httpx.Client, source: str, text: str, groups: list[str]) -> dict[str, Any]:
     response = _ingest(client, source, text, groups)
     assert response.status_code == 202, response.text
-    done = _wait(client, response.json()["id"])
+    done = wait_job(client, response.json()["id"])
     assert done["status"] == "succeeded", done
     return done
 
@@ -132,7 +120,7 @@ def test_admin_keys_still_ingest_for_a_named_tenant_and_groups(server: Server) -
         response = _ingest(admin, "admin-note", "Ada Lovelace met Babbage.", ["g2"], tenant="acme")
         assert response.status_code == 202, response.text
         job = response.json()
-        assert _wait(admin, job["id"])["status"] == "succeeded"
+        assert wait_job(admin, job["id"])["status"] == "succeeded"
     with server.client("g2") as g2:
         assert g2.get(f"/v1/jobs/{job['id']}").status_code == 200
     with server.client("g1") as g1:
@@ -169,7 +157,7 @@ def test_a_key_cannot_delete_or_see_another_groups_document_or_job(server: Serve
     with server.client("g2") as g2:
         response = _ingest(g2, "g2-second", "Quintar Shipping opened an office in Bergen.", ["g2"])
         job_id = response.json()["id"]
-        _wait(g2, job_id)
+        wait_job(g2, job_id)
     for name in ("g1", "acme", "globex"):
         with server.client(name) as other:
             deleted = other.delete(f"/v1/documents/{doc['id']}")
