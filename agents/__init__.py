@@ -6,6 +6,7 @@ models and NLP pipeline as arguments and never read settings. Imports :mod:`grap
 and :mod:`extractors` only.
 """
 
+from agents.answer_check import AnswerCheck, AnswerChecker
 from agents.answerer import NOT_FOUND, Answerer, Draft, FallbackAnswerer, draft
 from agents.answering import ExtractiveAnswerer
 from agents.executor import ExecutorLimits, PlanExecutor
@@ -30,6 +31,8 @@ from agents.validation import ProvenanceValidator
 
 __all__ = [
     "NOT_FOUND",
+    "AnswerCheck",
+    "AnswerChecker",
     "Answerer",
     "AskResult",
     "Binding",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-from extractors import tokenize
+from extractors import SpacyEntityExtractor, tokenize
 from extractors.chat import ChatModel, ask
 from extractors.prompts import SUPPORT
 from graph import (
@@ -41,9 +41,16 @@ __all__ = ["ProvenanceValidator"]
 class ProvenanceValidator:
     """Gives each claim a verdict and a reason, reading only what ``access`` may read."""
 
-    def __init__(self, *, graph: GraphStore, judge: ChatModel | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        graph: GraphStore,
+        judge: ChatModel | None = None,
+        extractor: SpacyEntityExtractor | None = None,
+    ) -> None:
         self._graph = graph
         self._judge = judge
+        self._extractor = extractor
 
     @property
     def judged(self) -> bool:

@@ -15,7 +15,16 @@ from typing import Literal
 
 from opentelemetry import trace
 
-from agents import NOT_FOUND, Answerer, Draft, HybridRetriever, Mode, ProvenanceValidator, Retrieval
+from agents import (
+    NOT_FOUND,
+    AnswerChecker,
+    Answerer,
+    Draft,
+    HybridRetriever,
+    Mode,
+    ProvenanceValidator,
+    Retrieval,
+)
 from extractors.prompts import PLAN, SUPPORT
 from graph import Access, InputError, normalize_name
 from graph.provenance import Answer, Claim, Evidence
@@ -59,11 +68,17 @@ class QueryPipeline:
     """Answers questions with one retriever, one answerer and one validator."""
 
     def __init__(
-        self, *, retriever: HybridRetriever, answerer: Answerer, validator: ProvenanceValidator
+        self,
+        *,
+        retriever: HybridRetriever,
+        answerer: Answerer,
+        validator: ProvenanceValidator,
+        checker: AnswerChecker,
     ) -> None:
         self.retriever = retriever
         self.answerer = answerer
         self.validator = validator
+        self.checker = checker
 
     async def retrieve(
         self, question: str, access: Access, *, k: int = 5, mode: Mode = "threadline"

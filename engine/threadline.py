@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Literal, Self
 
 from agents import (
+    AnswerChecker,
     Answerer,
     ExtractiveAnswerer,
     FallbackAnswerer,
@@ -382,7 +383,8 @@ class Threadline:
         return QueryPipeline(
             retriever=self.retriever,
             answerer=answerer,
-            validator=ProvenanceValidator(graph=self.graph, judge=judge),
+            validator=ProvenanceValidator(graph=self.graph, judge=judge, extractor=self._extractor),
+            checker=AnswerChecker(extractor=self._extractor),
         )
 
     async def retrieve(

@@ -109,6 +109,11 @@ class Claim(_Frozen):
     documents: tuple[DocumentRef, ...] = ()
     verdict: Verdict = "unsupported"
     reason: str = "not validated yet"
+    citations_valid: bool | None = Field(
+        default=None,
+        description="whether every cited span and fact exists, matches the stored text and "
+        "may be read (null: not validated yet); the verdict says whether the text follows",
+    )
 
 
 class Signal(_Frozen):
@@ -194,6 +199,12 @@ class Answer(_Frozen):
         default=0,
         description="unsupported claims left out of the answer (ask for them to see them)",
     )
+    answer_verdict: Verdict | None = Field(
+        default=None,
+        description="whether the answer follows from the supported claims (null: no answer "
+        "was found, so there is nothing to verify)",
+    )
+    answer_reason: str = Field(default="", description="why the answer has its verdict")
 
     def _repr_html_(self) -> str:
         """The answer in a notebook: the text, then each claim with its chain, collapsible."""

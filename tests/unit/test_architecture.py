@@ -117,6 +117,8 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "type_family",
     ],
     "agents": [
+        "AnswerCheck",
+        "AnswerChecker",
         "Answerer",
         "AskResult",
         "Binding",
