@@ -73,6 +73,15 @@ class GraphStore(Protocol):
         """Readable chunks by id (unknown or unreadable ids are left out)."""
         ...
 
+    async def chunks_overlapping(
+        self, ranges: Sequence[tuple[DocumentId, int, int]], access: Access
+    ) -> list[Chunk]:
+        """Readable chunks that overlap any ``(document id, start, end)`` range of document
+        offsets (``chunk.start < end`` and ``start < chunk.end``), each once, by document id
+        then start then index. Unknown or unreadable documents give none.
+        """
+        ...
+
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
         """Each name's pages: the first chunk of every readable document titled with it.
 

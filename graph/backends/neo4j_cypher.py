@@ -291,6 +291,15 @@ def chunks() -> str:
     )
 
 
+def chunks_overlapping() -> str:
+    """Readable chunks overlapping each ``{document_id, start, end}`` row."""
+    return (
+        "UNWIND $rows AS r MATCH (c:Chunk {document_id: r.document_id}) "
+        "WHERE c.start < r.end AND r.start < c.end AND " + readable("c") + " "
+        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c"
+    )
+
+
 _ENTITY = "e {.id, .name, .type, .aliases} AS e"
 
 

@@ -289,6 +289,17 @@ class Neo4jGraphStore:
         found = {r["c"]["id"]: _chunk(r["c"]) for r in records}
         return [found[c] for c in ids if c in found]
 
+    async def chunks_overlapping(
+        self, ranges: Sequence[tuple[DocumentId, int, int]], access: Access
+    ) -> list[Chunk]:
+        """Readable chunks overlapping the document ranges, by document, start and index."""
+        rows = [{"document_id": d, "start": s, "end": e} for d, s, e in dict.fromkeys(ranges)]
+        if not rows:
+            return []
+        records = await self._read(cypher.chunks_overlapping(), rows=rows, **_access(access))
+        found = {r["c"]["id"]: _chunk(r["c"]) for r in records}
+        return sorted(found.values(), key=lambda c: (c.document_id, c.start, c.index))
+
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
         """First chunks of the readable documents titled with each name."""
         keys = {name: title_key(name) for name in dict.fromkeys(names)}

@@ -234,6 +234,27 @@ class NetworkxGraphStore:
                     out.append(chunk)
         return out
 
+    async def chunks_overlapping(
+        self, ranges: Sequence[tuple[DocumentId, int, int]], access: Access
+    ) -> list[Chunk]:
+        """Readable chunks overlapping the document ranges, by document, start and index."""
+        return await self._read(self._chunks_overlapping, list(ranges), access)
+
+    def _chunks_overlapping(
+        self, ranges: list[tuple[DocumentId, int, int]], access: Access
+    ) -> list[Chunk]:
+        index = self._index
+        found: dict[ChunkId, Chunk] = {}
+        for did, start, end in ranges:
+            doc = index.docs.get(did)
+            if doc is None or not access.can_read(doc.tenant, doc.groups):
+                continue
+            for cid in index.doc_chunks.get(did, ()):
+                chunk = index.chunks[cid]
+                if chunk.start < end and start < chunk.end:
+                    found[cid] = chunk
+        return sorted(found.values(), key=lambda c: (c.document_id, c.start, c.index))
+
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
         """First chunks of the readable documents titled with each name."""
         return await self._read(self._pages, list(names), access)

@@ -13,7 +13,17 @@ from typing import Any
 
 import pytest
 
-from graph import PUBLIC_GROUP, Access, DocumentGraph, GraphStore, Section, entity_scope
+from graph import (
+    PUBLIC_GROUP,
+    Access,
+    Chunk,
+    DocumentGraph,
+    DocumentId,
+    GraphStore,
+    Section,
+    chunk_id,
+    entity_scope,
+)
 from graph.backends.networkx_store import NetworkxGraphStore
 from tests.bolt_server import BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
@@ -768,3 +778,55 @@ async def test_one_name_in_two_scopes_is_two_walled_entities(store: GraphStore) 
             assert [e.id for e in matched.get(alias, [])] == (
                 [ents[alias].id] if alias in seen else []
             )
+
+
+def _chunked(source: str, sentences: list[str], *, groups: tuple[str, ...] = (PUBLIC_GROUP,)):
+    """A document of several chunks, one per sentence, separated by one space each."""
+    graph = make_graph(source, " ".join(sentences), groups=groups, entities={}, facts=[])
+    doc, chunks, at = graph.document, [], 0
+    for index, sentence in enumerate(sentences):
+        end = at + len(sentence)
+        chunks.append(
+            Chunk(
+                id=chunk_id(doc.id, at, end),
+                document_id=doc.id,
+                index=index,
+                start=at,
+                end=end,
+                text=sentence,
+            )
+        )
+        at = end + 1
+    return graph.model_copy(update={"chunks": tuple(chunks)})
+
+
+async def test_chunks_overlapping_document_ranges(store: GraphStore) -> None:
+    memo = _chunked("memo", ["Acme bought Globex.", "Globex made tools.", "Tools sold well."])
+    secret = _chunked("secret-memo", ["Acme hid a loss.", "Nobody knew."], groups=("legal",))
+    await store.upsert([memo, secret, _graph_globex()])
+    doc, first, second, third = memo.document.id, *memo.chunks
+
+    async def ids(ranges, access=ACME) -> list[str]:
+        return [c.id for c in await store.chunks_overlapping(ranges, access)]
+
+    assert await ids([(doc, 0, 4)]) == [first.id]
+    # Across a boundary: every chunk the range touches, in text order, each once.
+    assert await ids([(doc, first.end - 3, second.start + 3)]) == [first.id, second.id]
+    assert await ids([(doc, 0, third.end), (doc, 2, 5)]) == [first.id, second.id, third.id]
+    # The space between chunks, and a range past the end, touch none.
+    assert await ids([(doc, first.end, second.start)]) == []
+    assert await ids([(doc, third.end, third.end + 50)]) == []
+    found = await store.chunks_overlapping([(doc, second.start, second.end)], ACME)
+    assert [(c.start, c.end, c.text) for c in found] == [
+        (second.start, second.end, "Globex made tools.")
+    ]
+    # Unreadable and unknown documents give nothing.
+    hidden = secret.document.id
+    assert await ids([(hidden, 0, 10)]) == []
+    assert await ids([(hidden, 0, 10)], LEGAL) == [secret.chunks[0].id]
+    assert await ids([(_graph_globex().document.id, 0, 10)]) == []
+    assert await ids([(_graph_globex().document.id, 0, 10)], OTHER) == [
+        _graph_globex().chunks[0].id
+    ]
+    assert await ids([(DocumentId("doc_unknown"), 0, 10)], Access.admin()) == []
+    assert await ids([]) == []
