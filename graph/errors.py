@@ -15,7 +15,8 @@ Every error Threadline raises on purpose derives from :class:`ThreadlineError`::
     │   ├── RetryableLLMError       ... in a way worth retrying (timeouts, 429, 5xx)
     │   └── ModelReplyError         the model answered, but not with the JSON asked for
     ├── ProvenanceError        a provenance chain failed validation
-    └── PermissionDeniedError  the caller may not do this
+    ├── PermissionDeniedError  the caller may not do this
+    └── QuotaExceededError     the caller spent its token or question quota
 
 Messages say what was wrong and what to do about it.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "PermissionDeniedError",
     "PlanningError",
     "ProvenanceError",
+    "QuotaExceededError",
     "RetryableLLMError",
     "StoreCorruptedError",
     "StoreError",
@@ -127,3 +129,23 @@ class ProvenanceError(ThreadlineError):
 
 class PermissionDeniedError(ThreadlineError):
     """The caller is not allowed to do this."""
+
+
+class QuotaExceededError(ThreadlineError):
+    """A tenant or key has spent its quota (tokens per day or month, questions per day).
+
+    Attributes:
+        scope: ``"tenant"`` or ``"key"``.
+        limit: the quota's name (``tokens_per_day``, ``tokens_per_month``, ``asks_per_day``).
+        resets_at: when the quota's period ends (an ISO 8601 UTC timestamp).
+        retry_after: seconds until then.
+    """
+
+    def __init__(
+        self, message: str, *, scope: str, limit: str, resets_at: str, retry_after: float
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit
+        self.resets_at = resets_at
+        self.retry_after = retry_after

@@ -31,6 +31,7 @@ from graph import (
     PermissionDeniedError,
     PlanningError,
     ProvenanceError,
+    QuotaExceededError,
     RetryableLLMError,
     StoreCorruptedError,
     StoreError,
@@ -67,6 +68,7 @@ ERROR_STATUS: dict[type[ThreadlineError], tuple[int, str]] = {
     ModelReplyError: (502, "model_error"),
     ProvenanceError: (500, "error"),
     PermissionDeniedError: (403, "forbidden"),
+    QuotaExceededError: (429, "quota_exceeded"),
 }
 
 #: Documented error responses of every operation.

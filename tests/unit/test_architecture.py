@@ -56,6 +56,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "PermissionDeniedError",
         "PlanningError",
         "ProvenanceError",
+        "QuotaExceededError",
         "Relation",
         "RelationId",
         "RelationKind",
