@@ -10,11 +10,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ApiSettings",
+    "CacheSettings",
     "EmbeddingSettings",
     "ExtractionSettings",
     "GraphSettings",
     "IngestSettings",
     "ModelSettings",
+    "QuotaLimits",
+    "QuotaSettings",
     "Settings",
     "TelemetrySettings",
     "VectorSettings",
@@ -163,6 +166,35 @@ class ApiSettings(_Section):
     request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
 
 
+class QuotaLimits(_Section):
+    """Limits of one tenant or key; ``None`` is no limit. Days and months are UTC."""
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    tokens_per_month: int | None = Field(default=None, ge=0)
+    asks_per_day: int | None = Field(default=None, ge=0)
+
+
+class QuotaSettings(_Section):
+    """Model-token and question quotas, checked before every model call and every question.
+
+    ``tenant`` and ``key`` apply to every tenant and every key; ``tenants`` overrides them
+    for named tenants (``THREADLINE_QUOTA__TENANTS='{"acme": {"tokens_per_day": 200000}}'``).
+    Limits set with ``threadline quota set`` (or ``PUT /v1/quotas/...``) override both.
+    """
+
+    tenant: QuotaLimits = QuotaLimits()
+    key: QuotaLimits = QuotaLimits()
+    tenants: dict[str, QuotaLimits] = Field(default_factory=dict)
+
+
+class CacheSettings(_Section):
+    """Answers and query embeddings kept in memory, per access scope and corpus version."""
+
+    answers: bool = Field(default=True, description="reuse answers to repeated questions")
+    answer_entries: int = Field(default=2048, ge=1, le=1_000_000)
+    embedding_entries: int = Field(default=8192, ge=1, le=1_000_000)
+
+
 class TelemetrySettings(_Section):
     """Traces to any OTLP collector; logs as JSON lines."""
 
@@ -194,3 +226,5 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     api: ApiSettings = ApiSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    quota: QuotaSettings = QuotaSettings()
+    cache: CacheSettings = CacheSettings()
