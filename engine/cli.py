@@ -1,8 +1,8 @@
 """The ``threadline`` command line. Results go to stdout; progress and logs go to stderr.
 
 This module holds the ingest, browse, ask, keys and audit commands and the entry point;
-the others live in ``engine.cli_model`` and ``engine.cli_ops``, and what they all share
-in ``engine.cli_common``.
+the others live in ``engine.cli_model``, ``engine.cli_ops`` and ``engine.cli_verify``, and
+what they all share in ``engine.cli_common``.
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def _print_answer(answer: Any) -> None:
 
 # Importing the sibling modules registers their commands; here, so that --help lists them
 # after the commands above, as it always has.
-from engine import cli_model, cli_ops  # noqa: E402, F401
+from engine import cli_model, cli_ops, cli_verify  # noqa: E402, F401
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

@@ -30,6 +30,7 @@ from engine.llm import OpenAIChatClient, OpenAIEmbedder
 from engine.query import AskEvent, QueryPipeline, checked_question
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
+from engine.verify import Verifier, VerifyItem, VerifyResult
 from extractors import (
     Bm25Encoder,
     Embedder,
@@ -39,6 +40,7 @@ from extractors import (
     SpacyEntityExtractor,
     packaged_minilm_path,
 )
+from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from graph import (
     Access,
@@ -367,6 +369,11 @@ class Threadline:
             ModelPlanner(self.model), rules, timeout_s=self.settings.model.planner_timeout_s
         )
 
+    def validator(self, *, judge: ChatModel | None = None) -> ProvenanceValidator:
+        """The provenance validator over this engine's graph and parser; ``judge``: a model
+        that may withhold support the rules grant (never grant it)."""
+        return ProvenanceValidator(graph=self.graph, extractor=self._extractor, judge=judge)
+
     def pipeline(self, *, llm: bool | None = None) -> QueryPipeline:
         """The query pipeline: the model writes answers when ``llm`` (default: the
         ``THREADLINE_MODEL__SYNTHESIS`` setting), with the extractive answerer behind it
@@ -383,7 +390,7 @@ class Threadline:
         return QueryPipeline(
             retriever=self.retriever,
             answerer=answerer,
-            validator=ProvenanceValidator(graph=self.graph, judge=judge, extractor=self._extractor),
+            validator=self.validator(judge=judge),
             checker=AnswerChecker(extractor=self._extractor),
         )
 
@@ -431,6 +438,13 @@ class Threadline:
         return self.pipeline(llm=llm).stream(
             question, access or self.access(), k=k, mode=mode, unsupported=unsupported
         )
+
+    async def verify(self, items: Sequence[VerifyItem], access: Access) -> list[VerifyResult]:
+        """Check answers written elsewhere against what ``access`` may read, with the
+        validator and answer check of :meth:`pipeline` (see :mod:`engine.verify`)."""
+        checks = self.pipeline()
+        verifier = Verifier(graph=self.graph, validator=checks.validator, checker=checks.checker)
+        return await verifier.verify(items, access)
 
     def access(self) -> Access:
         """The configured tenant's access (``THREADLINE_TENANT``), every group."""
