@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from graph.communities import Community, CommunityId, CommunityScope, EntityGraph
 from graph.errors import StoreError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId
 from graph.models import (
@@ -192,6 +193,36 @@ class GraphStore(Protocol):
 
     async def stats(self, access: Access) -> StoreStats:
         """Counts of what ``access`` can see."""
+        ...
+
+    async def community_scopes(self, access: Access) -> list[CommunityScope]:
+        """The access scopes ``access`` may read that hold documents, each with the
+        fingerprint of its documents now and of those its stored communities were built
+        from (see :mod:`graph.communities`)."""
+        ...
+
+    async def entity_graph(self, scope: CommunityScope) -> EntityGraph:
+        """The scope's entity graph: every entity its documents mention (with mention
+        counts and documents) and every fact between them as a weighted undirected edge
+        (:func:`graph.communities.edge_list`). Only the scope's own documents are read."""
+        ...
+
+    async def put_communities(
+        self, scope: CommunityScope, communities: Sequence[Community]
+    ) -> None:
+        """Replace the scope's communities, recording ``scope.fingerprint`` as what they
+        were built from. Every community must belong to the scope."""
+        ...
+
+    async def communities(
+        self,
+        access: Access,
+        *,
+        level: int | None = None,
+        ids: Sequence[CommunityId] | None = None,
+    ) -> list[Community]:
+        """Stored communities of the scopes ``access`` may read (optionally one level or
+        some ids), by level, then most documents, most members, id."""
         ...
 
     async def close(self) -> None:

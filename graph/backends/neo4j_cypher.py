@@ -75,8 +75,15 @@ def schema() -> list[str]:
         ("Entity", "id"),
         ("Name", "key"),
         ("Fact", "id"),
+        ("Community", "id"),
+        ("CommunityScope", "key"),
     ]
-    indexes = [("Document", "source"), ("Document", "title_key"), ("Chunk", "document_id")]
+    indexes = [
+        ("Document", "source"),
+        ("Document", "title_key"),
+        ("Chunk", "document_id"),
+        ("Community", "scope"),
+    ]
     statements = [
         f"CREATE CONSTRAINT {label.lower()}_{prop} IF NOT EXISTS "
         f"FOR (n:{label}) REQUIRE n.{prop} IS UNIQUE"

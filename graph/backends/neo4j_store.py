@@ -43,9 +43,11 @@ from graph.algorithms import (
     shortest_paths,
     strongest_first,
 )
+from graph.backends import neo4j_communities as communities
 from graph.backends import neo4j_cypher as cypher
 from graph.backends.neo4j_dialect import Dialect, dialect_for
 from graph.backends.neo4j_writes import ConflictError, delete_tx, replace_tx
+from graph.communities import Community, CommunityId, CommunityScope, EntityGraph, check_scope
 from graph.errors import ConfigError, StoreError, StoreUnavailableError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
@@ -530,6 +532,25 @@ class Neo4jGraphStore:
                 )
             )
         return out
+
+    async def community_scopes(self, access: Access) -> list[CommunityScope]:
+        """Readable scopes with their document fingerprints."""
+        return await communities.scopes(self._read, access)
+
+    async def entity_graph(self, scope: CommunityScope) -> EntityGraph:
+        """The scope's entity graph."""
+        return await communities.entity_graph(self._read, scope)
+
+    async def put_communities(self, scope: CommunityScope, found: Sequence[Community]) -> None:
+        """Replace a scope's communities in one transaction."""
+        check_scope(scope, found)
+        await self._write(lambda tx: communities.put_tx(tx, scope, found))
+
+    async def communities(
+        self, access: Access, *, level: int | None = None, ids: Sequence[CommunityId] | None = None
+    ) -> list[Community]:
+        """Readable stored communities."""
+        return await communities.communities(self._read, access, level, ids)
 
     async def stats(self, access: Access) -> StoreStats:
         """Counts of what ``access`` can see."""

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from neo4j import AsyncManagedTransaction
 
 from graph.algorithms import restated_names
+from graph.backends import neo4j_communities as communities
 from graph.backends import neo4j_cypher as cypher
 from graph.ids import DocumentId, EntityId, normalize_name, title_key
 from graph.models import DeleteReport, DocumentGraph, Entity
@@ -241,6 +242,7 @@ async def _delete(
     tx: AsyncManagedTransaction, ids: list[DocumentId]
 ) -> tuple[DeleteReport, list[str]]:
     """Delete the documents; the report and the entities they mentioned."""
+    await communities.drop_tx(tx, ids)
     pairs = await (await tx.run(cypher.document_facts(), ids=ids)).data()
     touched = {p["rid"] for p in pairs}
     await _count(tx, cypher.delete_facts(), pairs)

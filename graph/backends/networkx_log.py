@@ -14,7 +14,9 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from graph.backends import networkx_communities as communities
 from graph.backends.networkx_index import DeletePlan, EvidenceRow, NetworkxIndex
+from graph.communities import Community, CommunityScope
 from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
 from graph.ids import DocumentId, EntityId, RelationId
 from graph.models import Chunk, Document, DocumentGraph, Entity, Section
@@ -71,6 +73,7 @@ class SqliteLog:
             # A deleted document's text is overwritten in the file, not only unlinked.
             db.execute("PRAGMA secure_delete=ON")
             db.executescript(_SCHEMA)
+            db.executescript(communities.SCHEMA)
             columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
             if "sections" not in columns:  # stores written before documents had sections
                 db.execute("ALTER TABLE documents ADD COLUMN sections TEXT NOT NULL DEFAULT '[]'")
@@ -198,11 +201,15 @@ class SqliteLog:
         merged: dict[EntityId, Entity],
         deleted: list[DocumentId],
         plan: DeletePlan,
+        dropped_scopes: list[str] | None = None,
     ) -> None:
-        """Delete ``deleted`` (as planned) and insert ``graphs`` in one transaction."""
+        """Delete ``deleted`` (as planned) and insert ``graphs`` in one transaction; the
+        communities of ``dropped_scopes`` go in the same transaction."""
         db = self._conn()
         try:
             db.execute("BEGIN IMMEDIATE")
+            if dropped_scopes:
+                communities.drop_rows(db, dropped_scopes)
             if deleted:
                 _delete_rows(db, deleted, plan)
             if graphs:
@@ -214,6 +221,23 @@ class SqliteLog:
         if deleted:
             # The write-ahead log still holds the deleted rows' earlier page images.
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # ------------------------------------------------------------------ communities
+
+    def load_communities(self) -> communities.Stored:
+        """Every scope's stored communities."""
+        return communities.load_rows(self._conn())
+
+    def put_communities(self, scope: CommunityScope, found: list[Community]) -> None:
+        """Replace one scope's communities in one transaction."""
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            communities.put_rows(db, scope, found)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            db.execute("ROLLBACK")
+            raise StoreError(f"writing communities to {self._path} failed: {exc}") from exc
 
 
 def _insert_rows(

@@ -25,8 +25,17 @@ from graph.algorithms import (
     rank_entities,
     shortest_paths,
 )
+from graph.backends import networkx_communities as communities
 from graph.backends.networkx_index import DeletePlan, FactEdge, NetworkxIndex
 from graph.backends.networkx_log import SqliteLog
+from graph.communities import (
+    Community,
+    CommunityId,
+    CommunityScope,
+    EntityGraph,
+    check_scope,
+    ordered,
+)
 from graph.errors import StoreError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, normalize_name, title_key
 from graph.models import (
@@ -64,6 +73,7 @@ class NetworkxGraphStore:
         self._path = path
         self._index = NetworkxIndex(path)
         self._log: SqliteLog | None = None
+        self._communities: communities.Stored = {}
         self._write_lock = asyncio.Lock()
         # One writer thread keeps every SQLite call on one connection in order; the reader
         # pool is the store's own, so reads never queue behind other work in the loop's pool.
@@ -91,6 +101,7 @@ class NetworkxGraphStore:
         except BaseException:
             log.close()
             raise
+        self._communities = log.load_communities()
         self._log = log
 
     def _rescope(self, log: SqliteLog) -> None:
@@ -156,10 +167,14 @@ class NetworkxGraphStore:
             return
         plan = index.delete_plan(replaces, graphs)
         merged = index.merged_entities(graphs, plan.entities, plan.renamed)
-        self._committed_log().commit(graphs=graphs, merged=merged, deleted=replaces, plan=plan)
+        dropped = communities.scope_keys(index.docs[d] for d in replaces)
+        self._committed_log().commit(
+            graphs=graphs, merged=merged, deleted=replaces, plan=plan, dropped_scopes=dropped
+        )
         with index.lock.exclusive():
             index.apply_delete(replaces, plan)
             index.apply_insert(graphs, merged)
+            self._drop_communities(dropped)
 
     async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
         """Delete documents and everything only they support."""
@@ -172,9 +187,13 @@ class NetworkxGraphStore:
         if not doc_ids:
             return DeleteReport()
         plan: DeletePlan = index.delete_plan(doc_ids)
-        self._committed_log().commit(graphs=[], merged={}, deleted=doc_ids, plan=plan)
+        dropped = communities.scope_keys(index.docs[d] for d in doc_ids)
+        self._committed_log().commit(
+            graphs=[], merged={}, deleted=doc_ids, plan=plan, dropped_scopes=dropped
+        )
         with index.lock.exclusive():
             index.apply_delete(doc_ids, plan)
+            self._drop_communities(dropped)
         return DeleteReport(
             documents=len(doc_ids),
             chunks=plan.chunks,
@@ -535,6 +554,38 @@ class NetworkxGraphStore:
             mentions=tuple(mentions),
             relations=tuple(relations),
         )
+
+    # ------------------------------------------------------------------ communities
+
+    def _drop_communities(self, keys: list[str]) -> None:
+        self._communities = {k: v for k, v in self._communities.items() if k not in keys}
+
+    async def community_scopes(self, access: Access) -> list[CommunityScope]:
+        """Readable scopes with their document fingerprints."""
+        return await self._read(communities.scopes, self._index, access, self._communities)
+
+    async def entity_graph(self, scope: CommunityScope) -> EntityGraph:
+        """The scope's entity graph, read from the index."""
+        return await self._read(communities.entity_graph, self._index, scope)
+
+    async def put_communities(self, scope: CommunityScope, found: Sequence[Community]) -> None:
+        """Replace a scope's communities (SQLite first, then memory)."""
+        rows = list(found)
+        check_scope(scope, rows)
+        async with self._write_lock:
+            await self._in_writer(self._committed_log().put_communities, scope, rows)
+            self._communities = {**self._communities, scope.key: (scope.fingerprint, tuple(rows))}
+
+    async def communities(
+        self,
+        access: Access,
+        *,
+        level: int | None = None,
+        ids: Sequence[CommunityId] | None = None,
+    ) -> list[Community]:
+        """Readable stored communities."""
+        found = communities.readable(self._communities, access, level, ids)
+        return ordered(found)
 
     async def stats(self, access: Access) -> StoreStats:
         """Counts of what ``access`` can see."""
