@@ -24,12 +24,15 @@ from agents import (
 )
 from agents.model_planner import ModelPlanner
 from engine.browse import GraphBrowser
+from engine.cache import AnswerCache, MeteredAsks, QueryEmbeddingCache
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
+from engine.metering import MeteredChatModel, acting_as, caller_for
 from engine.query import AskEvent, QueryPipeline, checked_question
 from engine.readers import SourceDocument, read_paths
 from engine.settings import Settings
+from engine.usage import UsageLedger
 from engine.verify import Verifier, VerifyItem, VerifyResult
 from extractors import (
     Bm25Encoder,
@@ -42,6 +45,7 @@ from extractors import (
 )
 from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
+from extractors.prompts import PLAN, SUPPORT, SYNTHESIZE
 from graph import (
     Access,
     ConfigError,
@@ -49,6 +53,7 @@ from graph import (
     DocumentGraph,
     DocumentId,
     GraphStore,
+    InputError,
     NotFoundError,
     StoreStats,
     StoreUnavailableError,
@@ -129,11 +134,20 @@ class Threadline:
         self._journal: IngestJournal | None = None
         self._ingestor: Ingestor | None = None
         self._retriever: HybridRetriever | None = None
-        self._model: OpenAIChatClient | None = None
+        self._model: MeteredChatModel | None = None
         self._cache: ExtractionCache | None = None
+        # Usage, quotas and caches (engine.usage, engine.cache): the ledger opens in open().
+        self.usage: UsageLedger | None = None
+        self._queries = QueryEmbeddingCache(
+            self._embedder, max_entries=settings.cache.embedding_entries
+        )
+        answers = settings.cache
+        self._asks = MeteredAsks(
+            AnswerCache(max_entries=answers.answer_entries) if answers.answers else None
+        )
         cfg = settings.model
         if cfg.base_url is not None:
-            self._model = OpenAIChatClient(
+            client = OpenAIChatClient(
                 base_url=cfg.base_url,
                 model=cfg.model,
                 api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
@@ -143,6 +157,7 @@ class Threadline:
                 max_tokens=cfg.max_tokens,
                 retries=cfg.retries,
             )
+            self._model = MeteredChatModel(client)
 
     @classmethod
     async def open(cls, settings: Settings | None = None) -> Self:
@@ -162,6 +177,10 @@ class Threadline:
         self._graph = await open_graph_store(self.settings)
         self._vectors = await self._open_vectors()
         await repair(self._journal, self._graph, self._vectors)
+        self.usage = await UsageLedger.open(data_dir / "usage.sqlite", quotas=self.settings.quota)
+        self._asks.ledger = self.usage
+        if self._model is not None:
+            self._model.ledger = self.usage
 
     async def _open_vectors(self) -> VectorIndex:
         cfg = self.settings.vector
@@ -188,12 +207,13 @@ class Threadline:
 
     async def close(self) -> None:
         """Close the stores and release the data dir."""
-        for closable in (self._vectors, self._graph, self._journal, self._model):
+        for closable in (self._vectors, self._graph, self._journal, self._model, self.usage):
             if closable is not None:
                 await closable.close()
         if self._cache is not None:
             self._cache.close()
         self._vectors = self._graph = self._journal = self._model = self._cache = None
+        self.usage = None
         self._lock.release()
 
     async def __aenter__(self) -> Self:
@@ -224,8 +244,9 @@ class Threadline:
         return self._vectors
 
     @property
-    def model(self) -> OpenAIChatClient:
-        """The model client (``THREADLINE_MODEL__BASE_URL``)."""
+    def model(self) -> MeteredChatModel:
+        """The model client (``THREADLINE_MODEL__BASE_URL``); its calls are checked against
+        the caller's quotas and counted in :attr:`usage`."""
         if self._model is None:
             raise ConfigError(
                 "no model server is configured: set THREADLINE_MODEL__BASE_URL (vLLM or any "
@@ -293,9 +314,14 @@ class Threadline:
         progress: Progress | None = None,
     ) -> IngestReport:
         """Ingest documents already read (see :meth:`read`)."""
-        return await self._get_ingestor().ingest(
-            sources, tenant=tenant or self.settings.tenant, groups=groups, progress=progress
-        )
+        owner = tenant or self.settings.tenant
+        try:
+            with acting_as(caller_for(Access(tenant=owner))):
+                return await self._get_ingestor().ingest(
+                    sources, tenant=owner, groups=groups, progress=progress
+                )
+        finally:
+            self._asks.changed([owner])
 
     async def delete(self, document_ids: Sequence[DocumentId], access: Access) -> DeleteReport:
         """Delete documents with their chunks, vectors and unsupported facts and entities.
@@ -316,7 +342,11 @@ class Threadline:
         ids = [d.id for d in found]
         stated = await self.graph.export(ids)
         await self._journal.add(ids)
-        report = await self.graph.delete(ids)
+        self._asks.changed({d.tenant for d in found})
+        try:
+            report = await self.graph.delete(ids)
+        finally:
+            self._asks.changed({d.tenant for d in found})
         if self._ingestor is not None:
             self._ingestor.forget(found)
         await self.vectors.delete_documents(ids)
@@ -354,7 +384,7 @@ class Threadline:
             self._retriever = HybridRetriever(
                 graph=self.graph,
                 vectors=self.vectors,
-                embedder=self._embedder,
+                embedder=self._queries,
                 extractor=self._extractor,
                 sparse=self._sparse,
                 planner=self._planner(),
@@ -420,9 +450,12 @@ class Threadline:
         ``THREADLINE_MODEL__SYNTHESIS`` setting); ``unsupported``: keep claims the
         validator did not support in the answer (flagged) instead of removing them.
         """
-        return await self.pipeline(llm=llm).ask(
-            question, access or self.access(), k=k, mode=mode, unsupported=unsupported
-        )
+        async for event in self.ask_stream(
+            question, access, k=k, mode=mode, llm=llm, unsupported=unsupported
+        ):
+            if event.answer is not None:
+                return event.answer
+        raise InputError("the question produced no answer")  # pragma: no cover - always done
 
     def ask_stream(
         self,
@@ -434,9 +467,24 @@ class Threadline:
         llm: bool | None = None,
         unsupported: bool = False,
     ) -> AsyncIterator[AskEvent]:
-        """:meth:`ask`, stage by stage (see :class:`~engine.query.AskEvent`)."""
-        return self.pipeline(llm=llm).stream(
-            question, access or self.access(), k=k, mode=mode, unsupported=unsupported
+        """:meth:`ask`, stage by stage (see :class:`~engine.query.AskEvent`); a repeated
+        question is answered from the answer cache (:mod:`engine.cache`)."""
+        use_model = self.settings.model.synthesis if llm is None else llm
+        model = self.settings.model
+        prompts = [SYNTHESIZE.id, *([SUPPORT.id] if model.entailment else [])] if use_model else []
+        prompts += [PLAN.id] if model.planner else []
+        retriever = self.retriever
+        tuning = (type(retriever.planner).__name__, retriever.weights, retriever.executor.limits)
+        return self._asks.stream(
+            self.pipeline(llm=llm),
+            question,
+            access or self.access(),
+            k=k,
+            mode=mode,
+            unsupported=unsupported,
+            model=model.model if use_model else "extractive",
+            prompts=prompts,
+            config=repr(tuning),
         )
 
     async def verify(self, items: Sequence[VerifyItem], access: Access) -> list[VerifyResult]:
