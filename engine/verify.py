@@ -21,12 +21,12 @@ Output: ``{"id": "c1", "answer_verdict": "supported", "claims": [{"verdict": ...
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from agents import AnswerChecker, ProvenanceValidator
+from agents import AnswerCheck, AnswerChecker, ProvenanceValidator
 from graph import (
     Access,
     Chunk,
@@ -153,6 +153,30 @@ class VerifyResult(_In):
         description="whether the answer follows from the supported claims (null: no answer)"
     )
     claims: list[ClaimVerdict]
+    _documents: tuple[DocumentId, ...] = PrivateAttr(default=())
+
+    @property
+    def cited_documents(self) -> tuple[DocumentId, ...]:
+        """Ids of the readable documents the citations resolved to (for the audit log; not
+        part of the output)."""
+        return self._documents
+
+    @classmethod
+    def of(
+        cls,
+        item: VerifyItem,
+        check: AnswerCheck,
+        claims: Sequence[Claim],
+        unresolved: Collection[int],
+    ) -> VerifyResult:
+        """The result of one item from its validated claims and answer check."""
+        result = cls(
+            id=item.id,
+            answer_verdict=check.verdict,
+            claims=[_verdict(c, i in unresolved) for i, c in enumerate(claims)],
+        )
+        result._documents = tuple(sorted({d.document_id for c in claims for d in c.documents}))
+        return result
 
 
 class Verifier:
@@ -181,13 +205,7 @@ class Verifier:
                     problems[index] = problem
             validated = await self._validator.validate(claims, access, problems=problems)
             check = self._checker.check(item.question, item.answer, validated)
-            results.append(
-                VerifyResult(
-                    id=item.id,
-                    answer_verdict=check.verdict,
-                    claims=[_verdict(c, i in problems) for i, c in enumerate(validated)],
-                )
-            )
+            results.append(VerifyResult.of(item, check, validated, problems))
         return results
 
 
