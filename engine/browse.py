@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from agents.communities import CommunityBuilder, RefreshReport
+from engine.community_views import community_views
 from engine.views import Subgraph
 from graph import (
     Access,
@@ -25,8 +27,16 @@ from graph import (
     Relation,
     StoreStats,
 )
+from graph.communities import Community, CommunityId
 from graph.provenance import Evidence
-from graph.views import EntityDetail, FactView, NeighborhoodView, PathView, Source
+from graph.views import (
+    CommunityView,
+    EntityDetail,
+    FactView,
+    NeighborhoodView,
+    PathView,
+    Source,
+)
 
 __all__ = ["GraphBrowser"]
 
@@ -34,9 +44,12 @@ __all__ = ["GraphBrowser"]
 class GraphBrowser:
     """Reads of one graph store as one caller (``access``)."""
 
-    def __init__(self, graph: GraphStore, access: Access) -> None:
+    def __init__(
+        self, graph: GraphStore, access: Access, *, communities: CommunityBuilder | None = None
+    ) -> None:
         self._graph = graph
         self.access = access
+        self._builder = communities
 
     # ------------------------------------------------------------------ documents
 
@@ -189,6 +202,37 @@ class GraphBrowser:
             for p in found
         ]
 
+    # ------------------------------------------------------------------ communities
+
+    async def refresh_communities(self) -> RefreshReport:
+        """Rebuild the communities of the caller's scopes whose documents changed since
+        they were built (nothing to do without a builder, or when none changed)."""
+        if self._builder is None:
+            return RefreshReport()
+        return await self._builder.refresh(await self._graph.community_scopes(self.access))
+
+    async def communities(
+        self, *, level: int | None = None, limit: int = 100
+    ) -> list[CommunityView]:
+        """Communities built from documents the caller may read, up to date: by level
+        (0 is the coarsest), then most documents, then most members."""
+        await self.refresh_communities()
+        every = await self._graph.communities(self.access)
+        shown = [c for c in every if level is None or c.level == level][: max(limit, 0)]
+        return await community_views(self._graph, self.access, shown, children=_children(every))
+
+    async def community(self, community_id: str) -> CommunityView:
+        """One readable community (:class:`NotFoundError` when missing or hidden)."""
+        await self.refresh_communities()
+        found = await self._graph.communities(self.access, ids=[CommunityId(community_id)])
+        if not found:
+            raise NotFoundError(
+                f"no community {community_id} you can see; list them with `threadline communities`"
+            )
+        below = await self._graph.communities(self.access, level=found[0].level + 1)
+        views = await community_views(self._graph, self.access, found, children=_children(below))
+        return views[0]
+
     # ------------------------------------------------------------------ helpers
 
     async def _centres(self, keys: str | Sequence[str]) -> list[Entity]:
@@ -200,3 +244,11 @@ class GraphBrowser:
         ids = list({e for r in rels for e in (r.subject_id, r.object_id)})
         names = {e.id: e.name for e in await self._graph.entities(ids, self.access)}
         return [FactView.of(r, names) for r in rels]
+
+
+def _children(found: Iterable[Community]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for c in found:
+        if c.parent is not None:
+            out.setdefault(c.parent, []).append(c.id)
+    return out

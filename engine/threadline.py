@@ -22,9 +22,10 @@ from agents import (
     Retrieval,
     RulePlanner,
 )
+from agents.communities import CommunityBuilder
 from agents.model_planner import ModelPlanner
 from engine.browse import GraphBrowser
-from engine.cache import AnswerCache, MeteredAsks, QueryEmbeddingCache
+from engine.cache import AnswerCache, CacheStats, MeteredAsks, QueryEmbeddingCache
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
@@ -134,6 +135,7 @@ class Threadline:
         self._journal: IngestJournal | None = None
         self._ingestor: Ingestor | None = None
         self._retriever: HybridRetriever | None = None
+        self._communities: CommunityBuilder | None = None
         self._model: MeteredChatModel | None = None
         self._cache: ExtractionCache | None = None
         # Usage, quotas and caches (engine.usage, engine.cache): the ledger opens in open().
@@ -280,9 +282,17 @@ class Threadline:
             )
         return self._ingestor
 
+    @property
+    def communities(self) -> CommunityBuilder:
+        """Builds the communities of scopes whose documents changed (on read)."""
+        if self._communities is None:
+            self._communities = CommunityBuilder(graph=self.graph, embedder=self._embedder)
+        return self._communities
+
     def browse(self, access: Access) -> GraphBrowser:
-        """The graph as ``access`` may read it: entities, facts, neighbourhoods, paths."""
-        return GraphBrowser(self.graph, access)
+        """The graph as ``access`` may read it: entities, facts, neighbourhoods, paths,
+        communities."""
+        return GraphBrowser(self.graph, access, communities=self.communities)
 
     # ------------------------------------------------------------------ operations
 
@@ -493,6 +503,24 @@ class Threadline:
         checks = self.pipeline()
         verifier = Verifier(graph=self.graph, validator=checks.validator, checker=checks.checker)
         return await verifier.verify(items, access)
+
+    async def check_quota(self, access: Access, *, llm: bool | None = None) -> None:
+        """Raise :class:`~graph.QuotaExceededError` when the caller (the API's key, else
+        the tenant of ``access``) has asked its questions for the day or, when the answer
+        would need the model, spent its tokens."""
+        if self.usage is None:
+            raise StoreUnavailableError("Threadline is closed; open it with Threadline.open")
+        model = self.settings.model
+        uses_model = (model.synthesis if llm is None else llm) or model.planner
+        await self.usage.check(caller_for(access), tokens=uses_model, asks=True)
+
+    @property
+    def caches(self) -> dict[str, CacheStats]:
+        """Lookups of the answer and query-embedding caches since open."""
+        stats = {"query_embedding": self._queries.stats}
+        if self._asks.cache is not None:
+            stats["answer"] = self._asks.cache.stats
+        return stats
 
     def access(self) -> Access:
         """The configured tenant's access (``THREADLINE_TENANT``), every group."""

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graph.errors import StoreError
 from graph.ids import DocumentId, EntityId, RelationId, entity_scope
-from graph.models import PUBLIC_GROUP, Access, Span
+from graph.models import PUBLIC_GROUP, Access, Mention, Span
 
 __all__ = [
     "Community",
@@ -123,7 +123,7 @@ class Community(_Frozen):
     """A community of one scope's entity graph, with the cited items that summarise it.
 
     ``entity_ids`` are ordered by centrality (PageRank over the scope's graph), most
-    central first. ``facts`` (its strongest facts), ``mentions`` (one span naming each key
+    central first. ``facts`` (its strongest facts), ``mentions`` (one mention of each key
     entity) and ``sentences`` (representative sentences, chosen for coverage and
     non-redundancy) are what its summary cites. ``vector`` is the unit mean embedding of
     its candidate sentences (empty when none was embedded).
@@ -138,7 +138,7 @@ class Community(_Frozen):
     entity_ids: tuple[EntityId, ...] = Field(min_length=2)
     documents: int = Field(ge=0)
     facts: tuple[RelationId, ...] = ()
-    mentions: tuple[Span, ...] = ()
+    mentions: tuple[Mention, ...] = ()
     sentences: tuple[Span, ...] = ()
     vector: tuple[float, ...] = ()
 

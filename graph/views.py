@@ -8,14 +8,24 @@ surface rebuilds "a fact with its names" on its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from graph.communities import CommunityId
 from graph.ids import EntityId, RelationId
 from graph.models import Chunk, Document, Entity, Relation, RelationKind, Span
-from graph.provenance import Evidence
+from graph.provenance import Evidence, FactRef, SpanRef
 
-__all__ = ["EntityDetail", "FactView", "NeighborhoodView", "PathView", "Source"]
+__all__ = [
+    "CitedLine",
+    "CommunityView",
+    "EntityDetail",
+    "FactView",
+    "NeighborhoodView",
+    "PathView",
+    "Source",
+]
 
 
 class _Frozen(BaseModel):
@@ -85,3 +95,32 @@ class Source(_Frozen):
     evidence: Evidence
     chunk: Chunk
     document: Document
+
+
+class CitedLine(_Frozen):
+    """One line of a community summary with the exact source spans it rests on
+    (``document.text[start:end] == text`` for each span) and, for a fact, the fact."""
+
+    kind: Literal["entity", "fact", "sentence"]
+    text: str
+    spans: tuple[SpanRef, ...] = Field(min_length=1)
+    facts: tuple[FactRef, ...] = ()
+
+
+class CommunityView(_Frozen):
+    """A community of the entity graph as a caller sees it: its most central members and a
+    summary whose every line is cited.
+
+    ``size`` counts its members, ``documents`` the readable documents that mention them;
+    ``children`` are its parts one level down (level 0 is the coarsest).
+    """
+
+    id: CommunityId
+    level: int
+    parent: CommunityId | None
+    children: tuple[CommunityId, ...]
+    name: str
+    size: int
+    documents: int
+    members: tuple[Entity, ...]
+    summary: tuple[CitedLine, ...]

@@ -21,10 +21,12 @@ from graph import (
     DocumentId,
     GraphStore,
     Section,
+    StoreError,
     chunk_id,
     entity_scope,
 )
 from graph.backends.networkx_store import NetworkxGraphStore
+from graph.communities import CommunityScope, detect_communities
 from tests.bolt_server import BoltServer
 from tests.contract.factories import entity, make_graph, open_test_store, wipe
 
@@ -830,3 +832,114 @@ async def test_chunks_overlapping_document_ranges(store: GraphStore) -> None:
     ]
     assert await ids([(DocumentId("doc_unknown"), 0, 10)], Access.admin()) == []
     assert await ids([]) == []
+
+
+# ---------------------------------------------------------------------- communities
+
+
+async def _build_communities(store: GraphStore, access: Access) -> list[CommunityScope]:
+    """Detect and store the communities of every stale scope ``access`` reads."""
+    built = []
+    for scope in await store.community_scopes(access):
+        if scope.stale:
+            found = detect_communities(scope, await store.entity_graph(scope))
+            await store.put_communities(scope, found)
+            built.append(scope)
+    return built
+
+
+async def test_community_scopes_are_the_readable_access_scopes(loaded: GraphStore) -> None:
+    everything = await loaded.community_scopes(Access.admin())
+    assert [(s.tenant, s.groups) for s in everything] == [
+        ("acme", ("*",)),
+        ("acme", ("legal",)),
+        ("globex", ("*",)),
+    ]
+    assert all(s.stale and s.built is None for s in everything)
+    assert [s.groups for s in await loaded.community_scopes(ACME)] == [("*",)]
+    assert [s.groups for s in await loaded.community_scopes(LEGAL)] == [("*",), ("legal",)]
+    assert [s.tenant for s in await loaded.community_scopes(OTHER)] == ["globex"]
+
+
+async def test_entity_graph_reads_only_its_scope(loaded: GraphStore) -> None:
+    public, legal = await loaded.community_scopes(LEGAL)
+    graph = await loaded.entity_graph(public)
+    assert {n.name for n in graph.nodes} == {
+        "Ada Lovelace",
+        "Charles Babbage",
+        "Analytical Engine",
+        "London",
+        "Alan Turing",
+    }
+    by_name = {n.name: n for n in graph.nodes}
+    assert len(by_name["Analytical Engine"].documents) == 2
+    assert by_name["Alan Turing"].mentions == 1  # the legal document's mention is not counted
+    ends = {frozenset((a, b)) for a, b, _ in graph.edges}
+    assert frozenset((BABBAGE.id, ENGINE.id)) in ends
+    design = next(w for a, b, w in graph.edges if {a, b} == {BABBAGE.id, ENGINE.id})
+    work = next(w for a, b, w in graph.edges if {a, b} == {ADA.id, BABBAGE.id})
+    assert design > work  # stated by two documents
+    secret = await loaded.entity_graph(legal)
+    assert {n.name for n in secret.nodes} == {"Alan Turing", "London"}
+    assert [n.documents for n in secret.nodes] == [(_graph_secret().document.id,)] * 2
+
+
+async def test_communities_round_trip_filtered_by_access(
+    backend: tuple[GraphStore, Opener],
+) -> None:
+    store, reopen = backend
+    await store.upsert([_graph_a(), _graph_b(), _graph_secret(), _graph_globex()])
+    assert len(await _build_communities(store, Access.admin())) == 3
+    assert not any(s.stale for s in await store.community_scopes(Access.admin()))
+    every = await store.communities(Access.admin())
+    assert {c.tenant for c in every} == {"acme", "globex"}
+    acme = await store.communities(ACME)
+    assert acme and all(c.tenant == "acme" and c.groups == ("*",) for c in acme)
+    members = {e for c in acme if c.level == 0 for e in c.entity_ids}
+    assert members <= {ADA.id, BABBAGE.id, ENGINE.id, LONDON.id, TURING.id}
+    legal = await store.communities(LEGAL)
+    assert {c.groups for c in legal} == {("*",), ("legal",)}
+    assert all(c.tenant == "globex" for c in await store.communities(OTHER))
+    assert await store.communities(ACME, ids=[c.id for c in legal if c.groups == ("legal",)]) == []
+    first = acme[0]
+    assert await store.communities(ACME, ids=[first.id]) == [first]
+    assert all(c.level == 0 for c in await store.communities(ACME, level=0))
+    await store.close()
+    again = await reopen()
+    try:
+        assert await again.communities(ACME) == acme
+        assert not any(s.stale for s in await again.community_scopes(ACME))
+    finally:
+        if again is not store:
+            await again.close()
+
+
+async def test_writes_make_a_scope_stale_and_deletes_drop_its_communities(
+    loaded: GraphStore,
+) -> None:
+    await _build_communities(loaded, Access.admin())
+    before = {s.groups: s for s in await loaded.community_scopes(LEGAL)}
+    extra = make_graph(
+        "c",
+        "Ada Lovelace wrote notes.",
+        entities={"Ada Lovelace": ADA},
+        facts=[],
+    )
+    await loaded.upsert([extra])
+    after = {s.groups: s for s in await loaded.community_scopes(LEGAL)}
+    assert after[("*",)].stale and after[("*",)].built == before[("*",)].fingerprint
+    assert not after[("legal",)].stale
+    assert await loaded.communities(ACME)  # stale ones stay until rebuilt or dropped
+    await loaded.delete([_graph_b().document.id])
+    assert await loaded.communities(ACME) == []
+    assert (await loaded.community_scopes(ACME))[0].built is None
+    assert {c.groups for c in await loaded.communities(LEGAL)} == {("legal",)}
+    assert await loaded.communities(OTHER)
+
+
+async def test_communities_must_belong_to_their_scope(loaded: GraphStore) -> None:
+    public, legal = await loaded.community_scopes(LEGAL)
+    found = detect_communities(public, await loaded.entity_graph(public))
+    with pytest.raises(StoreError):
+        await loaded.put_communities(legal, found)
+    assert await loaded.communities(Access.admin()) == []
