@@ -894,7 +894,8 @@ async def test_communities_round_trip_filtered_by_access(
     every = await store.communities(Access.admin())
     assert {c.tenant for c in every} == {"acme", "globex"}
     acme = await store.communities(ACME)
-    assert acme and all(c.tenant == "acme" and c.groups == ("*",) for c in acme)
+    assert acme
+    assert all(c.tenant == "acme" and c.groups == ("*",) for c in acme)
     members = {e for c in acme if c.level == 0 for e in c.entity_ids}
     assert members <= {ADA.id, BABBAGE.id, ENGINE.id, LONDON.id, TURING.id}
     legal = await store.communities(LEGAL)
@@ -927,7 +928,8 @@ async def test_writes_make_a_scope_stale_and_deletes_drop_its_communities(
     )
     await loaded.upsert([extra])
     after = {s.groups: s for s in await loaded.community_scopes(LEGAL)}
-    assert after[("*",)].stale and after[("*",)].built == before[("*",)].fingerprint
+    assert after[("*",)].stale
+    assert after[("*",)].built == before[("*",)].fingerprint
     assert not after[("legal",)].stale
     assert await loaded.communities(ACME)  # stale ones stay until rebuilt or dropped
     await loaded.delete([_graph_b().document.id])
