@@ -1,16 +1,20 @@
 """Answer feedback: ratings and comments callers leave on answers, kept for evaluation.
 
 One SQLite file, ``feedback.sqlite`` in the data dir, one row per rating. The table and
-its columns are fixed: data dirs written by earlier versions open as they are.
+its columns are fixed: data dirs written by earlier versions open as they are. The spans
+a rated answer cited (document, chunk and offsets; never their text) are kept beside it,
+in a table of their own, for :meth:`FeedbackStore.low_rated`.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from engine.sqlite_file import SqliteFile
 
@@ -45,8 +49,9 @@ class FeedbackStore:
         rating: int,
         comment: str = "",
         request_id: str | None = None,
+        spans: Sequence[Mapping[str, Any]] = (),
     ) -> str:
-        """Store one rating and return its id."""
+        """Store one rating (and the spans the rated answer cited) and return its id."""
         feedback_id = uuid.uuid4().hex
         row = (
             feedback_id,
@@ -59,8 +64,35 @@ class FeedbackStore:
             comment,
             request_id,
         )
-        await self._file.run("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
+        cited = json.dumps([dict(s) for s in spans])
+
+        def insert(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN")
+                db.execute("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
+                if spans:
+                    db.execute("INSERT INTO feedback_spans VALUES (?,?)", (feedback_id, cited))
+
+        await self._file.call(insert)
         return feedback_id
+
+    async def low_rated(self, max_rating: int) -> list[dict[str, Any]]:
+        """Ratings of ``max_rating`` or less, oldest first, each with its cited spans."""
+        rows = await self._file.run(
+            "SELECT f.id, f.ts, f.key_id, f.tenant, f.question, f.answer, f.rating, f.comment, "
+            "f.request_id, s.spans FROM feedback f LEFT JOIN feedback_spans s "
+            "ON s.feedback_id = f.id WHERE f.rating <= ? ORDER BY f.ts",
+            (max_rating,),
+        )
+        names = ("id", "ts", "key_id", "tenant", "question", "answer", "rating", "comment")
+        return [
+            {
+                **dict(zip(names, r[:8], strict=True)),
+                "request_id": r[8],
+                "spans": json.loads(r[9]) if r[9] else [],
+            }
+            for r in rows
+        ]
 
     async def close(self) -> None:
         """Close the file."""
@@ -69,3 +101,6 @@ class FeedbackStore:
 
 def _setup(db: sqlite3.Connection) -> None:
     db.execute(_SCHEMA)
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS feedback_spans (feedback_id TEXT PRIMARY KEY, spans TEXT)"
+    )

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal, Protocol, Self
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict
 
 from engine.settings import QuotaLimits, QuotaSettings
@@ -36,6 +36,7 @@ __all__ = [
     "GROUPS",
     "Caller",
     "Group",
+    "Lookups",
     "QuotaState",
     "UsageCollector",
     "UsageLedger",
@@ -371,12 +372,20 @@ class UsageLedger:
         return out
 
 
-class UsageCollector:
-    """Prometheus counters read from a ledger at scrape time: model tokens by tenant and
-    kind (prompt, completion), questions by tenant and cache result."""
+class Lookups(Protocol):
+    """A cache's lookup counts (:class:`engine.cache.CacheStats`)."""
 
-    def __init__(self, ledger: UsageLedger) -> None:
+    hits: int
+    misses: int
+
+
+class UsageCollector:
+    """Prometheus counters read at scrape time: model tokens by tenant and kind (prompt,
+    completion), questions by tenant and answer-cache result, and each cache's lookups."""
+
+    def __init__(self, ledger: UsageLedger, caches: Mapping[str, Lookups] | None = None) -> None:
         self._ledger = ledger
+        self._caches = dict(caches or {})
 
     def collect(self) -> Iterator[Metric]:
         """The counters (``prometheus_client`` collector protocol)."""
@@ -396,6 +405,21 @@ class UsageCollector:
         for (tenant, result), value in sorted(self._ledger.asks.items()):
             asks.add_metric([tenant, result], value)
         yield asks
+        lookups = CounterMetricFamily(
+            "threadline_cache_lookups",
+            "Cache lookups by cache (answer, query_embedding) and result (hit, miss)",
+            labels=["cache", "result"],
+        )
+        ratio = GaugeMetricFamily(
+            "threadline_cache_hit_ratio", "Hits over lookups since start", labels=["cache"]
+        )
+        for name, stats in sorted(self._caches.items()):
+            lookups.add_metric([name, "hit"], stats.hits)
+            lookups.add_metric([name, "miss"], stats.misses)
+            total = stats.hits + stats.misses
+            ratio.add_metric([name], stats.hits / total if total else 0.0)
+        yield lookups
+        yield ratio
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: the label values appear as usage does."""

@@ -20,12 +20,15 @@ from engine.api.errors import ERROR_RESPONSES, install_error_handlers
 from engine.api.jobs import JobBoard
 from engine.api.limits import BodyLimit, KeyLimits
 from engine.api.routes import ROUTERS
+from engine.api.routes import communities as community_routes
+from engine.api.routes import usage as usage_routes
 from engine.audit import AuditLog
 from engine.feedback import FeedbackStore
 from engine.keys import KeyStore
 from engine.settings import Settings
 from engine.telemetry import REQUEST_ID, Metrics, configure_tracing
 from engine.threadline import Threadline
+from engine.usage import UsageCollector
 
 __all__ = ["create_app"]
 
@@ -47,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.middleware("http")(_observe)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(community_routes.router)
+    app.include_router(usage_routes.router)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     return app
 
@@ -65,6 +70,8 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         feedback = await FeedbackStore.open(data_dir / "feedback.sqlite")
         stack.push_async_callback(feedback.close)
         metrics = Metrics()
+        if tl.usage is not None:
+            metrics.registry.register(UsageCollector(tl.usage, tl.caches))
         jobs = JobBoard(tl, audit, metrics, asyncio.Lock())
         stack.push_async_callback(jobs.close)
         app.state.service = Service(

@@ -21,9 +21,11 @@ from engine.api.limits import KeyLimits
 from engine.audit import AuditLog, Outcome
 from engine.feedback import FeedbackStore
 from engine.keys import ApiKey, KeyStore
+from engine.metering import CALLER
 from engine.settings import Settings
 from engine.telemetry import REQUEST_ID, Metrics
 from engine.threadline import Threadline
+from engine.usage import Caller as UsageCaller
 from graph import PermissionDeniedError, ThreadlineError
 
 __all__ = ["Caller", "Service", "Svc", "principal", "require_admin", "route_template"]
@@ -110,6 +112,9 @@ async def principal(
     except PermissionDeniedError as exc:
         raise ApiError(401, "unauthenticated", str(exc)) from exc
     request.state.key_id = key.id
+    # Model calls and questions of this request (and of jobs it starts) count against the
+    # key; the request's context ends with it, so nothing needs resetting.
+    CALLER.set(UsageCaller(tenant=key.tenant, key_id=key.id))
     with service.limits.admit(key.id):
         yield key
 

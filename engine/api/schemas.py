@@ -270,6 +270,17 @@ class PathList(BaseModel):
     paths: list[PathOut]
 
 
+class FeedbackSpan(BaseModel):
+    """A span the rated answer cited (from its claims' ``spans``): ids and offsets only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    document_id: str = Field(max_length=200)
+    chunk_id: str = Field(max_length=200)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -290,6 +301,9 @@ class FeedbackIn(BaseModel):
     rating: int = Field(ge=1, le=5, description="1 (wrong) to 5 (right and well sourced)")
     comment: str = Field(default="", max_length=5000)
     request_id: str | None = Field(default=None, max_length=128)
+    spans: list[FeedbackSpan] = Field(
+        default_factory=list, max_length=50, description="the spans the rated answer cited"
+    )
 
 
 class FeedbackOut(BaseModel):

@@ -47,6 +47,8 @@ async def ask(body: AskRequest, request: Request, service: Svc, key: Caller) -> 
             "(THREADLINE_MODEL__BASE_URL); ask without it for an extractive answer"
         )
     wants_stream = body.stream or "text/event-stream" in request.headers.get("accept", "")
+    if wants_stream:  # over quota: a 429 before the stream starts, not an error event
+        await service.tl.check_quota(key.access, llm=body.llm)
     options: dict[str, Any] = {
         "k": body.k,
         "mode": body.mode,
@@ -90,6 +92,7 @@ async def feedback(body: FeedbackIn, service: Svc, key: Caller) -> FeedbackOut:
         rating=body.rating,
         comment=body.comment,
         request_id=body.request_id,
+        spans=[s.model_dump() for s in body.spans],
     )
     return FeedbackOut(id=feedback_id)
 
