@@ -204,6 +204,8 @@ def _walk_api(server: Server, reader: str) -> list[tuple[str, Any]]:
             get(f"/v1/entities/{entity['id']}/neighborhood", depth=2)
         for a, b in itertools.pairwise(entities):
             get("/v1/paths", source=a["id"], target=b["id"])
+        for community in get("/v1/communities", limit=500)["communities"]:
+            get(f"/v1/communities/{community['id']}")
         for question in QUESTIONS:
             for mode in ("threadline", "single", "dense"):
                 post("/v1/ask", {"question": question, "mode": mode, "unsupported": True})
