@@ -114,6 +114,14 @@ class Claim(_Frozen):
         description="whether every cited span and fact exists, matches the stored text and "
         "may be read (null: not validated yet); the verdict says whether the text follows",
     )
+    communities: tuple[str, ...] = Field(
+        default=(), description="the communities a corpus-wide answer's point was drawn from"
+    )
+    support: int | None = Field(
+        default=None,
+        description="documents behind the point's communities (corpus-wide answers; points "
+        "are ordered by it)",
+    )
 
 
 class Signal(_Frozen):
