@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from engine.api import create_app
 from engine.keys import KeyStore
@@ -49,9 +50,17 @@ def wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
 @contextmanager
 def running_api(config: Settings) -> Iterator[str]:
     """The API for ``config`` on a free local port, until the block ends: its base URL."""
+    with running_app(config) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_app(config: Settings) -> Iterator[tuple[str, FastAPI]]:
+    """:func:`running_api`, with the app (its ``state.service`` once started)."""
+    app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(config),
+            app,
             host="127.0.0.1",
             port=free_port(),
             log_config=None,
@@ -66,7 +75,7 @@ def running_api(config: Settings) -> Iterator[str]:
         assert thread.is_alive(), "the API server stopped while starting"
         time.sleep(0.1)
     try:
-        yield f"http://127.0.0.1:{server.config.port}"
+        yield f"http://127.0.0.1:{server.config.port}", app
     finally:
         server.should_exit = True
         thread.join(timeout=60)
