@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
 
 from engine.settings import Settings
 from engine.verify import MAX_CLAIM_CHARS, MAX_ITEMS
@@ -273,6 +275,33 @@ def test_verification_is_audited_as_a_read(corpus: Corpus) -> None:
     assert verified[-1]["cited_documents"] == [corpus.document_id]
     assert verified[-1]["key_id"]
     assert SENTENCES[0] not in json.dumps(verified)  # ids and counts, never text
+
+
+def test_fuzzed_bodies_never_5xx(corpus: Corpus) -> None:
+    """Schema-driven bodies for the endpoint: answers or 4xx in the error shape, never 5xx."""
+    schema = schemathesis.openapi.from_url(f"{corpus.base}/openapi.json")
+    [operation] = [
+        result.ok() for result in schema.get_all_operations() if result.ok().path == "/v1/verify"
+    ]
+    failures: list[str] = []
+
+    @given(case=operation.as_strategy())
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def check(case: Any) -> None:
+        response = case.call(headers={"Authorization": f"Bearer {corpus.keys['acme']}"})
+        if response.status_code >= 500:
+            failures.append(response.text[:300])
+        elif response.status_code >= 400:
+            assert set(response.json()) == {"error", "message", "detail"}, response.text
+
+    check()
+    assert not failures, failures
 
 
 def test_a_negated_claim_is_not_supported(corpus: Corpus) -> None:
