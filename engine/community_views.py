@@ -71,6 +71,7 @@ async def community_views(
             name=c.name,
             size=len(c.entity_ids),
             documents=c.documents,
+            passages=c.passages,
             members=tuple(
                 read.entities[e] for e in c.entity_ids[:MEMBERS_SHOWN] if e in read.entities
             ),

@@ -23,9 +23,11 @@ from agents import (
     RulePlanner,
 )
 from agents.communities import CommunityBuilder
+from agents.global_answer import GlobalAnswerer
 from agents.model_planner import ModelPlanner
 from engine.browse import GraphBrowser
 from engine.cache import AnswerCache, CacheStats, MeteredAsks, QueryEmbeddingCache
+from engine.global_query import GlobalQueryPipeline
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
 from engine.llm import OpenAIChatClient, OpenAIEmbedder
@@ -434,6 +436,20 @@ class Threadline:
             checker=AnswerChecker(extractor=self._extractor),
         )
 
+    def global_pipeline(self, *, llm: bool | None = None) -> GlobalQueryPipeline:
+        """:meth:`pipeline` with corpus-wide questions ("what are the main themes?")
+        answered from the caller's communities (see :mod:`engine.global_query`)."""
+        base = self.pipeline(llm=llm)
+        use_model = self.settings.model.synthesis if llm is None else llm
+        return GlobalQueryPipeline(
+            base,
+            graph=self.graph,
+            builder=self.communities,
+            answerer=GlobalAnswerer(graph=self.graph, embedder=self._embedder),
+            extractor=self._extractor,
+            synthesizer=ModelSynthesizer(graph=self.graph, model=self.model) if use_model else None,
+        )
+
     async def retrieve(
         self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"
     ) -> Retrieval:
@@ -486,7 +502,7 @@ class Threadline:
         retriever = self.retriever
         tuning = (type(retriever.planner).__name__, retriever.weights, retriever.executor.limits)
         return self._asks.stream(
-            self.pipeline(llm=llm),
+            self.global_pipeline(llm=llm),
             question,
             access or self.access(),
             k=k,

@@ -27,7 +27,7 @@ import leidenalg as la
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.errors import StoreError
-from graph.ids import DocumentId, EntityId, RelationId, entity_scope
+from graph.ids import ChunkId, DocumentId, EntityId, RelationId, entity_scope
 from graph.models import PUBLIC_GROUP, Access, Mention, Span
 
 __all__ = [
@@ -104,12 +104,14 @@ class CommunityScope(_Frozen):
 
 
 class GraphNode(_Frozen):
-    """An entity of a scope's graph: its name, mentions and the documents mentioning it."""
+    """An entity of a scope's graph: its name, mentions, and the documents and chunks
+    (passages) mentioning it."""
 
     id: EntityId
     name: str
     mentions: int = Field(ge=0)
     documents: tuple[DocumentId, ...] = ()
+    chunks: tuple[ChunkId, ...] = ()
 
 
 class EntityGraph(_Frozen):
@@ -123,9 +125,11 @@ class Community(_Frozen):
     """A community of one scope's entity graph, with the cited items that summarise it.
 
     ``entity_ids`` are ordered by centrality (PageRank over the scope's graph), most
-    central first. ``facts`` (its strongest facts), ``mentions`` (one mention of each key
-    entity) and ``sentences`` (representative sentences, chosen for coverage and
-    non-redundancy) are what its summary cites. ``vector`` is the unit mean embedding of
+    central first. ``documents`` and ``passages`` count the documents and chunks that
+    mention a member (how much of the corpus the community spans). ``facts`` (its
+    strongest facts), ``mentions`` (one mention of each key entity) and ``sentences``
+    (representative sentences, chosen for coverage and non-redundancy) are what its
+    summary cites. ``vector`` is the unit mean embedding of
     its candidate sentences (empty when none was embedded).
     """
 
@@ -137,6 +141,7 @@ class Community(_Frozen):
     name: str
     entity_ids: tuple[EntityId, ...] = Field(min_length=2)
     documents: int = Field(ge=0)
+    passages: int = Field(default=0, ge=0)
     facts: tuple[RelationId, ...] = ()
     mentions: tuple[Mention, ...] = ()
     sentences: tuple[Span, ...] = ()
@@ -229,6 +234,7 @@ def _community(
     ids = tuple(graph.nodes[v].id for v in ordered)
     raw = "\x1f".join([scope.key, str(level), *sorted(ids)]).encode("utf-8")
     docs = {d for v in members for d in graph.nodes[v].documents}
+    chunks = {c for v in members for c in graph.nodes[v].chunks}
     return Community(
         id=CommunityId("com_" + hashlib.sha256(raw).hexdigest()[:16]),
         tenant=scope.tenant,
@@ -238,6 +244,7 @@ def _community(
         name=community_name([graph.nodes[v].name for v in ordered]),
         entity_ids=ids,
         documents=len(docs),
+        passages=len(chunks),
     )
 
 
@@ -267,16 +274,25 @@ def edge_list(
 
 
 def nodes_from(
-    names: Mapping[EntityId, str], mentions: Iterable[tuple[EntityId, DocumentId, int]]
+    names: Mapping[EntityId, str],
+    mentions: Iterable[tuple[EntityId, DocumentId, ChunkId, int]],
 ) -> tuple[GraphNode, ...]:
-    """Graph nodes from entity names and ``(entity, document, mentions)`` rows."""
+    """Graph nodes from entity names and ``(entity, document, chunk, mentions)`` rows."""
     counts: dict[EntityId, int] = defaultdict(int)
     docs: dict[EntityId, set[DocumentId]] = defaultdict(set)
-    for eid, did, n in mentions:
+    chunks: dict[EntityId, set[ChunkId]] = defaultdict(set)
+    for eid, did, cid, n in mentions:
         counts[eid] += n
         docs[eid].add(did)
+        chunks[eid].add(cid)
     return tuple(
-        GraphNode(id=e, name=names[e], mentions=counts[e], documents=tuple(sorted(docs[e])))
+        GraphNode(
+            id=e,
+            name=names[e],
+            mentions=counts[e],
+            documents=tuple(sorted(docs[e])),
+            chunks=tuple(sorted(chunks[e])),
+        )
         for e in sorted(counts)
         if e in names
     )
@@ -284,8 +300,11 @@ def nodes_from(
 
 def ordered(communities: Iterable[Community]) -> list[Community]:
     """Communities in the order every store returns them: by level, then most documents,
-    most members, id."""
-    return sorted(communities, key=lambda c: (c.level, -c.documents, -len(c.entity_ids), c.id))
+    most passages, most members, id."""
+    return sorted(
+        communities,
+        key=lambda c: (c.level, -c.documents, -c.passages, -len(c.entity_ids), c.id),
+    )
 
 
 def check_scope(scope: CommunityScope, communities: Iterable[Community]) -> None:

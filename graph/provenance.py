@@ -119,8 +119,8 @@ class Claim(_Frozen):
     )
     support: int | None = Field(
         default=None,
-        description="documents behind the point's communities (corpus-wide answers; points "
-        "are ordered by it)",
+        description="passages (chunks) behind the point's communities (corpus-wide answers; "
+        "points are ordered by it)",
     )
 
 

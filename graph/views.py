@@ -111,7 +111,8 @@ class CommunityView(_Frozen):
     """A community of the entity graph as a caller sees it: its most central members and a
     summary whose every line is cited.
 
-    ``size`` counts its members, ``documents`` the readable documents that mention them;
+    ``size`` counts its members, ``documents`` and ``passages`` the documents and chunks
+    that mention them;
     ``children`` are its parts one level down (level 0 is the coarsest).
     """
 
@@ -122,5 +123,6 @@ class CommunityView(_Frozen):
     name: str
     size: int
     documents: int
+    passages: int
     members: tuple[Entity, ...]
     summary: tuple[CitedLine, ...]

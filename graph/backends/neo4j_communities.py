@@ -26,7 +26,7 @@ from graph.communities import (
     ordered,
     scope_fingerprint,
 )
-from graph.ids import DocumentId, EntityId
+from graph.ids import ChunkId, DocumentId, EntityId
 from graph.models import Access
 
 __all__ = ["communities", "drop_tx", "entity_graph", "put_tx", "scopes"]
@@ -81,7 +81,7 @@ async def entity_graph(read: Read, scope: CommunityScope) -> EntityGraph:
         return EntityGraph(nodes=(), edges=())
     mentions = await read(
         "UNWIND $docs AS did MATCH (c:Chunk {document_id: did})-[m:MENTIONS]->(e:Entity) "
-        "RETURN e.id AS id, e.name AS name, did AS document_id, count(m) AS n",
+        "RETURN e.id AS id, e.name AS name, did AS document_id, c.id AS chunk, count(m) AS n",
         docs=docs,
     )
     facts = await read(
@@ -92,7 +92,10 @@ async def entity_graph(read: Read, scope: CommunityScope) -> EntityGraph:
         docs=docs,
     )
     names = {EntityId(r["id"]): str(r["name"]) for r in mentions}
-    rows = [(EntityId(r["id"]), DocumentId(r["document_id"]), int(r["n"])) for r in mentions]
+    rows = [
+        (EntityId(r["id"]), DocumentId(r["document_id"]), ChunkId(r["chunk"]), int(r["n"]))
+        for r in mentions
+    ]
     edges = edge_list(
         (EntityId(r["s"]), EntityId(r["o"]), float(r["confidence"]), int(r["n"])) for r in facts
     )

@@ -71,12 +71,14 @@ def scopes(index: NetworkxIndex, access: Access, stored: Stored) -> list[Communi
 def entity_graph(index: NetworkxIndex, scope: CommunityScope) -> EntityGraph:
     """The scope's entities and facts (call holding the index lock shared)."""
     docs = [d.id for d in index.docs.values() if _scope_of(d) == (scope.tenant, scope.groups)]
+    inside = set(docs)
     rows = [
-        (eid, did, index.entity_docs[eid][did])
-        for did in docs
-        for eid in index.doc_entities.get(did, ())
+        (eid, row[1], row[0], 1)
+        for eid in {e for did in docs for e in index.doc_entities.get(did, ())}
+        for row in index.mentions.get(eid, ())
+        if row[1] in inside
     ]
-    names = {e: index.entities[e].name for e, _, _ in rows if e in index.entities}
+    names = {e: index.entities[e].name for e, *_ in rows if e in index.entities}
     facts = []
     for did in docs:
         for rid in index.doc_relations.get(did, ()):
