@@ -1,19 +1,42 @@
 """Whether an answer follows from its supported claims (the answer's verdict).
 
 Claims are validated one by one (:class:`~agents.validation.ProvenanceValidator`); this
-module checks the answer line itself against the claims that came out ``supported``.
+module checks the answer line itself against the claims that came out ``supported``,
+the same way for an extractive answer, a model's answer and one written elsewhere
+(``threadline verify``):
+
+- a **yes/no** answer to "are A and B the same X" / "is A older than B" is recomputed
+  from the value each branch's claim states (nationalities normalised: "American" and
+  "America" agree), and every branch must be cited;
+- a **choice** ("which came first, A or B") must be one of the options, and is
+  recomputed from the dates the claims give for each option (directly, or through an
+  entity the option's claim names: a film's director's birth date);
+- a **number** must be a value a supported claim states, or the difference of two
+  cited values;
+- an **entity or value** must be named (whole words, not inside another word) in a
+  supported claim; the claims must state the relation the question asks about (its
+  nouns, adjectives and verbs, with kinship read both ways: "son of" states "mother");
+  and the answer must fill the asked role there — the subject when the question asks
+  who did something, not its object; the thing a "who is X" question describes, not the
+  owner in "Scrooge's nephew".
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
+from agents.entailment import arguments, path_between
+from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
 from graph.provenance import Claim, Verdict
 
 __all__ = ["AnswerCheck", "AnswerChecker"]
+
+NOT_FOUND_KEY = "not found in the sources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,23 +47,427 @@ class AnswerCheck:
     reason: str
 
 
+_YES = frozenset({"yes", "true", "correct"})
+_NO = frozenset({"no", "false", "incorrect"})
+_AUX = frozenset("is was are were do does did can could has have had will would should".split())
+_WH = frozenset("who whom whose what which when where why how".split())
+# words a question uses to ask, not to say what it asks about
+_GENERIC = frozenset(
+    "name names kind type sort one ones thing things person people part way "
+    "time year date day called known also".split()
+)
+# kinship and roles, read both ways ("X is the son of Y" states "Y is X's mother")
+_INVERSES: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        ("mother", "father", "parent"), frozenset({"son", "daughter", "child", "children"})
+    ),
+    **dict.fromkeys(
+        ("son", "daughter", "child", "children"),
+        frozenset({"mother", "father", "parent", "parents"}),
+    ),
+    **dict.fromkeys(
+        ("husband", "wife", "spouse"), frozenset({"husband", "wife", "spouse", "marry", "married"})
+    ),
+    **dict.fromkeys(("marry", "married"), frozenset({"husband", "wife", "spouse"})),
+    **dict.fromkeys(("brother", "sister", "sibling"), frozenset({"brother", "sister", "sibling"})),
+    **dict.fromkeys(("grandson", "granddaughter"), frozenset({"grandfather", "grandmother"})),
+    **dict.fromkeys(("grandfather", "grandmother"), frozenset({"grandson", "granddaughter"})),
+    "direct": frozenset({"director"}),
+    "director": frozenset({"direct"}),
+    "found": frozenset({"founder"}),
+    "founder": frozenset({"found"}),
+    "write": frozenset({"writer", "author"}),
+    "author": frozenset({"write", "writer"}),
+    "writer": frozenset({"write", "author"}),
+    "compose": frozenset({"composer"}),
+    "composer": frozenset({"compose"}),
+    "produce": frozenset({"producer"}),
+    "producer": frozenset({"produce"}),
+    "die": frozenset({"death", "dead"}),
+    "death": frozenset({"die"}),
+    "bear": frozenset({"birth", "born"}),
+    "birth": frozenset({"bear", "born"}),
+}
+_EARLY = frozenset("first earliest earlier older oldest before sooner elder eldest".split())
+_LATE = frozenset("last latest later younger youngest after newer newest recent".split())
+_MONTHS = {
+    m[:3]: n
+    for n, m in enumerate(
+        "january february march april may june july august september october november "
+        "december".split(),
+        1,
+    )
+}
+
+
 class AnswerChecker:
     """Checks an answer against the question and the validated claims."""
 
     def __init__(self, *, extractor: SpacyEntityExtractor) -> None:
-        self._extractor = extractor
+        self._parse = lru_cache(maxsize=1024)(extractor.parse)
 
     def check(
         self, question: str | None, answer: str | None, claims: Sequence[Claim]
     ) -> AnswerCheck:
         """The answer's verdict given the claims (already validated)."""
-        if answer is None or not answer.strip():
+        if answer is None or not answer.strip() or normalize_name(answer) == NOT_FOUND_KEY:
             return AnswerCheck(None, "there is no answer to check")
-        key = normalize_name(answer)
-        for claim in claims:
-            if claim.verdict != "supported":
-                continue
-            stated = [claim.text, *(s.text for s in claim.spans)]
-            if any(key in normalize_name(t) for t in stated):
-                return AnswerCheck("supported", "a supported claim states the answer")
-        return AnswerCheck("unsupported", "no supported claim states the answer")
+        supported = [c for c in claims if c.verdict == "supported"]
+        if not supported:
+            return AnswerCheck("unsupported", "no claim supports the answer")
+        texts = [self._parse(" ".join(c.text.split())) for c in supported]
+        key = normalize_name(answer).strip(" .")
+        asked = self._parse(" ".join(question.split())) if question and question.strip() else None
+        if asked is None:
+            if key in _YES | _NO:
+                return AnswerCheck("unsupported", "a yes/no answer needs its question")
+            return _entity(None, answer, texts)
+        return self._asked(asked, answer, key, texts)
+
+    def _asked(self, asked: Any, answer: str, key: str, texts: list[Any]) -> AnswerCheck:
+        if key in _YES | _NO:
+            return _yes_no(asked, key in _YES, texts)
+        options = _options(asked)
+        if options:
+            return _choice(asked, answer, options, texts)
+        if _asks_number(asked):
+            return _number(answer, texts, self._parse(answer))
+        return _entity(asked, answer, texts)
+
+
+# -- entity answers ------------------------------------------------------------------------
+
+
+def _entity(asked: Any | None, answer: str, texts: list[Any]) -> AnswerCheck:
+    stating = [t for t in texts if _names(t, answer)]
+    if not stating:
+        return AnswerCheck("unsupported", f"no supported claim states {answer!r}")
+    if asked is None:
+        return AnswerCheck("supported", "a supported claim states the answer")
+    anchors = _anchors(asked)
+    missing_anchor = [a for a in anchors if not any(_names(t, a) for t in texts)]
+    if missing_anchor and not _pronoun_chain(texts):
+        return AnswerCheck(
+            "unsupported",
+            f"no supported claim names {missing_anchor[0]!r}, which the question asks about",
+        )
+    relation = _relation_words(asked, anchors)
+    said = {w for t in texts for w in _lemmas(t)}
+    unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
+    if unsaid:
+        return AnswerCheck(
+            "unsupported",
+            f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
+            "which the question asks about",
+        )
+    role = _role(asked, answer, stating, anchors)
+    if role is not None:
+        return role
+    return AnswerCheck("supported", "a supported claim states the answer in the asked role")
+
+
+def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> AnswerCheck | None:
+    """Why the answer does not fill the asked role (None: it does, or no role is asked)."""
+    wh = next((t for t in asked if t.lower_ in ("who", "whom", "what", "which")), None)
+    if wh is None or wh.head.pos_ not in ("VERB", "AUX"):
+        return None
+    verb = wh.head
+    if verb.lemma_ == "be":
+        return _described(answer, stating, anchors) if anchors else None
+    asked_role = _asked_role(wh, verb)
+    if asked_role is None:
+        return None
+    for doc in stating:
+        span = _find(doc, answer)
+        if span is not None:
+            found = _filled(doc, span, verb.lemma_, asked_role, answer)
+            if found is not None:
+                return found
+    return None
+
+
+def _asked_role(wh: Any, verb: Any) -> str | None:
+    subjects, objects = arguments(verb)
+    if wh.dep_ == "nsubjpass" or wh in objects or wh.dep_ in ("dobj", "pobj"):
+        return "object"
+    if wh in subjects or wh.dep_ == "nsubj":
+        return "subject"
+    return None
+
+
+def _filled(doc: Any, span: Any, lemma: str, asked_role: str, answer: str) -> AnswerCheck | None:
+    """The contradiction when the claim puts the answer in the other role of the verb."""
+    inside = range(span.start, span.end)
+    for token in doc:
+        if token.lemma_ != lemma or token.pos_ not in ("VERB", "AUX"):
+            continue
+        subj, obj = arguments(token)
+        mine, other = (subj, obj) if asked_role == "subject" else (obj, subj)
+        if any(t.i in inside for t in mine):
+            return None
+        if any(t.i in inside for t in other):
+            flipped = "object" if asked_role == "subject" else "subject"
+            return AnswerCheck(
+                "contradicted",
+                f"the claim states {answer!r} as the {flipped} of {token.text!r}, "
+                f"the question asks for its {asked_role}",
+            )
+    return None
+
+
+def _described(answer: str, stating: list[Any], anchors: list[str]) -> AnswerCheck | None:
+    """ "Who is Fred?": the answer describes the anchor; it does not own or modify it."""
+    for doc in stating:
+        span = _find(doc, answer)
+        target = next((t for a in anchors for t in _finds(doc, a)), None)
+        if span is None or target is None:
+            continue
+        head = span.root
+        path = path_between(head, target)
+        owner = head.dep_ in ("poss", "compound", "amod")
+        if path is not None and len(path) > 1 and owner and head.head is path[1]:
+            return AnswerCheck(
+                "unsupported",
+                f"the claim names {answer!r} as the owner of {path[1].text!r}, "
+                f"not as what {target.text!r} is",
+            )
+    return None
+
+
+# -- yes/no and choices --------------------------------------------------------------------
+
+
+def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
+    first = next((t for t in asked if not t.is_punct), None)
+    if first is None or first.lower_ not in _AUX:
+        return AnswerCheck("unsupported", "the question is not a yes/no question")
+    anchors = _anchors(asked)
+    words = {t.lower_ for t in asked}
+    if len(anchors) >= 2 and words & {"same", "both", "different"}:
+        values = []
+        for anchor in anchors[:2]:
+            value = _attribute(anchor, texts, asked)
+            if value is None:
+                return AnswerCheck(
+                    "unsupported", f"no supported claim states the value for {anchor!r}"
+                )
+            values.append(value)
+        same = values[0] == values[1]
+        expected = same if ("same" in words or "both" in words) else not same
+        verdict: Verdict = "supported" if expected == yes else "contradicted"
+        return AnswerCheck(
+            verdict,
+            f"recomputed from the cited values: {anchors[0]} {values[0]!r}, "
+            f"{anchors[1]} {values[1]!r} → {'yes' if expected else 'no'}",
+        )
+    comparative = next((t for t in asked if t.tag_ in ("JJR", "RBR")), None)
+    if len(anchors) >= 2 and comparative is not None:
+        dates = [_date_of(a, texts) for a in anchors[:2]]
+        if dates[0] is None or dates[1] is None:
+            return AnswerCheck("unsupported", "the claims do not give both values to compare")
+        early = comparative.lower_ in _EARLY
+        holds = dates[0] < dates[1] if early else dates[0] > dates[1]
+        return AnswerCheck(
+            "supported" if holds == yes else "contradicted",
+            f"recomputed from the cited dates → {'yes' if holds else 'no'}",
+        )
+    return AnswerCheck(
+        "unsupported", "a yes/no answer is verified only when it can be recomputed from values"
+    )
+
+
+def _attribute(anchor: str, texts: list[Any], asked: Any) -> str | None:
+    """The value a claim about ``anchor`` gives for the asked attribute (nationality:
+    the country a people or place name stands for; otherwise the attribute noun)."""
+    for doc in texts:
+        if not _names(doc, anchor):
+            continue
+        for token in doc:
+            country = country_key(token.text)
+            if country is not None and not _inside(anchor, token.text):
+                return country
+        for ent in doc.ents:
+            if ent.label_ in ("NORP", "GPE") and not _inside(anchor, ent.text):
+                return country_key(ent.text) or normalize_name(ent.text)
+    del asked
+    return None
+
+
+def _options(asked: Any) -> list[str]:
+    """The options of a "which …, A or B" question."""
+    text = asked.text
+    if " or " not in text:
+        return []
+    names = _anchors(asked)
+    ors = [n for n in names if f"{n} or " in text or f" or {n}" in text]
+    return ors if len(ors) >= 2 else []
+
+
+def _choice(asked: Any, answer: str, options: list[str], texts: list[Any]) -> AnswerCheck:
+    key = normalize_name(answer)
+    chosen = next((o for o in options if normalize_name(o) == key), None)
+    if chosen is None:
+        return AnswerCheck("unsupported", f"the answer is none of the options {options}")
+    words = {t.lower_ for t in asked}
+    early, late = bool(words & _EARLY), bool(words & _LATE)
+    if early == late:
+        stating = [t for t in texts if _names(t, chosen)]
+        if not stating:
+            return AnswerCheck("unsupported", f"no supported claim states {chosen!r}")
+        return AnswerCheck("supported", "a supported claim states the chosen option")
+    dates = {o: _date_of(o, texts) for o in options}
+    missing = [o for o, d in dates.items() if d is None]
+    if missing:
+        return AnswerCheck(
+            "unsupported", f"no supported claim gives a date for {missing[0]!r} to compare"
+        )
+    pick = min if early else max
+    winner = pick(options, key=lambda o: dates[o] or (0, 0, 0))
+    cited = ", ".join(f"{o} {dates[o]}" for o in options)
+    if normalize_name(winner) == key:
+        return AnswerCheck("supported", f"recomputed from the cited dates: {cited}")
+    return AnswerCheck("contradicted", f"the cited dates ({cited}) give {winner!r}")
+
+
+def _date_of(name: str, texts: list[Any], depth: int = 1) -> tuple[int, int, int] | None:
+    """The first date a claim about ``name`` states (through one named entity if the
+    claims about ``name`` give none)."""
+    for doc in texts:
+        if _names(doc, name):
+            found = _first_date(doc, name)
+            if found is not None:
+                return found
+    if depth == 0:
+        return None
+    for doc in texts:
+        if not _names(doc, name):
+            continue
+        for ent in doc.ents:
+            if ent.label_ in ("PERSON", "ORG") and not _inside(name, ent.text):
+                found = _date_of(ent.text, texts, depth - 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _first_date(doc: Any, name: str) -> tuple[int, int, int] | None:
+    values = quantities(doc)
+    for n, value in enumerate(values):
+        if not value.year or _inside(name, value.text):
+            continue
+        day, month = 0, 0
+        if n > 0 and values[n - 1].unit.startswith("day:"):
+            day = int(values[n - 1].value)
+            month = _MONTHS.get(values[n - 1].unit[4:], 0)
+        return (int(value.value), month, day)
+    return None
+
+
+# -- numbers -------------------------------------------------------------------------------
+
+
+def _asks_number(asked: Any) -> bool:
+    return any(
+        t.lower_ == "how" and t.i + 1 < len(asked) and asked[t.i + 1].lower_ in ("many", "much")
+        for t in asked
+    )
+
+
+def _number(answer: str, texts: list[Any], parsed: Any) -> AnswerCheck:
+    given = quantities(parsed)
+    if not given:
+        return AnswerCheck("unsupported", f"{answer!r} is not a number")
+    value = given[0].value
+    stated = [q for t in texts for q in quantities(t)]
+    if any(abs(q.value - value) < 1e-9 for q in stated):
+        return AnswerCheck("supported", "a supported claim states the number")
+    years = sorted({q.value for q in stated if q.year})
+    if any(abs(abs(a - b) - value) < 1e-9 for a in years for b in years if a != b):
+        return AnswerCheck("supported", "recomputed as the difference of two cited years")
+    return AnswerCheck(
+        "unsupported", f"no supported claim states {answer!r} and no cited values give it"
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _words(text: str) -> list[str]:
+    return "".join(c if c.isalnum() else " " for c in normalize_name(text)).split()
+
+
+def _names(doc: Any, name: str) -> bool:
+    """Whether a parsed claim names ``name`` as whole words (or as the same country)."""
+    wanted = _words(name)
+    if not wanted:
+        return False
+    said = _words(doc.text)
+    n = len(wanted)
+    if any(said[i : i + n] == wanted for i in range(len(said) - n + 1)):
+        return True
+    country = country_key(name)
+    return country is not None and any(country_key(t.text) == country for t in doc)
+
+
+def _inside(name: str, text: str) -> bool:
+    return bool(set(_words(text)) & set(_words(name)))
+
+
+def _find(doc: Any, name: str) -> Any | None:
+    found = _finds(doc, name)
+    return doc[found[0].i : found[0].i + len(_words(name))] if found else None
+
+
+def _finds(doc: Any, name: str) -> list[Any]:
+    wanted = _words(name)
+    out = []
+    tokens = [t for t in doc if not t.is_punct]
+    for i in range(len(tokens) - len(wanted) + 1):
+        if [normalize_name(t.text) for t in tokens[i : i + len(wanted)]] == wanted:
+            out.append(tokens[i + len(wanted) - 1] if len(wanted) > 1 else tokens[i])
+    if wanted and len(wanted) > 1:
+        return [doc[t.i - len(wanted) + 1] for t in out]
+    return out
+
+
+def _anchors(asked: Any) -> list[str]:
+    """The names a question asks about: its entities and proper-noun runs."""
+    names: list[str] = []
+    covered: set[int] = set()
+    for ent in asked.ents:
+        if ent.label_ in ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"):
+            continue
+        names.append(ent.text.removesuffix("'s").strip())
+        covered.update(t.i for t in ent)
+    run: list[Any] = []
+    for token in [*asked, None]:
+        if token is not None and token.pos_ == "PROPN" and token.i not in covered:
+            run.append(token)
+            continue
+        if run:
+            names.append(" ".join(t.text for t in run))
+        run = []
+    return [n for n in dict.fromkeys(names) if n and n.lower() not in _WH]
+
+
+def _relation_words(asked: Any, anchors: list[str]) -> list[str]:
+    """The question's words that say what it asks about (lemmas)."""
+    named = {w for a in anchors for w in _words(a)}
+    out = []
+    for token in asked:
+        if token.pos_ not in ("NOUN", "VERB", "ADJ") or token.is_stop:
+            continue
+        lemma = token.lemma_.lower()
+        if lemma in _GENERIC or token.lower_ in named or lemma in _WH:
+            continue
+        out.append(lemma)
+    return list(dict.fromkeys(out))
+
+
+def _lemmas(doc: Any) -> set[str]:
+    return {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}
+
+
+def _pronoun_chain(texts: list[Any]) -> bool:
+    """Whether some claim speaks of its subject by a pronoun (its name is in its source)."""
+    return any(t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "PRON" for d in texts for t in d)

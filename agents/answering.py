@@ -224,7 +224,11 @@ class ExtractiveAnswerer:
                 for e in r.evidence
             )
         ]
-        return [(r, names.get(r.subject_id), names.get(r.object_id)) for r in stated[:3]]
+        stated = stated[:3]
+        missing = [e for r in stated for e in (r.subject_id, r.object_id) if e not in names]
+        for ent in await self._graph.entities(list(dict.fromkeys(missing)), access):
+            names[ent.id] = ent
+        return [(r, names.get(r.subject_id), names.get(r.object_id)) for r in stated]
 
     async def _bridges(
         self,

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-from extractors import SpacyEntityExtractor, tokenize
+from agents.entailment import Entailment, Judgement
+from extractors import SpacyEntityExtractor
 from extractors.chat import ChatModel, ask
 from extractors.prompts import SUPPORT
 from graph import (
@@ -45,12 +46,12 @@ class ProvenanceValidator:
         self,
         *,
         graph: GraphStore,
+        extractor: SpacyEntityExtractor,
         judge: ChatModel | None = None,
-        extractor: SpacyEntityExtractor | None = None,
     ) -> None:
         self._graph = graph
         self._judge = judge
-        self._extractor = extractor
+        self._entailment = Entailment(extractor)
 
     @property
     def judged(self) -> bool:
@@ -85,13 +86,19 @@ class ProvenanceValidator:
         for index, claim in enumerate(claims):
             known = (problems or {}).get(index)
             if known:
-                verdict, reason = "unsupported", known
+                verdict, reason, valid = "unsupported", known, False
             else:
-                verdict, reason = await self._verdict(claim, facts, chunks, docs, access, allowed)
-            out.append(claim.model_copy(update={"verdict": verdict, "reason": reason}))
+                cited = await self._citations(claim, facts, chunks, docs, access, allowed)
+                valid = cited is None
+                verdict, reason = cited or await self._verdict(claim, facts, access)
+            out.append(
+                claim.model_copy(
+                    update={"verdict": verdict, "reason": reason, "citations_valid": valid}
+                )
+            )
         return out
 
-    async def _verdict(  # noqa: PLR0911 - one return per kind of failure
+    async def _citations(
         self,
         claim: Claim,
         facts: dict[RelationId, Relation],
@@ -99,9 +106,8 @@ class ProvenanceValidator:
         docs: dict[DocumentId, Document],
         access: Access,
         allowed: set[ChunkId] | None,
-    ) -> tuple[Verdict, str]:
-        if not claim.text.strip():
-            return "unsupported", "the claim is empty"
+    ) -> tuple[Verdict, str] | None:
+        """Why the claim's citations do not hold (None: every one does)."""
         if not claim.spans:
             return "unsupported", "the claim cites no source text"
         outside = [
@@ -112,34 +118,87 @@ class ProvenanceValidator:
         problem = _check_spans(claim, chunks) or _check_documents(claim, docs)
         if problem:
             return "unsupported", problem
-        fact_problem = await self._check_facts(claim, facts, access)
-        if fact_problem is not None:
-            return fact_problem
-        missing = _ungrounded(claim)
-        if missing is not None:
-            other = await self._named_instead(claim, facts, access)
-            if other is not None:
-                return "contradicted", other
-            return "unsupported", missing
-        if self._judge is not None and not _quoted(claim.text, claim.spans):
-            judged = await self._entailment(claim)
-            if judged is not None:
-                return judged
+        return await self._check_facts(claim, facts, access)
+
+    async def _verdict(
+        self, claim: Claim, facts: dict[RelationId, Relation], access: Access
+    ) -> tuple[Verdict, str]:
+        """Whether the claim's text follows from citations that hold."""
+        if not claim.text.strip():
+            return "unsupported", "the claim is empty"
+        unstated = _unstated_fact(claim)
+        if unstated is not None:
+            other = await self._named_instead(claim, access)
+            return ("contradicted", other) if other is not None else ("unsupported", unstated)
+        names = [n for f in claim.facts for n in (f.subject, f.object)]
+        judged = self._entailment.judge(claim.text, [s.text for s in claim.spans], names)
+        if judged.verdict != "supported":
+            return await self._graph_says(claim, judged, access)
+        if self._judge is not None:
+            withheld = await self._entailment_model(claim)
+            if withheld is not None:
+                return withheld
         stated = f"; {len(claim.facts)} fact(s) exist in the graph and are stated there"
         return "supported", (
-            f"{len(claim.spans)} span(s) match the source exactly" + (stated if claim.facts else "")
+            f"the cited text states it ({len(claim.spans)} span(s) match the source exactly"
+            + (stated if claim.facts else "")
+            + ")"
         )
 
-    async def _named_instead(
-        self, claim: Claim, facts: dict[RelationId, Relation], access: Access
-    ) -> str | None:
+    async def _graph_says(
+        self, claim: Claim, judged: Judgement, access: Access
+    ) -> tuple[Verdict, str]:
+        """The rules' verdict, made ``contradicted`` with the fact cited when the graph
+        states, for the cited text, a fact the claim contradicts."""
+        other = await self._named_instead(claim, access)
+        if other is not None:
+            return "contradicted", other
+        if judged.verdict == "contradicted":
+            fact = await self._stated_fact(claim, access)
+            if fact is not None:
+                return "contradicted", f"{judged.reason}; the graph states {fact}"
+        return judged.verdict, judged.reason
+
+    async def _stated_fact(self, claim: Claim, access: Access) -> str | None:
+        """A graph fact stated in the cited spans whose two ends the claim names."""
+        facts = list(claim.facts)
+        text = normalize_name(claim.text)
+        if facts:
+            named = [f for f in facts if _names(text, f.subject) and _names(text, f.object)]
+            if named:
+                return f"{named[0].subject} —{named[0].predicate}→ {named[0].object}"
+        mentions = await self._graph.chunk_mentions([s.chunk_id for s in claim.spans], access)
+        ids = list(dict.fromkeys(m.entity_id for m in mentions))
+        if not ids:
+            return None
+        related = await self._graph.relations(ids, access, limit=50)
+        inside = [
+            r
+            for r in related
+            if any(_overlaps(e.chunk_id, e.start, e.end, claim.spans) for e in r.evidence)
+        ]
+        if not inside:
+            return None
+        ends = {
+            e.id: e
+            for e in await self._graph.entities(
+                list({i for r in inside for i in (r.subject_id, r.object_id)}), access
+            )
+        }
+        for fact in inside:
+            subject, obj = ends.get(fact.subject_id), ends.get(fact.object_id)
+            if subject and obj and _names(text, subject.name) and _names(text, obj.name):
+                return f"{subject.name} —{fact.predicate}→ {obj.name}"
+        return None
+
+    async def _named_instead(self, claim: Claim, access: Access) -> str | None:
         """A contradiction: the claim states a cited fact's subject and relation, but
         names another graph entity (one the cited text does not name) where the fact has
         its object."""
         text = normalize_name(claim.text)
         cited = normalize_name(" ".join(s.text for s in claim.spans))
         for ref in claim.facts:
-            if ref.relation_id not in facts or normalize_name(ref.subject) not in text:
+            if normalize_name(ref.subject) not in text:
                 continue
             if normalize_name(ref.object) in text or not _states_predicate(claim.text, ref):
                 continue
@@ -156,7 +215,7 @@ class ProvenanceValidator:
                     )
         return None
 
-    async def _entailment(self, claim: Claim) -> tuple[Verdict, str] | None:
+    async def _entailment_model(self, claim: Claim) -> tuple[Verdict, str] | None:
         """The judge model's verdict when it withholds support (None: it agrees)."""
         assert self._judge is not None
         cited = "\n".join(s.text for s in claim.spans)
@@ -260,40 +319,28 @@ def _overlaps(chunk_id: str, start: int, end: int, spans: Sequence[SpanRef]) -> 
 
 
 _WORDS = re.compile(r"[\w][\w'\-.]*")
-_COVERAGE = 0.6
+_WORD = re.compile(r"\w+")
 
 
-def _quoted(text: str, spans: Sequence[SpanRef]) -> bool:
-    key = normalize_name(text)
-    return any(key in normalize_name(s.text) for s in spans)
+def _names(text: str, name: str) -> bool:
+    """Whether normalised ``text`` names ``name`` (whole words)."""
+    key = " ".join(_WORD.findall(normalize_name(name)))
+    said = " ".join(_WORD.findall(text))
+    return bool(key) and f" {key} " in f" {said} "
 
 
-def _ungrounded(claim: Claim) -> str | None:
-    """Why the claim's words are not grounded in what it cites (None: they are).
-
-    A quote is grounded. A paraphrase is grounded when every name, number and date it
-    states appears in the cited spans or fact names, and most of its words do.
-    """
-    if _quoted(claim.text, claim.spans):
-        return None
-    source_text = " ".join(s.text for s in claim.spans)
-    source_text += " " + " ".join(f"{f.subject} {f.predicate} {f.object}" for f in claim.facts)
-    source = set(tokenize(source_text))
-    missing = [
-        word
-        for word in _WORDS.findall(claim.text)
-        if (word[0].isupper() or any(c.isdigit() for c in word))
-        and any(t not in source for t in tokenize(word))
-    ]
-    if missing:
-        named = ", ".join(repr(m) for m in missing[:3])
-        return f"the claim states {named}, which the cited text does not"
-    words = tokenize(claim.text)
-    if not words:
-        return "the claim has no content words to check against the cited text"
-    covered = sum(1 for w in words if w in source) / len(words)
-    if covered < _COVERAGE:
-        return f"only {covered:.0%} of the claim's words are in the cited text"
+def _unstated_fact(claim: Claim) -> str | None:
+    """Why the claim does not state a fact it cites (None: it states each one's ends)."""
+    text = normalize_name(claim.text)
+    said = set(_WORD.findall(text))
+    for ref in claim.facts:
+        for end in (ref.subject, ref.object):
+            words = set(_WORD.findall(normalize_name(end.split(" (")[0])))
+            if not _names(text, end) and not (words and words <= said):
+                return (
+                    f"the claim cites {ref.subject} —{ref.predicate}→ {ref.object} "
+                    f"but does not name {end}"
+                )
     return None
 
 

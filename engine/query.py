@@ -17,6 +17,7 @@ from opentelemetry import trace
 
 from agents import (
     NOT_FOUND,
+    AnswerCheck,
     AnswerChecker,
     Answerer,
     Draft,
@@ -26,7 +27,7 @@ from agents import (
     Retrieval,
 )
 from extractors.prompts import PLAN, SUPPORT
-from graph import Access, InputError, normalize_name
+from graph import Access, InputError
 from graph.provenance import Answer, Claim, Evidence
 
 __all__ = ["MAX_QUESTION_CHARS", "AskEvent", "QueryPipeline", "checked_question"]
@@ -140,7 +141,12 @@ class QueryPipeline:
                 )
                 checked.set_attribute("threadline.claims", len(validated_claims))
             validated = time.perf_counter()
-        text, claims = finalize(draft.answer, validated_claims, unsupported=unsupported)
+        check = self.checker.check(retrieval.question.text, draft.answer, validated_claims)
+        text, claims = finalize(draft.answer, validated_claims, check, unsupported=unsupported)
+        verdict, reason = check.verdict, check.reason
+        if text == NOT_FOUND and verdict is not None:
+            reason = f"the drafted answer {draft.answer!r} was withheld ({verdict}: {reason})"
+            verdict = None
         yield AskEvent(kind="claims", claims=claims, text=text)
         answer = Answer(
             question=retrieval.question.text,
@@ -157,6 +163,8 @@ class QueryPipeline:
             prompts=self._prompts(retrieval, draft),
             usage=_usage(draft),
             removed_claims=len(validated_claims) - len(claims),
+            answer_verdict=verdict,
+            answer_reason=reason,
             timings_ms={
                 **retrieval.timings_ms,
                 "retrieval": _ms(started, retrieved),
@@ -178,29 +186,16 @@ class QueryPipeline:
 
 
 def finalize(
-    answer: str, claims: Sequence[Claim], *, unsupported: bool = False
+    answer: str, claims: Sequence[Claim], check: AnswerCheck, *, unsupported: bool = False
 ) -> tuple[str, tuple[Claim, ...]]:
     """The answer text and the claims to show.
 
-    The answer stands only when a supported claim states it (else "not found"); claims
-    the validator did not support are removed unless ``unsupported`` asks to keep them.
+    The answer stands only when it follows from the supported claims (``check``); else
+    it is "not found", and the supported claims stay as the best evidence. Claims the
+    validator did not support are removed unless ``unsupported`` asks to keep them.
     """
     kept = tuple(c for c in claims if unsupported or c.verdict != "unsupported")
-    return (answer if _stated(answer, claims) else NOT_FOUND), kept
-
-
-def _stated(answer: str, claims: Sequence[Claim]) -> bool:
-    key = normalize_name(answer)
-    if not key or key == normalize_name(NOT_FOUND):
-        return False
-    for claim in claims:
-        if claim.verdict != "supported":
-            continue
-        stated = [claim.text, *(s.text for s in claim.spans)]
-        stated += [f"{f.subject} {f.object}" for f in claim.facts]
-        if any(key in normalize_name(t) for t in stated):
-            return True
-    return False
+    return (answer if check.verdict == "supported" else NOT_FOUND), kept
 
 
 def _usage(draft: Draft) -> dict[str, int]:

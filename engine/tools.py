@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents import Mode, ProvenanceValidator
+from agents import Mode
 from agents.toolbox import (
     AskResult,
     ChunkHit,
@@ -159,7 +159,7 @@ class ThreadlineToolbox:
 
     async def validate(self, claims: Sequence[Claim]) -> list[Claim]:
         """Verdicts for claims, read as this caller."""
-        return await ProvenanceValidator(graph=self.tl.graph).validate(claims, self.access)
+        return await self.tl.validator().validate(claims, self.access)
 
     # ------------------------------------------------------------------ tools
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from agents import ProvenanceValidator
 from agents.synthesis import EvidenceItem, ModelSynthesizer
 from engine import Settings, Threadline
 from graph import Access, Chunk, ChunkId, Entity, LLMError, ModelReplyError, Relation, RelationId
@@ -161,13 +160,13 @@ async def _synthesized(w: World, reply: str) -> list[Claim]:
     synthesis = await ModelSynthesizer(graph=w.tl.graph, model=model).synthesize(
         await w.tl.retrieve(QUESTION, ACME, k=8), ACME
     )
-    return await ProvenanceValidator(graph=w.tl.graph).validate(
+    return await w.tl.validator().validate(
         synthesis.claims, ACME, evidence=w.evidence, problems=synthesis.problems
     )
 
 
 async def _validated(w: World, *claims: Claim) -> list[Claim]:
-    return await ProvenanceValidator(graph=w.tl.graph).validate(claims, ACME, evidence=w.evidence)
+    return await w.tl.validator().validate(claims, ACME, evidence=w.evidence)
 
 
 SON = "He was the son of Emperor Lothair I and Ermengarde of Tours."
@@ -333,7 +332,7 @@ async def _span_in_group_restricted_document(w: World) -> list[Claim]:
     doc = DocumentRef(
         document_id=secret.id, title=secret.title, version=secret.version, source=secret.source
     )
-    return await ProvenanceValidator(graph=w.tl.graph).validate(
+    return await w.tl.validator().validate(
         [Claim(text=text, spans=(span,), documents=(doc,))], ACME, evidence=[*w.evidence, chunk.id]
     )
 
@@ -349,7 +348,7 @@ async def _span_in_other_tenant(w: World) -> list[Claim]:
         end=chunk.start + len(text),
         text=text,
     )
-    return await ProvenanceValidator(graph=w.tl.graph).validate(
+    return await w.tl.validator().validate(
         [Claim(text=text, spans=(span,))], ACME, evidence=[*w.evidence, chunk.id]
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents import NOT_FOUND, ExecutorLimits, Plan, ProvenanceValidator, Step
+from agents import NOT_FOUND, ExecutorLimits, Plan, Step
 from engine import Settings, Threadline
 from graph import Access
 from graph.provenance import Claim, FactRef, SpanRef
@@ -87,7 +87,7 @@ async def test_fabricated_facts_and_altered_spans_are_caught(tl: Threadline) -> 
         if any(c.facts for c in answer.claims)
         else answer.claims[0]
     )
-    validator = ProvenanceValidator(graph=tl.graph)
+    validator = tl.validator()
     reader = Access(tenant="default")
     span = good.spans[0]
 
@@ -127,14 +127,14 @@ async def test_fabricated_facts_and_altered_spans_are_caught(tl: Threadline) -> 
     assert [v.verdict for v in verdicts] == ["supported"] + ["unsupported"] * 6
     assert "does not match the source" in verdicts[1].reason
     assert "not in the graph" in verdicts[3].reason
-    assert "in the cited text" in verdicts[4].reason
+    assert "the cited text does not say" in verdicts[4].reason
     # A reader from another tenant cannot have the same claim validated.
     (outsider,) = await validator.validate([good], Access(tenant="globex"))
     assert outsider.verdict == "unsupported"
 
 
 async def test_a_fact_with_another_object_is_contradicted(tl: Threadline) -> None:
-    validator = ProvenanceValidator(graph=tl.graph)
+    validator = tl.validator()
     reader = Access(tenant="default")
     for ent in await tl.graph.search_entities("", reader, limit=300):
         facts = [r for r in await tl.graph.relations([ent.id], reader) if r.kind != "cooccurrence"]

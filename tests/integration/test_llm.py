@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import NOT_FOUND, FallbackPlanner, Plan, ProvenanceValidator, RulePlanner
+from agents import NOT_FOUND, FallbackPlanner, Plan, RulePlanner
 from agents.model_planner import ModelPlanner
 from agents.synthesis import answer_format
 from engine import Settings, Threadline
@@ -311,7 +311,7 @@ async def test_evidence_without_the_answer_yields_nothing_supported_about_it(
 async def test_judge_model_can_only_withhold_support(model_tl: Threadline) -> None:
     """With the model as judge, claims the overlap check rejects stay rejected."""
     retrieval = await model_tl.retrieve("When did Ermengarde of Tours die?")
-    validator = ProvenanceValidator(graph=model_tl.graph, judge=model_tl.model)
+    validator = model_tl.validator(judge=model_tl.model)
     answer = await model_tl.ask("When did Ermengarde of Tours die?")  # extractive
     assert answer.claims
     assert answer.claims[0].verdict == "supported"
@@ -422,7 +422,7 @@ async def test_judge_is_asked_about_paraphrases(model_tl: Threadline) -> None:
     quoted = next(c for c in answer.claims if "20 March 851" in c.text)
     paraphrase = quoted.model_copy(update={"text": "Ermengarde of Tours died 20 March 851."})
     retrieval = await model_tl.retrieve("When did Ermengarde of Tours die?")
-    validator = ProvenanceValidator(graph=model_tl.graph, judge=model_tl.model)
+    validator = model_tl.validator(judge=model_tl.model)
     calls = model_tl.model.usage.calls
     (checked,) = await validator.validate(
         [paraphrase], Access(tenant="default"), evidence={e.chunk_id for e in retrieval.evidence}
@@ -431,7 +431,5 @@ async def test_judge_is_asked_about_paraphrases(model_tl: Threadline) -> None:
     assert checked.verdict in {"supported", "unsupported", "contradicted"}
     if checked.verdict != "supported":
         assert "support@1" in checked.reason
-    (again,) = await ProvenanceValidator(graph=model_tl.graph).validate(
-        [paraphrase], Access(tenant="default")
-    )
+    (again,) = await model_tl.validator().validate([paraphrase], Access(tenant="default"))
     assert again.verdict == "supported", again.reason  # without a judge the words suffice
