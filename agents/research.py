@@ -27,12 +27,14 @@ from typing import Any, Literal
 
 from agents.toolbox import (
     AskResult,
+    CommunitiesResult,
     FactsResult,
     NeighborhoodView,
     PathsResult,
     Toolbox,
     ToolError,
     ToolResult,
+    community_claims,
     fact_claim,
 )
 from extractors.chat import (
@@ -407,6 +409,8 @@ def _candidates(result: ToolResult) -> list[Claim]:
         facts += result.facts
     elif isinstance(result, PathsResult):
         facts += [f for path in result.paths for f in path.facts]
+    elif isinstance(result, CommunitiesResult):
+        out += community_claims(result)
     out += [c for c in map(fact_claim, facts[:12]) if c is not None]
     return out
 

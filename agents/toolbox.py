@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from graph import ChunkId, DocumentId, Entity, Span
 from graph.provenance import Claim, FactRef, SpanRef, StepKind
-from graph.views import FactView, NeighborhoodView, PathView
+from graph.views import CommunityView, FactView, NeighborhoodView, PathView
 
 __all__ = [
     "AskResult",
     "ChunkHit",
+    "CommunitiesResult",
     "EntityResult",
     "FactsResult",
     "NeighborhoodView",
@@ -30,6 +31,7 @@ __all__ = [
     "ToolError",
     "ToolResult",
     "Toolbox",
+    "community_claims",
     "fact_claim",
 ]
 
@@ -106,9 +108,17 @@ class FactsResult(_Result):
     facts: tuple[FactView, ...]
 
 
+class CommunitiesResult(_Result):
+    """Communities of the knowledge graph (groups of linked entities: the corpus's
+    themes), each with its members and a summary whose every line is cited."""
+
+    communities: tuple[CommunityView, ...]
+
+
 #: What a tool call returns.
 ToolResult = (
     AskResult
+    | CommunitiesResult
     | SearchResult
     | EntityResult
     | NeighborhoodView
@@ -155,3 +165,14 @@ def fact_claim(fact: FactView) -> Claim | None:
         text=span.text,
     )
     return Claim(text=span.text, facts=(ref,), spans=(cited,))
+
+
+def community_claims(result: CommunitiesResult, limit: int = 12) -> list[Claim]:
+    """The cited sentences of communities' summaries as claims (quoting their spans)."""
+    out = [
+        Claim(text=line.text, spans=line.spans, facts=line.facts)
+        for view in result.communities
+        for line in view.summary
+        if line.kind != "entity"
+    ]
+    return out[:limit]

@@ -1,7 +1,7 @@
 """``threadline mcp``: Threadline's tools over the Model Context Protocol (stdio).
 
-Agent frameworks and assistants that speak MCP get the same six tools as
-:mod:`engine.tools` — ask, search, entity, neighborhood, paths, facts — with the same
+Agent frameworks and assistants that speak MCP get the same tools as
+:mod:`engine.tools` — ask, search, entity, neighborhood, paths, facts, communities — with the same
 JSON results, provenance included. The server reads as one tenant (and groups), given
 on the command line; it never writes.
 """

@@ -19,6 +19,7 @@ from agents import Mode
 from agents.toolbox import (
     AskResult,
     ChunkHit,
+    CommunitiesResult,
     EntityResult,
     FactsResult,
     PathsResult,
@@ -85,6 +86,14 @@ class FactsArgs(_Args):
     limit: int = Field(default=20, ge=1, le=100, description="how many facts")
 
 
+class CommunitiesArgs(_Args):
+    """The corpus as a whole: communities of linked entities (its themes), largest first,
+    each with members and a cited summary. Use for questions about the whole corpus."""
+
+    level: int | None = Field(default=0, ge=0, le=5, description="0: broadest themes")
+    limit: int = Field(default=5, ge=1, le=50, description="how many communities")
+
+
 #: Each tool's argument model (its docstring is the tool's description).
 TOOL_ARGUMENTS: dict[str, type[_Args]] = {
     "ask": AskArgs,
@@ -93,6 +102,7 @@ TOOL_ARGUMENTS: dict[str, type[_Args]] = {
     "neighborhood": NeighborhoodArgs,
     "paths": PathsArgs,
     "facts": FactsArgs,
+    "communities": CommunitiesArgs,
 }
 
 
@@ -210,6 +220,10 @@ class ThreadlineToolbox:
             args.source, args.target, max_hops=args.max_hops, limit=args.limit
         )
         return PathsResult(source=args.source, target=args.target, paths=tuple(paths))
+
+    async def _communities(self, args: CommunitiesArgs) -> CommunitiesResult:
+        found = await self.browser.communities(level=args.level, limit=args.limit)
+        return CommunitiesResult(communities=tuple(found))
 
     async def _facts(self, args: FactsArgs) -> FactsResult:
         entity = await self.browser.entity(args.name)

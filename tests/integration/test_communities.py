@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from agents.global_answer import is_global_question
+from agents.toolbox import CommunitiesResult, community_claims
 from engine.readers import SourceDocument
 from engine.settings import Settings
 from engine.threadline import Threadline
+from engine.tools import ThreadlineToolbox
 from graph import Access, DocumentId
 
 PASSAGES = 60
@@ -49,6 +51,11 @@ def run(
                         doc = await browser.document(s.document_id)
                         texts[(s.document_id, s.start, s.end)] = doc.text[s.start : s.end]
             out["texts"] = texts
+            toolbox = ThreadlineToolbox(tl, tl.access())
+            out["tool"] = await toolbox.call_json("communities", {"limit": 3})
+            out["tool_claims"] = await toolbox.validate(
+                community_claims(CommunitiesResult.model_validate(out["tool"]))
+            )
             out["global"] = await tl.ask(GLOBAL)
             out["factoid"] = await tl.ask("Who wrote the song Heartbeat?")
             out["none"] = await tl.ask(GLOBAL, Access(tenant="nobody"))
@@ -107,6 +114,17 @@ def test_a_corpus_wide_question_gets_cited_points_from_several_communities(
         assert f"{n}. {' '.join(claim.text.split())}" in answer.answer
     assert answer.plan[0].id == "communities"
     assert answer.answer_verdict == "supported"
+
+
+def test_the_communities_tool_gives_cited_summaries_an_agent_can_note(
+    run: dict[str, Any],
+) -> None:
+    listed = run["tool"]["communities"]
+    assert 1 <= len(listed) <= 3
+    assert all(c["level"] == 0 and c["summary"] for c in listed)
+    verdicts = [c.verdict for c in run["tool_claims"]]
+    assert verdicts
+    assert "supported" in verdicts
 
 
 def test_factoid_questions_keep_the_usual_path(run: dict[str, Any]) -> None:
