@@ -27,6 +27,13 @@ kept and removed, EM/F1 for reference), then model extraction on the corpus's fi
 ``--passages`` passages (chunks/s), and a re-ingest of the same passages after deleting
 them (cache hit rate, chunks/s).
 
+``verify`` measures claim verification on any corpus: it builds cases from the corpus's
+sentences (``datasets/verify_cases.py``: the sentence itself, without its parenthesis, a
+passive made active; a negation added or removed, two names swapped, a year changed, a name
+replaced, a direction word flipped, a condition dropped), ingests the corpus into a fresh
+data dir, runs the cases through ``threadline verify`` and reports per kind the share
+judged supported.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -38,6 +45,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import sys
@@ -54,6 +62,7 @@ from graph import Access  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loaders import load_corpus  # noqa: E402
+from verify_cases import SentenceSource, VerifyCase, build_cases  # noqa: E402
 
 
 async def index(corpus: Path, data_dir: Path) -> dict[str, object]:
@@ -126,7 +135,6 @@ async def graph_stores(dataset_dir: Path, data_dir: Path, limit: int | None) -> 
 async def api_load(
     dataset_dir: Path, data_dir: Path, clients: int, seconds: float
 ) -> dict[str, object]:
-    import os  # noqa: PLC0415
     import socket  # noqa: PLC0415
     import statistics  # noqa: PLC0415
     import subprocess  # noqa: PLC0415
@@ -343,6 +351,109 @@ async def model_path(
     }
 
 
+async def verify_bench(
+    corpus: Path, data_dir: Path, per_kind: int, seed: int, results: Path | None
+) -> dict[str, object]:
+    """Cases built from the corpus, run through ``threadline verify``, scored per kind."""
+    from extractors import SpacyEntityExtractor  # noqa: PLC0415
+
+    started = time.perf_counter()
+    settings = Settings(data_dir=data_dir)
+    # The last record of a source is the document Threadline keeps.
+    latest = {p.source: SentenceSource(source=p.source, text=p.text) for p in load_corpus(corpus)}
+    parser = SpacyEntityExtractor(pipeline=settings.extraction.spacy_pipeline)
+    cases = build_cases(list(latest.values()), parser.parse, per_kind=per_kind, seed=seed)
+    built_s = time.perf_counter() - started
+    async with await Threadline.open(settings) as tl:
+        report = await tl.ingest(tl.read([corpus]))
+    ingest_s = time.perf_counter() - started - built_s
+    requests = data_dir / "verify-cases.jsonl"
+    requests.write_text("".join(json.dumps(c.request()) + "\n" for c in cases), encoding="utf-8")
+    out: dict[str, object] = {
+        "corpus": str(corpus),
+        "documents": len(latest),
+        "ingested": report.added,
+        "seed": seed,
+        "cases": len(cases),
+    }
+    verdicts, problem = await asyncio.to_thread(_run_verify, requests, data_dir)
+    verify_s = time.perf_counter() - started - built_s - ingest_s
+    if problem is not None:
+        out |= {"verification": f"unavailable: {problem}", "cases_file": str(requests)}
+    else:
+        out["kinds"] = _score(cases, verdicts)
+    if results is not None:
+        _write_results(results, cases, verdicts)
+        out["results_file"] = str(results)
+    return out | {
+        "seconds": {
+            "build_cases": round(built_s, 1),
+            "ingest": round(ingest_s, 1),
+            "verify": round(verify_s, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
+    }
+
+
+def _run_verify(requests: Path, data_dir: Path) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """``threadline verify FILE --json`` in a child process: its output lines by case id."""
+    import subprocess  # noqa: PLC0415
+
+    command = [sys.executable, "-m", "engine", "verify", str(requests), "--json"]
+    done = subprocess.run(  # noqa: S603 - our own CLI on a file we wrote
+        [*command, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "THREADLINE_TELEMETRY__JSON_LOGS": "false"},
+    )
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {}, f"`threadline verify` exited with {done.returncode}: {tail}"
+    lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    return {str(line["id"]): line for line in lines}, None
+
+
+def _verdict(line: dict[str, Any] | None) -> tuple[str, str, bool | None]:
+    if line is None or not line.get("claims"):
+        return "missing", "no output line for the case", None
+    claim = line["claims"][0]
+    return str(claim["verdict"]), str(claim.get("reason", "")), claim.get("citations_valid")
+
+
+def _score(cases: list[VerifyCase], verdicts: dict[str, dict[str, Any]]) -> dict[str, object]:
+    kinds: dict[str, object] = {}
+    for kind in dict.fromkeys(c.kind for c in cases):
+        of = [c for c in cases if c.kind == kind]
+        judged = [_verdict(verdicts.get(c.id)) for c in of]
+        counts: dict[str, int] = {}
+        for verdict, _, _ in judged:
+            counts[verdict] = counts.get(verdict, 0) + 1
+        kinds[kind] = {
+            "faithful": of[0].faithful,
+            "cases": len(of),
+            "supported": round(counts.get("supported", 0) / len(of), 3),
+            "citations_valid": round(sum(v is True for _, _, v in judged) / len(of), 3),
+            "verdicts": counts,
+        }
+    return kinds
+
+
+def _write_results(
+    path: Path, cases: list[VerifyCase], verdicts: dict[str, dict[str, Any]]
+) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for case in cases:
+            verdict, reason, valid = _verdict(verdicts.get(case.id))
+            row = case.model_dump() | {
+                "verdict": verdict,
+                "reason": reason,
+                "citations_valid": valid,
+            }
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def _head(corpus: Path, lines: int, dest: Path) -> Path:
     """The first ``lines`` passages of a corpus, as their own file."""
     head = corpus.read_text(encoding="utf-8").splitlines()[:lines]
@@ -402,6 +513,7 @@ def main() -> None:
     mdl.add_argument("--model", default=None)
     mdl.add_argument("--questions", type=int, default=20)
     mdl.add_argument("--passages", type=int, default=100)
+    _verify_arguments(sub.add_parser("verify", help="claim verification per kind of edit"))
     load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
     load.add_argument("dataset", type=Path)
     load.add_argument("--data-dir", type=Path, required=True)
@@ -412,8 +524,9 @@ def main() -> None:
         result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
         print(json.dumps(result, indent=2))
         return
-    if args.command == "model":
-        print(json.dumps(_run_model(args), indent=2))
+    runners = {"model": _run_model, "verify": _run_verify_bench}
+    if args.command in runners:
+        print(json.dumps(runners[args.command](args), indent=2))
         return
     if args.command == "errors":
         print(json.dumps(asyncio.run(failures(args.dataset, args.data_dir)), indent=2))
@@ -427,6 +540,23 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _verify_arguments(ver: argparse.ArgumentParser) -> None:
+    ver.add_argument("corpus", type=Path)
+    ver.add_argument("--sentences", type=int, default=40, help="cases per kind at most")
+    ver.add_argument("--seed", type=int, default=0)
+    ver.add_argument("--data-dir", type=Path, default=None)
+    ver.add_argument("--results", type=Path, default=None, help="write every case's verdict")
+
+
+def _run_verify_bench(args: argparse.Namespace) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="threadline-verify-") as tmp:
+        data_dir = args.data_dir or Path(tmp) / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return asyncio.run(
+            verify_bench(args.corpus, data_dir, args.sentences, args.seed, args.results)
+        )
 
 
 def _run_model(args: argparse.Namespace) -> dict[str, object]:
