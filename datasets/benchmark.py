@@ -34,6 +34,11 @@ replaced, a direction word flipped, a condition dropped), ingests the corpus int
 data dir, runs the cases through ``threadline verify`` and reports per kind the share
 judged supported.
 
+``communities`` indexes a corpus (a ``corpus.jsonl``, a dataset folder, or a text file) and
+measures communities: computation time per stage, indexing throughput with and without
+them, their coverage, an incremental rebuild, and corpus-wide answers (points, share
+supported); see ``datasets/community_bench.py``.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -514,6 +519,7 @@ def main() -> None:
     mdl.add_argument("--questions", type=int, default=20)
     mdl.add_argument("--passages", type=int, default=100)
     _verify_arguments(sub.add_parser("verify", help="claim verification per kind of edit"))
+    _communities_parser(sub)
     load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
     load.add_argument("dataset", type=Path)
     load.add_argument("--data-dir", type=Path, required=True)
@@ -524,7 +530,7 @@ def main() -> None:
         result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
         print(json.dumps(result, indent=2))
         return
-    runners = {"model": _run_model, "verify": _run_verify_bench}
+    runners = {"model": _run_model, "verify": _run_verify_bench, "communities": _run_communities}
     if args.command in runners:
         print(json.dumps(runners[args.command](args), indent=2))
         return
@@ -540,6 +546,20 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _communities_parser(sub: Any) -> None:
+    com = sub.add_parser("communities", help="community cost, coverage and global answers")
+    com.add_argument("corpus", type=Path)
+    com.add_argument("--data-dir", type=Path, default=None)
+
+
+def _run_communities(args: argparse.Namespace) -> dict[str, object]:
+    from community_bench import communities_bench  # noqa: PLC0415 - only this command
+
+    with tempfile.TemporaryDirectory(prefix="threadline-communities-") as tmp:
+        data_dir = args.data_dir or Path(tmp) / "data"
+        return asyncio.run(communities_bench(args.corpus, data_dir))
 
 
 def _verify_arguments(ver: argparse.ArgumentParser) -> None:
