@@ -7,7 +7,9 @@ seeded with the scope's previous partition), and summarises each community witho
 model: its key entities by centrality (each cited to a span naming it), its strongest facts
 (cited to their evidence) and a few representative sentences, chosen by maximal marginal
 relevance over the embedder's vectors so they cover the community without repeating each
-other. Only the scope's own reads are made (:meth:`CommunityScope.access`), so nothing
+other. After a write, a community whose members and passages are unchanged keeps its
+summary, so only what the write touched is summarised again. Only the scope's own reads
+are made (:meth:`CommunityScope.access`), so nothing
 from another scope can enter a community.
 """
 
@@ -42,10 +44,12 @@ MAX_SENTENCE_CHARS = 400
 
 @dataclass
 class RefreshReport:
-    """What a refresh rebuilt: scopes, communities, and seconds spent per stage."""
+    """What a refresh rebuilt: scopes, communities (``reused``: how many kept the summary
+    they had, their members and passages unchanged), and seconds spent per stage."""
 
     scopes: int = 0
     communities: int = 0
+    reused: int = 0
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
 
@@ -108,13 +112,22 @@ class CommunityBuilder:
         graph = await self._graph.entity_graph(scope)
         previous = [
             c
-            for c in await self._graph.communities(scope.access(), level=0)
+            for c in await self._graph.communities(scope.access())
             if c.tenant == scope.tenant and c.groups == scope.groups
         ]
         read = time.perf_counter()
         found = await asyncio.to_thread(detect_communities, scope, graph, previous=previous)
         detected = time.perf_counter()
-        summarised = await self.summarise(scope, found)
+        # A community with the same members spanning the same passages keeps its summary:
+        # only what a write changed is summarised again.
+        kept = {(c.id, c.documents, c.passages): c for c in previous}
+        fresh = [c for c in found if (c.id, c.documents, c.passages) not in kept]
+        written = {c.id: c for c in await self.summarise(scope, fresh)}
+        summarised = [
+            written.get(c.id) or _summary_of(kept[(c.id, c.documents, c.passages)], c)
+            for c in found
+        ]
+        report.reused += len(found) - len(fresh)
         done = time.perf_counter()
         await self._graph.put_communities(scope, summarised)
         stored = time.perf_counter()
@@ -221,5 +234,17 @@ def _finished(draft: _Draft, vectors: np.ndarray) -> Community:
             "mentions": draft.mentions,
             "sentences": sentences,
             "vector": centroid,
+        }
+    )
+
+
+def _summary_of(old: Community, new: Community) -> Community:
+    """``new`` (its parent may differ) with the summary ``old`` had."""
+    return new.model_copy(
+        update={
+            "facts": old.facts,
+            "mentions": old.mentions,
+            "sentences": old.sentences,
+            "vector": old.vector,
         }
     )

@@ -135,6 +135,7 @@ def test_factoid_questions_keep_the_usual_path(run: dict[str, Any]) -> None:
 def test_changes_rebuild_only_the_affected_scope(run: dict[str, Any]) -> None:
     assert run["after_ingest"].scopes == 1
     assert run["after_ingest"].seconds["detect"] > 0
+    assert 0 < run["after_ingest"].reused < run["after_ingest"].communities
     cited = {s.document_id for v in run["after_delete"] for line in v.summary for s in line.spans}
     assert run["gone"] not in cited
     assert run["after_delete"]
