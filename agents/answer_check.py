@@ -23,12 +23,13 @@ the same way for an extractive answer, a model's answer and one written elsewher
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from agents.entailment import arguments, path_between
+from agents.entailment import Entailment, arguments, path_between
 from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
@@ -105,6 +106,7 @@ class AnswerChecker:
 
     def __init__(self, *, extractor: SpacyEntityExtractor) -> None:
         self._parse = lru_cache(maxsize=1024)(extractor.parse)
+        self._entailment = Entailment(extractor)
 
     def check(
         self, question: str | None, answer: str | None, claims: Sequence[Claim]
@@ -126,13 +128,50 @@ class AnswerChecker:
 
     def _asked(self, asked: Any, answer: str, key: str, texts: list[Any]) -> AnswerCheck:
         if key in _YES | _NO:
-            return _yes_no(asked, key in _YES, texts)
+            checked = _yes_no(asked, key in _YES, texts)
+            if checked is None:
+                return self._stated(asked, key in _YES, texts)
+            return checked
         options = _options(asked)
         if options:
             return _choice(asked, answer, options, texts)
         if _asks_number(asked):
             return _number(answer, texts, self._parse(answer))
         return _entity(asked, answer, texts)
+
+    def _stated(self, asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
+        """A yes/no answer to a question about one fact: the claims state the fact
+        ("yes"), state the opposite ("no"), or neither (not verified)."""
+        statement = _declarative(asked)
+        judged = self._entailment.judge(statement, [t.text for t in texts])
+        if judged.verdict == "unsupported":
+            return AnswerCheck(
+                "unsupported", f"the supported claims neither state nor deny {statement!r}"
+            )
+        holds = judged.verdict == "supported"
+        return AnswerCheck(
+            "supported" if holds == yes else "contradicted",
+            f"the supported claims {'state' if holds else 'deny'} {statement!r} → "
+            f"{'yes' if holds else 'no'}",
+        )
+
+
+def _declarative(asked: Any) -> str:
+    """A yes/no question as the statement it asks about ("Did Acme acquire Globex?" →
+    "Acme acquire Globex", "Is Sam Ortega American?" → "Sam Ortega is American")."""
+    tokens = [t for t in asked if not (t.is_punct and t.i == len(asked) - 1)]
+    first, rest = tokens[0], tokens[1:]
+    if first.lemma_ == "do":
+        return " ".join(t.text for t in rest)
+    subject = next(
+        (c for c in first.head.children if c.dep_ in ("nsubj", "nsubjpass", "expl")), None
+    )
+    if subject is None:
+        return " ".join(t.text for t in rest)
+    end = max(t.i for t in subject.subtree) + 1
+    before = [t.text for t in rest if t.i < end]
+    after = [t.text for t in rest if t.i >= end]
+    return " ".join([*before, first.text.lower(), *after])
 
 
 # -- entity answers ------------------------------------------------------------------------
@@ -173,7 +212,10 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
         return None
     verb = wh.head
     if verb.lemma_ == "be":
-        return _described(answer, stating, anchors) if anchors else None
+        described = anchors or [
+            " ".join(t.text for t in c.subtree) for c in verb.children if c.dep_ == "nsubj"
+        ]
+        return _described(answer, stating, described) if described else None
     asked_role = _asked_role(wh, verb)
     if asked_role is None:
         return None
@@ -225,7 +267,7 @@ def _described(answer: str, stating: list[Any], anchors: list[str]) -> AnswerChe
         head = span.root
         path = path_between(head, target)
         owner = head.dep_ in ("poss", "compound", "amod")
-        if path is not None and len(path) > 1 and owner and head.head is path[1]:
+        if path is not None and len(path) > 1 and owner and head.head.i == path[1].i:
             return AnswerCheck(
                 "unsupported",
                 f"the claim names {answer!r} as the owner of {path[1].text!r}, "
@@ -237,7 +279,7 @@ def _described(answer: str, stating: list[Any], anchors: list[str]) -> AnswerChe
 # -- yes/no and choices --------------------------------------------------------------------
 
 
-def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
+def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck | None:
     first = next((t for t in asked if not t.is_punct), None)
     if first is None or first.lower_ not in _AUX:
         return AnswerCheck("unsupported", "the question is not a yes/no question")
@@ -271,9 +313,7 @@ def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
             "supported" if holds == yes else "contradicted",
             f"recomputed from the cited dates → {'yes' if holds else 'no'}",
         )
-    return AnswerCheck(
-        "unsupported", "a yes/no answer is verified only when it can be recomputed from values"
-    )
+    return None
 
 
 def _attribute(anchor: str, texts: list[Any], asked: Any) -> str | None:
@@ -299,22 +339,24 @@ def _options(asked: Any) -> list[str]:
     if " or " not in text:
         return []
     names = _anchors(asked)
-    ors = [n for n in names if f"{n} or " in text or f" or {n}" in text]
+    ors = [
+        n for n in names if re.search(rf"{re.escape(n)},? or\b|\bor (?:the )?{re.escape(n)}", text)
+    ]
     return ors if len(ors) >= 2 else []
 
 
 def _choice(asked: Any, answer: str, options: list[str], texts: list[Any]) -> AnswerCheck:
-    key = normalize_name(answer)
-    chosen = next((o for o in options if normalize_name(o) == key), None)
+    key = _bare(answer)
+    chosen = next((o for o in options if _bare(o) == key), None)
     if chosen is None:
         return AnswerCheck("unsupported", f"the answer is none of the options {options}")
     words = {t.lower_ for t in asked}
     early, late = bool(words & _EARLY), bool(words & _LATE)
     if early == late:
-        stating = [t for t in texts if _names(t, chosen)]
-        if not stating:
-            return AnswerCheck("unsupported", f"no supported claim states {chosen!r}")
-        return AnswerCheck("supported", "a supported claim states the chosen option")
+        more, less = bool(words & _GREATER), bool(words & _LESSER)
+        if more != less:
+            return _measured(chosen, options, texts, greater=more)
+        return _entity(asked, chosen, texts)
     dates = {o: _date_of(o, texts) for o in options}
     missing = [o for o, d in dates.items() if d is None]
     if missing:
@@ -327,6 +369,55 @@ def _choice(asked: Any, answer: str, options: list[str], texts: list[Any]) -> An
     if normalize_name(winner) == key:
         return AnswerCheck("supported", f"recomputed from the cited dates: {cited}")
     return AnswerCheck("contradicted", f"the cited dates ({cited}) give {winner!r}")
+
+
+_GREATER = frozenset(
+    "longer longest larger largest bigger biggest higher highest taller tallest more most "
+    "greater greatest heavier heaviest wider widest deeper deepest richer richest".split()
+)
+_LESSER = frozenset(
+    "shorter shortest smaller smallest lower lowest fewer fewest less least lighter "
+    "lightest narrower narrowest shallower shallowest poorer poorest".split()
+)
+# units that convert to one base unit (lengths in metres, weights in kilograms)
+_BASE = {
+    "kilometre": ("metre", 1000.0),
+    "metre": ("metre", 1.0),
+    "mile": ("metre", 1609.344),
+    "foot": ("metre", 0.3048),
+    "kilogram": ("kilogram", 1.0),
+    "pound-weight": ("kilogram", 0.45359237),
+    "tonne": ("kilogram", 1000.0),
+}
+
+
+def _measured(chosen: str, options: list[str], texts: list[Any], *, greater: bool) -> AnswerCheck:
+    """A choice by size: the options' cited amounts, in one unit, compared."""
+    amounts: dict[str, tuple[str, float]] = {}
+    for option in options:
+        for doc in texts:
+            if not _names(doc, option):
+                continue
+            value = next((q for q in quantities(doc) if not q.year), None)
+            if value is not None:
+                unit, scale = _BASE.get(value.unit, (value.unit, 1.0))
+                amounts[option] = (unit, value.value * scale)
+                break
+    missing = [o for o in options if o not in amounts]
+    if missing:
+        return AnswerCheck("unsupported", f"no supported claim gives an amount for {missing[0]!r}")
+    if len({u for u, _ in amounts.values()}) > 1:
+        return AnswerCheck("unsupported", "the cited amounts are in units that do not compare")
+    pick = max if greater else min
+    winner = pick(options, key=lambda o: amounts[o][1])
+    cited = ", ".join(f"{o} {amounts[o][1]:g} {amounts[o][0]}".strip() for o in options)
+    if winner == chosen:
+        return AnswerCheck("supported", f"recomputed from the cited amounts: {cited}")
+    return AnswerCheck("contradicted", f"the cited amounts ({cited}) give {winner!r}")
+
+
+def _bare(name: str) -> str:
+    return normalize_name(name).removeprefix("the ").strip(" .")
 
 
 def _date_of(name: str, texts: list[Any], depth: int = 1) -> tuple[int, int, int] | None:
@@ -381,9 +472,12 @@ def _number(answer: str, texts: list[Any], parsed: Any) -> AnswerCheck:
     stated = [q for t in texts for q in quantities(t)]
     if any(abs(q.value - value) < 1e-9 for q in stated):
         return AnswerCheck("supported", "a supported claim states the number")
-    years = sorted({q.value for q in stated if q.year})
-    if any(abs(abs(a - b) - value) < 1e-9 for a in years for b in years if a != b):
-        return AnswerCheck("supported", "recomputed as the difference of two cited years")
+    for unit in {q.unit for q in stated if not q.year} | {"year"}:
+        values = [q.value for q in stated if (q.year if unit == "year" else q.unit == unit)]
+        if any(abs(abs(a - b) - value) < 1e-6 * max(1.0, value) for a in values for b in values):
+            return AnswerCheck("supported", "recomputed as the difference of two cited values")
+        if len(values) > 1 and abs(sum(values) - value) < 1e-6 * max(1.0, value):
+            return AnswerCheck("supported", "recomputed as the sum of the cited values")
     return AnswerCheck(
         "unsupported", f"no supported claim states {answer!r} and no cited values give it"
     )
@@ -460,8 +554,21 @@ def _relation_words(asked: Any, anchors: list[str]) -> list[str]:
         lemma = token.lemma_.lower()
         if lemma in _GENERIC or token.lower_ in named or lemma in _WH:
             continue
+        if token.pos_ == "NOUN" and _type_word(token, named):
+            continue  # "the novel The Salt Road", "which river": the kind, not the relation
         out.append(lemma)
     return list(dict.fromkeys(out))
+
+
+def _type_word(token: Any, named: set[str]) -> bool:
+    """Whether a noun names the kind of a thing the question names or asks for."""
+    if any(c.lower_ in ("which", "what") and c.dep_ == "det" for c in token.children):
+        return True
+    near = [*token.children, token.head]
+    return any(
+        t.lower_ in named and t.dep_ in ("appos", "compound", "pobj", "nsubj", "dobj", "attr")
+        for t in near
+    ) and not any(c.dep_ == "poss" for c in token.children)
 
 
 def _lemmas(doc: Any) -> set[str]:

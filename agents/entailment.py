@@ -24,6 +24,7 @@ anything else that fails is ``unsupported``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,7 +45,7 @@ class Judgement:
     reason: str
 
 
-_NEGATORS = frozenset({"not", "n't", "never", "no", "neither", "nor", "nobody", "nothing"})
+_NEGATORS = frozenset({"not", "n't", "never", "no", "neither", "nobody", "nothing", "none"})
 # verbs that negate the clause they govern ("failed to pay" did not pay)
 _NEGATING_VERBS = frozenset(
     {"fail", "refuse", "decline", "deny", "reject", "neglect", "cease", "avoid", "forgo"}
@@ -81,6 +82,12 @@ _MODAL_VERBS = frozenset(
         "have",
         "go",
     }
+)
+# nouns under which a clause is intended or reported ("plans to close", "evidence that")
+_MODAL_NOUNS = frozenset(
+    "plan intention intent hope expectation proposal offer threat attempt bid aim goal "
+    "evidence claim report allegation rumour rumor suggestion sign proof belief fear "
+    "possibility chance risk".split()
 )
 _MODALS = {
     "will": "will",
@@ -277,6 +284,10 @@ class _Judge:
     # -- predicates ------------------------------------------------------------------------
 
     def _predicates(self) -> Judgement | None:
+        if not any(t.pos_ in ("VERB", "AUX") for t in self.claim):
+            judged = self._sentence_polarity()
+            if judged is not None:
+                return judged
         for verb in _predicates(self.claim):
             judged = self._predicate(verb)
             if judged is not None:
@@ -286,6 +297,22 @@ class _Judge:
                 judged = self._link(token)
                 if judged is not None:
                     return judged
+        return None
+
+    def _sentence_polarity(self) -> Judgement | None:
+        """For a claim parsed without a verb: its negations against those of the cited
+        sentence that shares most of its words."""
+        words = {t.lemma_.lower() for t in self.claim if t.is_alpha and not t.is_stop}
+        best = max(
+            (s for doc in self.sources for s in doc.sents),
+            key=lambda s: len(words & {t.lemma_.lower() for t in s}),
+        )
+        theirs = sum(1 for t in best if t.lower_ in _NEGATORS)
+        mine = sum(1 for t in self.claim if t.lower_ in _NEGATORS)
+        if theirs % 2 != mine % 2:
+            return Judgement(
+                "contradicted", f"the cited text says the opposite: {str(best.text).strip()!r}"
+            )
         return None
 
     def _predicate(self, verb: Any) -> Judgement | None:
@@ -341,12 +368,16 @@ class _Judge:
             for arg in mine_args:
                 if any(_same(arg, t) for t in theirs_args):
                     continue
-                if any(_same(arg, t) for t in other_args):
+                if any(_same(arg, t) for t in other_args) and not any(
+                    _same(t, arg) for t in theirs_args if t.pos_ != "PRON"
+                ):
                     return Judgement(
                         "contradicted",
                         f"roles are swapped: in the cited text {_phrase(arg)!r} is not the "
                         f"{role} of {theirs.lemma_!r}: {_clause(theirs)!r}",
                     )
+                if _in_clause(arg, theirs):
+                    continue  # attached elsewhere in the same clause ("every Christmas Eve")
                 if not theirs_args:
                     return Judgement(
                         "unsupported",
@@ -418,6 +449,8 @@ class _Judge:
                     if any(t.pos_ == "VERB" for t in path[1:-1]):
                         continue
                     be = next((t for t in path if t.lemma_ == "be"), None)
+                    if be is None and head.dep_ in ("attr", "acomp"):
+                        be = head.head
                     their_negated = _negated(be) if be is not None else _negated(head)
                     if their_negated != negated:
                         best = Judgement(
@@ -445,6 +478,16 @@ def _key(token: Any) -> str:
 def _hyphenated(word: str, words: set[str]) -> bool:
     """Whether ``word`` is part of a hyphenated word of the cited text ("British-American")."""
     return any("-" in w and word in w.split("-") for w in words)
+
+
+def _base(token: Any) -> set[str]:
+    """The token's lemma and simple base forms of its text ("hoped" → "hope", "hop")."""
+    lower = token.text.lower()
+    forms = {token.lemma_.lower(), lower}
+    for suffix, repl in (("ied", "y"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""), ("ing", "")):
+        if lower.endswith(suffix) and len(lower) > len(suffix) + 2:
+            forms.add(lower[: -len(suffix)] + repl)
+    return forms
 
 
 def _known_name(token: Any, judge: _Judge) -> bool:
@@ -481,17 +524,17 @@ def _predicates(doc: Any) -> list[Any]:
     found = []
     for token in doc:
         if token.pos_ == "VERB" and token.dep_ not in ("aux", "auxpass", "amod", "compound"):
-            if token.lemma_.lower() in _MODAL_VERBS and any(
-                c.dep_ == "xcomp" for c in token.children
-            ):
+            if _base(token) & _MODAL_VERBS and any(c.dep_ == "xcomp" for c in token.children):
                 continue  # "plans to acquire": checked as the modality of "acquire"
-            if token.lemma_.lower() in _NEGATING_VERBS and any(
+            if _base(token) & _NEGATING_VERBS and any(
                 c.dep_ in ("xcomp", "ccomp") for c in token.children
             ):
                 continue  # "failed to pay": checked as the polarity of "pay"
             found.append(token)
         elif token.lemma_ == "be" and token.dep_ in ("ROOT", "conj", "ccomp", "relcl", "advcl"):
             found.append(token)
+    if not found:  # "Shares of X trade on Y" parsed without a verb: its root is the predicate
+        found = [t for t in doc if t.dep_ == "ROOT" and t.pos_ in ("NOUN", "VERB", "ADJ")]
     return found
 
 
@@ -499,9 +542,20 @@ def _governors(verb: Any) -> list[Any]:
     """The verbs above ``verb`` through open and clausal complements ("plans to" X)."""
     out = []
     current = verb
-    while current.dep_ in ("xcomp", "ccomp") and current.head is not current:
+    while current.dep_ in ("xcomp", "ccomp", "acl") and current.head.i != current.i:
+        if current.dep_ == "acl" and current.head.pos_ != "NOUN":
+            break
         current = current.head
         out.append(current)
+        if current.pos_ == "NOUN":  # "no plans to close", "no evidence that it sank"
+            if current.dep_ in ("dobj", "nsubj", "attr", "pobj") and current.head.pos_ in (
+                "VERB",
+                "AUX",
+            ):
+                current = current.head
+                out.append(current)
+            else:
+                break
     return out
 
 
@@ -509,6 +563,10 @@ def _negates(child: Any) -> bool:
     """Whether a dependent of a verb negates its clause."""
     lower = child.text.lower()
     if child.dep_ == "neg" or lower in ("never", "n't", "not"):
+        return True
+    if child.dep_ in ("nsubj", "nsubjpass") and any(
+        t.text.lower() == "neither" for t in child.subtree
+    ):
         return True
     if lower == "longer":
         return any(c.text.lower() == "no" for c in child.children)
@@ -524,7 +582,11 @@ def _negated(verb: Any) -> bool:
     count = 0
     for token in [verb, *_governors(verb)]:
         count += sum(1 for child in token.children if _negates(child))
-        if token is not verb and token.lemma_.lower() in _NEGATING_VERBS:
+        if token.i != verb.i and _base(token) & _NEGATING_VERBS:
+            count += 1
+        if token.pos_ == "NOUN" and any(
+            c.dep_ == "det" and c.text.lower() == "no" for c in token.children
+        ):
             count += 1
     return count % 2 == 1
 
@@ -536,10 +598,11 @@ def _modality(verb: Any) -> frozenset[str]:
         for child in token.children:
             if child.dep_ in ("aux", "auxpass") and child.text.lower() in _MODALS:
                 found.add(_MODALS[child.text.lower()])
-        if token is not verb:
+        if token.i != verb.i:
             lemma = token.lemma_.lower()
-            if lemma in _MODAL_VERBS:
-                found.add(lemma)
+            marked = _base(token) & (_MODAL_VERBS | _MODAL_NOUNS)
+            if marked:
+                found.add(min(marked))
             if lemma == "be" and any(c.text.lower() in _MODAL_ADJECTIVES for c in token.children):
                 found.add("likely")
         elif token.dep_ == "xcomp" and token.head.text.lower() in _MODAL_ADJECTIVES:
@@ -549,8 +612,21 @@ def _modality(verb: Any) -> frozenset[str]:
     return frozenset(found)
 
 
+_CONDITION_CUES = re.compile(
+    r"\b(if|unless|provided|providing|as long as|in the event|in case|on condition|assuming|"
+    r"only when|subject to)\b|^(had|were|should) \w",
+    re.IGNORECASE,
+)
+
+
 def _conditions(verb: Any) -> frozenset[str]:
+    """The conditions a clause is stated under ("if", "unless", "provided that", "as
+    long as", "in the event that", an inverted "Had the rains come …")."""
+    sentence = str(verb.sent.text).strip()
     found = set()
+    if not sentence.endswith("?"):
+        for match in _CONDITION_CUES.finditer(sentence):
+            found.add((match.group(1) or match.group(2)).lower())
     for token in [verb, *_governors(verb)]:
         for child in token.children:
             if child.dep_ == "advcl":
@@ -594,17 +670,65 @@ def _resolved(verb: Any, tokens: list[Any]) -> list[Any]:
 
 def _words(token: Any) -> set[str]:
     """The name words of an argument: its compound/flat name run, or its head noun."""
-    parts = [t for t in token.subtree if t.dep_ in ("compound", "flat") and t.head is token]
+    parts = [t for t in token.subtree if t.dep_ in ("compound", "flat") and t.head.i == token.i]
     words = {_key(t) for t in [*parts, token] if not t.is_punct}
     if token.pos_ != "PROPN" and not token.ent_type_:
         return {token.lemma_.lower()}
     return words - {"the", "'s"}
 
 
+def _in_clause(arg: Any, verb: Any) -> bool:
+    """Whether a thing the claim names is attached to ``verb``'s own clause (not to a
+    clause inside it with a subject of its own)."""
+    if arg.pos_ not in ("NOUN", "PROPN", "NUM"):
+        return False
+    own = [verb]
+    while own:
+        token = own.pop()
+        for child in token.children:
+            if child.dep_ in _SUBJECTS | _PASSIVE_SUBJECTS | _OBJECTS or child.dep_ in (
+                "relcl",
+                "ccomp",
+                "advcl",
+                "conj",
+            ):
+                continue
+            if _same(arg, child):
+                return True
+            own.append(child)
+    return False
+
+
+def _antecedent(pronoun: Any) -> Any | None:
+    """The name a personal pronoun most likely stands for: the last name before it in
+    its sentence or the one before (``None`` when the text gives none)."""
+    lower = pronoun.text.lower()
+    if lower not in ("he", "she", "him", "her", "his", "it", "its", "they", "them", "their"):
+        return None
+    start = pronoun.sent.start
+    previous = [s for s in pronoun.doc.sents if s.end <= start]
+    if previous:
+        start = previous[-1].start
+    people = lower in ("he", "she", "him", "her", "his")
+    for token in reversed(pronoun.doc[start : pronoun.i]):
+        if token.pos_ != "PROPN" or token.dep_ == "compound":
+            continue
+        label = token.ent_type_
+        if people and label in ("GPE", "LOC", "ORG", "FAC", "DATE"):
+            continue
+        return token
+    return None
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Whether two argument tokens stand for the same thing (a pronoun stands for any)."""
+    """Whether two argument tokens stand for the same thing (a pronoun stands for the
+    name before it, or for any name when the text gives none)."""
     if a is None or b is None:
         return False
+    for pronoun, other in ((b, a), (a, b)):
+        if pronoun.pos_ == "PRON" and other.pos_ != "PRON":
+            named = _antecedent(pronoun)
+            return named is None or _same(other, named)
     if a.text.lower() in _PRONOUNS or b.text.lower() in _PRONOUNS:
         return bool(a.pos_ == "PRON" or b.pos_ == "PRON" or a.text.lower() == b.text.lower())
     mine, theirs = _words(a), _words(b)
@@ -618,7 +742,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _phrase(token: Any) -> str:
     parts = [t for t in token.subtree if t.dep_ in ("compound", "flat", "det", "poss", "amod")]
-    tokens = sorted([*(p for p in parts if p.head is token), token], key=lambda t: t.i)
+    tokens = sorted([*(p for p in parts if p.head.i == token.i), token], key=lambda t: t.i)
     return " ".join(str(t.text) for t in tokens)
 
 
