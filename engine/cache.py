@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 
 from agents import Mode
-from engine.metering import CALLER, acting_as, caller_for, spending
+from engine.metering import CALLER, Spend, caller_for, metered_steps
 from engine.query import AskEvent, QueryPipeline, checked_question
 from engine.usage import Caller, UsageLedger
 from extractors import Embedder
@@ -220,37 +220,35 @@ class MeteredAsks:
         text = checked_question(question)
         caller = caller_for(access)
         started = time.perf_counter()
-        with acting_as(caller):
-            if self.ledger is not None:
-                await self.ledger.check(caller, tokens=False, asks=True)
-            key = None
-            if self.cache is not None:
-                key = self.cache.key(
-                    text,
-                    access,
-                    mode=mode,
-                    k=k,
-                    unsupported=unsupported,
-                    model=model,
-                    prompts=prompts,
-                    config=config,
-                )
-                cached = await self._cached(key, caller, started)
-                if cached is not None:
-                    for event in _replay(cached):
-                        yield event
-                    return
-            if self.ledger is not None and prompts:
-                await self.ledger.check(caller, tokens=True)
-            with spending() as spend:
-                async for event in pipeline.stream(
-                    text, access, k=k, mode=mode, unsupported=unsupported
-                ):
-                    if event.kind == "done" and event.answer is not None:
-                        # Filed and counted before "done" is yielded: a consumer may stop
-                        # reading at the answer.
-                        await self._answered(key, event.answer, caller, started, spend.tokens)
+        if self.ledger is not None:
+            await self.ledger.check(caller, tokens=False, asks=True)
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(
+                text,
+                access,
+                mode=mode,
+                k=k,
+                unsupported=unsupported,
+                model=model,
+                prompts=prompts,
+                config=config,
+            )
+            cached = await self._cached(key, caller, started)
+            if cached is not None:
+                for event in _replay(cached):
                     yield event
+                return
+        if self.ledger is not None and prompts:
+            await self.ledger.check(caller, tokens=True)
+        spend = Spend()
+        events = pipeline.stream(text, access, k=k, mode=mode, unsupported=unsupported)
+        async for event in metered_steps(caller, spend, events):
+            if event.kind == "done" and event.answer is not None:
+                # Filed and counted before "done" is yielded: a consumer may stop
+                # reading at the answer.
+                await self._answered(key, event.answer, caller, started, spend.tokens)
+            yield event
 
     async def _cached(self, key: AnswerKey, caller: Caller, started: float) -> Answer | None:
         """The cached answer (counted as a question), or None."""

@@ -14,14 +14,24 @@ import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.llm import OpenAIChatClient
 from engine.usage import Caller, UsageLedger
 from extractors.chat import Completion, Message, Usage
 from graph import Access
 
-__all__ = ["CALLER", "MeteredChatModel", "Spend", "acting_as", "caller_for", "spending"]
+__all__ = [
+    "CALLER",
+    "MeteredChatModel",
+    "Spend",
+    "acting_as",
+    "caller_for",
+    "metered_steps",
+    "spending",
+]
+
+T = TypeVar("T")
 
 #: The tenant and key the current work is counted against.
 CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
@@ -75,6 +85,24 @@ def spending() -> Iterator[Spend]:
     finally:
         with contextlib.suppress(ValueError):
             _SPEND.reset(token)
+
+
+async def metered_steps(caller: Caller, spend: Spend, steps: AsyncIterator[T]) -> AsyncIterator[T]:
+    """``steps``, each one computed as ``caller`` with its tokens summed in ``spend``.
+
+    The caller is set around each step only, never across a ``yield``: a consumer that
+    stops reading early (and leaves this generator suspended) keeps its own caller.
+    """
+    while True:
+        who, spent = CALLER.set(caller), _SPEND.set(spend)
+        try:
+            step = await anext(steps)
+        except StopAsyncIteration:
+            return
+        finally:
+            _SPEND.reset(spent)
+            CALLER.reset(who)
+        yield step
 
 
 class MeteredChatModel:
