@@ -90,3 +90,6 @@ def test_evaluate_notebook() -> None:
     ]
     table = next(h for h in html if "R@5 planned" in h)
     assert sum(q[:40] in table for q in questions) >= 5
+    rated = next(h for h in html if "rating" in h and "comment" in h)
+    assert "R@5" in rated
+    assert "right page, wrong person" in rated
