@@ -295,8 +295,16 @@ def _print_plan(answer: Any) -> None:
 
 
 def _print_answer(answer: Any) -> None:
+    verdict = answer.answer_verdict or "not found"
+    colour = {"supported": "green", "contradicted": "red"}.get(verdict, "yellow")
+    out.print(
+        f"[{colour}]{verdict.upper()}[/] [bold]{escape(answer.answer)}[/]",
+        markup=True,
+        highlight=False,
+    )
+    if answer.answer_reason:
+        out.print(f"[dim]{escape(answer.answer_reason)}[/]", markup=True, highlight=False)
     _print_plan(answer)
-    out.print(f"[bold]{answer.answer}[/]", markup=True)
     if answer.entities:
         linked = ", ".join(f"{e.mention} → {e.name} ({e.method})" for e in answer.entities[:5])
         out.print(f"[dim]linked: {linked}[/]", markup=True)

@@ -220,7 +220,11 @@ class Answer(_Frozen):
         parts = [
             f"<div><div style='color:#666'>{escape(self.question)}</div>",
             "<div style='font-size:1.3em;font-weight:600;margin:4px 0'>"
+            f"<span style='color:{colours.get(self.answer_verdict or '', '#555')};"
+            "font-size:0.7em;margin-right:6px'>"
+            f"{escape((self.answer_verdict or 'not found').upper())}</span>"
             f"{escape(self.answer)}</div>",
+            f"<div style='color:#666;font-size:0.85em'>{escape(self.answer_reason)}</div>",
             f"<div style='color:#666;font-size:0.85em'>mode {escape(self.mode)} · "
             f"{escape(self.synthesis)} · {len(self.evidence)} evidence chunks · "
             f"{self.timings_ms.get('total', 0):.0f} ms</div>",
