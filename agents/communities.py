@@ -146,7 +146,12 @@ class CommunityBuilder:
         sentences and centroid vector, read as the scope itself."""
         drafts = [await self._draft(scope, c) for c in found]
         texts = [span.text for d in drafts for _, span in d.candidates]
-        vectors = await self._embedder.embed(texts) if texts else np.zeros((0, 0))
+        # A sentence is often a candidate of a community and of its parent: embed it once.
+        unique = list(dict.fromkeys(texts))
+        row = {t: i for i, t in enumerate(unique)}
+        vectors = np.zeros((0, 0))
+        if unique:
+            vectors = (await self._embedder.embed(unique))[[row[t] for t in texts]]
         out = []
         at = 0
         for d in drafts:

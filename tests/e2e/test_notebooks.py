@@ -59,7 +59,8 @@ def test_explore_notebook() -> None:
     page = html_module.unescape(view)
     assert not re.findall(r'(?:src|href)="https?://', page), "the view loads something remote"
     assert _texts(outputs, "image/png"), "no static subgraph figure"
-    assert any("community" in h and "members" in h for h in html)
+    assert any("community" in h and "members" in h and "cited line" in h for h in html)
+    assert len(_texts(outputs, "image/png")) >= 2, "no drawing of the communities"
     assert any("→" in s for s in _texts(outputs, "stream")), "no path printed"
 
 
