@@ -12,7 +12,7 @@ LLAMA_HOME ?= $(HOME)/.cache/threadline/llama-server-$(LLAMA_VERSION)
 export THREADLINE_LLAMA_SERVER ?= $(LLAMA_HOME)/llama-server
 MODEL_STAMP := $(VENV)/.model
 
-.PHONY: demo test lint install model-server clean
+.PHONY: demo test lint install model-server clean eval
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ model-server: $(MODEL_STAMP) $(THREADLINE_LLAMA_SERVER)
 
 demo: $(STAMP)
 	$(BIN)/threadline demo --data-dir $(DEMO_DIR) datasets/sample/musique_sample.jsonl
+
+# The regression gate on the bundled golden slice (exit 1 lists the metrics that dropped).
+eval: $(STAMP)
+	$(BIN)/threadline eval datasets/golden --baseline datasets/golden/baseline.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check graph extractors agents engine datasets tests
