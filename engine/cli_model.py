@@ -71,6 +71,7 @@ def research(
     """Research a question in several steps and write a report whose every statement cites
     a validated provenance chain (the trace of tool calls comes with --json)."""
     from agents.research import ResearchAgent, ResearchBudget  # noqa: PLC0415
+    from engine.metering import acting_as, caller_for  # noqa: PLC0415
     from engine.tools import ThreadlineToolbox  # noqa: PLC0415
 
     if tool_calling not in {"json", "native"}:
@@ -84,7 +85,8 @@ def research(
             budget=ResearchBudget(max_steps=max_steps, max_tokens=max_tokens),
             tool_calling="native" if tool_calling == "native" else "json",
         )
-        return await agent.run(question)
+        with acting_as(caller_for(access)):  # the model's tokens count against the tenant
+            return await agent.run(question)
 
     report = run_job(data_dir, job)
     if as_json:
