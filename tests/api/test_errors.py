@@ -22,6 +22,7 @@ from graph import (
     PermissionDeniedError,
     PlanningError,
     ProvenanceError,
+    QuotaExceededError,
     RetryableLLMError,
     StoreCorruptedError,
     StoreError,
@@ -57,7 +58,14 @@ def test_each_error_has_its_status_and_code(exc: ThreadlineError, status: int, c
 def test_every_class_of_the_tree_is_in_the_table() -> None:
     tree = {getattr(graph.errors, name) for name in graph.errors.__all__}
     assert tree <= set(ERROR_STATUS)
-    assert {type(exc) for exc, _, _ in EXPECTED} == set(ERROR_STATUS)
+    assert {type(exc) for exc, _, _ in EXPECTED} | {QuotaExceededError} == set(ERROR_STATUS)
+
+
+def test_a_spent_quota_is_a_429_with_when_it_resets() -> None:
+    spent = QuotaExceededError(
+        "x", scope="key", limit="tokens_per_day", resets_at="2026-12-02T00:00Z", retry_after=3599.2
+    )
+    assert error_status(spent) == (429, "quota_exceeded", {"Retry-After": "3600"})
 
 
 def test_the_most_specific_class_wins() -> None:
