@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from agents import (
     NOT_FOUND,
     Binding,
+    Draft,
     Mode,
     ModelSynthesizer,
     Retrieval,
@@ -100,9 +101,9 @@ class GlobalQueryPipeline(QueryPipeline):
         )  # fmt: skip
         mapped = time.perf_counter()
         yield AskEvent(kind="evidence", evidence=evidence)
-        text, written, meta = _listed(claims), claims, {"synthesis": "extractive"}
+        text, written, model, note = _listed(claims), list(claims), None, ""
         if self._synthesizer is not None and claims:
-            text, written, meta = await self._written(question, claims, evidence, access)
+            text, written, model, note = await self._written(question, claims, evidence, access)
         yield AskEvent(kind="answer", text=text)
         drafted = time.perf_counter()
         validated = await self.validator.validate(
@@ -113,7 +114,7 @@ class GlobalQueryPipeline(QueryPipeline):
         supported = [c for c in validated if c.verdict == "supported"]
         if not supported:
             text = NOT_FOUND
-        elif meta["synthesis"] == "extractive":
+        elif model is None:
             text = _listed(supported)
         yield AskEvent(kind="claims", claims=kept, text=text)
         answer = Answer(
@@ -125,14 +126,16 @@ class GlobalQueryPipeline(QueryPipeline):
             plan=(_trace(plan, (mapped - started) * 1000),),
             plan_note=f"corpus-wide question: answered from {len(plan.consulted)} of "
             f"{len(communities)} communities",
-            synthesis="model" if meta["synthesis"] == "model" else "extractive",
-            synthesis_note=meta.get("note", ""),
-            model=meta.get("model"),
+            synthesis="model" if model is not None else "extractive",
+            synthesis_note=note,
+            model=model.model if model is not None else None,
+            prompts=model.prompts if model is not None else (),
+            usage=_usage(model),
             removed_claims=len(validated) - len(kept),
             answer_verdict="supported" if supported else None,
             answer_reason=(
                 "the answer lists points, each stated by a supported claim"
-                if meta["synthesis"] == "extractive"
+                if model is None
                 else "the model's answer is checked claim by claim"
             )
             if supported
@@ -152,9 +155,10 @@ class GlobalQueryPipeline(QueryPipeline):
         claims: Sequence[Claim],
         evidence: tuple[Evidence, ...],
         access: Access,
-    ) -> tuple[str, list[Claim], dict[str, str]]:
-        """The model's answer from the points' chunks, its claims tagged with the
-        communities of the chunks they cite; the extractive points when the model fails."""
+    ) -> tuple[str, list[Claim], Draft | None, str]:
+        """The model's answer from the points' chunks (and its draft), its claims tagged
+        with the communities of the chunks they cite; the extractive points (and why) when
+        the model's reply cannot be used."""
         assert self._synthesizer is not None
         analysis = await asyncio.to_thread(analyze_question, question, self._extractor)
         retrieval = Retrieval(question=analysis, evidence=list(evidence), linked=[])
@@ -162,7 +166,7 @@ class GlobalQueryPipeline(QueryPipeline):
             written = await draft(self._synthesizer, retrieval, access)
         except (LLMError, ModelReplyError) as exc:
             note = f"the model's answer could not be used ({exc}); the points are quoted"
-            return _listed(claims), list(claims), {"synthesis": "extractive", "note": note}
+            return _listed(claims), list(claims), None, note
         by_chunk = {c.spans[0].chunk_id: c for c in claims}
         tagged = []
         for claim in written.claims:
@@ -171,8 +175,7 @@ class GlobalQueryPipeline(QueryPipeline):
             support = max((c.support or 0 for c in sources), default=0)
             tagged.append(claim.model_copy(update={"communities": ids, "support": support}))
         tagged.sort(key=lambda c: -(c.support or 0))
-        meta = {"synthesis": "model", "model": written.model or ""}
-        return written.answer, tagged, meta
+        return written.answer, tagged, written, ""
 
 
 def _listed(claims: Sequence[Claim]) -> str:
@@ -195,6 +198,16 @@ def _trace(plan: GlobalDraft, ms: float) -> StepTrace:
         ms=round(ms, 2),
         note="communities consulted, by relevance to the question and passages spanned",
     )
+
+
+def _usage(written: Draft | None) -> dict[str, int]:
+    if written is None or not written.usage.calls:
+        return {}
+    return {
+        "prompt_tokens": written.usage.prompt_tokens,
+        "completion_tokens": written.usage.completion_tokens,
+        "calls": written.usage.calls,
+    }
 
 
 def _ms(start: float, end: float) -> float:

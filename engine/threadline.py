@@ -447,7 +447,13 @@ class Threadline:
             builder=self.communities,
             answerer=GlobalAnswerer(graph=self.graph, embedder=self._embedder),
             extractor=self._extractor,
-            synthesizer=ModelSynthesizer(graph=self.graph, model=self.model) if use_model else None,
+            synthesizer=(
+                ModelSynthesizer(
+                    graph=self.graph, model=self.model, max_sentences=16, max_tokens=400
+                )
+                if use_model
+                else None
+            ),
         )
 
     async def retrieve(
