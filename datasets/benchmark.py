@@ -552,14 +552,24 @@ def _communities_parser(sub: Any) -> None:
     com = sub.add_parser("communities", help="community cost, coverage and global answers")
     com.add_argument("corpus", type=Path)
     com.add_argument("--data-dir", type=Path, default=None)
+    com.add_argument("--llm", action="store_true", help="also with a local model writing")
 
 
 def _run_communities(args: argparse.Namespace) -> dict[str, object]:
     from community_bench import communities_bench  # noqa: PLC0415 - only this command
 
+    from engine.local_model import LOCAL_MODEL_ALIAS, LocalModelServer  # noqa: PLC0415
+
     with tempfile.TemporaryDirectory(prefix="threadline-communities-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "data"
-        return asyncio.run(communities_bench(args.corpus, data_dir))
+        if not args.llm:
+            return asyncio.run(communities_bench(args.corpus, data_dir))
+        with LocalModelServer(parallel=4) as server:
+            return asyncio.run(
+                communities_bench(
+                    args.corpus, data_dir, base_url=server.base_url, model=LOCAL_MODEL_ALIAS
+                )
+            )
 
 
 def _verify_arguments(ver: argparse.ArgumentParser) -> None:

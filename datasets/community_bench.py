@@ -17,7 +17,8 @@ indexes the corpus into a fresh data dir, then reports:
   to date (only its scope is rebuilt, seeded with the previous partition);
 - ``global``: general corpus-wide questions (no benchmark template), answered from the
   communities with every point kept: points per answer, the share of points the
-  validator supports, the communities drawn on, and latency.
+  validator supports, the communities drawn on, and latency; ``global_model`` the same
+  with a model writing the answer (``--llm``: a local llama.cpp server is started).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from engine import Settings, Threadline
 from engine.readers import SourceDocument
+from engine.settings import ModelSettings
 from graph import Access
 
 __all__ = ["GLOBAL_QUESTIONS", "communities_bench"]
@@ -50,10 +52,22 @@ def _sources(tl: Threadline, corpus: Path) -> list[SourceDocument]:
     return tl.read([corpus])
 
 
-async def communities_bench(corpus: Path, data_dir: Path) -> dict[str, Any]:
-    """Index ``corpus`` into ``data_dir`` and measure communities (see the module doc)."""
+async def communities_bench(
+    corpus: Path, data_dir: Path, *, base_url: str | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """Index ``corpus`` into ``data_dir`` and measure communities (see the module doc).
+
+    With ``base_url`` (an OpenAI-compatible server) the global questions are also answered
+    with the model writing the answer (``global_model``).
+    """
     admin = Access.admin()
-    async with await Threadline.open(Settings(data_dir=data_dir)) as tl:
+    settings = Settings(data_dir=data_dir)
+    if base_url is not None:
+        settings = Settings(
+            data_dir=data_dir,
+            model=ModelSettings(base_url=base_url, model=model or "model", timeout_s=300),
+        )
+    async with await Threadline.open(settings) as tl:
         sources = _sources(tl, corpus)
         first = sources[0]
         # One more document of the same scope: what a later ingest makes stale.
@@ -81,13 +95,14 @@ async def communities_bench(corpus: Path, data_dir: Path) -> dict[str, Any]:
         again = await browser.refresh_communities()
         refresh_s = time.perf_counter() - started
         answers = [await _global(tl, q) for q in GLOBAL_QUESTIONS]
+        written = [await _global(tl, q, llm=True) for q in GLOBAL_QUESTIONS] if base_url else []
         stats = await tl.stats(admin)
     levels: dict[int, int] = {}
     for c in stored:
         levels[c.level] = levels.get(c.level, 0) + 1
     points = [a["points"] for a in answers]
     shares = [a["supported_share"] for a in answers if a["points"]]
-    return {
+    result = {
         "corpus": str(corpus),
         "passages": len(sources),
         "stats": stats.model_dump(),
@@ -115,6 +130,23 @@ async def communities_bench(corpus: Path, data_dir: Path) -> dict[str, Any]:
             "answers": answers,
         },
     }
+    if written:
+        result["global_model"] = _summary(written)
+    return result
+
+
+def _summary(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    with_points = [a for a in answers if a["points"]]
+    return {
+        "questions": len(answers),
+        "model_written": sum(a["synthesis"] == "model" for a in answers),
+        "points_mean": round(statistics.mean(a["points"] for a in answers), 2),
+        "supported_share_mean": round(statistics.mean(a["supported_share"] for a in with_points), 3)
+        if with_points
+        else 0,
+        "latency_ms_median": round(statistics.median(a["ms"] for a in answers), 1),
+        "answers": answers,
+    }
 
 
 async def _coverage(tl: Threadline, stored: list[Any]) -> dict[str, float]:
@@ -137,14 +169,15 @@ async def _coverage(tl: Threadline, stored: list[Any]) -> dict[str, float]:
     }
 
 
-async def _global(tl: Threadline, question: str) -> dict[str, Any]:
+async def _global(tl: Threadline, question: str, *, llm: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
-    answer = await tl.ask(question, unsupported=True)
+    answer = await tl.ask(question, unsupported=True, llm=llm)
     ms = (time.perf_counter() - started) * 1000
     supported = [c for c in answer.claims if c.verdict == "supported"]
     return {
         "question": question,
         "mode": answer.mode,
+        "synthesis": answer.synthesis,
         "points": len(answer.claims),
         "supported_share": round(len(supported) / len(answer.claims), 3) if answer.claims else 0,
         "communities": len({i for c in answer.claims for i in c.communities}),
