@@ -23,6 +23,7 @@ the same way for an extractive answer, a model's answer and one written elsewher
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -184,25 +185,37 @@ def _entity(asked: Any | None, answer: str, texts: list[Any]) -> AnswerCheck:
     if asked is None:
         return AnswerCheck("supported", "a supported claim states the answer")
     anchors = _anchors(asked)
-    missing_anchor = [a for a in anchors if not any(_names(t, a) for t in texts)]
-    if missing_anchor and not _pronoun_chain(texts):
-        return AnswerCheck(
-            "unsupported",
-            f"no supported claim names {missing_anchor[0]!r}, which the question asks about",
-        )
-    relation = _relation_words(asked, anchors)
-    said = {w for t in texts for w in _lemmas(t)}
-    unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
-    if unsaid:
-        return AnswerCheck(
-            "unsupported",
-            f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
-            "which the question asks about",
-        )
+    problem = _off_topic(asked, answer, texts, stating, anchors)
+    if problem is not None:
+        return AnswerCheck("unsupported", problem)
     role = _role(asked, answer, stating, anchors)
     if role is not None:
         return role
     return AnswerCheck("supported", "a supported claim states the answer in the asked role")
+
+
+def _off_topic(
+    asked: Any, answer: str, texts: list[Any], stating: list[Any], anchors: list[str]
+) -> str | None:
+    """Why the claims do not answer what was asked: the answer repeats the question, is
+    of the wrong kind, or the claims leave out a name or relation the question asks about."""
+    if any(_bare(answer) in _bare(a) or _bare(a) == _bare(answer) for a in anchors):
+        return f"the answer {answer!r} repeats a name the question gives"
+    kind = _kind_problem(asked, answer, stating)
+    if kind is not None:
+        return kind
+    missing_anchor = [a for a in anchors if not any(_names(t, a) for t in texts)]
+    if missing_anchor and not _pronoun_chain(texts):
+        return f"no supported claim names {missing_anchor[0]!r}, which the question asks about"
+    relation = _relation_words(asked, anchors)
+    said = {w for t in texts for w in _lemmas(t)}
+    unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
+    if unsaid:
+        return (
+            f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
+            "which the question asks about"
+        )
+    return None
 
 
 def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> AnswerCheck | None:
@@ -212,10 +225,17 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
         return None
     verb = wh.head
     if verb.lemma_ == "be":
-        described = anchors or [
-            " ".join(t.text for t in c.subtree) for c in verb.children if c.dep_ == "nsubj"
-        ]
-        return _described(answer, stating, described) if described else None
+        subject = next(
+            (c for c in verb.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i), None
+        )
+        if subject is None:
+            return None
+        if subject.pos_ == "PROPN" or subject.ent_type_:
+            described = [a for a in anchors if _inside(a, subject.text)] or anchors
+            checked = _described(answer, stating, described, by_name=True)
+        else:
+            checked = _described(answer, stating, [subject.lemma_.lower()], by_name=False)
+        return None if checked.verdict == "supported" else checked
     asked_role = _asked_role(wh, verb)
     if asked_role is None:
         return None
@@ -225,6 +245,46 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
             found = _filled(doc, span, verb.lemma_, asked_role, answer)
             if found is not None:
                 return found
+    return None
+
+
+_PLACES = frozenset({"GPE", "LOC", "FAC", "ORG"})
+_LOCATIVE = frozenset("in at on near to from inside within into outside across".split())
+
+
+def _located(answer: str, stating: list[Any]) -> bool:
+    """Whether a claim gives the answer as a place: the object of "in", "at", "near" …"""
+    for doc in stating:
+        span = _find(doc, answer)
+        if span is not None and span.root.dep_ == "pobj" and span.root.head.lower_ in _LOCATIVE:
+            return True
+    return False
+
+
+_WHEN_WORDS = frozenset(
+    "day night morning evening year month week century decade season spring summer autumn "
+    "winter christmas eve today yesterday tomorrow".split()
+)
+
+
+def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
+    """Why the answer is not of the kind the question asks for ("where" → not a person,
+    "when" → a date or a time, "who" → not a date or a number)."""
+    wh = next((t.lower_ for t in asked if t.lower_ in ("who", "whom", "when", "where")), None)
+    if wh is None:
+        return None
+    labels = {
+        t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
+    } - {""}
+    has_number = any(c.isdigit() for c in answer)
+    if wh == "where" and not (labels & _PLACES or _located(answer, stating)):
+        return f"the question asks where; no supported claim gives {answer!r} as a place"
+    if wh == "when" and not (
+        has_number or labels & {"DATE", "TIME"} or set(_words(answer)) & _WHEN_WORDS
+    ):
+        return f"the question asks when; {answer!r} is not a date or a time"
+    if wh in ("who", "whom") and labels and labels <= {"DATE", "TIME", "CARDINAL", "MONEY"}:
+        return f"the question asks who; {answer!r} is a {sorted(labels)[0].lower()}"
     return None
 
 
@@ -257,23 +317,46 @@ def _filled(doc: Any, span: Any, lemma: str, asked_role: str, answer: str) -> An
     return None
 
 
-def _described(answer: str, stating: list[Any], anchors: list[str]) -> AnswerCheck | None:
-    """ "Who is Fred?": the answer describes the anchor; it does not own or modify it."""
+_IDENTITY_EDGES = frozenset({"appos", "attr", "nsubj", "nsubjpass", "compound", "acomp"})
+
+
+def _described(
+    answer: str, stating: list[Any], targets: list[str], *, by_name: bool
+) -> AnswerCheck:
+    """ "Who is Fred?", "Who was Scrooge's clerk?": the answer must be what the claim says
+    the named thing (or the asked noun: "clerk") is — an apposition or a copula links
+    them — not its owner ("Scrooge's nephew"), nor a name coordinated with it."""
+    said = ", ".join(targets)
     for doc in stating:
         span = _find(doc, answer)
-        target = next((t for a in anchors for t in _finds(doc, a)), None)
-        if span is None or target is None:
+        if span is None:
             continue
         head = span.root
-        path = path_between(head, target)
-        owner = head.dep_ in ("poss", "compound", "amod")
-        if path is not None and len(path) > 1 and owner and head.head.i == path[1].i:
-            return AnswerCheck(
-                "unsupported",
-                f"the claim names {answer!r} as the owner of {path[1].text!r}, "
-                f"not as what {target.text!r} is",
-            )
-    return None
+        if by_name:
+            found = [t for name in targets for t in _finds(doc, name)]
+        else:
+            found = [t for t in doc if t.lemma_.lower() in targets or t.lower_ in targets]
+        for target in found:
+            path = path_between(head, target)
+            if path is None or len(path) > 4:
+                continue
+            if head.dep_ in ("poss", "amod") and len(path) > 1 and head.head.i == path[1].i:
+                continue  # the owner: "Scrooge's nephew"
+            if _identity(path):
+                return AnswerCheck("supported", f"a supported claim says {answer!r} is {said}")
+    return AnswerCheck("unsupported", f"no supported claim says {answer!r} is {said}")
+
+
+def _identity(path: list[Any]) -> bool:
+    """Whether a dependency path links two things as the same thing (apposition, copula,
+    a name and its title) rather than through a verb, a coordination or a preposition."""
+    for here, there in itertools.pairwise(path):
+        edge = here if here.head.i == there.i else there
+        if edge.dep_ not in _IDENTITY_EDGES:
+            return False
+        if edge.dep_ in ("nsubj", "nsubjpass", "attr") and edge.head.lemma_ != "be":
+            return False
+    return all(t.pos_ != "VERB" for t in path[1:-1])
 
 
 # -- yes/no and choices --------------------------------------------------------------------
@@ -366,7 +449,7 @@ def _choice(asked: Any, answer: str, options: list[str], texts: list[Any]) -> An
     pick = min if early else max
     winner = pick(options, key=lambda o: dates[o] or (0, 0, 0))
     cited = ", ".join(f"{o} {dates[o]}" for o in options)
-    if normalize_name(winner) == key:
+    if _bare(winner) == key:
         return AnswerCheck("supported", f"recomputed from the cited dates: {cited}")
     return AnswerCheck("contradicted", f"the cited dates ({cited}) give {winner!r}")
 
@@ -508,20 +591,26 @@ def _inside(name: str, text: str) -> bool:
 
 
 def _find(doc: Any, name: str) -> Any | None:
-    found = _finds(doc, name)
-    return doc[found[0].i : found[0].i + len(_words(name))] if found else None
+    """The first span of a parsed text that says ``name`` (whole words)."""
+    spans = _spans(doc, name)
+    return spans[0] if spans else None
 
 
 def _finds(doc: Any, name: str) -> list[Any]:
+    """The head token of each span of a parsed text that says ``name``."""
+    return [span.root for span in _spans(doc, name)]
+
+
+def _spans(doc: Any, name: str) -> list[Any]:
     wanted = _words(name)
-    out = []
-    tokens = [t for t in doc if not t.is_punct]
-    for i in range(len(tokens) - len(wanted) + 1):
-        if [normalize_name(t.text) for t in tokens[i : i + len(wanted)]] == wanted:
-            out.append(tokens[i + len(wanted) - 1] if len(wanted) > 1 else tokens[i])
-    if wanted and len(wanted) > 1:
-        return [doc[t.i - len(wanted) + 1] for t in out]
-    return out
+    if not wanted:
+        return []
+    words = [(w, t.i) for t in doc for w in _words(t.text)]
+    found = []
+    for i in range(len(words) - len(wanted) + 1):
+        if [w for w, _ in words[i : i + len(wanted)]] == wanted:
+            found.append(doc[words[i][1] : words[i + len(wanted) - 1][1] + 1])
+    return found
 
 
 def _anchors(asked: Any) -> list[str]:
@@ -549,7 +638,8 @@ def _relation_words(asked: Any, anchors: list[str]) -> list[str]:
     named = {w for a in anchors for w in _words(a)}
     out = []
     for token in asked:
-        if token.pos_ not in ("NOUN", "VERB", "ADJ") or token.is_stop:
+        predicate = token.dep_ == "ROOT" and token.pos_ == "ADV"  # "did Scrooge live" (ADV)
+        if (token.pos_ not in ("NOUN", "VERB", "ADJ") and not predicate) or token.is_stop:
             continue
         lemma = token.lemma_.lower()
         if lemma in _GENERIC or token.lower_ in named or lemma in _WH:
