@@ -297,11 +297,16 @@ def _activate(doc: Parsed, verb: Token) -> str | None:
 
 def _movable(subject: Any, agent: Any) -> bool:
     """Whether the subject and the agent ("by ...") are plain phrases that can trade places."""
-    # A subject with its own clause or aside ("Globex, which ..., was") is left alone.
+    # A subject with its own clause or aside ("Globex, which ..., was") is left alone, and
+    # so is a passive inside a quotation (the quote would change).
     if any(t.is_punct or t.dep_ in {"relcl", "acl", "appos"} for t in subject):
         return False
-    # "by another corporation, the Church of ...": an aside or a list would be cut in two.
     doc = agent.doc
+    if any(t.is_quote for t in doc[subject.start : agent.end]):
+        return False
+    if sum(t.is_quote for t in doc[: subject.start]) % 2:
+        return False
+    # "by another corporation, the Church of ...": an aside or a list would be cut in two.
     after = doc[agent.end].lower_ if agent.end < len(doc) else "."
     return not any(t.is_punct for t in agent) and after not in {
         ",",
@@ -320,19 +325,23 @@ def _passive_parts(verb: Token) -> tuple[Token, Token, Token, Token] | None:
     auxes = [k for k in kids if k.dep_ in {"aux", "auxpass", "neg"}]
     subjects = [k for k in kids if k.dep_ == "nsubjpass"]
     agents = [k for k in kids if k.dep_ == "agent" and k.lower_ == "by"]
-    if len(auxes) != 1 or len(subjects) != 1 or len(agents) != 1:
+    objects = [k for a in agents for k in a.children]
+    simple = (
+        len(auxes) == len(subjects) == len(agents) == len(objects) == 1
+        and auxes[0].dep_ == "auxpass"
+        and auxes[0].lower_ in {"was", "were", "is", "are"}
+        and objects[0].dep_ == "pobj"
+        # "was designed by X and built in 1980": the second verb would lose its subject;
+        # "was followed up by X": the particle would be stranded.
+        and not any(k.dep_ in {"conj", "prt"} for k in kids)
+    )
+    if not simple:
         return None
-    aux, subject, by = auxes[0], subjects[0], agents[0]
-    if aux.dep_ != "auxpass" or aux.lower_ not in {"was", "were", "is", "are"}:
+    # "... that is published by X": a relative pronoun is not a phrase to move, and a
+    # negation inside the subject ("not one was reported by") would change its scope.
+    if any(t.tag_ in {"WDT", "WP", "WP$"} or t.lower_ in _NEGATIONS for t in subjects[0].subtree):
         return None
-    # "... that is published by X": the subject is a relative pronoun, not a phrase to move;
-    # "was designed by X and built in 1980": the second verb would lose its subject.
-    if subject.tag_ in {"WDT", "WP", "WP$"} or any(k.dep_ == "conj" for k in kids):
-        return None
-    objects = [k for k in by.children if k.dep_ == "pobj"]
-    if len(objects) != 1 or len(list(by.children)) != 1:
-        return None
-    return aux, subject, by, objects[0]
+    return auxes[0], subjects[0], agents[0], objects[0]
 
 
 def _active_verb(verb: Token, aux: Token, agent: Token) -> str | None:
@@ -467,9 +476,15 @@ def _names(doc: Parsed) -> list[Any]:
 
 
 def _free(neighbour: Token) -> bool:
-    """Whether a name's neighbour leaves it whole: not more of a proper name, not a quote
-    (a title in quotes) and not a hyphen ("Australian-owned")."""
-    return neighbour.pos_ != "PROPN" and neighbour.text not in {'"', "'", "``", "''", "-"}
+    """Whether a name's neighbour leaves it whole: not more of a proper name or a number
+    ("Route 97"), not a quote (a title in quotes) and not a hyphen ("Australian-owned")."""
+    return neighbour.pos_ not in {"PROPN", "NUM"} and neighbour.text not in {
+        '"',
+        "'",
+        "``",
+        "''",
+        "-",
+    }
 
 
 def _conjunct_head(token: Token) -> Token:
@@ -497,7 +512,9 @@ def _name_like(text: str) -> bool:
 
 
 def _words(text: str) -> set[str]:
-    return {w.lower() for w in re.findall(r"\w+", text)}
+    """Lower-cased words without a plural "s" ("Olympics" and "Olympic" share a word)."""
+    words = (w.lower() for w in re.findall(r"\w+", text))
+    return {w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words}
 
 
 def names_swapped(doc: Parsed) -> str | None:
@@ -512,7 +529,12 @@ def names_swapped(doc: Parsed) -> str | None:
             between = doc.text[a.end_char - doc[0].idx : b.start_char]
             if _COORDINATION.match(between) or _ALIAS.search(between):
                 continue
-            if _conjunct_head(a.root) == _conjunct_head(b.root) or _listed(doc[a.end : b.start]):
+            gap = doc[a.end : b.start]
+            if _conjunct_head(a.root) == _conjunct_head(b.root) or _listed(gap):
+                continue
+            # Names two words apart without a verb are one phrase ("the U.S. state of New
+            # Mexico", "Rossini's William Tell Overture"): swapped, they make no sentence.
+            if len(gap) <= 2 and not any(t.pos_ in {"VERB", "AUX"} for t in gap):
                 continue
             replace = {a.start: b.text, b.start: a.text}
             _with_article(doc, replace, a.start, b.text)
@@ -744,14 +766,19 @@ def _commas_around(doc: Parsed, lo: int, hi: int) -> set[int]:
 
 
 def _condition_span(doc: Parsed, token: Token) -> tuple[int, int] | None:
-    if token.lower_ in _CONDITIONS and token.dep_ == "mark" and token.head.dep_ == "advcl":
+    clause = token.head
+    if (
+        token.lower_ in _CONDITIONS
+        and token.dep_ == "mark"
+        and clause.dep_ == "advcl"
+        and clause.pos_ in {"VERB", "AUX"}
+    ):
         previous = doc[token.i - 1] if token.i > 0 else None
         # "as if" and "even if" do not make the main clause depend on anything.
         if previous is not None and (
             previous.lower_ in {"as", "even"} or previous.lemma_.lower() in _ASKING
         ):
             return None
-        clause = token.head
         return min(clause.left_edge.i, token.i), clause.right_edge.i
     if token.lower_ in {"provided", "providing"} and token.dep_ != "ROOT":
         nxt = doc[token.i + 1] if token.i + 1 < len(doc) else None
@@ -812,33 +839,40 @@ def build_cases(
     per_kind: int,
     seed: int = 0,
 ) -> list[VerifyCase]:
-    """At most ``per_kind`` cases of every kind, each from another document.
+    """At most ``per_kind`` cases of every kind, spread over the documents.
 
-    Documents are read in an order drawn from ``seed``; a document gives each kind at most
-    one case. Sentences are split as Threadline splits them and parsed one at a time.
+    Documents are read in an order drawn from ``seed``, and their sentences too; a document
+    gives each kind at most ``ceil(per_kind / documents)`` cases (one, on a corpus of many
+    passages; all of them, on a single book). Sentences are split as Threadline splits them
+    and parsed one at a time.
     """
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
     order = list(documents)
     rng.shuffle(order)
+    cap = max(1, -(-per_kind // max(len(order), 1)))
     cases: dict[str, list[VerifyCase]] = {kind: [] for kind in KINDS}
     parsed: list[tuple[SentenceSource, int, int, Parsed]] = []
+
+    def full() -> bool:
+        return all(len(cases[k]) >= per_kind for k in EDITS) and len(parsed) >= 4 * per_kind
+
     for doc in order:
-        if all(len(cases[k]) >= per_kind for k in EDITS) and len(parsed) >= 4 * per_kind:
-            break
         spans = list(_sentences(doc))
         rng.shuffle(spans)
-        done: set[str] = set()
+        taken: Counter[str] = Counter()
         for start, end in spans:
+            if full():
+                break
             sentence = parse(doc.text[start:end])
             parsed.append((doc, start, end, sentence))
             for kind in EDITS:
-                if kind in done or len(cases[kind]) >= per_kind:
+                if taken[kind] >= cap or len(cases[kind]) >= per_kind:
                     continue
                 claim = _edited(kind, sentence, rng)
                 if claim is not None:
                     cases[kind].append(_case(kind, len(cases[kind]), doc, start, end, claim))
-                    done.add(kind)
-    cases["name_replaced"] = _names_replaced(parsed, per_kind, rng)
+                    taken[kind] += 1
+    cases["name_replaced"] = _names_replaced(parsed, per_kind, cap, rng)
     return [case for kind in KINDS for case in cases[kind]]
 
 
@@ -850,7 +884,10 @@ def _edited(kind: str, sentence: Parsed, rng: random.Random) -> str | None:
 
 
 def _names_replaced(
-    parsed: Sequence[tuple[SentenceSource, int, int, Parsed]], per_kind: int, rng: random.Random
+    parsed: Sequence[tuple[SentenceSource, int, int, Parsed]],
+    per_kind: int,
+    cap: int,
+    rng: random.Random,
 ) -> list[VerifyCase]:
     """``name_replaced`` cases, drawing names from every sentence parsed.
 
@@ -863,15 +900,15 @@ def _names_replaced(
         if count >= 2:
             pool[label].append(text)
     cases: list[VerifyCase] = []
-    used: set[str] = set()
+    taken: Counter[str] = Counter()
     for doc, start, end, sentence in parsed:
         if len(cases) >= per_kind:
             break
-        if doc.source in used:
+        if taken[doc.source] >= cap:
             continue
         claim = name_replaced(sentence, pool, doc.text, rng)
         if claim is not None:
-            used.add(doc.source)
+            taken[doc.source] += 1
             cases.append(_case("name_replaced", len(cases), doc, start, end, claim))
     return cases
 

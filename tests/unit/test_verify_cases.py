@@ -156,6 +156,9 @@ def test_passive_to_active_keeps_who_did_what(
         "It was designed by Benson and Forsyth, and built in 1980.",  # a second verb
         "The album was produced by Ali Malik, DJ Daryl and Rick Rock.",  # an agent list
         "Globex, which is based in Ohio, was acquired by Acme.",  # subject with a clause
+        "The single was followed up by the album in 1990.",  # a particle
+        "The stores, whose owner was Smith, were sold by the bank.",  # a wh-word
+        'He said that "the deal was approved by the board in May."',  # inside a quote
     ],
 )
 def test_passive_to_active_leaves_what_it_cannot_rewrite(parse: Any, sentence: str) -> None:
@@ -244,6 +247,7 @@ def test_names_swapped_swaps_roles(parse: Any) -> None:
     [
         "The band toured France, Germany and Italy in 1990.",  # one coordination
         "The lake is home to the Walleye, Smallmouth bass and Largemouth bass.",  # a list
+        "Area code 575 is an area code in the U.S. state of New Mexico.",  # one phrase
         "Smith married Jones in Paris in 1990.",  # a symmetric verb
         "The treaty between France and Spain was signed in 1659.",  # "between"
         "Acme acquired Globex in 2024.",  # different types or one name
@@ -358,6 +362,7 @@ def test_condition_dropped(parse: Any, sentence: str, claim: str) -> None:
         "He asked if the shop was open.",  # an indirect question
         "It is not known if the film survives.",
         "Even if it rains, the match will go ahead.",  # concessive
+        "Tornadoes are very uncommon in the summer unless a tropical.",  # no clause
         "It is known as Martin (as if named after the saint) in the village.",
         "Acme acquired Globex in 2024.",
     ],
@@ -400,6 +405,25 @@ def test_build_cases_cite_their_sentence_and_cover_every_kind(parse: Any) -> Non
         of = [c for c in cases if c.kind == kind]
         assert len(of) <= 3
         assert len({c.source for c in of}) == len(of)
+
+
+def test_one_long_document_gives_many_cases_of_a_kind(parse: Any) -> None:
+    text = " ".join(
+        f"The mill at {place} was built by {who} in {year}."
+        for place, who, year in [
+            ("Kirkby", "the Pell family", 1801),
+            ("Oxley", "Thomas Arden", 1822),
+            ("Hale", "the parish council", 1840),
+            ("Brook", "Agnes Wray", 1856),
+        ]
+    )
+    cases = vc.build_cases([vc.SentenceSource(source="book", text=text)], parse, per_kind=3)
+    active = [c for c in cases if c.kind == "passive_to_active"]
+    assert len(active) == 3
+    assert len({c.start for c in active}) == 3
+    for case in active:
+        assert text[case.start : case.end] == case.sentence
+        assert " built the mill at " in case.claim
 
 
 def test_build_cases_is_reproducible(parse: Any) -> None:
