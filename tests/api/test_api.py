@@ -284,6 +284,27 @@ def test_entities_neighborhood_and_paths(api: Api) -> None:
         assert client.get("/v1/entities", params={"limit": 0}).status_code == 422
 
 
+def test_communities_list_and_detail(api: Api) -> None:
+    with api.client("acme") as client:
+        listed = client.get("/v1/communities", params={"level": 0, "limit": 5})
+        assert listed.status_code == 200, listed.text
+        found = listed.json()["communities"]
+        assert 1 <= len(found) <= 5
+        assert all(c["level"] == 0 and c["members"] and c["summary"] for c in found)
+        cited = {s["document_id"] for c in found for line in c["summary"] for s in line["spans"]}
+        assert cited <= api.allowed["acme"]
+        one = client.get(f"/v1/communities/{found[0]['id']}")
+        assert one.status_code == 200
+        assert one.json()["id"] == found[0]["id"]
+        assert client.get("/v1/communities/com_missing").status_code == 404
+    with api.client("globex") as other:
+        hidden = other.get(f"/v1/communities/{found[0]['id']}")
+        assert hidden.status_code == 404
+        assert hidden.json()["error"] == "not_found"
+        mine = other.get("/v1/communities", params={"limit": 500}).json()["communities"]
+        assert found[0]["id"] not in {c["id"] for c in mine}
+
+
 def test_feedback_and_key_management(api: Api) -> None:
     with api.client("acme") as client:
         saved = client.post(
