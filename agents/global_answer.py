@@ -64,6 +64,10 @@ _CUES = [
         rf"\b(?:across|throughout|among)\s+(?:all\s+)?(?:the|these|those|our)\s+(?:{_CORPUS})\b"
     ),
     re.compile(r"\bhow\s+are\s+(?:they|these|those|the\s+\w+)\s+(?:connected|related|linked)\b"),
+    re.compile(
+        rf"\b(?:{_PLURAL_TOPICS})(?:\s+and\s+\w+)?\s+(?:are|were)\s+(?:most\s+)?"
+        rf"(?:{_QUANTIFIERS}|discussed|mentioned|described)\b"
+    ),
 ]
 
 #: Communities a global answer draws on, points it gives at most.

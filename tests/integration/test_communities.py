@@ -165,10 +165,13 @@ def test_cli_lists_communities_as_json(run: dict[str, Any]) -> None:
         ("Who are the key people in this case and how are they connected?", True),
         ("Summarize the documents.", True),
         ("What is this collection about?", True),
+        ("What places and organisations are central in these documents?", True),
+        ("Which companies are most discussed?", True),
         ("Who wrote the song Heartbeat?", False),
         ("What is the main language of Brazil?", False),
         ("When was the company that bought Plinth Robotics founded?", False),
         ("What risks does Acme face in Brazil?", False),
+        ("Which river is central to the city of Lyon?", False),
     ],
 )
 def test_global_questions_are_recognised_by_general_cues(question: str, expected: bool) -> None:
