@@ -16,6 +16,7 @@ from another scope can enter a community.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import defaultdict
@@ -85,23 +86,38 @@ class CommunityBuilder:
     def __init__(self, *, graph: GraphStore, embedder: Embedder) -> None:
         self._graph = graph
         self._embedder = embedder
-        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._running: dict[str, asyncio.Task[None]] = {}
 
     async def refresh(self, scopes: Sequence[CommunityScope]) -> RefreshReport:
-        """Rebuild the stale ones of ``scopes`` (from :meth:`GraphStore.community_scopes`)."""
+        """Rebuild the stale ones of ``scopes`` (from :meth:`GraphStore.community_scopes`).
+
+        One rebuild runs per scope at a time; a reader that arrives meanwhile waits for it.
+        A rebuild is shielded from its reader: when the reader gives up (a request timeout),
+        the rebuild still completes and is stored for the next read.
+        """
         report = RefreshReport()
         for scope in scopes:
             if not scope.stale:
                 continue
-            async with self._locks[scope.key]:
-                # Another reader may have rebuilt it while this one waited.
-                current = {s.key: s for s in await self._graph.community_scopes(scope.access())}
-                now = current.get(scope.key)
-                if now is None or not now.stale:
-                    continue
-                report.communities += len(await self.rebuild(now, report))
-                report.scopes += 1
+            task = self._running.get(scope.key)
+            if task is None:
+                task = asyncio.create_task(self._rebuild_if_stale(scope, report))
+                self._running[scope.key] = task
+                task.add_done_callback(functools.partial(self._finished, scope.key))
+            await asyncio.shield(task)
         return report
+
+    def _finished(self, key: str, _task: asyncio.Task[None]) -> None:
+        self._running.pop(key, None)
+
+    async def _rebuild_if_stale(self, scope: CommunityScope, report: RefreshReport) -> None:
+        # Another process, or a write since the scopes were read, may have changed it.
+        current = {s.key: s for s in await self._graph.community_scopes(scope.access())}
+        now = current.get(scope.key)
+        if now is None or not now.stale:
+            return
+        report.communities += len(await self.rebuild(now, report))
+        report.scopes += 1
 
     async def rebuild(
         self, scope: CommunityScope, report: RefreshReport | None = None

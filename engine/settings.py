@@ -118,6 +118,9 @@ class IngestSettings(_Section):
     # Each document's first sentences get their own vectors, so queries that read a
     # page's opening (the retrieval's reading hop) embed only the question. 0 turns it off.
     opening_sentences: int = Field(default=3, ge=0, le=20)
+    # Communities of the written scopes are rebuilt right after an ingest or delete (the
+    # write takes longer); otherwise the first read of communities after a write does it.
+    communities: bool = False
 
 
 class ModelSettings(_Section):

@@ -50,6 +50,7 @@ from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import PLAN, SUPPORT, SYNTHESIZE
 from graph import (
+    PUBLIC_GROUP,
     Access,
     ConfigError,
     DeleteReport,
@@ -329,11 +330,19 @@ class Threadline:
         owner = tenant or self.settings.tenant
         try:
             with acting_as(caller_for(Access(tenant=owner))):
-                return await self._get_ingestor().ingest(
+                report = await self._get_ingestor().ingest(
                     sources, tenant=owner, groups=groups, progress=progress
                 )
         finally:
             self._asks.changed([owner])
+        if self.settings.ingest.communities:
+            await self._refresh_communities(owner, groups)
+        return report
+
+    async def _refresh_communities(self, tenant: str, groups: Sequence[str]) -> None:
+        """Rebuild the communities of the scopes a write touched (``ingest.communities``)."""
+        access = Access(tenant=tenant, groups=frozenset(g for g in groups if g != PUBLIC_GROUP))
+        await self.communities.refresh(await self.graph.community_scopes(access))
 
     async def delete(self, document_ids: Sequence[DocumentId], access: Access) -> DeleteReport:
         """Delete documents with their chunks, vectors and unsupported facts and entities.
@@ -364,6 +373,9 @@ class Threadline:
         await self.vectors.delete_documents(ids)
         await self._journal.clear(ids)
         await self._purge_model_cache(stated)
+        if self.settings.ingest.communities:
+            for tenant, groups in sorted({(d.tenant, d.groups) for d in found}):
+                await self._refresh_communities(tenant, groups)
         return report
 
     @property

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -176,3 +177,33 @@ def test_cli_lists_communities_as_json(run: dict[str, Any]) -> None:
 )
 def test_global_questions_are_recognised_by_general_cues(question: str, expected: bool) -> None:
     assert is_global_question(question) is expected
+
+
+async def test_a_reader_giving_up_does_not_cancel_the_rebuild_and_writes_can_rebuild_eagerly(
+    tmp_path: Path, sample_records: list[dict[str, str]]
+) -> None:
+    data_dir = tmp_path / "data"
+    async with await Threadline.open(Settings(data_dir=data_dir)) as tl:
+        await tl.ingest([_source(r) for r in sample_records[:12]])
+        browser = tl.browse(tl.access())
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(browser.communities(), timeout=0.01)
+        scopes = await tl.graph.community_scopes(tl.access())
+        again = await tl.communities.refresh(scopes)  # waits for the running rebuild
+        assert again.scopes == 0
+        assert not any(s.stale for s in await tl.graph.community_scopes(tl.access()))
+        assert await tl.graph.communities(tl.access())
+    eager = Settings.model_validate({"data_dir": data_dir, "ingest": {"communities": True}})
+    async with await Threadline.open(eager) as tl:
+        await tl.ingest([_source(r) for r in sample_records[12:16]])
+        assert not any(s.stale for s in await tl.graph.community_scopes(tl.access()))
+        first = (await tl.browse(tl.access()).documents(limit=1))[0]
+        await tl.delete([first.id], tl.access())
+        assert not any(s.stale for s in await tl.graph.community_scopes(tl.access()))
+        cited = {
+            s.document_id
+            for v in await tl.browse(tl.access()).communities(limit=500)
+            for line in v.summary
+            for s in line.spans
+        }
+        assert first.id not in cited
