@@ -182,6 +182,7 @@ async def _global(tl: Threadline, question: str, *, llm: bool = False) -> dict[s
         "supported_share": round(len(supported) / len(answer.claims), 3) if answer.claims else 0,
         "communities": len({i for c in answer.claims for i in c.communities}),
         "support": [c.support for c in answer.claims],
+        "unsupported_reasons": [c.reason for c in answer.claims if c.verdict != "supported"][:3],
         "ms": round(ms, 1),
     }
 
