@@ -820,7 +820,6 @@ def _usable(text: str) -> bool:
         _MIN_WORDS <= words <= _MAX_WORDS
         and text[:1].isupper()
         and text.rstrip("\"')\u201d\u2019").endswith((".", "!", "?"))
-        and "\n" not in text
         and text.count("(") == text.count(")")
         and text.count('"') % 2 == 0
     )
@@ -844,7 +843,8 @@ def build_cases(
     Documents are read in an order drawn from ``seed``, and their sentences too; a document
     gives each kind at most ``ceil(per_kind / documents)`` cases (one, on a corpus of many
     passages; all of them, on a single book). Sentences are split as Threadline splits them
-    and parsed one at a time.
+    and parsed one at a time, their whitespace collapsed (the citation keeps the exact
+    offsets).
     """
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
     order = list(documents)
@@ -863,7 +863,9 @@ def build_cases(
         for start, end in spans:
             if full():
                 break
-            sentence = parse(doc.text[start:end])
+            # A hard-wrapped text (a book) breaks sentences across lines; a claim quoting
+            # one is written on one line.
+            sentence = parse(" ".join(doc.text[start:end].split()))
             parsed.append((doc, start, end, sentence))
             for kind in EDITS:
                 if taken[kind] >= cap or len(cases[kind]) >= per_kind:

@@ -393,7 +393,7 @@ def test_build_cases_cite_their_sentence_and_cover_every_kind(parse: Any) -> Non
     for case in cases:
         assert by_source[case.source][case.start : case.end] == case.sentence
         assert case.faithful == (case.kind in vc.FAITHFUL)
-        assert (case.claim == case.sentence) == (case.kind == "verbatim")
+        assert (case.claim == " ".join(case.sentence.split())) == (case.kind == "verbatim")
         line = case.request()
         (claim,) = line["claims"]
         assert claim["citations"] == [{"source": case.source, "start": case.start, "end": case.end}]
@@ -424,6 +424,15 @@ def test_one_long_document_gives_many_cases_of_a_kind(parse: Any) -> None:
     for case in active:
         assert text[case.start : case.end] == case.sentence
         assert " built the mill at " in case.claim
+
+
+def test_a_sentence_wrapped_over_lines_is_cited_as_it_stands(parse: Any) -> None:
+    text = "Scrooge locked the door of the\ncounting-house and went home.\n\nIt was late."
+    cases = vc.build_cases([vc.SentenceSource(source="book", text=text)], parse, per_kind=1)
+    (case,) = [c for c in cases if c.kind == "verbatim"]
+    assert text[case.start : case.end] == case.sentence
+    assert "\n" in case.sentence
+    assert case.claim == "Scrooge locked the door of the counting-house and went home."
 
 
 def test_build_cases_is_reproducible(parse: Any) -> None:
