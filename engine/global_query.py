@@ -103,7 +103,9 @@ class GlobalQueryPipeline(QueryPipeline):
         yield AskEvent(kind="evidence", evidence=evidence)
         text, written, model, note = _listed(claims), list(claims), None, ""
         if self._synthesizer is not None and claims:
-            text, written, model, note = await self._written(question, claims, evidence, access)
+            text, written, model, note = await self._written(
+                self._synthesizer, question, claims, evidence, access
+            )
         yield AskEvent(kind="answer", text=text)
         drafted = time.perf_counter()
         validated = await self.validator.validate(
@@ -151,6 +153,7 @@ class GlobalQueryPipeline(QueryPipeline):
 
     async def _written(
         self,
+        synthesizer: ModelSynthesizer,
         question: str,
         claims: Sequence[Claim],
         evidence: tuple[Evidence, ...],
@@ -163,7 +166,7 @@ class GlobalQueryPipeline(QueryPipeline):
         analysis = await asyncio.to_thread(analyze_question, question, self._extractor)
         retrieval = Retrieval(question=analysis, evidence=list(evidence), linked=[])
         try:
-            written = await draft(self._synthesizer, retrieval, access)
+            written = await draft(synthesizer, retrieval, access)
         except (LLMError, ModelReplyError) as exc:
             note = f"the model's answer could not be used ({exc}); the points are quoted"
             return _listed(claims), list(claims), None, note
