@@ -103,11 +103,11 @@ class CommunityBuilder:
             if task is None:
                 task = asyncio.create_task(self._rebuild_if_stale(scope, report))
                 self._running[scope.key] = task
-                task.add_done_callback(functools.partial(self._finished, scope.key))
+                task.add_done_callback(functools.partial(self._forget, scope.key))
             await asyncio.shield(task)
         return report
 
-    def _finished(self, key: str, _task: asyncio.Task[None]) -> None:
+    def _forget(self, key: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(key, None)
 
     async def _rebuild_if_stale(self, scope: CommunityScope, report: RefreshReport) -> None:
