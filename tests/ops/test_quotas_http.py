@@ -190,6 +190,8 @@ def test_a_cached_answer_is_never_served_to_a_key_with_other_groups(
     red = _ask(http, keys, "red", question).json()
     assert "cache" not in red["timings_ms"]
     assert "cache" not in _ask(http, keys, "b1", question).json()["timings_ms"]
+    unknown = http.put("/v1/quotas/key/nokey", headers=_as(keys, "admin"), json={})
+    assert unknown.status_code == 404
     metrics = http.get("/metrics").text
     assert 'threadline_cache_lookups_total{cache="answer",result="hit"}' in metrics
     assert 'threadline_cache_hit_ratio{cache="answer"}' in metrics

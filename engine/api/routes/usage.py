@@ -13,7 +13,7 @@ from engine.api.deps import Caller, Svc, require_admin
 from engine.metering import caller_for
 from engine.settings import QuotaLimits
 from engine.usage import GROUPS, Group, QuotaState, UsageLedger, UsageRow
-from graph import PermissionDeniedError, StoreUnavailableError
+from graph import NotFoundError, PermissionDeniedError, StoreUnavailableError
 
 __all__ = ["router"]
 
@@ -90,6 +90,8 @@ async def set_quota(
     default (``THREADLINE_QUOTA__*``)."""
     require_admin(key)
     ledger = _ledger(service.tl.usage)
+    if scope == "key" and name not in {k.id for k in await service.keys.all()}:
+        raise NotFoundError(f"no API key {name}; see GET /v1/keys")
     async with service.audited(key, "quota.set", scope=scope, name=name, **body.model_dump()):
         await ledger.set_quota(scope, name, body)
     return body
