@@ -136,6 +136,7 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_no_community_surface_shows_another_scope(walked: dict[str, Any], reader: str) -> None:
     walk = walked[reader]
     assert walk["listed"], f"{reader} sees no communities at all"
+    assert all(a["mode"] == "global" for a in walk["answers"])  # answered from communities
     for part in ("listed", "opened", "answers"):
         assert _leaks(READERS[reader], walk[part]) == [], (reader, part)
 
