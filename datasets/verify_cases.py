@@ -814,12 +814,19 @@ KINDS = [*FAITHFUL, *CHANGING, "name_replaced"]
 _MIN_WORDS, _MAX_WORDS = 6, 60
 
 
+# A quotation mark that opens or closes dialogue ("... hope,' said Scrooge, 'and ...").
+_DIALOGUE = re.compile(r"[,.!?;:]['\u2019\u201d](\s|$)|(^|\s)['\u2018\u201c][A-Za-z]")
+
+
 def _usable(text: str) -> bool:
+    """Whether a sentence can be a claim: a statement of moderate length, in the text's own
+    voice (no question, no dialogue), with its brackets and quotes closed."""
     words = len(text.split())
     return (
         _MIN_WORDS <= words <= _MAX_WORDS
         and text[:1].isupper()
-        and text.rstrip("\"')\u201d\u2019").endswith((".", "!", "?"))
+        and text.endswith(".")
+        and not _DIALOGUE.search(text)
         and text.count("(") == text.count(")")
         and text.count('"') % 2 == 0
     )

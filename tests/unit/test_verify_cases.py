@@ -435,6 +435,20 @@ def test_a_sentence_wrapped_over_lines_is_cited_as_it_stands(parse: Any) -> None
     assert case.claim == "Scrooge locked the door of the counting-house and went home."
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "He thought, if this man could be raised up now, what would he say?",
+        "Nothing is past hope, if such a miracle has happened.'",
+        "And Valentine,' said Scrooge, 'and his wild brother, Orson; there they go.",
+        "Founded in 1990 the company grew quickly",
+    ],
+)
+def test_questions_dialogue_and_fragments_are_not_claims(parse: Any, text: str) -> None:
+    cases = vc.build_cases([vc.SentenceSource(source="book", text=text)], parse, per_kind=1)
+    assert cases == []
+
+
 def test_build_cases_is_reproducible(parse: Any) -> None:
     docs = [vc.SentenceSource(source=s, text=t) for s, t in DOCS]
     first = vc.build_cases(docs, parse, per_kind=2, seed=7)
