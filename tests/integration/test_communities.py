@@ -20,7 +20,7 @@ from engine.threadline import Threadline
 from engine.tools import ThreadlineToolbox
 from graph import Access, DocumentId
 
-PASSAGES = 60
+PASSAGES = 40
 GLOBAL = "What are the main topics discussed across these documents?"
 
 

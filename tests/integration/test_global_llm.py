@@ -21,7 +21,7 @@ async def test_a_model_writes_the_corpus_wide_answer_and_each_claim_is_validated
         await tl.ingest(
             [
                 SourceDocument(source=r["id"], title=r["title"], text=r["text"], origin=r["id"])
-                for r in sample_records[:25]
+                for r in sample_records[:15]
             ]
         )
         answer = await tl.ask(
