@@ -307,14 +307,16 @@ def _movable(subject: Any, agent: Any) -> bool:
     if sum(t.is_quote for t in doc[: subject.start]) % 2:
         return False
     # "by another corporation, the Church of ...": an aside or a list would be cut in two.
-    after = doc[agent.end].lower_ if agent.end < len(doc) else "."
-    return not any(t.is_punct for t in agent) and after not in {
-        ",",
-        "and",
-        "or",
-        "(",
-        ";",
-    }
+    # "by Hebei Province and neighbors Tianjin", "by the airport 25 km southeast": an agent
+    # running on into another noun or a number is not a whole phrase.
+    after = doc[agent.end] if agent.end < len(doc) else None
+    return not any(t.is_punct for t in agent) and (
+        after is None
+        or (
+            after.lower_ not in {",", "and", "or", "(", ";"}
+            and after.pos_ not in {"PROPN", "NOUN", "NUM"}
+        )
+    )
 
 
 def _passive_parts(verb: Token) -> tuple[Token, Token, Token, Token] | None:
@@ -531,6 +533,10 @@ def names_swapped(doc: Parsed) -> str | None:
                 continue
             gap = doc[a.end : b.start]
             if _conjunct_head(a.root) == _conjunct_head(b.root) or _listed(gap):
+                continue
+            # A name used as a modifier ("the U.S. state of", "the KLM hub") cannot take the
+            # place of a name that heads its phrase.
+            if "compound" in {a.root.dep_, b.root.dep_}:
                 continue
             # Names two words apart without a verb are one phrase ("the U.S. state of New
             # Mexico", "Rossini's William Tell Overture"): swapped, they make no sentence.
@@ -769,6 +775,8 @@ def _condition_span(doc: Parsed, token: Token) -> tuple[int, int] | None:
     clause = token.head
     if (
         token.lower_ in _CONDITIONS
+        # "the film series If You Are the One": a capital inside the sentence starts a title.
+        and (token.i == 0 or token.text.islower())
         and token.dep_ == "mark"
         and clause.dep_ == "advcl"
         and clause.pos_ in {"VERB", "AUX"}

@@ -157,6 +157,7 @@ def test_passive_to_active_keeps_who_did_what(
         "The album was produced by Ali Malik, DJ Daryl and Rick Rock.",  # an agent list
         "Globex, which is based in Ohio, was acquired by Acme.",  # subject with a clause
         "The single was followed up by the album in 1990.",  # a particle
+        "Gothenburg is served by Landvetter Airport 25 km southeast of the city.",  # runs on
         "The stores, whose owner was Smith, were sold by the bank.",  # a wh-word
         'He said that "the deal was approved by the board in May."',  # inside a quote
     ],
@@ -255,6 +256,11 @@ def test_names_swapped_swaps_roles(parse: Any) -> None:
 )
 def test_names_swapped_skips_what_would_keep_the_meaning(parse: Any, sentence: str) -> None:
     assert vc.names_swapped(parse(sentence)) is None
+
+
+def test_a_name_used_as_a_modifier_is_not_swapped(parse: Any) -> None:
+    out = vc.names_swapped(parse("Reed City is a city in the U.S. state of Michigan."))
+    assert out == "Michigan is a city in the U.S. state of Reed City."
 
 
 def test_year_changed_shifts_a_year(parse: Any) -> None:
@@ -363,6 +369,7 @@ def test_condition_dropped(parse: Any, sentence: str, claim: str) -> None:
         "It is not known if the film survives.",
         "Even if it rains, the match will go ahead.",  # concessive
         "Tornadoes are very uncommon in the summer unless a tropical.",  # no clause
+        "He starred in the film series If You Are the One in 2008.",  # a title
         "It is known as Martin (as if named after the saint) in the village.",
         "Acme acquired Globex in 2024.",
     ],
