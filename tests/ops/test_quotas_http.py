@@ -44,9 +44,10 @@ def api(
     config = Settings(
         data_dir=root / "data",
         model=ModelSettings(
-            base_url=llm_server.base_url, model=LOCAL_MODEL_ALIAS, timeout_s=120, entailment=False
+            base_url=llm_server.base_url, model=LOCAL_MODEL_ALIAS, timeout_s=1800, entailment=False
         ),
-        api=ApiSettings(request_timeout_s=300),
+        # Generous: on a machine shared with other jobs a 135M model can take minutes.
+        api=ApiSettings(request_timeout_s=1800),
     )
 
     async def ingest() -> None:
@@ -65,7 +66,7 @@ def api(
             "b1": {"tenant": "beta"},
         },
     )
-    with running_app(config) as (url, app), httpx.Client(base_url=url, timeout=300) as http:
+    with running_app(config) as (url, app), httpx.Client(base_url=url, timeout=1800) as http:
         yield http, keys, app
 
 
