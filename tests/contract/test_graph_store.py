@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from agents.communities import CommunityBuilder
+from extractors import SentenceTransformerEmbedder
 from graph import (
     PUBLIC_GROUP,
     Access,
@@ -945,3 +947,23 @@ async def test_communities_must_belong_to_their_scope(loaded: GraphStore) -> Non
     with pytest.raises(StoreError):
         await loaded.put_communities(legal, found)
     assert await loaded.communities(Access.admin()) == []
+
+
+async def test_community_summaries_cite_stored_text(
+    loaded: GraphStore, embedder: SentenceTransformerEmbedder
+) -> None:
+    builder = CommunityBuilder(graph=loaded, embedder=embedder)
+    report = await builder.refresh(await loaded.community_scopes(LEGAL))
+    assert report.scopes == 2
+    found = await loaded.communities(LEGAL)
+    assert found
+    cited = [s for c in found for s in (*c.sentences, *(m.span for m in c.mentions))]
+    chunks = {c.id: c for c in await loaded.chunks([s.chunk_id for s in cited], LEGAL)}
+    for span in cited:
+        chunk = chunks[span.chunk_id]
+        assert chunk.text[span.start - chunk.start : span.end - chunk.start] == span.text
+    for community in found:
+        assert community.vector
+        assert community.sentences
+        assert {m.entity_id for m in community.mentions} <= set(community.entity_ids)
+    assert (await builder.refresh(await loaded.community_scopes(LEGAL))).scopes == 0
