@@ -34,7 +34,7 @@ from extractors import SpacyEntityExtractor
 from extractors.chat import ModelReplyError
 from graph import Access, GraphStore, LLMError
 from graph.communities import Community
-from graph.provenance import Answer, Claim, Evidence
+from graph.provenance import Answer, Claim, DocumentRef, Evidence, SpanRef
 
 __all__ = ["GlobalQueryPipeline"]
 
@@ -150,6 +150,59 @@ class GlobalQueryPipeline(QueryPipeline):
             },
         )
         yield AskEvent(kind="done", answer=answer, text=text)
+
+    async def summarize(self, community: Community, access: Access) -> Answer:
+        """A community's summary as a validated answer: its cited sentences, written into
+        prose by the model when one is configured (claims checked like any answer's)."""
+        docs = {
+            d.id: d
+            for d in await self._graph.documents(
+                access, ids=list({s.document_id for s in community.sentences}), limit=100
+            )
+        }
+        claims = [
+            Claim(
+                text=s.text,
+                spans=(SpanRef.of(docs[s.document_id], s.chunk_id, s.start, s.end, s.text),),
+                documents=(DocumentRef.of(docs[s.document_id]),),
+                communities=(community.id,),
+                support=community.passages,
+            )
+            for s in community.sentences
+            if s.document_id in docs
+        ]
+        evidence = tuple(
+            Evidence(chunk_id=c.spans[0].chunk_id, document_id=c.spans[0].document_id,
+                     score=float(community.passages), signals={})
+            for c in claims
+        )  # fmt: skip
+        question = f"Summarize what the sources say about {community.name}."
+        text, written, model, note = _listed(claims), list(claims), None, ""
+        if self._synthesizer is not None and claims:
+            text, written, model, note = await self._written(
+                self._synthesizer, question, claims, evidence, access
+            )
+        validated = await self.validator.validate(
+            written, access, evidence={e.chunk_id for e in evidence}
+        )
+        kept = tuple(c for c in validated if c.verdict == "supported")
+        if model is None:
+            text = _listed(kept)
+        return Answer(
+            question=question,
+            answer=text if kept else NOT_FOUND,
+            mode="community",
+            claims=kept,
+            evidence=evidence,
+            synthesis="model" if model is not None else "extractive",
+            synthesis_note=note,
+            model=model.model if model is not None else None,
+            prompts=model.prompts if model is not None else (),
+            usage=_usage(model),
+            removed_claims=len(validated) - len(kept),
+            answer_verdict="supported" if kept else None,
+            answer_reason="each point is a supported claim" if kept else "",
+        )
 
     async def _written(
         self,

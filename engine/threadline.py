@@ -64,6 +64,7 @@ from graph import (
     VectorIndex,
 )
 from graph.backends.networkx_store import NetworkxGraphStore
+from graph.communities import CommunityId
 from graph.provenance import Answer
 
 __all__ = ["AskEvent", "Stats", "Threadline", "open_graph_store"]
@@ -467,6 +468,20 @@ class Threadline:
                 else None
             ),
         )
+
+    async def summarize_community(
+        self, community_id: str, access: Access | None = None, *, llm: bool | None = None
+    ) -> Answer:
+        """A readable community's summary as a validated answer (``mode="community"``):
+        its cited sentences, written into prose by the model when ``llm`` (default: the
+        ``THREADLINE_MODEL__SYNTHESIS`` setting). :class:`NotFoundError` when the community
+        is unknown or built from documents ``access`` cannot read."""
+        reader = access or self.access()
+        await self.browse(reader).refresh_communities()
+        found = await self.graph.communities(reader, ids=[CommunityId(community_id)])
+        if not found:
+            raise NotFoundError(f"no community {community_id} you can see")
+        return await self.global_pipeline(llm=llm).summarize(found[0], reader)
 
     async def retrieve(
         self, question: str, access: Access | None = None, *, k: int = 5, mode: Mode = "threadline"

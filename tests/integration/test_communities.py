@@ -57,6 +57,7 @@ def run(
             out["tool_claims"] = await toolbox.validate(
                 community_claims(CommunitiesResult.model_validate(out["tool"]))
             )
+            out["summary"] = await tl.summarize_community(out["views"][0].id)
             out["global"] = await tl.ask(GLOBAL)
             out["factoid"] = await tl.ask("Who wrote the song Heartbeat?")
             out["none"] = await tl.ask(GLOBAL, Access(tenant="nobody"))
@@ -126,6 +127,15 @@ def test_the_communities_tool_gives_cited_summaries_an_agent_can_note(
     verdicts = [c.verdict for c in run["tool_claims"]]
     assert verdicts
     assert "supported" in verdicts
+
+
+def test_a_community_summary_is_a_validated_answer(run: dict[str, Any]) -> None:
+    summary = run["summary"]
+    assert summary.mode == "community"
+    assert summary.synthesis == "extractive"
+    assert summary.claims
+    assert all(c.verdict == "supported" for c in summary.claims)
+    assert all(c.communities == (run["views"][0].id,) for c in summary.claims)
 
 
 def test_factoid_questions_keep_the_usual_path(run: dict[str, Any]) -> None:
