@@ -177,11 +177,22 @@ def detect_communities(
         return []
     rank = g.pagerank(weights="weight")
     start = _initial_membership(graph, previous)
-    top = la.find_partition(
-        g, la.ModularityVertexPartition, weights="weight", seed=seed, initial_membership=start
-    )
+    top: list[list[int]] = []
+    # Each connected component is partitioned on its own (a community never spans two):
+    # a component a write did not touch gets the same input, hence the same communities
+    # (and ids, so their summaries are kept).
+    for component in g.connected_components():
+        if len(component) < 2:
+            continue
+        sub = g.induced_subgraph(component)
+        seeded = None if start is None else _compact([start[v] for v in component])
+        parts = la.find_partition(
+            sub, la.ModularityVertexPartition, weights="weight", seed=seed,
+            initial_membership=seeded,
+        )  # fmt: skip
+        top.extend([component[v] for v in part] for part in parts)
     out: list[Community] = []
-    frontier: list[tuple[list[int], CommunityId | None]] = [(list(m), None) for m in top]
+    frontier: list[tuple[list[int], CommunityId | None]] = [(m, None) for m in top]
     for level in range(levels):
         below: list[tuple[list[int], CommunityId | None]] = []
         for members, parent in frontier:
@@ -218,6 +229,11 @@ def _initial_membership(graph: EntityGraph, previous: Sequence[Community]) -> li
         else:
             membership.append(fresh)
             fresh += 1
+    return _compact(membership)
+
+
+def _compact(membership: Sequence[int]) -> list[int]:
+    """Membership renumbered 0, 1, ... in order of first appearance."""
     compact: dict[int, int] = {}
     return [compact.setdefault(m, len(compact)) for m in membership]
 
