@@ -23,14 +23,13 @@ the same way for an extractive answer, a model's answer and one written elsewher
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from agents.entailment import Entailment, arguments, path_between
+from agents.entailment import Entailment, arguments, identity_path, path_between
 from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
@@ -317,9 +316,6 @@ def _filled(doc: Any, span: Any, lemma: str, asked_role: str, answer: str) -> An
     return None
 
 
-_IDENTITY_EDGES = frozenset({"appos", "attr", "nsubj", "nsubjpass", "compound", "acomp"})
-
-
 def _described(
     answer: str, stating: list[Any], targets: list[str], *, by_name: bool
 ) -> AnswerCheck:
@@ -342,21 +338,9 @@ def _described(
                 continue
             if head.dep_ in ("poss", "amod") and len(path) > 1 and head.head.i == path[1].i:
                 continue  # the owner: "Scrooge's nephew"
-            if _identity(path):
+            if identity_path(path):
                 return AnswerCheck("supported", f"a supported claim says {answer!r} is {said}")
     return AnswerCheck("unsupported", f"no supported claim says {answer!r} is {said}")
-
-
-def _identity(path: list[Any]) -> bool:
-    """Whether a dependency path links two things as the same thing (apposition, copula,
-    a name and its title) rather than through a verb, a coordination or a preposition."""
-    for here, there in itertools.pairwise(path):
-        edge = here if here.head.i == there.i else there
-        if edge.dep_ not in _IDENTITY_EDGES:
-            return False
-        if edge.dep_ in ("nsubj", "nsubjpass", "attr") and edge.head.lemma_ != "be":
-            return False
-    return all(t.pos_ != "VERB" for t in path[1:-1])
 
 
 # -- yes/no and choices --------------------------------------------------------------------

@@ -24,6 +24,7 @@ anything else that fails is ``unsupported``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from agents.values import country_key, quantities, same_quantity
 from extractors import SpacyEntityExtractor
 from graph.provenance import Verdict
 
-__all__ = ["Entailment", "Judgement", "arguments", "path_between"]
+__all__ = ["Entailment", "Judgement", "arguments", "identity_path", "path_between"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +165,32 @@ class Entailment:
         if not text:
             return Judgement("unsupported", "the claim is empty")
         doc = self._parse(text)
-        sources = [self._parse(" ".join(c.split())) for c in cited if c.strip()]
-        if not sources:
+        texts = [" ".join(c.split()) for c in cited if c.strip()]
+        if not texts:
             return Judgement("unsupported", "the claim cites no text")
-        return _Judge(doc, sources, tuple(names)).run()
+        judged = _Judge(doc, [self._parse(t) for t in texts], tuple(names)).run()
+        plain = [_without_asides(t) for t in texts]
+        if judged.verdict == "unsupported" and plain != texts:
+            # an aside in parentheses can break the parse of the sentence around it; read
+            # without it (asides that negate or set a condition are kept)
+            again = _Judge(doc, [self._parse(t) for t in plain], tuple(names)).run()
+            if again.verdict == "supported":
+                return again
+        return judged
+
+
+_ASIDE = re.compile(r"\s*\(([^()]*)\)")
+
+
+def _without_asides(text: str) -> str:
+    """The text without parenthesised asides that neither negate nor set a condition."""
+
+    def drop(match: re.Match[str]) -> str:
+        inside = match.group(1).lower().split()
+        keep = set(inside) & (_NEGATORS | _CONDITIONS) or _CONDITION_CUES.search(match.group(1))
+        return match.group(0) if keep else ""
+
+    return _ASIDE.sub(drop, text)
 
 
 class _Judge:
@@ -186,6 +209,7 @@ class _Judge:
             self._direction,
             self._content,
             self._predicates,
+            self._whole_sentence,
         ):
             judged = check()
             if judged is not None:
@@ -243,25 +267,29 @@ class _Judge:
     # -- direction words ------------------------------------------------------------------
 
     def _direction(self) -> Judgement | None:
+        said = {_key(t) for t in self.claim} | {t.lemma_.lower() for t in self.claim}
         for token in self.claim:
             word, lemma = token.text.lower(), token.lemma_.lower()
+            if word in self.words or lemma in self.words:
+                continue
             for ups, downs in _DIRECTIONS:
                 for mine, other in ((ups, downs), (downs, ups)):
-                    if (word in mine or lemma in mine) and not self.words & mine:
-                        flipped = next(
-                            (
-                                t.text
-                                for t in self.tokens
-                                if _key(t) in other or t.lemma_.lower() in other
-                            ),
-                            None,
+                    if word not in mine and lemma not in mine:
+                        continue
+                    flipped = next(
+                        (
+                            t.text
+                            for t in self.tokens
+                            if (_key(t) in other or t.lemma_.lower() in other)
+                            and _key(t) not in said
+                        ),
+                        None,
+                    )
+                    if flipped is not None:
+                        return Judgement(
+                            "contradicted",
+                            f"the claim says {token.text!r} where the cited text says {flipped!r}",
                         )
-                        if flipped is not None:
-                            return Judgement(
-                                "contradicted",
-                                f"the claim says {token.text!r} where the cited text says "
-                                f"{flipped!r}",
-                            )
         return None
 
     # -- content words ---------------------------------------------------------------------
@@ -297,6 +325,23 @@ class _Judge:
                 judged = self._link(token)
                 if judged is not None:
                     return judged
+        return None
+
+    def _whole_sentence(self) -> Judgement | None:
+        """A claim that restates a whole cited sentence keeps its number of negations
+        (one inside a subordinate clause the parse did not align: "so they do not clash")."""
+        words = {t.lemma_.lower() for t in self.claim if t.is_alpha and not t.is_stop}
+        for sentence in (s for doc in self.sources for s in doc.sents):
+            theirs = {t.lemma_.lower() for t in sentence if t.is_alpha and not t.is_stop}
+            if not theirs or len(words & theirs) / len(theirs) < 0.9:
+                continue
+            negations = sum(1 for t in sentence if t.lower_ in _NEGATORS)
+            if negations % 2 != sum(1 for t in self.claim if t.lower_ in _NEGATORS) % 2:
+                return Judgement(
+                    "contradicted",
+                    f"the cited sentence has another number of negations: "
+                    f"{str(sentence.text).strip()!r}",
+                )
         return None
 
     def _sentence_polarity(self) -> Judgement | None:
@@ -394,10 +439,10 @@ class _Judge:
     def _attachments(self, mine: Any, theirs: Any) -> Judgement | None:
         """Names and numbers the claim attaches to its verb ("born in Paris", "in 2024")
         are attached to the cited verb too (or to what it describes)."""
-        scope = {t.i for t in theirs.subtree}
+        scope = _own_clause(theirs)
         if theirs.dep_ in ("relcl", "acl"):
-            scope |= {t.i for t in theirs.head.subtree}
-        scope |= {t.i for h in _governors(theirs) for t in h.subtree}
+            head = theirs.head
+            scope |= {head.i} | {c.i for c in head.children if c.dep_ in ("compound", "flat")}
         doc = theirs.doc
         for prep in (c for c in mine.children if c.dep_ in ("prep", "agent", "npadvmod")):
             for obj in (c for c in prep.subtree if c.dep_ in ("pobj", "npadvmod") or c is prep):
@@ -444,9 +489,7 @@ class _Judge:
                 )
                 for target in targets:
                     path = path_between(head, target)
-                    if path is None or len(path) > 4:
-                        continue
-                    if any(t.pos_ == "VERB" for t in path[1:-1]):
+                    if path is None or len(path) > 4 or not identity_path(path):
                         continue
                     be = next((t for t in path if t.lemma_ == "be"), None)
                     if be is None and head.dep_ in ("attr", "acomp"):
@@ -458,7 +501,7 @@ class _Judge:
                             f"the cited text says the opposite: {_clause(head)!r}",
                         )
                         continue
-                    return None
+                    return self._qualified(attribute, head)
         if best is not None:
             return best
         about = _phrase(subjects[0]) if subjects else "it"
@@ -467,8 +510,44 @@ class _Judge:
             f"the cited text does not say {about!r} is {_phrase(attribute)!r}",
         )
 
+    def _qualified(self, attribute: Any, head: Any) -> Judgement | None:
+        """A copula's attribute keeps what qualifies it in the cited text: the names its
+        prepositions attach ("a township in Dodge County") and the sentence's conditions."""
+        missing = _conditions(head) - _conditions(attribute.head)
+        if missing:
+            return Judgement(
+                "unsupported",
+                f"the cited text states it only under a condition ({sorted(missing)[0]!r}): "
+                f"{_clause(head)!r}",
+            )
+        scope = _own_clause(head)
+        for obj in (attribute.doc[i] for i in sorted(_own_clause(attribute))):
+            if obj.dep_ != "pobj" or not (obj.pos_ in ("PROPN", "NUM") or obj.ent_type_):
+                continue
+            if not any(_same(obj, head.doc[i]) for i in scope):
+                return Judgement(
+                    "unsupported",
+                    f"the cited text does not connect {_phrase(obj)!r} to "
+                    f"{_phrase(head)!r}: {_clause(head)!r}",
+                )
+        return None
+
 
 # -- parse helpers ------------------------------------------------------------------------
+
+_IDENTITY_EDGES = frozenset({"appos", "attr", "nsubj", "nsubjpass", "compound", "acomp"})
+
+
+def identity_path(path: Sequence[Any]) -> bool:
+    """Whether a dependency path links two things as one (an apposition, a copula, a name
+    and its title) rather than through a verb, a coordination or a preposition."""
+    for here, there in itertools.pairwise(path):
+        edge = here if here.head.i == there.i else there
+        if edge.dep_ not in _IDENTITY_EDGES:
+            return False
+        if edge.dep_ in ("nsubj", "nsubjpass", "attr", "acomp") and edge.head.lemma_ != "be":
+            return False
+    return all(t.pos_ != "VERB" for t in path[1:-1])
 
 
 def _key(token: Any) -> str:
@@ -675,6 +754,24 @@ def _words(token: Any) -> set[str]:
     if token.pos_ != "PROPN" and not token.ent_type_:
         return {token.lemma_.lower()}
     return words - {"the", "'s"}
+
+
+_CLAUSES = frozenset({"relcl", "ccomp", "advcl", "conj", "parataxis", "csubj"})
+
+
+def _own_clause(verb: Any) -> set[int]:
+    """The token ids of ``verb``'s own clause: its subtree without the clauses inside it
+    that have verbs of their own (relative, complement, adverbial, coordinated)."""
+    own: set[int] = set()
+    stack = [verb]
+    while stack:
+        token = stack.pop()
+        own.add(token.i)
+        for child in token.children:
+            if child.dep_ in _CLAUSES and child.pos_ in ("VERB", "AUX"):
+                continue
+            stack.append(child)
+    return own
 
 
 def _in_clause(arg: Any, verb: Any) -> bool:
