@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from agents.entailment import Entailment, arguments, identity_path, path_between
+from agents.clauses import arguments, identity_path, path_between
+from agents.entailment import Entailment
 from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
