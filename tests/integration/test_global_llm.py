@@ -30,7 +30,6 @@ async def test_a_model_writes_the_corpus_wide_answer_and_each_claim_is_validated
             unsupported=True,
         )
         listed = await tl.browse(tl.access()).communities(limit=500)
-        summary = await tl.summarize_community(listed[0].id, llm=True)
     assert answer.mode == "global"
     assert answer.plan[0].id == "communities"
     assert answer.claims
@@ -45,7 +44,3 @@ async def test_a_model_writes_the_corpus_wide_answer_and_each_claim_is_validated
         assert any(c.communities for c in answer.claims if c.spans)
     else:
         assert "could not be used" in answer.synthesis_note
-    assert summary.mode == "community"
-    assert all(c.verdict == "supported" for c in summary.claims)
-    if summary.synthesis == "model":
-        assert summary.usage["calls"] >= 1
