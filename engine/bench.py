@@ -122,11 +122,12 @@ async def run_bench(
     rows = []
     # Load the NLP pipeline and the embedder before the clock starts.
     await tl.retrieve(questions[0].question, access, k=depth)
+    pipeline = tl.pipeline()  # the pipeline itself: a repeated question is answered again
     for done, q in enumerate(questions, 1):
         row: dict[str, Any] = {"id": q.id, "question": q.question, "answers": list(q.answers)}
         for mode in MODES:
             started = time.perf_counter()
-            answer = await tl.ask(q.question, access, mode=mode, k=depth)
+            answer = await pipeline.ask(q.question, access, mode=mode, k=depth)
             latency[mode].append(answer.timings_ms.get("retrieval", 0.0))
             docs = {
                 d.id: d
