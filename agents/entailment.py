@@ -151,6 +151,9 @@ class _Judge:
         self.source_text = " ".join(word_key(t) for t in self.tokens)
 
     def run(self) -> Judgement:
+        said = " ".join(self.claim.text.split()).strip()
+        if any(said == " ".join(str(s.text).split()) for d in self.sources for s in d.sents):
+            return Judgement("supported", "the claim is a whole sentence of the cited text")
         for check in (
             self._names,
             self._values,
@@ -392,8 +395,14 @@ class _Judge:
             head = theirs.head
             scope |= {head.i} | {c.i for c in head.children if c.dep_ in ("compound", "flat")}
         doc = theirs.doc
+        mine_own = own_clause(mine)
         for prep in (c for c in mine.children if c.dep_ in ("prep", "agent", "npadvmod")):
-            for obj in (c for c in prep.subtree if c.dep_ in ("pobj", "npadvmod") or c is prep):
+            attached = [
+                c
+                for c in prep.subtree
+                if c.i in mine_own and (c.dep_ in ("pobj", "npadvmod") or c.i == prep.i)
+            ]
+            for obj in attached:
                 if not (obj.pos_ in ("PROPN", "NUM") or obj.ent_type_):
                     continue
                 if not any(same_thing(obj, doc[i]) for i in scope):
