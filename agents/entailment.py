@@ -51,6 +51,7 @@ from agents.clauses import (
     same_thing,
     word_key,
 )
+from agents.places import name_places, place_of
 from agents.values import country_key, quantities, same_quantity
 from extractors import SpacyEntityExtractor
 from graph.provenance import Verdict
@@ -160,6 +161,7 @@ class _Judge:
             self._direction,
             self._content,
             self._predicates,
+            self._places,
             self._whole_sentence,
         ):
             judged = check()
@@ -276,6 +278,28 @@ class _Judge:
                 judged = self._link(token)
                 if judged is not None:
                     return judged
+        return None
+
+    def _places(self) -> Judgement | None:
+        """Each name stands where the cited text puts it (see :mod:`agents.places`): two
+        names swapped keep every word and verb, but not their places."""
+        heads = [t for t in self.tokens if _name_head(t)]
+        for token in self.claim:
+            if not _name_head(token):
+                continue
+            same = [t for t in heads if same_thing(token, t) and t.pos_ != "PRON"]
+            if not same:
+                continue  # named through a pronoun, a country or a cited fact
+            mine = place_of(token)
+            if not mine or mine & name_places(same):
+                continue
+            relation, word = sorted(mine)[0]
+            where = {"subj": "the subject of", "obj": "the object of", "is": "described as"}
+            return Judgement(
+                "unsupported",
+                f"in the cited text {phrase(token)!r} is not {where.get(relation, relation)} "
+                f"{word!r}",
+            )
         return None
 
     def _whole_sentence(self) -> Judgement | None:
@@ -490,6 +514,13 @@ class _Judge:
                     f"{phrase(head)!r}: {clause_text(head)!r}",
                 )
         return None
+
+
+def _name_head(token: Any) -> bool:
+    """Whether a token heads a name (a proper noun not inside a longer name)."""
+    if token.pos_ != "PROPN":
+        return False
+    return not (token.dep_ in ("compound", "flat") and token.head.pos_ == "PROPN")
 
 
 def _known_name(token: Any, judge: _Judge) -> bool:
