@@ -115,6 +115,11 @@ def test_ask_and_bench(tmp_path: Path) -> None:
     )
     answer = json.loads(run("ask", question["question"], "--json", data_dir=data).stdout)
     assert set(answer) >= {"question", "answer", "claims", "evidence", "timings_ms"}
+    # the answer line carries its own verdict: it stands only when it follows
+    assert answer["answer_verdict"] in {"supported", None}
+    assert answer["answer_reason"]
+    if answer["answer_verdict"] is None:
+        assert answer["answer"] == "not found in the sources"
     assert answer["claims"]
     assert answer["evidence"]
     for claim in answer["claims"]:
@@ -139,6 +144,7 @@ def test_ask_and_bench(tmp_path: Path) -> None:
     assert len(dense["evidence"]) == 3
     assert all(set(e["signals"]) == {"dense"} for e in dense["evidence"])
     human = run("ask", question["question"], data_dir=data).stdout
+    assert human.split()[0] in {"SUPPORTED", "NOT"}  # it leads with the answer's verdict
     assert "SUPPORTED" in human or "UNSUPPORTED" in human
     assert "s2 traverse published" in human  # the plan, printed as a tree
     bad = run("ask", "   ", data_dir=data, check=False)
