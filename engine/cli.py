@@ -252,6 +252,8 @@ def ask(
             {
                 "question": answer.question,
                 "answer": answer.answer,
+                "answer_verdict": answer.answer_verdict,
+                "answer_reason": answer.answer_reason,
                 "mode": answer.mode,
                 "synthesis": answer.synthesis,
                 "synthesis_note": answer.synthesis_note,
