@@ -25,6 +25,7 @@ anything else that fails is ``unsupported``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -310,13 +311,16 @@ class _Judge:
             theirs = {t.lemma_.lower() for t in sentence if t.is_alpha and not t.is_stop}
             if not theirs or len(words & theirs) / len(theirs) < 0.9:
                 continue
+            quoted = str(sentence.text).strip()
             negations = sum(1 for t in sentence if t.lower_ in NEGATORS)
             if negations % 2 != sum(1 for t in self.claim if t.lower_ in NEGATORS) % 2:
                 return Judgement(
                     "contradicted",
-                    f"the cited sentence has another number of negations: "
-                    f"{str(sentence.text).strip()!r}",
+                    f"the cited sentence has another number of negations: {quoted!r}",
                 )
+            judged = _counted(self.claim, sentence)
+            if judged is not None:
+                return judged
         return None
 
     def _sentence_polarity(self) -> Judgement | None:
@@ -514,6 +518,31 @@ class _Judge:
                     f"{phrase(head)!r}: {clause_text(head)!r}",
                 )
         return None
+
+
+def _counted(claim: Any, sentence: Any) -> Judgement | None:
+    """A claim restating a whole sentence has as many of each direction word and each
+    condition as the sentence (a word flipped where the sentence also uses it elsewhere:
+    "after it passed … than before" → "before it passed … than before")."""
+    quoted = " ".join(str(sentence.text).split())
+    mine = Counter(t.lower_ for t in claim) + Counter(t.lemma_.lower() for t in claim)
+    theirs = Counter(t.lower_ for t in sentence) + Counter(t.lemma_.lower() for t in sentence)
+    for ups, downs in _DIRECTIONS:
+        for more, fewer in ((ups, downs), (downs, ups)):
+            gained = [w for w in more if mine[w] > theirs[w]]
+            lost = [w for w in fewer if mine[w] < theirs[w]]
+            if gained and lost:
+                return Judgement(
+                    "contradicted",
+                    f"the claim says {gained[0]!r} where the cited sentence says {lost[0]!r}: "
+                    f"{quoted!r}",
+                )
+    cues = len(CONDITION_CUES.findall(quoted))
+    if cues > len(CONDITION_CUES.findall(" ".join(claim.text.split()))):
+        return Judgement(
+            "unsupported", f"the claim leaves out a condition of the cited sentence: {quoted!r}"
+        )
+    return None
 
 
 def _name_head(token: Any) -> bool:
