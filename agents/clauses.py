@@ -308,7 +308,14 @@ def arguments(verb: Any) -> tuple[list[Any], list[Any]]:
         elif child.dep_ in PASSIVE_SUBJECTS or child.dep_ in OBJECTS:
             objects.append(child)
     if not subjects and verb.dep_ in ("xcomp", "conj") and verb.head.pos_ in ("VERB", "AUX"):
-        subjects = [c for c in verb.head.children if c.dep_ in SUBJECTS]
+        around = list(verb.head.children)
+        # "estimates the area to have" / "the area is estimated to have": the subject of
+        # "have" is the object of "estimates"; "plans to acquire": the subject of "plans"
+        raised = [c for c in around if c.dep_ in ("dobj", *PASSIVE_SUBJECTS)]
+        if verb.dep_ == "xcomp" and raised:
+            subjects = raised
+        else:
+            subjects = [c for c in around if c.dep_ in SUBJECTS]
     if verb.dep_ == "acl" and verb.tag_ == "VBN" and not objects:
         objects = [verb.head]  # "the company founded by Smith"
     return _resolved(verb, subjects), _resolved(verb, objects)
