@@ -281,9 +281,13 @@ def conditions(verb: Any) -> frozenset[str]:
     long as", "in the event that", an inverted "Had the rains come …")."""
     sentence = str(verb.sent.text).strip()
     found = set()
+    seen: dict[str, int] = {}
     if not sentence.endswith("?"):
         for match in CONDITION_CUES.finditer(sentence):
-            found.add((match.group(1) or match.group(2)).lower())
+            cue = (match.group(1) or match.group(2)).lower()
+            seen[cue] = seen.get(cue, 0) + 1
+            # counted: a sentence with two conditions keeps both ("if …; if not, …")
+            found.add(cue if seen[cue] == 1 else f"{cue} (again)")
     for token in [verb, *governors(verb)]:
         for child in token.children:
             if child.dep_ == "advcl":

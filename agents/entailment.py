@@ -291,9 +291,9 @@ class _Judge:
             same = [t for t in heads if same_thing(token, t) and t.pos_ != "PRON"]
             if not same:
                 continue  # named through a pronoun, a country or a cited fact
-            mine = place_of(token)
-            if not mine or mine & name_places(same):
-                continue
+            mine, theirs = place_of(token), name_places(same)
+            if not mine or mine & theirs or (not theirs and token.pos_ != "PROPN"):
+                continue  # no place to compare, or one in common
             relation, word = sorted(mine)[0]
             where = {"subj": "the subject of", "obj": "the object of", "is": "described as"}
             return Judgement(
@@ -546,7 +546,10 @@ def _counted(claim: Any, sentence: Any) -> Judgement | None:
 
 
 def _name_head(token: Any) -> bool:
-    """Whether a token heads a name (a proper noun not inside a longer name)."""
+    """Whether a token heads a name (a proper noun not inside a longer name, or a
+    people's adjective: "Dutch")."""
+    if token.ent_type_ == "NORP" and token.dep_ == "amod" and token.head.pos_ != "PROPN":
+        return True
     if token.pos_ != "PROPN":
         return False
     return not (token.dep_ in ("compound", "flat") and token.head.pos_ == "PROPN")

@@ -60,6 +60,8 @@ def place_of(token: Any) -> set[Place]:
         places.add(("of", _lemma(head)))
     elif dep == "appos":
         places.add(("is", _lemma(head)))
+    elif dep == "amod" and token.ent_type_ == "NORP":
+        places.add(("mod", _lemma(head)))  # "his Dutch allies"
     elif dep == "attr" and _lemma(head) == "be":
         places |= {("is", _lemma(s)) for s in head.children if s.dep_ in ("nsubj", "csubj")}
     # elsewhere (a root, a name used as a modifier, a fragment) the parse gives no place
