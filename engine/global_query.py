@@ -29,7 +29,7 @@ from agents import (
 )
 from agents.communities import CommunityBuilder
 from agents.global_answer import GlobalAnswerer, GlobalDraft, is_global_question
-from engine.query import AskEvent, QueryPipeline, checked_question
+from engine.query import AskEvent, QueryPipeline, checked_question, elapsed_ms, usage_of
 from extractors import SpacyEntityExtractor
 from extractors.chat import ModelReplyError
 from graph import Access, GraphStore, LLMError
@@ -132,7 +132,7 @@ class GlobalQueryPipeline(QueryPipeline):
             synthesis_note=note,
             model=model.model if model is not None else None,
             prompts=model.prompts if model is not None else (),
-            usage=_usage(model),
+            usage=(usage_of(model) if model is not None else {}),
             removed_claims=len(validated) - len(kept),
             answer_verdict="supported" if supported else None,
             answer_reason=(
@@ -143,10 +143,10 @@ class GlobalQueryPipeline(QueryPipeline):
             if supported
             else "",
             timings_ms={
-                "communities": _ms(started, mapped),
-                "answer": _ms(mapped, drafted),
-                "validation": _ms(drafted, checked),
-                "total": _ms(started, checked),
+                "communities": elapsed_ms(started, mapped),
+                "answer": elapsed_ms(mapped, drafted),
+                "validation": elapsed_ms(drafted, checked),
+                "total": elapsed_ms(started, checked),
             },
         )
         yield AskEvent(kind="done", answer=answer, text=text)
@@ -198,7 +198,7 @@ class GlobalQueryPipeline(QueryPipeline):
             synthesis_note=note,
             model=model.model if model is not None else None,
             prompts=model.prompts if model is not None else (),
-            usage=_usage(model),
+            usage=(usage_of(model) if model is not None else {}),
             removed_claims=len(validated) - len(kept),
             answer_verdict="supported" if kept else None,
             answer_reason="each point is a supported claim" if kept else "",
@@ -254,17 +254,3 @@ def _trace(plan: GlobalDraft, ms: float) -> StepTrace:
         ms=round(ms, 2),
         note="communities consulted, by relevance to the question and passages spanned",
     )
-
-
-def _usage(written: Draft | None) -> dict[str, int]:
-    if written is None or not written.usage.calls:
-        return {}
-    return {
-        "prompt_tokens": written.usage.prompt_tokens,
-        "completion_tokens": written.usage.completion_tokens,
-        "calls": written.usage.calls,
-    }
-
-
-def _ms(start: float, end: float) -> float:
-    return round((end - start) * 1000, 2)

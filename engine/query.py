@@ -30,7 +30,14 @@ from extractors.prompts import PLAN, SUPPORT
 from graph import Access, InputError
 from graph.provenance import Answer, Claim, Evidence
 
-__all__ = ["MAX_QUESTION_CHARS", "AskEvent", "QueryPipeline", "checked_question"]
+__all__ = [
+    "MAX_QUESTION_CHARS",
+    "AskEvent",
+    "QueryPipeline",
+    "checked_question",
+    "elapsed_ms",
+    "usage_of",
+]
 
 _TRACER = trace.get_tracer("threadline.engine")
 
@@ -161,16 +168,16 @@ class QueryPipeline:
             synthesis_note=draft.note,
             model=draft.model,
             prompts=self._prompts(retrieval, draft),
-            usage=_usage(draft),
+            usage=usage_of(draft),
             removed_claims=len(validated_claims) - len(claims),
             answer_verdict=verdict,
             answer_reason=reason,
             timings_ms={
                 **retrieval.timings_ms,
-                "retrieval": _ms(started, retrieved),
-                "answer": _ms(retrieved, drafted),
-                "validation": _ms(drafted, validated),
-                "total": _ms(started, validated),
+                "retrieval": elapsed_ms(started, retrieved),
+                "answer": elapsed_ms(retrieved, drafted),
+                "validation": elapsed_ms(drafted, validated),
+                "total": elapsed_ms(started, validated),
             },
         )
         yield AskEvent(kind="done", answer=answer, text=text)
@@ -198,7 +205,8 @@ def finalize(
     return (answer if check.verdict == "supported" else NOT_FOUND), kept
 
 
-def _usage(draft: Draft) -> dict[str, int]:
+def usage_of(draft: Draft) -> dict[str, int]:
+    """The model tokens a draft spent (empty when no model wrote it)."""
     if not draft.usage.calls:
         return {}
     return {
@@ -208,5 +216,6 @@ def _usage(draft: Draft) -> dict[str, int]:
     }
 
 
-def _ms(start: float, end: float) -> float:
+def elapsed_ms(start: float, end: float) -> float:
+    """Milliseconds between two ``time.perf_counter()`` readings, rounded."""
     return round((end - start) * 1000, 2)
