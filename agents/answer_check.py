@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from agents.answerer import NOT_FOUND
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
-from agents.values import country_key, quantities
+from agents.values import country_key, month_number, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
 from graph.provenance import Claim, Verdict
 
 __all__ = ["AnswerCheck", "AnswerChecker"]
-
-NOT_FOUND_KEY = "not found in the sources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,14 +91,6 @@ _INVERSES: dict[str, frozenset[str]] = {
 }
 _EARLY = frozenset("first earliest earlier older oldest before sooner elder eldest".split())
 _LATE = frozenset("last latest later younger youngest after newer newest recent".split())
-_MONTHS = {
-    m[:3]: n
-    for n, m in enumerate(
-        "january february march april may june july august september october november "
-        "december".split(),
-        1,
-    )
-}
 
 
 class AnswerChecker:
@@ -113,7 +104,11 @@ class AnswerChecker:
         self, question: str | None, answer: str | None, claims: Sequence[Claim]
     ) -> AnswerCheck:
         """The answer's verdict given the claims (already validated)."""
-        if answer is None or not answer.strip() or normalize_name(answer) == NOT_FOUND_KEY:
+        if (
+            answer is None
+            or not answer.strip()
+            or normalize_name(answer) == normalize_name(NOT_FOUND)
+        ):
             return AnswerCheck(None, "there is no answer to check")
         supported = [c for c in claims if c.verdict == "supported"]
         if not supported:
@@ -517,7 +512,7 @@ def _first_date(doc: Any, name: str) -> tuple[int, int, int] | None:
         day, month = 0, 0
         if n > 0 and values[n - 1].unit.startswith("day:"):
             day = int(values[n - 1].value)
-            month = _MONTHS.get(values[n - 1].unit[4:], 0)
+            month = month_number(values[n - 1].unit[4:])
         return (int(value.value), month, day)
     return None
 

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Quantity", "country_key", "quantities", "same_quantity"]
+__all__ = ["Quantity", "country_key", "month_number", "quantities", "same_quantity"]
 
 # Countries and regions with the adjectives and nouns English uses for their people
 # (general English, not any corpus): each row "key: spellings".
@@ -217,10 +217,22 @@ _UNIT_ALIASES = {
     "yrs": "year",
     "years": "year",
 }
-_MONTHS = frozenset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+_MONTH_NAMES = (
+    "january february march april may june july august september october november december"
+).split()
+#: month names and abbreviations → the month's number ("mar" → 3)
+_MONTHS = (
+    {m: n for n, m in enumerate(_MONTH_NAMES, 1)}
+    | {m[:3]: n for n, m in enumerate(_MONTH_NAMES, 1)}
+    | {"sept": 9}
 )
+
+
+def month_number(name: str) -> int:
+    """The number of a month named or abbreviated ("March", "mar" → 3; 0 if none)."""
+    return _MONTHS.get(name.lower(), 0)
+
+
 _NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
 
 
