@@ -32,6 +32,35 @@ from typing import Any
 from agents.answerer import NOT_FOUND
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
+from agents.naming import (
+    chained as _chained,
+)
+from agents.naming import (
+    find as _find,
+)
+from agents.naming import (
+    finds as _finds,
+)
+from agents.naming import (
+    inside as _inside,
+)
+from agents.naming import (
+    name_root as _name_root,
+)
+from agents.naming import (
+    names as _names,
+)
+from agents.naming import (
+    spans_of as _spans,
+)
+from agents.naming import (
+    titled as _titled,
+)
+from agents.naming import (
+    words as _words,
+)
+from agents.question import HEAD_TYPES
+from agents.spans import answer_kind
 from agents.values import country_key, month_number, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
@@ -114,15 +143,30 @@ class AnswerChecker:
         if not supported:
             return AnswerCheck("unsupported", "no claim supports the answer")
         texts = [self._parse(" ".join(c.text.split())) for c in supported]
+        documents = [{str(d.document_id) for d in c.documents} for c in supported]
+        titles = [tuple(d.title for d in c.documents) for c in supported]
         key = normalize_name(answer).strip(" .")
         asked = self._parse(" ".join(question.split())) if question and question.strip() else None
         if asked is None:
             if key in _YES | _NO:
                 return AnswerCheck("unsupported", "a yes/no answer needs its question")
-            return _entity(None, answer, texts)
-        return self._asked(asked, answer, key, texts)
+            kept = _chained(texts, documents, answer)
+            return _entity(None, answer, [texts[i] for i in kept])
+        return self._asked(asked, answer, key, texts, (documents, titles))
 
-    def _asked(self, asked: Any, answer: str, key: str, texts: list[Any]) -> AnswerCheck:
+    def options(self, question: str) -> list[str]:
+        """The options of a "which …, A or B" question (empty for other questions)."""
+        text = " ".join(question.split())
+        return _options(self._parse(text)) if text else []
+
+    def _asked(
+        self,
+        asked: Any,
+        answer: str,
+        key: str,
+        texts: list[Any],
+        cited: tuple[list[set[str]], list[tuple[str, ...]]],
+    ) -> AnswerCheck:
         if key in _YES | _NO:
             checked = _yes_no(asked, key in _YES, texts)
             if checked is None:
@@ -133,7 +177,8 @@ class AnswerChecker:
             return _choice(asked, answer, options, texts)
         if _asks_number(asked):
             return _number(answer, texts, self._parse(answer))
-        return _entity(asked, answer, texts)
+        kept = _chained(texts, cited[0], answer)
+        return _entity(asked, answer, [texts[i] for i in kept], [cited[1][i] for i in kept])
 
     def _stated(self, asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
         """A yes/no answer to a question about one fact: the claims state the fact
@@ -173,14 +218,19 @@ def _declarative(asked: Any) -> str:
 # -- entity answers ------------------------------------------------------------------------
 
 
-def _entity(asked: Any | None, answer: str, texts: list[Any]) -> AnswerCheck:
+def _entity(
+    asked: Any | None,
+    answer: str,
+    texts: list[Any],
+    titles: Sequence[tuple[str, ...]] = (),
+) -> AnswerCheck:
     stating = [t for t in texts if _names(t, answer)]
     if not stating:
         return AnswerCheck("unsupported", f"no supported claim states {answer!r}")
     if asked is None:
         return AnswerCheck("supported", "a supported claim states the answer")
     anchors = _anchors(asked)
-    problem = _off_topic(asked, answer, texts, stating, anchors)
+    problem = _off_topic(asked, answer, texts, stating, anchors, titles)
     if problem is not None:
         return AnswerCheck("unsupported", problem)
     role = _role(asked, answer, stating, anchors)
@@ -190,7 +240,12 @@ def _entity(asked: Any | None, answer: str, texts: list[Any]) -> AnswerCheck:
 
 
 def _off_topic(
-    asked: Any, answer: str, texts: list[Any], stating: list[Any], anchors: list[str]
+    asked: Any,
+    answer: str,
+    texts: list[Any],
+    stating: list[Any],
+    anchors: list[str],
+    titles: Sequence[tuple[str, ...]] = (),
 ) -> str | None:
     """Why the claims do not answer what was asked: the answer repeats the question, is
     of the wrong kind, or the claims leave out a name or relation the question asks about."""
@@ -199,12 +254,26 @@ def _off_topic(
     kind = _kind_problem(asked, answer, stating)
     if kind is not None:
         return kind
-    missing_anchor = [a for a in anchors if not any(_names(t, a) for t in texts)]
-    if missing_anchor and not _pronoun_chain(texts):
+    missing_anchor = [
+        a
+        for a in anchors
+        if not any(_names(t, a) for t in texts)
+        and not any(_titled(a, doc, own) for doc, own in zip(texts, titles, strict=False))
+    ]
+    if missing_anchor:
         return f"no supported claim names {missing_anchor[0]!r}, which the question asks about"
     relation = _relation_words(asked, anchors)
     said = {w for t in texts for w in _lemmas(t)}
     unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
+    if said & _LOCATIVE:  # "where X is found / located" is said by "X … in Y"
+        unsaid = [w for w in unsaid if w not in _LOCATIVE_VERBS]
+    # "the city where WILM broadcasts", "the country where the river is": a kind of
+    # thing is said by naming one of that kind
+    labels = {e.label_ for t in texts for e in t.ents}
+    unsaid = [w for w in unsaid if not (w in HEAD_TYPES and HEAD_TYPES[w] & labels)]
+    category = answer_kind(asked).category
+    if unsaid == [category] and _attribute_of(answer, stating, anchors):
+        unsaid = []  # "What is X's occupation?" ← "X is a politician": what X is said to be
     if unsaid:
         return (
             f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
@@ -228,6 +297,14 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
         if subject.pos_ == "PROPN" or subject.ent_type_:
             described = [a for a in anchors if _inside(a, subject.text)] or anchors
             checked = _described(answer, stating, described, by_name=True)
+        elif subject.lemma_.lower() == answer_kind(asked).category and not any(
+            _names(doc, subject.lemma_) for doc in stating
+        ):
+            # "What is X's occupation?": the answer must be what X is said to be
+            checked = AnswerCheck(
+                "supported" if _attribute_of(answer, stating, anchors) else "unsupported",
+                f"no supported claim says {', '.join(anchors) or 'it'} is {answer!r}",
+            )
         else:
             checked = _described(answer, stating, [subject.lemma_.lower()], by_name=False)
         return None if checked.verdict == "supported" else checked
@@ -243,6 +320,8 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
     return None
 
 
+#: verbs that say no more than where something is (a locative preposition says the same)
+_LOCATIVE_VERBS = frozenset("find locate situate lie sit base".split())
 _PLACES = frozenset({"GPE", "LOC", "FAC", "ORG"})
 _LOCATIVE = frozenset("in at on near to from inside within into outside across".split())
 
@@ -265,8 +344,9 @@ _WHEN_WORDS = frozenset(
 def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
     """Why the answer is not of the kind the question asks for ("where" → not a person,
     "when" → a date or a time, "who" → not a date or a number)."""
-    wh = next((t.lower_ for t in asked if t.lower_ in ("who", "whom", "when", "where")), None)
-    if wh is None:
+    # the word that asks, not a relative one later ("the country where the river is")
+    wh = next((t.lower_ for t in asked if t.lower_ in _WH), None)
+    if wh not in ("who", "whom", "when", "where"):
         return None
     labels = {
         t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
@@ -337,6 +417,24 @@ def _described(
             if identity_path(path):
                 return AnswerCheck("supported", f"a supported claim says {answer!r} is {said}")
     return AnswerCheck("unsupported", f"no supported claim says {answer!r} is {said}")
+
+
+def _attribute_of(answer: str, stating: list[Any], anchors: list[str]) -> bool:
+    """Whether a claim says a named thing of the question *is* the answer: an
+    apposition or copula links them, or the answer is coordinated with what does
+    ("X was a soldier and politician")."""
+    for doc in stating:
+        for span in _spans(doc, answer):
+            head = span.root
+            while head.dep_ == "conj" and head.head.i != head.i:
+                head = head.head
+            if head.pos_ not in ("NOUN", "PROPN", "ADJ"):
+                continue
+            for target in (_name_root(t) for name in anchors for t in _finds(doc, name)):
+                path = path_between(head, target)
+                if path is not None and len(path) <= 4 and identity_path(path):
+                    return True
+    return False
 
 
 # -- yes/no and choices --------------------------------------------------------------------
@@ -549,50 +647,6 @@ def _number(answer: str, texts: list[Any], parsed: Any) -> AnswerCheck:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _words(text: str) -> list[str]:
-    return "".join(c if c.isalnum() else " " for c in normalize_name(text)).split()
-
-
-def _names(doc: Any, name: str) -> bool:
-    """Whether a parsed claim names ``name`` as whole words (or as the same country)."""
-    wanted = _words(name)
-    if not wanted:
-        return False
-    said = _words(doc.text)
-    n = len(wanted)
-    if any(said[i : i + n] == wanted for i in range(len(said) - n + 1)):
-        return True
-    country = country_key(name)
-    return country is not None and any(country_key(t.text) == country for t in doc)
-
-
-def _inside(name: str, text: str) -> bool:
-    return bool(set(_words(text)) & set(_words(name)))
-
-
-def _find(doc: Any, name: str) -> Any | None:
-    """The first span of a parsed text that says ``name`` (whole words)."""
-    spans = _spans(doc, name)
-    return spans[0] if spans else None
-
-
-def _finds(doc: Any, name: str) -> list[Any]:
-    """The head token of each span of a parsed text that says ``name``."""
-    return [span.root for span in _spans(doc, name)]
-
-
-def _spans(doc: Any, name: str) -> list[Any]:
-    wanted = _words(name)
-    if not wanted:
-        return []
-    words = [(w, t.i) for t in doc for w in _words(t.text)]
-    found = []
-    for i in range(len(words) - len(wanted) + 1):
-        if [w for w, _ in words[i : i + len(wanted)]] == wanted:
-            found.append(doc[words[i][1] : words[i + len(wanted) - 1][1] + 1])
-    return found
-
-
 def _anchors(asked: Any) -> list[str]:
     """The names a question asks about: its entities and proper-noun runs."""
     names: list[str] = []
@@ -643,8 +697,3 @@ def _type_word(token: Any, named: set[str]) -> bool:
 
 def _lemmas(doc: Any) -> set[str]:
     return {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}
-
-
-def _pronoun_chain(texts: list[Any]) -> bool:
-    """Whether some claim speaks of its subject by a pronoun (its name is in its source)."""
-    return any(t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "PRON" for d in texts for t in d)

@@ -10,16 +10,21 @@ connect the question's entities to it, each with its exact source span.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 
+from agents.answer_check import AnswerChecker
 from agents.answerer import NOT_FOUND, Draft
+from agents.naming import runs_in, words
 from agents.plan import Binding, PlanTrace
-from agents.question import QuestionAnalysis
 from agents.retrieval import Retrieval
-from extractors import split_sentences, tokenize
+from agents.spans import AnswerKind, Candidate, Clues, answer_kind, clues_of, score_candidates
+from extractors import Embedder, SpacyEntityExtractor, split_sentences, tokenize
 from graph import (
     Access,
     Chunk,
@@ -46,13 +51,47 @@ class _Sentence:
     text: str
     relevance: float
     prior: float
+    doc: tuple[Any, ...] = ()  # its parses (see ExtractiveAnswerer._parse_many)
+    weight: float = 0.0  # how well it matches the question
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A question being answered: its parse, kind, clues, the plan's draft and the
+    evidence sentences, best first."""
+
+    doc: Any
+    kind: AnswerKind
+    clues: Clues
+    planned: Draft | None
+    sentences: list[_Sentence]
+    docs: dict[DocumentId, Document]
 
 
 class ExtractiveAnswerer:
     """Chooses an answer and builds its provenance chains from retrieved evidence."""
 
-    def __init__(self, *, graph: GraphStore) -> None:
+    #: candidates tried against the answer check before the best is drafted anyway
+    tries = 4
+    #: a best candidate scoring below this is not an answer ("not found")
+    floor = 0.05
+    #: sentences parsed and scored per question
+    read = 24
+    #: sentences cited for a yes/no or "A or B" answer
+    cited = 4
+
+    def __init__(
+        self,
+        *,
+        graph: GraphStore,
+        extractor: SpacyEntityExtractor,
+        embedder: Embedder,
+        checker: AnswerChecker,
+    ) -> None:
         self._graph = graph
+        self._embedder = embedder
+        self._checker = checker
+        self._parses = lru_cache(maxsize=4096)(extractor.parse)
 
     async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Draft]:
         """The :class:`Draft` (nothing is streamed before it: the answer is picked whole)."""
@@ -60,38 +99,206 @@ class ExtractiveAnswerer:
 
     async def answer(self, retrieval: Retrieval, access: Access) -> Draft:
         """Draft an answer with claims (call the validator before showing it)."""
-        if retrieval.plan is not None and _complete(retrieval.plan):
-            planned = await self._from_plan(retrieval.plan, access)
-            if planned is not None:
-                return planned
+        question = retrieval.question
+        qdoc = await asyncio.to_thread(self._parse, question.text)
+        kind = answer_kind(qdoc)
+        plan = retrieval.plan if retrieval.plan is not None and _complete(retrieval.plan) else None
+        planned = await self._from_plan(plan, access) if plan is not None else None
         chunk_ids = [e.chunk_id for e in retrieval.evidence]
         chunks = {c.id: c for c in await self._graph.chunks(chunk_ids, access)}
-        if not chunks:
-            return Draft(answer=NOT_FOUND, claims=())
         docs = {
             d.id: d
             for d in await self._graph.documents(
-                access, ids=list({c.document_id for c in chunks.values()}), limit=len(chunks)
+                access, ids=list({c.document_id for c in chunks.values()}), limit=len(chunks) or 1
             )
         }
-        mentions = await self._graph.chunk_mentions(list(chunks), access)
-        entities = {
-            e.id: e
-            for e in await self._graph.entities(list({m.entity_id for m in mentions}), access)
-        }
-        sentences = self._sentences(retrieval, chunks)
-        question = retrieval.question
+        clues = clues_of(qdoc, [e.mention for e in retrieval.linked], kind.category)
+        sentences = await self._scored_sentences(retrieval, chunks, clues) if chunks else []
+        if not sentences:
+            return planned or Draft(answer=NOT_FOUND, claims=())
+        asked = _Asked(qdoc, kind, clues, planned, sentences, docs)
+        options = self._checker.options(question.text)
+        if kind.kind == "yes_no" or options:
+            return self._compared(asked, options)
+        return await self._named(asked, retrieval, access)
+
+    def _compared(self, asked: _Asked, options: list[str]) -> Draft:
+        """A yes/no or "A or B" answer: recomputed from the evidence, else the plan's."""
+        decided = self._decide(asked, options, options or list(asked.clues.anchors))
+        if decided is not None:
+            return decided
+        if asked.planned is not None:
+            return asked.planned  # the plan's comparison (the answer check has the last word)
+        # neither stated nor denied, no option recomputed: no guess
+        return Draft(answer=NOT_FOUND, claims=_distinct_claims(asked.sentences[:1], asked.docs))
+
+    async def _named(self, asked: _Asked, retrieval: Retrieval, access: Access) -> Draft:
+        """The best candidate span of the asked kind that the answer check accepts (the
+        best one anyway when none does, so the caller sees why it was withheld)."""
+        favoured = frozenset(
+            normalize_name(n) for n in await self._favoured(retrieval, asked.planned, access)
+        )
+        views = [(i, doc) for i, s in enumerate(asked.sentences) for doc in s.doc]
+        ranked = score_candidates(
+            asked.doc,
+            asked.kind,
+            asked.clues,
+            [doc for _, doc in views],
+            [asked.sentences[i].weight for i, _ in views],
+            owners=[i for i, _ in views],
+            favoured=favoured,
+        )
+        planned = asked.planned
+        if planned is not None and ranked and ranked[0].key == normalize_name(planned.answer):
+            return replace(planned, answer=_as_written(planned.answer, ranked))
+        good = [c for c in ranked[: self.tries] if c.score >= self.floor]
+        for candidate in good:
+            draft = await self._draft(candidate, asked, retrieval, access)
+            checked = self._checker.check(asked.doc.text, draft.answer, _assumed(draft.claims))
+            if checked.verdict == "supported":
+                return draft
+        if good:
+            return await self._draft(good[0], asked, retrieval, access)
+        best = asked.sentences[0]
+        return Draft(answer=NOT_FOUND, claims=(_claim(best.text, best, asked.docs),))
+
+    def _parse(self, text: str) -> Any:
+        return self._parses(text)
+
+    def _decide(self, asked: _Asked, options: list[str], branches: list[str]) -> Draft | None:
+        """A yes/no or "A or B" answer recomputed from each branch's best sentences and
+        the plan's claims (the answer check decides; every branch is cited)."""
+        chosen: list[_Sentence] = []
+        for branch in branches:
+            key = words(branch)
+            naming = [s for s in asked.sentences if key and runs_in(key, words(s.text))]
+            chosen += naming[:2]
+        chosen += asked.sentences[:2]
+        planned = asked.planned.claims if asked.planned is not None else ()
+        claims = tuple(planned) + _distinct_claims(chosen, asked.docs)
+        claims = tuple({c.text: c for c in claims}.values())
+        answers = options or (["yes", "no"] if asked.kind.kind == "yes_no" else [])
+        for option in answers:
+            checked = self._checker.check(asked.doc.text, option, _assumed(claims))
+            if checked.verdict == "supported":
+                return Draft(answer=option, claims=claims)
+        return None
+
+    async def _favoured(
+        self, retrieval: Retrieval, planned: Draft | None, access: Access
+    ) -> list[str]:
+        """Names a graph fact ties to the question's entities, and the plan's answer."""
         linked = {e.entity_id for e in retrieval.linked}
-        best = self._best_candidate(question, linked, sentences, mentions, entities, retrieval)
-        if best is None:
-            sentence = max(sentences, key=lambda s: (s.relevance * s.prior, -s.start))
-            claim = _claim(sentence.text, sentence, docs, facts=())
-            return Draft(answer=sentence.text, claims=(claim,))
-        mention, sentence = best
-        stated = await self._stated_facts(mention.entity_id, sentence, access, entities)
+        bridged = list(
+            dict.fromkeys(
+                end
+                for subject, _, obj in retrieval.facts.values()
+                if subject in linked or obj in linked
+                for end in (subject, obj)
+                if end not in linked
+            )
+        )[:60]
+        names = [e.name for e in await self._graph.entities(bridged, access)] if bridged else []
+        if planned is not None:
+            names.append(planned.answer)
+        return names
+
+    async def _draft(
+        self, candidate: Candidate, asked: _Asked, retrieval: Retrieval, access: Access
+    ) -> Draft:
+        """The candidate's draft: its sentence, and the best sentences naming the
+        question's other names (the hops that lead to it)."""
+        sentences, clues, docs = asked.sentences, asked.clues, asked.docs
+        sentence = sentences[candidate.sentence]
+        mentions = await self._graph.chunk_mentions([sentence.chunk.id], access)
+        here = [
+            m
+            for m in mentions
+            if sentence.start <= m.span.start < sentence.end
+            and normalize_name(m.span.text) == candidate.key
+        ]
+        stated: list[tuple[Relation, Entity | None, Entity | None]] = []
+        names: dict[EntityId, Entity] = {}
+        if here:
+            stated = await self._stated_facts(here[0].entity_id, sentence, access, names)
         claims = [_claim(sentence.text, sentence, docs, facts=stated)]
-        claims += await self._bridges(retrieval, mention, sentence, access, entities, docs)
-        return Draft(answer=mention.span.text, claims=tuple(claims))
+        said = normalize_name(sentence.text)
+        for anchor in clues.anchors:
+            if normalize_name(anchor) in said:
+                continue
+            # the sentence naming it in the same chunk first (where "he" comes from)
+            naming = [s for s in sentences if normalize_name(anchor) in normalize_name(s.text)]
+            naming.sort(key=lambda s: s.chunk.id != sentence.chunk.id)
+            other = naming[0] if naming else None
+            if other is not None and all(c.text != other.text for c in claims):
+                claims.append(_claim(other.text, other, docs))
+                said += " " + normalize_name(other.text)
+        claims += _hops(clues, sentence, sentences, claims, docs)
+        if here:
+            claims += await self._bridges(retrieval, here[0], sentence, access, names, docs)
+        return Draft(answer=candidate.text, claims=tuple(claims))
+
+    async def _scored_sentences(
+        self, retrieval: Retrieval, chunks: dict[ChunkId, Chunk], clues: Clues
+    ) -> list[_Sentence]:
+        """The evidence sentences most like the question, parsed, best first."""
+        raw: list[tuple[Chunk, int, int, str, float]] = []
+        anchors = [words(a) for a in clues.anchors]
+        for rank, ev in enumerate(retrieval.evidence, 1):
+            chunk = chunks.get(ev.chunk_id)
+            if chunk is None:
+                continue
+            for start, end in split_sentences(chunk.text):
+                text = chunk.text[start:end].strip()
+                if len(text) < 3:
+                    continue
+                raw.append(
+                    (chunk, chunk.start + start, chunk.start + end, text, 1 / math.sqrt(rank))
+                )
+        if not raw:
+            return []
+        keywords = set(retrieval.question.keywords)
+        lexical = []
+        said = [words(r[3]) for r in raw]
+        naming = [_named(anchors, w) for w in said]
+        # names the question's own sentences give (the bridges of a multi-hop question)
+        bridges = _bridge_names([r[3] for r, n in zip(raw, naming, strict=True) if n >= 1.0])
+        bridges = [b for b in bridges if not any(runs_in(b, a) or runs_in(a, b) for a in anchors)]
+        for (chunk, _, _, text, prior), its, own in zip(raw, said, naming, strict=True):
+            overlap = len(keywords & set(tokenize(text))) / (len(keywords) or 1)
+            named = max(
+                own,
+                0.5 * _named(anchors, words(chunk.text)),
+                0.7 * float(any(runs_in(b, its) for b in bridges)),
+            )
+            lexical.append((overlap, named, prior))
+        order = sorted(
+            range(len(raw)), key=lambda i: -(lexical[i][0] + lexical[i][1]) * lexical[i][2]
+        )[: self.read]
+        texts = [retrieval.question.text] + [raw[i][3] for i in order]
+        vectors = await self._embedder.embed(texts)
+        sims = vectors[1:] @ vectors[0]
+        docs = await asyncio.to_thread(self._parse_many, [raw[i][3] for i in order])
+        out = []
+        for pos, i in enumerate(order):
+            chunk, start, end, text, prior = raw[i]
+            overlap, named, _ = lexical[i]
+            weight = (
+                (0.6 * max(float(sims[pos]), 0.0) + 0.4 * overlap)
+                * (0.3 + 0.7 * named)
+                * (0.6 + 0.4 * prior)
+            )
+            out.append(
+                _Sentence(chunk, start, end, text, overlap + named, prior, docs[pos], weight)
+            )
+        out.sort(key=lambda s: -s.weight)
+        return out
+
+    def _parse_many(self, texts: list[str]) -> list[tuple[Any, ...]]:
+        """Each text's parses: without its parenthetical asides (which often break the
+        parse of the sentence around them), and each aside on its own ("born 8 May 1950
+        in Paris")."""
+        return [tuple(self._parses(view) for view in _views(t)) for t in texts]
 
     async def _from_plan(self, trace: PlanTrace, access: Access) -> Draft | None:
         """The executed plan's answer, with one claim per hop: the sentence each step read
@@ -134,79 +341,6 @@ class ExtractiveAnswerer:
             return None
         return Draft(answer=answer.name, claims=tuple(claims))
 
-    # ------------------------------------------------------------------ scoring
-
-    def _sentences(self, retrieval: Retrieval, chunks: dict[ChunkId, Chunk]) -> list[_Sentence]:
-        keywords = set(retrieval.question.keywords)
-        linked_names = [normalize_name(e.mention) for e in retrieval.linked]
-        out = []
-        for rank, ev in enumerate(retrieval.evidence, 1):
-            chunk = chunks.get(ev.chunk_id)
-            if chunk is None:
-                continue
-            for start, end in split_sentences(chunk.text):
-                text = chunk.text[start:end]
-                tokens = set(tokenize(text))
-                overlap = len(keywords & tokens) / (len(keywords) or 1)
-                named = sum(1 for n in linked_names if n and n in normalize_name(text))
-                out.append(
-                    _Sentence(
-                        chunk=chunk,
-                        start=chunk.start + start,
-                        end=chunk.start + end,
-                        text=text,
-                        relevance=overlap + 0.5 * named,
-                        prior=1.0 / math.sqrt(rank),
-                    )
-                )
-        return out
-
-    def _best_candidate(
-        self,
-        question: QuestionAnalysis,
-        linked: set[EntityId],
-        sentences: list[_Sentence],
-        mentions: list[Mention],
-        entities: dict[EntityId, Entity],
-        retrieval: Retrieval,
-    ) -> tuple[Mention, _Sentence] | None:
-        asked = normalize_name(question.text)
-        bridged = {
-            end
-            for subject, _, obj in retrieval.facts.values()
-            for end in (subject, obj)
-            if subject in linked or obj in linked
-        }
-        scores: dict[EntityId, float] = defaultdict(float)
-        where: dict[EntityId, tuple[float, Mention, _Sentence]] = {}
-        for m in mentions:
-            ent = entities.get(m.entity_id)
-            if ent is None or m.entity_id in linked or normalize_name(ent.name) in asked:
-                continue
-            if question.answer_types and ent.type not in question.answer_types:
-                continue
-            sentence = next(
-                (
-                    s
-                    for s in sentences
-                    if s.chunk.id == m.span.chunk_id and s.start <= m.span.start < s.end
-                ),
-                None,
-            )
-            if sentence is None:
-                continue
-            value = sentence.prior * (0.2 + sentence.relevance)
-            if m.entity_id in bridged:
-                value *= 1.5
-            scores[m.entity_id] += value
-            if m.entity_id not in where or value > where[m.entity_id][0]:
-                where[m.entity_id] = (value, m, sentence)
-        if not scores:
-            return None
-        winner = max(scores, key=lambda e: (scores[e], e))
-        _, mention, sentence = where[winner]
-        return mention, sentence
-
     # ------------------------------------------------------------------ provenance
 
     async def _stated_facts(
@@ -224,11 +358,19 @@ class ExtractiveAnswerer:
                 for e in r.evidence
             )
         ]
-        stated = stated[:3]
+        stated = stated[:6]
         missing = [e for r in stated for e in (r.subject_id, r.object_id) if e not in names]
         for ent in await self._graph.entities(list(dict.fromkeys(missing)), access):
             names[ent.id] = ent
-        return [(r, names.get(r.subject_id), names.get(r.object_id)) for r in stated]
+        # A fact is cited only when the sentence names both its ends ("Bova" resolved to
+        # "Joseph Bova" by the graph is not the sentence naming Joseph Bova).
+        said = set(words(sentence.text))
+        out = []
+        for r in stated:
+            ends = (names.get(r.subject_id), names.get(r.object_id))
+            if all(e is not None and set(words(e.name)) <= said for e in ends):
+                out.append((r, ends[0], ends[1]))
+        return out[:3]
 
     async def _bridges(
         self,
@@ -293,6 +435,107 @@ def _claim(
         spans=(SpanRef.of(doc, sentence.chunk.id, sentence.start, sentence.end, sentence.text),),
         documents=(DocumentRef.of(doc),),
     )
+
+
+def _hops(
+    clues: Clues,
+    answer: _Sentence,
+    sentences: Sequence[_Sentence],
+    claims: Sequence[Claim],
+    docs: dict[DocumentId, Document],
+    limit: int = 3,
+) -> list[Claim]:
+    """Sentences that state the question's relation words the claims leave out, each
+    tied to the claims by a name they share or the document they come from (the hops
+    between the question's names and the answer)."""
+    said = {_stem(w) for c in claims for w in words(c.text)}
+    names = {w for c in claims for w in _capitalised(c.text)}
+    documents = {c.documents[0].document_id for c in claims if c.documents}
+    out: list[Claim] = []
+    for sentence in sentences:
+        if len(out) >= limit or not (clues.relation - said):
+            break
+        if sentence is answer or sentence.chunk.document_id not in docs:
+            continue
+        stems = {_stem(w) for w in words(sentence.text)}
+        adds = (clues.relation - said) & stems
+        tied = names & set(_capitalised(sentence.text)) or sentence.chunk.document_id in documents
+        if adds and tied and all(c.text != sentence.text for c in [*claims, *out]):
+            out.append(_claim(sentence.text, sentence, docs))
+            said |= stems
+            names |= set(_capitalised(sentence.text))
+            documents.add(sentence.chunk.document_id)
+    return out
+
+
+def _stem(word: str) -> str:
+    return word[:5] if len(word) > 5 else word
+
+
+def _capitalised(text: str) -> list[str]:
+    words = (w.lower() for w in re.findall(r"\b[A-Z][\w'\-]{2,}", text))
+    return [w for w in words if tokenize(w)]
+
+
+def _views(text: str) -> list[str]:
+    """A sentence without its parenthetical asides, and the asides."""
+    asides = _ASIDE.findall(text)
+    if not asides:
+        return [text]
+    main = " ".join(_ASIDE.sub(" ", text).split())
+    return [main, *(a.strip("() ") for a in asides if len(a) > 4)]
+
+
+_ASIDE = re.compile(r"\([^()]{2,300}\)")
+
+
+def _bridge_names(texts: Sequence[str]) -> list[list[str]]:
+    """Capitalised runs of texts (name-like phrases), as word lists, most frequent first."""
+    runs: dict[tuple[str, ...], int] = {}
+    for text in texts:
+        for run in _CAPITALISED.findall(text):
+            found = tuple(words(run))
+            if found and not (len(found) == 1 and len(found[0]) < 4):
+                runs[found] = runs.get(found, 0) + 1
+    ordered = sorted(runs, key=lambda w: -runs[w])
+    return [list(w) for w in ordered[:40]]
+
+
+_CAPITALISED = re.compile(
+    r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'\-]+(?:\s+(?:of|de|the|von|van|and)?\s*[A-Z][\w'\-]+)*"
+)
+
+
+def _named(anchors: Sequence[list[str]], words: list[str]) -> float:
+    """How fully a text names the question's names (1: every word of the best-named
+    one; a surname alone counts half of a two-word name)."""
+    if not anchors:
+        return 1.0
+    said = set(words)
+    return max((sum(w in said for w in a) / len(a) for a in anchors if a), default=1.0)
+
+
+def _assumed(claims: Sequence[Claim]) -> list[Claim]:
+    """Claims quoted whole from their source, as the validator will judge them."""
+    return [c.model_copy(update={"verdict": "supported"}) for c in claims]
+
+
+def _distinct_claims(
+    sentences: Sequence[_Sentence], docs: dict[DocumentId, Document]
+) -> tuple[Claim, ...]:
+    seen: set[str] = set()
+    out = []
+    for sentence in sentences:
+        if sentence.text not in seen and sentence.chunk.document_id in docs:
+            seen.add(sentence.text)
+            out.append(_claim(sentence.text, sentence, docs))
+    return tuple(out)
+
+
+def _as_written(answer: str, ranked: Sequence[Candidate]) -> str:
+    """The answer as the source writes it (the candidate span with the same name)."""
+    key = normalize_name(answer)
+    return next((c.text for c in ranked if c.key == key), answer)
 
 
 def _complete(trace: PlanTrace) -> bool:

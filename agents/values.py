@@ -284,6 +284,8 @@ def _quantity(doc: Any, tokens: list[Any], i: int, value: float) -> tuple[Quanti
         start -= 1
     if end < len(tokens) and not unit:
         unit, end = _unit_after(tokens, end)
+    if not unit and before in _MONTHS and len(token.text) <= 2 and 1 <= value <= 31:
+        unit = f"day:{before}"  # "October 8, 1970": the 8th of October
     year = (
         not unit
         and value.is_integer()

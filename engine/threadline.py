@@ -434,7 +434,10 @@ class Threadline:
         ``THREADLINE_MODEL__SYNTHESIS`` setting), with the extractive answerer behind it
         for unusable replies; otherwise the extractive answerer alone."""
         use_model = self.settings.model.synthesis if llm is None else llm
-        extractive = ExtractiveAnswerer(graph=self.graph)
+        checker = AnswerChecker(extractor=self._extractor)
+        extractive = ExtractiveAnswerer(
+            graph=self.graph, extractor=self._extractor, embedder=self._embedder, checker=checker
+        )
         answerer: Answerer = extractive
         judge = None
         if use_model:
@@ -446,7 +449,7 @@ class Threadline:
             retriever=self.retriever,
             answerer=answerer,
             validator=self.validator(judge=judge),
-            checker=AnswerChecker(extractor=self._extractor),
+            checker=checker,
         )
 
     def global_pipeline(self, *, llm: bool | None = None) -> GlobalQueryPipeline:
