@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents import Mode
+from agents import NOT_FOUND, Mode
+from agents.spans import answer_kind
+from engine.query import QueryPipeline
 from engine.threadline import Threadline
+from extractors import SpacyEntityExtractor
 from graph import Access, InputError
+from graph.provenance import Answer
 
 __all__ = ["BenchQuestion", "exact_match", "f1_score", "load_questions", "run_bench"]
 
@@ -118,16 +122,19 @@ async def run_bench(
     recall: dict[str, dict[int, list[float]]] = {m: {k: [] for k in ks} for m in MODES}
     em: dict[str, list[float]] = {m: [] for m in MODES}
     f1: dict[str, list[float]] = {m: [] for m in MODES}
+    answers: dict[str, list[AnswerScore]] = {m: [] for m in MODES}
     latency: dict[str, list[float]] = {m: [] for m in MODES}
     rows = []
     # Load the NLP pipeline and the embedder before the clock starts.
     await tl.retrieve(questions[0].question, access, k=depth)
     pipeline = tl.pipeline()  # the pipeline itself: a repeated question is answered again
+    parser = SpacyEntityExtractor(pipeline=tl.settings.extraction.spacy_pipeline)
     for done, q in enumerate(questions, 1):
         row: dict[str, Any] = {"id": q.id, "question": q.question, "answers": list(q.answers)}
+        kind = await asyncio.to_thread(answer_kind_of, parser, q.question)
         for mode in MODES:
             started = time.perf_counter()
-            answer = await pipeline.ask(q.question, access, mode=mode, k=depth)
+            answer, drafted = await _ask(pipeline, q.question, access, mode, depth)
             latency[mode].append(answer.timings_ms.get("retrieval", 0.0))
             docs = {
                 d.id: d
@@ -147,8 +154,11 @@ async def run_bench(
             if q.answers:
                 em[mode].append(exact_match(answer.answer, q.answers))
                 f1[mode].append(f1_score(answer.answer, q.answers))
+                answers[mode].append(AnswerScore.of(kind, drafted, answer.answer, q.answers))
             row[mode] = {
                 "answer": answer.answer,
+                "draft": drafted,
+                "kind": kind,
                 "retrieved": keys,
                 "recall": {str(k): recall[mode][k][-1] for k in ks},
                 "linked": [e.name for e in answer.entities],
@@ -166,6 +176,7 @@ async def run_bench(
         "recall": {m: {str(k): _mean(recall[m][k]) for k in ks} for m in MODES},
         "em": {m: _mean(em[m]) for m in MODES} if answered else None,
         "f1": {m: _mean(f1[m]) for m in MODES} if answered else None,
+        "answers": {m: answer_summary(answers[m]) for m in MODES} if answered else None,
         "questions_with_answers": answered,
         "latency_ms": {
             m: {"p50": _percentile(latency[m], 0.5), "p95": _percentile(latency[m], 0.95)}
@@ -178,6 +189,78 @@ async def run_bench(
             "passages_per_s": round(report.added / report.seconds, 1) if report.added else None,
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+async def _ask(
+    pipeline: QueryPipeline, question: str, access: Access, mode: Mode, k: int
+) -> tuple[Answer, str]:
+    """The answer and the draft it was made from (before the answer check)."""
+    drafted = ""
+    async for event in pipeline.stream(question, access, mode=mode, k=k):
+        if event.kind == "answer":
+            drafted = event.text or ""
+        if event.answer is not None:
+            return event.answer, drafted
+    raise InputError("the question produced no answer")  # pragma: no cover - always done
+
+
+def answer_kind_of(parser: SpacyEntityExtractor, question: str) -> str:
+    """The answer kind of a question (see :func:`agents.spans.answer_kind`)."""
+    return answer_kind(parser.parse(question)).kind
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerScore:
+    """One answer scored: its kind, the draft's F1, the final answer's F1, whether it
+    was withheld ("not found") and its length in words."""
+
+    kind: str
+    drafted: bool
+    draft_f1: float
+    f1: float
+    abstained: bool
+    words: int
+
+    @classmethod
+    def of(cls, kind: str, draft: str, final: str, gold: Sequence[str]) -> AnswerScore:
+        """Score a draft and the answer that left the pipeline against the gold answers."""
+        abstained = final == NOT_FOUND
+        drafted = bool(draft) and draft != NOT_FOUND
+        return cls(
+            kind=kind,
+            drafted=drafted,
+            draft_f1=f1_score(draft, gold) if drafted else 0.0,
+            f1=f1_score(final, gold),
+            abstained=abstained,
+            words=0 if abstained else len(final.split()),
+        )
+
+
+#: kinds whose answers are a name or a value (the short-answer bar applies to them)
+SHORT_KINDS = frozenset({"person", "organization", "place", "date", "number", "title"})
+
+
+def answer_summary(scores: Sequence[AnswerScore]) -> dict[str, Any]:
+    """Abstention and answer length over one mode's answers.
+
+    ``abstained``: share answered "not found" (by the answerer or the answer check);
+    ``draft_f1``: F1 of the drafts before the answer check; of the drafts the check
+    withheld, ``right_lost`` had F1 ≥ 0.5 and ``wrong_avoided`` did not; ``f1_answered``:
+    F1 over the answers given; ``short``: share of given name/date/number answers of at
+    most 6 words.
+    """
+    given = [s for s in scores if not s.abstained]
+    withheld = [s for s in scores if s.abstained and s.drafted]
+    right_lost = sum(1 for s in withheld if s.draft_f1 >= 0.5)
+    named = [s for s in given if s.kind in SHORT_KINDS]
+    return {
+        "abstained": round(1 - len(given) / len(scores), 3) if scores else 0.0,
+        "draft_f1": _mean([s.draft_f1 for s in scores]),
+        "f1_answered": _mean([s.f1 for s in given]),
+        "right_lost": right_lost,
+        "wrong_avoided": len(withheld) - right_lost,
+        "short": round(sum(s.words <= 6 for s in named) / len(named), 3) if named else None,
     }
 
 

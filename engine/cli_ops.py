@@ -72,7 +72,11 @@ def bench(
         recall = "  ".join(f"R@{c}={v:.3f}" for c, v in result["recall"][mode].items())
         quality = ""
         if result["em"] is not None:
-            quality = f"  EM={result['em'][mode]:.3f}  F1={result['f1'][mode]:.3f}"
+            given = result["answers"][mode]
+            quality = (
+                f"  EM={result['em'][mode]:.3f}  F1={result['f1'][mode]:.3f}"
+                f"  abstained={given['abstained']:.3f}"
+            )
         lat = result["latency_ms"][mode]
         out.print(f"  {mode:<10} {recall}{quality}  p50={lat['p50']}ms p95={lat['p95']}ms")
     out.print(f"  per-question results: {out_file}")
