@@ -23,7 +23,15 @@ from agents.answerer import NOT_FOUND, Draft
 from agents.naming import runs_in, words
 from agents.plan import Binding, PlanTrace
 from agents.retrieval import Retrieval
-from agents.spans import AnswerKind, Candidate, Clues, answer_kind, clues_of, score_candidates
+from agents.spans import (
+    AnswerKind,
+    Candidate,
+    Clues,
+    answer_kind,
+    clues_of,
+    score_candidates,
+    sentence_views,
+)
 from extractors import Embedder, SpacyEntityExtractor, split_sentences, tokenize
 from graph import (
     Access,
@@ -298,7 +306,7 @@ class ExtractiveAnswerer:
         """Each text's parses: without its parenthetical asides (which often break the
         parse of the sentence around them), and each aside on its own ("born 8 May 1950
         in Paris")."""
-        return [tuple(self._parses(view) for view in _views(t)) for t in texts]
+        return [tuple(self._parses(view) for view in sentence_views(t)) for t in texts]
 
     async def _from_plan(self, trace: PlanTrace, access: Access) -> Draft | None:
         """The executed plan's answer, with one claim per hop: the sentence each step read
@@ -475,18 +483,6 @@ def _stem(word: str) -> str:
 def _capitalised(text: str) -> list[str]:
     words = (w.lower() for w in re.findall(r"\b[A-Z][\w'\-]{2,}", text))
     return [w for w in words if tokenize(w)]
-
-
-def _views(text: str) -> list[str]:
-    """A sentence without its parenthetical asides, and the asides."""
-    asides = _ASIDE.findall(text)
-    if not asides:
-        return [text]
-    main = " ".join(_ASIDE.sub(" ", text).split())
-    return [main, *(a.strip("() ") for a in asides if len(a) > 4)]
-
-
-_ASIDE = re.compile(r"\([^()]{2,300}\)")
 
 
 def _bridge_names(texts: Sequence[str]) -> list[list[str]]:

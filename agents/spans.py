@@ -22,6 +22,7 @@ A candidate that repeats a name of the question is never the answer.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "answer_kind",
     "clues_of",
     "score_candidates",
+    "sentence_views",
 ]
 
 Kind = Literal[
@@ -131,6 +133,8 @@ def _kind_at(token: Any, doc: Any, stranded: str | None) -> AnswerKind | None:
     low = token.lower_
     if low == "how":
         after = doc[token.i + 1].lower_ if token.i + 1 < len(doc) else ""
+        if after in ("many", "much"):
+            return AnswerKind("number", _NUMBER)  # a count or an amount, not a date
         measured = after in _MEASURES or (after in ("long", "old") and _asks_time_span(doc))
         return AnswerKind("number", _NUMBER | _DATE) if measured else AnswerKind("description")
     if low in ("which", "what", "whose") and token.head.pos_ in ("NOUN", "PROPN"):
@@ -312,7 +316,7 @@ def score_candidates(
                 continue
             if kind.category is not None and _categorized(span, kind.category):
                 categorized.add(key)
-            value = weight * fit * (0.35 + _nearness(span, matched, anchored))
+            value = weight * fit * (0.2 + _nearness(span, matched, anchored))
             value *= _role(span, kind, clues, matched) * (1.5 if key in favoured else 1.0)
             total[key] += value
             _keep(
@@ -373,6 +377,8 @@ def _spans(doc: Any, kind: AnswerKind) -> list[tuple[Any, str]]:
     taken: set[int] = set()
     for ent in doc.ents:
         span = _trim(ent)
+        if span is not None and ent.label_ == "DATE":
+            span = _with_day(span)
         if span is not None:
             out.append((span, ent.label_))
             taken.update(t.i for t in span)
@@ -391,6 +397,28 @@ def _spans(doc: Any, kind: AnswerKind) -> list[tuple[Any, str]]:
     if kind.kind == "description":
         out += [(s, "CLAUSE") for s in _clauses(doc, kind)]
     return out
+
+
+def _with_day(span: Any) -> Any:
+    """A date with the day the parser left out of it ("4" of "4 March 1961")."""
+    before = span.doc[span.start - 1] if span.start > 0 else None
+    if before is not None and before.like_num and before.text.isdigit() and int(before.text) <= 31:
+        return span.doc[span.start - 1 : span.end]
+    return span
+
+
+def sentence_views(text: str) -> list[str]:
+    """A sentence without its parenthetical asides, and each aside on its own: asides
+    often break the parse of the sentence around them, and say things of their own
+    ("born 8 May 1950 in Paris")."""
+    asides = _ASIDE.findall(text)
+    if not asides:
+        return [text]
+    main = " ".join(_ASIDE.sub(" ", text).split())
+    return [main, *(a.strip("() ") for a in asides if len(a) > 4)]
+
+
+_ASIDE = re.compile(r"\([^()]{2,300}\)")
 
 
 def _trim(span: Any) -> Any | None:
@@ -453,9 +481,7 @@ def _fit(label: str, kind: AnswerKind) -> float:
     if kind.kind == "description":
         return float(label == "CLAUSE")
     if kind.labels:
-        loose = kind.kind in ("thing", "title", "organization")
-        fits = 1.0 if label in kind.labels else 0.0
-        return fits or (_LOOSE.get(label, 0.0) if loose else 0.0)
+        return 1.0 if label in kind.labels else _LOOSE.get(kind.kind, {}).get(label, 0.0)
     if kind.kind != "thing":
         return 0.5
     if label in _VALUES:
@@ -465,9 +491,16 @@ def _fit(label: str, kind: AnswerKind) -> float:
     return 0.7 if kind.category is not None else 0.8
 
 
-#: fits of untyped phrases where a typed entity is asked for ("which company": a
-#: proper-noun phrase the NER left untyped)
-_LOOSE = {"PROPN": 0.6, "NOUN": 0.35}
+#: fits of untyped phrases and of names typed otherwise where a typed entity is asked
+#: for (the parser confuses places, organisations and people; "which company": a
+#: proper-noun phrase it left untyped)
+_LOOSE: dict[str, dict[str, float]] = {
+    "place": {"ORG": 0.5, "PERSON": 0.3},
+    "person": {"ORG": 0.3, "GPE": 0.2},
+    "organization": {"PROPN": 0.6, "NOUN": 0.35, "GPE": 0.3, "PERSON": 0.3},
+    "thing": {"PROPN": 0.6, "NOUN": 0.35},
+    "title": {"PROPN": 0.6, "NOUN": 0.35, "ORG": 0.5, "PERSON": 0.3},
+}
 
 
 def _matched(doc: Any, clues: Clues) -> list[tuple[Any, float]]:
