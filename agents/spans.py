@@ -132,11 +132,7 @@ def _kind_at(token: Any, doc: Any, stranded: str | None) -> AnswerKind | None:
     """The kind a question word asks for (None: the token is not a question word)."""
     low = token.lower_
     if low == "how":
-        after = doc[token.i + 1].lower_ if token.i + 1 < len(doc) else ""
-        if after in ("many", "much"):
-            return AnswerKind("number", _NUMBER)  # a count or an amount, not a date
-        measured = after in _MEASURES or (after in ("long", "old") and _asks_time_span(doc))
-        return AnswerKind("number", _NUMBER | _DATE) if measured else AnswerKind("description")
+        return _how(doc[token.i + 1].lower_ if token.i + 1 < len(doc) else "", doc)
     if low in ("which", "what", "whose") and token.head.pos_ in ("NOUN", "PROPN"):
         noun = token.head if token.head.i != token.i else None
     elif low in ("what", "which"):
@@ -150,6 +146,16 @@ def _kind_at(token: Any, doc: Any, stranded: str | None) -> AnswerKind | None:
     if stranded is not None:
         return AnswerKind("description", preposition=stranded)
     return AnswerKind("thing")
+
+
+def _how(after: str, doc: Any) -> AnswerKind:
+    """What a "how …" question asks for: a count or an amount ("how many/much"), a
+    measure that may be a duration ("how long", "how old"), or a description."""
+    if after in ("many", "much"):
+        return AnswerKind("number", _NUMBER)  # a count or an amount, not a date
+    if after in _MEASURES or (after in ("long", "old") and _asks_time_span(doc)):
+        return AnswerKind("number", _NUMBER | _DATE)
+    return AnswerKind("description")
 
 
 def _of_category(noun: Any, stranded: str | None) -> AnswerKind:

@@ -124,4 +124,5 @@ def test_no_span_of_the_asked_kind_means_no_candidate(extractor: SpacyEntityExtr
 def test_answers_are_short(extractor: SpacyEntityExtractor) -> None:
     for question in ("Who founded Globex?", "When would the Globex deal close?"):
         best = _best(extractor, question, NEWS)
-        assert best is not None and len(best.split()) <= 6
+        assert best is not None
+        assert len(best.split()) <= 6
