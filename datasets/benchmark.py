@@ -23,9 +23,9 @@ page was missed, or fusion ranked a page the plan reached out of the top 5).
 ``model`` measures the model path with a local llama.cpp server it starts (or the server
 ``--base-url`` names): synthesis on the dataset's first ``--questions`` questions (tokens
 per answer, synthesis and validation latency, how many answers the model wrote, claims
-kept and removed, EM/F1 for reference), then model extraction on the corpus's first
-``--passages`` passages (chunks/s), and a re-ingest of the same passages after deleting
-them (cache hit rate, chunks/s).
+kept and removed, EM/F1 and the share answered "not found"), then model extraction on
+the corpus's first ``--passages`` passages (chunks/s), and a re-ingest of the same
+passages after deleting them (cache hit rate, chunks/s).
 
 ``verify`` measures claim verification on any corpus: it builds cases from the corpus's
 sentences (``datasets/verify_cases.py``: the sentence itself, without its parenthesis, a
@@ -62,7 +62,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import Settings, Threadline  # noqa: E402 - the path is set up first
+from agents import NOT_FOUND  # noqa: E402 - the path is set up first
+from engine import Settings, Threadline  # noqa: E402
 from graph import Access  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -324,6 +325,7 @@ async def model_path(
                     "removed": answer.removed_claims,
                     "em": exact_match(answer.answer, q.answers),
                     "f1": f1_score(answer.answer, q.answers),
+                    "abstained": answer.answer == NOT_FOUND,
                 }
             )
     by_model = [r for r in rows if r["model"]]
@@ -348,8 +350,9 @@ async def model_path(
         "validation_ms_p50": pct("validation_ms", 0.5),
         "supported_claims_per_answer": mean("supported", rows),
         "removed_claims_per_answer": mean("removed", rows),
-        "em": mean("em", rows),
+        "em": round(sum(r["em"] for r in rows) / len(rows), 3) if rows else 0.0,
         "f1": round(sum(r["f1"] for r in rows) / len(rows), 3) if rows else 0.0,
+        "abstained": round(sum(r["abstained"] for r in rows) / len(rows), 3) if rows else 0.0,
         "extraction": extraction,
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}",
