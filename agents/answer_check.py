@@ -249,7 +249,12 @@ def _off_topic(
 ) -> str | None:
     """Why the claims do not answer what was asked: the answer repeats the question, is
     of the wrong kind, or the claims leave out a name or relation the question asks about."""
-    if any(_bare(answer) in _bare(a) or _bare(a) == _bare(answer) for a in anchors):
+    said = set(_words(answer))
+    if any(
+        _bare(answer) in _bare(a) or _bare(a) == _bare(answer) or set(_words(a)) <= said
+        for a in anchors
+        if _words(a)
+    ):
         return f"the answer {answer!r} repeats a name the question gives"
     kind = _kind_problem(asked, answer, stating)
     if kind is not None:

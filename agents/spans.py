@@ -69,6 +69,7 @@ _ASKING = frozenset(
     "name names kind type sort one ones thing things part way also called known "
     "example term".split()
 )
+_TIME_UNITS = frozenset("second minute hour day week month year decade century season term".split())
 _MEASURES = frozenset("many much long old tall far big large high wide deep heavy".split())
 
 
@@ -152,7 +153,10 @@ def _how(after: str, doc: Any) -> AnswerKind:
     """What a "how …" question asks for: a count or an amount ("how many/much"), a
     measure that may be a duration ("how long", "how old"), or a description."""
     if after in ("many", "much"):
-        return AnswerKind("number", _NUMBER)  # a count or an amount, not a date
+        # a count or an amount, not a date — unless what is counted is time ("how many
+        # years": "seven years" is a duration)
+        timed = any(t.lemma_.lower() in _TIME_UNITS for t in doc)
+        return AnswerKind("number", _NUMBER | (_DATE if timed else frozenset()))
     if after in _MEASURES or (after in ("long", "old") and _asks_time_span(doc)):
         return AnswerKind("number", _NUMBER | _DATE)
     return AnswerKind("description")
@@ -373,6 +377,9 @@ def _repeats(key: str, asked: str, asked_words: set[str], clues: Clues) -> bool:
         return True
     if any(key == normalize_name(a) or key in normalize_name(a) for a in clues.anchors):
         return True
+    said = set(_words(key))
+    if any(set(w) <= said for w in (_words(normalize_name(a)) for a in clues.anchors) if w):
+        return True  # "Ebenezer Scrooge" for "Scrooge": the question's name, written out
     content = [w for w in _words(key) if len(w) > 1]
     return bool(content) and all(w in asked_words or w in clues.anchor_words for w in content)
 
