@@ -33,6 +33,9 @@ from agents.answerer import NOT_FOUND
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
+    attribute_of as _attribute_of,
+)
+from agents.naming import (
     chained as _chained,
 )
 from agents.naming import (
@@ -45,13 +48,7 @@ from agents.naming import (
     inside as _inside,
 )
 from agents.naming import (
-    name_root as _name_root,
-)
-from agents.naming import (
     names as _names,
-)
-from agents.naming import (
-    spans_of as _spans,
 )
 from agents.naming import (
     titled as _titled,
@@ -422,24 +419,6 @@ def _described(
             if identity_path(path):
                 return AnswerCheck("supported", f"a supported claim says {answer!r} is {said}")
     return AnswerCheck("unsupported", f"no supported claim says {answer!r} is {said}")
-
-
-def _attribute_of(answer: str, stating: list[Any], anchors: list[str]) -> bool:
-    """Whether a claim says a named thing of the question *is* the answer: an
-    apposition or copula links them, or the answer is coordinated with what does
-    ("X was a soldier and politician")."""
-    for doc in stating:
-        for span in _spans(doc, answer):
-            head = span.root
-            while head.dep_ == "conj" and head.head.i != head.i:
-                head = head.head
-            if head.pos_ not in ("NOUN", "PROPN", "ADJ"):
-                continue
-            for target in (_name_root(t) for name in anchors for t in _finds(doc, name)):
-                path = path_between(head, target)
-                if path is not None and len(path) <= 4 and identity_path(path):
-                    return True
-    return False
 
 
 # -- yes/no and choices --------------------------------------------------------------------

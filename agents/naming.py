@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.clauses import identity_path, path_between
 from agents.values import country_key
 from graph import normalize_name
 
 __all__ = [
+    "attribute_of",
     "chained",
     "find",
     "finds",
@@ -153,3 +155,21 @@ def chained(texts: list[Any], documents: list[set[str]], answer: str) -> list[in
                 reached.add(j)
                 todo.append(j)
     return sorted(reached)
+
+
+def attribute_of(answer: str, stating: list[Any], anchors: list[str]) -> bool:
+    """Whether a claim says a named thing of the question *is* the answer: an
+    apposition or copula links them, or the answer is coordinated with what does
+    ("X was a soldier and politician")."""
+    for doc in stating:
+        for span in spans_of(doc, answer):
+            head = span.root
+            while head.dep_ == "conj" and head.head.i != head.i:
+                head = head.head
+            if head.pos_ not in ("NOUN", "PROPN", "ADJ"):
+                continue
+            for target in (name_root(t) for name in anchors for t in finds(doc, name)):
+                path = path_between(head, target)
+                if path is not None and len(path) <= 4 and identity_path(path):
+                    return True
+    return False

@@ -23,7 +23,17 @@ from extractors import SpacyEntityExtractor
 from graph import Access, InputError
 from graph.provenance import Answer
 
-__all__ = ["BenchQuestion", "exact_match", "f1_score", "load_questions", "run_bench"]
+__all__ = [
+    "MODES",
+    "AnswerScore",
+    "BenchQuestion",
+    "answer_kind_of",
+    "answer_summary",
+    "exact_match",
+    "f1_score",
+    "load_questions",
+    "run_bench",
+]
 
 _PUNCTUATION = frozenset(string.punctuation)
 MODES: tuple[Mode, ...] = ("threadline", "single", "dense")
@@ -108,8 +118,9 @@ async def run_bench(
     ks: Sequence[int] = (2, 5),
     per_question: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    modes: Sequence[Mode] = MODES,
 ) -> dict[str, Any]:
-    """Index the dataset's corpus (a no-op when unchanged) and score both modes."""
+    """Index the dataset's corpus (a no-op when unchanged) and score each mode."""
     corpus = dataset_dir / "corpus.jsonl"
     questions = load_questions(dataset_dir / "questions.jsonl")[:limit]
     if not questions:
@@ -119,11 +130,11 @@ async def run_bench(
     report = await tl.ingest(sources)
     access = Access(tenant=tl.settings.tenant)
     depth = max(ks)
-    recall: dict[str, dict[int, list[float]]] = {m: {k: [] for k in ks} for m in MODES}
-    em: dict[str, list[float]] = {m: [] for m in MODES}
-    f1: dict[str, list[float]] = {m: [] for m in MODES}
-    answers: dict[str, list[AnswerScore]] = {m: [] for m in MODES}
-    latency: dict[str, list[float]] = {m: [] for m in MODES}
+    recall: dict[str, dict[int, list[float]]] = {m: {k: [] for k in ks} for m in modes}
+    em: dict[str, list[float]] = {m: [] for m in modes}
+    f1: dict[str, list[float]] = {m: [] for m in modes}
+    answers: dict[str, list[AnswerScore]] = {m: [] for m in modes}
+    latency: dict[str, list[float]] = {m: [] for m in modes}
     rows = []
     # Load the NLP pipeline and the embedder before the clock starts.
     await tl.retrieve(questions[0].question, access, k=depth)
@@ -132,7 +143,7 @@ async def run_bench(
     for done, q in enumerate(questions, 1):
         row: dict[str, Any] = {"id": q.id, "question": q.question, "answers": list(q.answers)}
         kind = await asyncio.to_thread(answer_kind_of, parser, q.question)
-        for mode in MODES:
+        for mode in modes:
             started = time.perf_counter()
             answer, drafted = await _ask(pipeline, q.question, access, mode, depth)
             latency[mode].append(answer.timings_ms.get("retrieval", 0.0))
@@ -173,14 +184,14 @@ async def run_bench(
     return {
         "dataset": dataset_dir.name,
         "questions": len(questions),
-        "recall": {m: {str(k): _mean(recall[m][k]) for k in ks} for m in MODES},
-        "em": {m: _mean(em[m]) for m in MODES} if answered else None,
-        "f1": {m: _mean(f1[m]) for m in MODES} if answered else None,
-        "answers": {m: answer_summary(answers[m]) for m in MODES} if answered else None,
+        "recall": {m: {str(k): _mean(recall[m][k]) for k in ks} for m in modes},
+        "em": {m: _mean(em[m]) for m in modes} if answered else None,
+        "f1": {m: _mean(f1[m]) for m in modes} if answered else None,
+        "answers": {m: answer_summary(answers[m]) for m in modes} if answered else None,
         "questions_with_answers": answered,
         "latency_ms": {
             m: {"p50": _percentile(latency[m], 0.5), "p95": _percentile(latency[m], 0.95)}
-            for m in MODES
+            for m in modes
         },
         "ingest": {
             "passages": report.documents_read,

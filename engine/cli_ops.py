@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
+from agents import Mode
 from engine.cli_common import (
     Backend,
     DataDir,
@@ -38,6 +39,9 @@ def bench(
     per_question: Annotated[
         Path | None, typer.Option(help="Write one JSON line per question here.")
     ] = None,
+    modes: Annotated[
+        str, typer.Option("--modes", help="Comma-separated modes to run (threadline,single,dense).")
+    ] = "threadline,single,dense",
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -46,7 +50,7 @@ def bench(
     The corpus is indexed into --data-dir (default .threadline-bench/DATASET); an unchanged
     corpus is not indexed again.
     """
-    from engine.bench import run_bench  # noqa: PLC0415 - only this command needs it
+    from engine.bench import MODES, run_bench  # noqa: PLC0415 - only this command needs it
 
     try:
         ks = sorted({int(x) for x in k.split(",") if x.strip()})
@@ -54,13 +58,23 @@ def bench(
         raise typer.BadParameter("--k takes numbers like 2,5") from exc
     if not ks or ks[0] < 1:
         raise typer.BadParameter("--k takes positive numbers like 2,5")
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in MODES]
+    if not chosen or unknown:
+        raise typer.BadParameter(f"--modes takes some of {', '.join(MODES)}")
     target = data_dir or Path(".threadline-bench") / dataset_dir.resolve().name
     out_file = per_question or target / "per_question.jsonl"
 
     async def job(tl: Threadline) -> Any:
         with progress_bar("questions") as progress:
             return await run_bench(
-                tl, dataset_dir, limit=limit, ks=ks, per_question=out_file, progress=progress
+                tl,
+                dataset_dir,
+                limit=limit,
+                ks=ks,
+                per_question=out_file,
+                progress=progress,
+                modes=[cast("Mode", m) for m in chosen],
             )
 
     result = run_job(target, job)
@@ -68,7 +82,7 @@ def bench(
         emit_json(result)
         return
     out.print(f"{result['dataset']}: {result['questions']} questions")
-    for mode in ("threadline", "single", "dense"):
+    for mode in result["recall"]:
         recall = "  ".join(f"R@{c}={v:.3f}" for c, v in result["recall"][mode].items())
         quality = ""
         if result["em"] is not None:
