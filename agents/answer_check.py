@@ -39,6 +39,12 @@ from agents.naming import (
     chained as _chained,
 )
 from agents.naming import (
+    date_of as _date_of,
+)
+from agents.naming import (
+    detached as _detached,
+)
+from agents.naming import (
     find as _find,
 )
 from agents.naming import (
@@ -48,7 +54,13 @@ from agents.naming import (
     inside as _inside,
 )
 from agents.naming import (
+    located_at as _located_at,
+)
+from agents.naming import (
     names as _names,
+)
+from agents.naming import (
+    runs_in as _runs_in,
 )
 from agents.naming import (
     titled as _titled,
@@ -58,7 +70,7 @@ from agents.naming import (
 )
 from agents.question import HEAD_TYPES
 from agents.spans import answer_kind
-from agents.values import country_key, month_number, quantities
+from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
 from graph.provenance import Claim, Verdict
@@ -233,6 +245,9 @@ def _entity(
     role = _role(asked, answer, stating, anchors)
     if role is not None:
         return role
+    loose = _detached(asked, answer, stating)
+    if loose is not None:
+        return AnswerCheck("unsupported", loose)
     return AnswerCheck("supported", "a supported claim states the answer in the asked role")
 
 
@@ -248,9 +263,7 @@ def _off_topic(
     of the wrong kind, or the claims leave out a name or relation the question asks about."""
     said = set(_words(answer))
     if any(
-        _bare(answer) in _bare(a) or _bare(a) == _bare(answer) or set(_words(a)) <= said
-        for a in anchors
-        if _words(a)
+        _runs_in(_words(answer), _words(a)) or set(_words(a)) <= said for a in anchors if _words(a)
     ):
         return f"the answer {answer!r} repeats a name the question gives"
     kind = _kind_problem(asked, answer, stating)
@@ -267,12 +280,20 @@ def _off_topic(
     relation = _relation_words(asked, anchors)
     said = {w for t in texts for w in _lemmas(t)}
     unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
-    if said & _LOCATIVE:  # "where X is found / located" is said by "X … in Y"
-        unsaid = [w for w in unsaid if w not in _LOCATIVE_VERBS]
+    subjects = [t.text for t in asked if t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "NOUN"]
+    if _located_at([*anchors, *subjects], texts, _WHERE):  # "where is X found": "X … in Y"
+        passive = {t.lemma_.lower() for t in asked if t.tag_ == "VBN" or t.lemma_ in ("lie", "sit")}
+        unsaid = [w for w in unsaid if not (w in _LOCATIVE_VERBS and w in passive)]
     # "the city where WILM broadcasts", "the country where the river is": a kind of
-    # thing is said by naming one of that kind
-    labels = {e.label_ for t in texts for e in t.ents}
-    unsaid = [w for w in unsaid if not (w in HEAD_TYPES and HEAD_TYPES[w] & labels)]
+    # place, organisation or work is said by naming one of that kind other than the
+    # question's own names (not a person's role: "wife", "founder" must be said)
+    named = {_bare(a) for a in anchors}
+    labels = {e.label_ for t in texts for e in t.ents if _bare(e.text) not in named}
+    unsaid = [
+        w
+        for w in unsaid
+        if not (w in HEAD_TYPES and not HEAD_TYPES[w] & {"PERSON"} and HEAD_TYPES[w] & labels)
+    ]
     category = answer_kind(asked).category
     if unsaid == [category] and _attribute_of(answer, stating, anchors):
         unsaid = []  # "What is X's occupation?" ← "X is a politician": what X is said to be
@@ -281,6 +302,33 @@ def _off_topic(
             f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
             "which the question asks about"
         )
+    return _one_hop(relation, anchors, texts, stating, titles)
+
+
+def _one_hop(
+    relation: list[str],
+    anchors: list[str],
+    texts: list[Any],
+    stating: list[Any],
+    titles: Sequence[tuple[str, ...]],
+) -> str | None:
+    """A claim that says every relation of the question itself must also name what the
+    question asks about: "Tom Lenz was born in Ghent" does not say where Vera Dua was
+    born, even chained to "Vera Dua met Tom Lenz" (the question asks no hop)."""
+    own = {w for t in stating for w in _lemmas(t)}
+    if not relation or any(
+        w not in own and not (_INVERSES.get(w, frozenset()) & own) for w in relation
+    ):
+        return None
+    own_titles = [titles[i] for i, t in enumerate(texts) if i < len(titles) and t in stating]
+    for anchor in anchors:
+        if not any(_names(t, anchor) for t in stating) and not any(
+            _titled(anchor, t, own) for t in stating for own in own_titles
+        ):
+            return (
+                f"the claim stating the answer does not name {anchor!r}, which the question "
+                "asks about"
+            )
     return None
 
 
@@ -326,6 +374,8 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
 _LOCATIVE_VERBS = frozenset("find locate situate lie sit base".split())
 _PLACES = frozenset({"GPE", "LOC", "FAC", "ORG"})
 _LOCATIVE = frozenset("in at on near to from inside within into outside across".split())
+#: prepositions that say where something is ("found in", "located at")
+_WHERE = frozenset("in at on near inside within".split())
 
 
 def _located(answer: str, stating: list[Any]) -> bool:
@@ -563,40 +613,6 @@ def _measured(chosen: str, options: list[str], texts: list[Any], *, greater: boo
 
 def _bare(name: str) -> str:
     return normalize_name(name).removeprefix("the ").strip(" .")
-
-
-def _date_of(name: str, texts: list[Any], depth: int = 1) -> tuple[int, int, int] | None:
-    """The first date a claim about ``name`` states (through one named entity if the
-    claims about ``name`` give none)."""
-    for doc in texts:
-        if _names(doc, name):
-            found = _first_date(doc, name)
-            if found is not None:
-                return found
-    if depth == 0:
-        return None
-    for doc in texts:
-        if not _names(doc, name):
-            continue
-        for ent in doc.ents:
-            if ent.label_ in ("PERSON", "ORG") and not _inside(name, ent.text):
-                found = _date_of(ent.text, texts, depth - 1)
-                if found is not None:
-                    return found
-    return None
-
-
-def _first_date(doc: Any, name: str) -> tuple[int, int, int] | None:
-    values = quantities(doc)
-    for n, value in enumerate(values):
-        if not value.year or _inside(name, value.text):
-            continue
-        day, month = 0, 0
-        if n > 0 and values[n - 1].unit.startswith("day:"):
-            day = int(values[n - 1].value)
-            month = month_number(values[n - 1].unit[4:])
-        return (int(value.value), month, day)
-    return None
 
 
 # -- numbers -------------------------------------------------------------------------------

@@ -7,18 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from agents.clauses import identity_path, path_between
-from agents.values import country_key
+from agents.values import country_key, month_number, quantities
 from graph import normalize_name
 
 __all__ = [
     "attribute_of",
     "chained",
+    "date_of",
+    "detached",
     "find",
     "finds",
-    "fuller_names",
     "inside",
+    "located_at",
     "name_root",
     "names",
+    "people",
     "proper_words",
     "runs_in",
     "shortened",
@@ -41,7 +44,7 @@ def names(doc: Any, name: str) -> bool:
     n = len(wanted)
     if any(said[i : i + n] == wanted for i in range(len(said) - n + 1)):
         return True
-    if n > 1 and any(shortened(wanted, words(f.text)) for f in fuller_names(doc)):
+    if n > 1 and any(shortened(wanted, words(f.text)) for f in people(doc)):
         return True
     country = country_key(name)
     return country is not None and any(country_key(t.text) == country for t in doc)
@@ -74,31 +77,22 @@ def spans_of(doc: Any, name: str) -> list[Any]:
         if [w for w, _ in said[i : i + len(wanted)]] == wanted:
             found.append(doc[said[i][1] : said[i + len(wanted) - 1][1] + 1])
     if not found and len(wanted) > 1:
-        found = [n for n in fuller_names(doc) if shortened(wanted, words(n.text))]
+        found = [n for n in people(doc) if shortened(wanted, words(n.text))]
     return found
 
 
-def fuller_names(doc: Any) -> list[Any]:
-    """The names of a parsed text (entities and proper-noun runs)."""
-    found = [e for e in doc.ents if e.label_ in ("PERSON", "ORG", "GPE", "LOC", "FAC")]
-    start = None
-    for token in [*doc, None]:
-        if token is not None and token.pos_ == "PROPN":
-            start = token.i if start is None else start
-            continue
-        if start is not None and token is not None:
-            found.append(doc[start : token.i])
-        elif start is not None:
-            found.append(doc[start:])
-        start = None
-    return found
+def people(doc: Any) -> list[Any]:
+    """The people a parsed text names (a shortened name stands only for a person's
+    fuller name, never for a run of names such as "George Mason University Professor
+    Ian Rankin")."""
+    return [e for e in doc.ents if e.label_ == "PERSON"]
 
 
 def shortened(wanted: list[str], name: list[str]) -> bool:
-    """Whether ``wanted`` is ``name`` without some of its words ("George Rankin" of
+    """Whether ``wanted`` is ``name`` without one or two of its words ("George Rankin" of
     "George James Rankin", "Herlyn Espinal" of "Herlyn Iván Espinal Martínez"): the same
     first word, the others in order."""
-    if len(name) <= len(wanted) or wanted[0] != name[0]:
+    if not len(wanted) < len(name) <= len(wanted) + 2 or wanted[0] != name[0]:
         return False
     rest = iter(name[1:])
     return all(w in rest for w in wanted[1:])
@@ -112,17 +106,27 @@ def name_root(token: Any) -> Any:
 
 
 def titled(name: str, doc: Any, titles: tuple[str, ...]) -> bool:
-    """Whether a claim speaks of ``name`` in a document titled with it: by a word of the
-    name ("Brand was born in Berlin" in "August Brand") or a personal pronoun subject
-    ("He was born in Paris" in "Nikolai Kinski")."""
+    """Whether a claim speaks of ``name`` in a document titled with that name: by its
+    surname alone ("Brand was born in Berlin" in "August Brand", not "Max Brand …"), or
+    by "he"/"she" as the subject of its main clause when it names no other person ("He
+    was born in Paris" in "Nikolai Kinski")."""
     wanted = words(name)
-    if not wanted or not any(runs_in(wanted, words(t)) for t in titles):
+    if not wanted or not any(words(t) == wanted for t in titles):
         return False
-    said = set(words(doc.text))
-    if any(w in said for w in wanted if len(w) > 2):
+    people = [e for e in doc.ents if e.label_ == "PERSON"]
+    surname = wanted[-1]
+    # the surname alone, not inside another person's name ("Max Brand")
+    alone = [
+        t
+        for t in doc
+        if t.lower_ == surname
+        and not any(e.start <= t.i < e.end and words(e.text) != [surname] for e in people)
+    ]
+    if len(wanted) > 1 and alone:
         return True
-    return any(
-        t.tag_ == "PRP" and t.dep_ in ("nsubj", "nsubjpass") and t.lower_ not in ("i", "we", "you")
+    # "He was born in Paris": he or she as the main clause's subject, no one else named
+    return not people and any(
+        t.lower_ in ("he", "she") and t.dep_ in ("nsubj", "nsubjpass") and t.head.dep_ == "ROOT"
         for t in doc
     )
 
@@ -170,6 +174,113 @@ def attribute_of(answer: str, stating: list[Any], anchors: list[str]) -> bool:
                 continue
             for target in (name_root(t) for name in anchors for t in finds(doc, name)):
                 path = path_between(head, target)
-                if path is not None and len(path) <= 4 and identity_path(path):
+                if (
+                    path is not None
+                    and len(path) <= 4
+                    and identity_path(path)
+                    and not any(_hedged(t) for t in path)
+                ):
                     return True
+    return False
+
+
+def _hedged(token: Any) -> bool:
+    """Whether a word on the path is negated, modal or conditional ("was never a
+    lawyer", "would be a doctor if …", "is not a soldier")."""
+    return any(
+        c.dep_ == "neg"
+        or c.lower_ in ("never", "no")
+        or (c.dep_ == "aux" and c.tag_ == "MD")
+        or (c.dep_ == "mark" and c.lower_ in ("if", "unless"))
+        for c in token.children
+    ) or any(
+        c.dep_ == "advcl" and any(g.lower_ in ("if", "unless") for g in c.children)
+        for c in token.children
+    )
+
+
+def date_of(name: str, texts: list[Any], depth: int = 1) -> tuple[int, int, int] | None:
+    """The first date a claim about ``name`` states (through one named entity if the
+    claims about ``name`` give none)."""
+    for doc in texts:
+        if names(doc, name):
+            found = first_date(doc, name)
+            if found is not None:
+                return found
+    if depth == 0:
+        return None
+    for doc in texts:
+        if not names(doc, name):
+            continue
+        for ent in doc.ents:
+            if ent.label_ in ("PERSON", "ORG") and not inside(name, ent.text):
+                found = date_of(ent.text, texts, depth - 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def first_date(doc: Any, name: str) -> tuple[int, int, int] | None:
+    values = quantities(doc)
+    for n, value in enumerate(values):
+        if not value.year or inside(name, value.text):
+            continue
+        day, month = 0, 0
+        if n > 0 and values[n - 1].unit.startswith("day:"):
+            day = int(values[n - 1].value)
+            month = month_number(values[n - 1].unit[4:])
+        return (int(value.value), month, day)
+    return None
+
+
+def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
+    """Why the answer is not stated *by* the verb the question asks about (None: it is,
+    or no claim stating the answer uses that verb — another claim says it, a hop).
+
+    "Where was Tom Lenz born?" is not answered by "Paris" in "Tom Lenz was born in 1950
+    and lives in Paris" (Paris belongs to "lives"), nor in "Tom Lenz was not born in
+    Paris" (negated)."""
+    wh = next((t for t in asked if t.lower_ in _ASKING_WORDS), None)
+    verb = wh.head if wh is not None else None
+    while verb is not None and verb.pos_ != "VERB" and verb.head.i != verb.i:
+        verb = verb.head
+    if verb is None or verb.pos_ != "VERB" or verb.lemma_ in ("be", "have", "do"):
+        return None
+    forms = {verb.lemma_.lower(), verb.lower_}
+    uses = [(d, t) for d in stating for t in d if t.lemma_.lower() in forms or t.lower_ in forms]
+    if not uses:
+        return None
+    for doc, used in uses:
+        if _hedged(used):
+            continue
+        for span in spans_of(doc, answer):
+            path = path_between(span.root, used)
+            if (
+                path is not None
+                and len(path) <= 5
+                and not any(p.pos_ == "VERB" for p in path[1:-1])
+            ):
+                return None
+    return f"no supported claim states {answer!r} as what {verb.text!r} says (or it denies it)"
+
+
+_ASKING_WORDS = frozenset("who whom what which when where".split())
+
+
+def located_at(anchors: list[str], texts: list[Any], places: frozenset[str]) -> bool:
+    """Whether a claim puts a name of the question somewhere: a locative preposition
+    ("in", "at" …) on the name itself or on the verb whose subject it is ("Lake Tana is
+    in Ethiopia", "the okapi lives in the Congo"; not "… a trader from Boston", not "the
+    giraffe, which lives in Kenya")."""
+    for doc in texts:
+        named = {t.i for a in anchors for span in spans_of(doc, a) for t in span}
+        for token in doc:
+            if token.lower_ not in places or token.dep_ != "prep":
+                continue
+            head = token.head
+            if head.i in named:
+                return True
+            subjects = [c for c in head.children if c.dep_ in ("nsubj", "nsubjpass")]
+            if any(s.i in named or any(g.i in named for g in s.subtree) for s in subjects):
+                return True
     return False

@@ -55,6 +55,13 @@ ANSWER_KINDS = {
     "comparison": 2,
     "number": 2,
     "substring_answer": 2,
+    # the answer check's name and chain rules (attacks found by red-teaming them)
+    "one_hop": 3,
+    "attached": 3,
+    "category": 6,
+    "locative": 5,
+    "kind_noun": 2,
+    "shortened_name": 2,
 }
 #: Claims quoted in the issue that asked for meaning checks, each with its kind.
 ISSUE_CLAIMS = {
