@@ -33,6 +33,9 @@ from agents.answerer import NOT_FOUND
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
+    anchors_of as _anchors,
+)
+from agents.naming import (
     attribute_of as _attribute_of,
 )
 from agents.naming import (
@@ -54,10 +57,19 @@ from agents.naming import (
     inside as _inside,
 )
 from agents.naming import (
+    lacking as _lacking,
+)
+from agents.naming import (
+    lemmas as _lemmas,
+)
+from agents.naming import (
     located_at as _located_at,
 )
 from agents.naming import (
     names as _names,
+)
+from agents.naming import (
+    relation_words as _relation_words,
 )
 from agents.naming import (
     runs_in as _runs_in,
@@ -90,11 +102,6 @@ _YES = frozenset({"yes", "true", "correct"})
 _NO = frozenset({"no", "false", "incorrect"})
 _AUX = frozenset("is was are were do does did can could has have had will would should".split())
 _WH = frozenset("who whom whose what which when where why how".split())
-# words a question uses to ask, not to say what it asks about
-_GENERIC = frozenset(
-    "name names kind type sort one ones thing things person people part way "
-    "time year date day called known also".split()
-)
 # kinship and roles, read both ways ("X is the son of Y" states "Y is X's mother")
 _INVERSES: dict[str, frozenset[str]] = {
     **dict.fromkeys(
@@ -480,6 +487,9 @@ def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck | None:
         return AnswerCheck("unsupported", "the question is not a yes/no question")
     anchors = _anchors(asked)
     words = {t.lower_ for t in asked}
+    both = _both(asked, yes, anchors, texts) if len(anchors) >= 2 and "both" in words else None
+    if both is not None and not words & {"same", "different"}:
+        return both
     if len(anchors) >= 2 and words & {"same", "both", "different"}:
         values = []
         for anchor in anchors[:2]:
@@ -499,16 +509,43 @@ def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck | None:
         )
     comparative = next((t for t in asked if t.tag_ in ("JJR", "RBR")), None)
     if len(anchors) >= 2 and comparative is not None:
-        dates = [_date_of(a, texts) for a in anchors[:2]]
-        if dates[0] is None or dates[1] is None:
-            return AnswerCheck("unsupported", "the claims do not give both values to compare")
-        early = comparative.lower_ in _EARLY
-        holds = dates[0] < dates[1] if early else dates[0] > dates[1]
-        return AnswerCheck(
-            "supported" if holds == yes else "contradicted",
-            f"recomputed from the cited dates → {'yes' if holds else 'no'}",
-        )
+        return _earlier(comparative, yes, anchors, texts)
     return None
+
+
+def _earlier(comparative: Any, yes: bool, anchors: list[str], texts: list[Any]) -> AnswerCheck:
+    """ "Is A older than B?" recomputed from the dates the claims give."""
+    dates = [_date_of(a, texts) for a in anchors[:2]]
+    if dates[0] is None or dates[1] is None:
+        return AnswerCheck("unsupported", "the claims do not give both values to compare")
+    early = comparative.lower_ in _EARLY
+    holds = dates[0] < dates[1] if early else dates[0] > dates[1]
+    return AnswerCheck(
+        "supported" if holds == yes else "contradicted",
+        f"recomputed from the cited dates → {'yes' if holds else 'no'}",
+    )
+
+
+def _both(asked: Any, yes: bool, anchors: list[str], texts: list[Any]) -> AnswerCheck | None:
+    """ "Are A and B both musicians?": yes when a claim about each says it is one (a
+    claim not saying so is no evidence for "no"). None when the question asks for a
+    shared value instead ("both from Germany": the places are compared)."""
+    named = {w for a in anchors for w in _words(a)}
+    wanted = {
+        t.lemma_.lower()
+        for t in asked
+        if t.pos_ in ("NOUN", "ADJ") and not t.is_stop and t.lower_ not in named
+    }
+    if not wanted or all(country_key(w) for w in wanted):
+        return None
+    missing = _lacking(anchors[:2], wanted, texts)
+    said = " ".join(sorted(wanted))
+    if missing:
+        return AnswerCheck("unsupported", f"no supported claim says {missing!r} is {said}")
+    return AnswerCheck(
+        "supported" if yes else "contradicted",
+        f"the claims say each of {anchors[0]!r} and {anchors[1]!r} is {said}",
+    )
 
 
 def _attribute(anchor: str, texts: list[Any], asked: Any) -> str | None:
@@ -645,55 +682,3 @@ def _number(answer: str, texts: list[Any], parsed: Any) -> AnswerCheck:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _anchors(asked: Any) -> list[str]:
-    """The names a question asks about: its entities and proper-noun runs."""
-    names: list[str] = []
-    covered: set[int] = set()
-    for ent in asked.ents:
-        if ent.label_ in ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"):
-            continue
-        names.append(ent.text.removesuffix("'s").strip())
-        covered.update(t.i for t in ent)
-    run: list[Any] = []
-    for token in [*asked, None]:
-        if token is not None and token.pos_ == "PROPN" and token.i not in covered:
-            run.append(token)
-            continue
-        if run:
-            names.append(" ".join(t.text for t in run))
-        run = []
-    return [n for n in dict.fromkeys(names) if n and n.lower() not in _WH]
-
-
-def _relation_words(asked: Any, anchors: list[str]) -> list[str]:
-    """The question's words that say what it asks about (lemmas)."""
-    named = {w for a in anchors for w in _words(a)}
-    out = []
-    for token in asked:
-        predicate = token.dep_ == "ROOT" and token.pos_ == "ADV"  # "did Scrooge live" (ADV)
-        if (token.pos_ not in ("NOUN", "VERB", "ADJ") and not predicate) or token.is_stop:
-            continue
-        lemma = token.lemma_.lower()
-        if lemma in _GENERIC or token.lower_ in named or lemma in _WH:
-            continue
-        if token.pos_ == "NOUN" and _type_word(token, named):
-            continue  # "the novel The Salt Road", "which river": the kind, not the relation
-        out.append(lemma)
-    return list(dict.fromkeys(out))
-
-
-def _type_word(token: Any, named: set[str]) -> bool:
-    """Whether a noun names the kind of a thing the question names or asks for."""
-    if any(c.lower_ in ("which", "what") and c.dep_ == "det" for c in token.children):
-        return True
-    near = [*token.children, token.head]
-    return any(
-        t.lower_ in named and t.dep_ in ("appos", "compound", "pobj", "nsubj", "dobj", "attr")
-        for t in near
-    ) and not any(c.dep_ == "poss" for c in token.children)
-
-
-def _lemmas(doc: Any) -> set[str]:
-    return {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}

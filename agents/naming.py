@@ -11,6 +11,7 @@ from agents.values import country_key, month_number, quantities
 from graph import normalize_name
 
 __all__ = [
+    "anchors_of",
     "attribute_of",
     "chained",
     "date_of",
@@ -18,11 +19,14 @@ __all__ = [
     "find",
     "finds",
     "inside",
+    "lacking",
+    "lemmas",
     "located_at",
     "name_root",
     "names",
     "people",
     "proper_words",
+    "relation_words",
     "runs_in",
     "shortened",
     "spans_of",
@@ -284,3 +288,83 @@ def located_at(anchors: list[str], texts: list[Any], places: frozenset[str]) -> 
             if any(s.i in named or any(g.i in named for g in s.subtree) for s in subjects):
                 return True
     return False
+
+
+def lacking(anchors: list[str], wanted: set[str], texts: list[Any]) -> str | None:
+    """The first name no claim describes with every one of ``wanted`` (lemmas; a people
+    or country word matches the same country), or None."""
+    for anchor in anchors:
+        if not any(
+            names(doc, anchor)
+            and all(
+                w in {t.lemma_.lower() for t in doc}
+                or (
+                    country_key(w) is not None
+                    and any(country_key(t.text) == country_key(w) for t in doc)
+                )
+                for w in wanted
+            )
+            for doc in texts
+        ):
+            return anchor
+    return None
+
+
+_WH_WORDS = frozenset("who whom whose what which when where why how".split())
+# words a question uses to ask, not to say what it asks about
+_GENERIC = frozenset(
+    "name names kind type sort one ones thing things person people part way "
+    "time year date day called known also".split()
+)
+
+
+def anchors_of(asked: Any) -> list[str]:
+    """The names a question asks about: its entities and proper-noun runs."""
+    names: list[str] = []
+    covered: set[int] = set()
+    for ent in asked.ents:
+        if ent.label_ in ("DATE", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "PERCENT", "MONEY"):
+            continue
+        names.append(ent.text.removesuffix("'s").strip())
+        covered.update(t.i for t in ent)
+    run: list[Any] = []
+    for token in [*asked, None]:
+        if token is not None and token.pos_ == "PROPN" and token.i not in covered:
+            run.append(token)
+            continue
+        if run:
+            names.append(" ".join(t.text for t in run))
+        run = []
+    return [n for n in dict.fromkeys(names) if n and n.lower() not in _WH_WORDS]
+
+
+def relation_words(asked: Any, anchors: list[str]) -> list[str]:
+    """The question's words that say what it asks about (lemmas)."""
+    named = {w for a in anchors for w in words(a)}
+    out = []
+    for token in asked:
+        predicate = token.dep_ == "ROOT" and token.pos_ == "ADV"  # "did Scrooge live" (ADV)
+        if (token.pos_ not in ("NOUN", "VERB", "ADJ") and not predicate) or token.is_stop:
+            continue
+        lemma = token.lemma_.lower()
+        if lemma in _GENERIC or token.lower_ in named or lemma in _WH_WORDS:
+            continue
+        if token.pos_ == "NOUN" and _type_word(token, named):
+            continue  # "the novel The Salt Road", "which river": the kind, not the relation
+        out.append(lemma)
+    return list(dict.fromkeys(out))
+
+
+def _type_word(token: Any, named: set[str]) -> bool:
+    """Whether a noun names the kind of a thing the question names or asks for."""
+    if any(c.lower_ in ("which", "what") and c.dep_ == "det" for c in token.children):
+        return True
+    near = [*token.children, token.head]
+    return any(
+        t.lower_ in named and t.dep_ in ("appos", "compound", "pobj", "nsubj", "dobj", "attr")
+        for t in near
+    ) and not any(c.dep_ == "poss" for c in token.children)
+
+
+def lemmas(doc: Any) -> set[str]:
+    return {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}
