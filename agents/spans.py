@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agents.naming import anchors_of
 from agents.question import HEAD_TYPES
 from graph import normalize_name
 
@@ -226,22 +227,8 @@ def clues_of(doc: Any, names: Sequence[str], category: str | None = None) -> Clu
     """The relation words and anchor names of a parsed question (``names``: the names
     linked to the graph, in the question's spelling, added to the question's own;
     ``category``: the noun naming the asked kind, which weighs less than a relation)."""
-    anchors = list(dict.fromkeys(n.strip() for n in names if n.strip()))
-    covered: set[int] = set()
-    for ent in doc.ents:
-        if ent.label_ in _VALUES:
-            continue
-        anchors.append(ent.text.removesuffix("'s").strip())
-        covered.update(t.i for t in ent)
-    run: list[Any] = []
-    for token in [*doc, None]:
-        if token is not None and token.pos_ == "PROPN" and token.i not in covered:
-            run.append(token)
-            continue
-        if run:
-            anchors.append(" ".join(t.text for t in run))
-        run = []
-    anchors = [a for a in dict.fromkeys(anchors) if a and a.lower() not in _WH]
+    linked = [n.strip() for n in names if n.strip()]
+    anchors = [a for a in dict.fromkeys([*linked, *anchors_of(doc)]) if a.lower() not in _WH]
     anchor_words = frozenset(w for a in anchors for w in _words(normalize_name(a)))
     relation = set()
     for token in doc:
