@@ -85,8 +85,6 @@ class ExtractiveAnswerer:
     floor = 0.05
     #: sentences parsed and scored per question
     read = 24
-    #: sentences cited for a yes/no or "A or B" answer
-    cited = 4
 
     def __init__(
         self,
