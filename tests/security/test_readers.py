@@ -170,6 +170,11 @@ def test_reader_time_is_linear_in_input_size(case: Case, tmp_path: Path) -> None
         if isinstance(outcome[0], InputError):  # refusing is fine when it names the file
             assert path.name in str(outcome[0])
     small, large = times
+    if large / max(small, FLOOR) >= MAX_RATIO:
+        # one slow read can be a pause of the machine; a super-linear reader is slow on
+        # every read, so the larger input is read once more and the faster time counts
+        again: list[object] = []
+        large = min(large, _timed(lambda o=again: o.append(_read(case, path, text))))
     assert large < LIMIT, f"{large:.1f} s"
     assert large / max(small, FLOOR) < MAX_RATIO, f"{small:.3f} s then {large:.3f} s at 4x"
 
