@@ -22,6 +22,7 @@ from agents.answer_check import AnswerChecker
 from agents.answerer import NOT_FOUND, Draft
 from agents.naming import runs_in, words
 from agents.plan import Binding, PlanTrace
+from agents.question import stem
 from agents.retrieval import Retrieval
 from agents.spans import (
     AnswerKind,
@@ -454,7 +455,7 @@ def _hops(
     """Sentences that state the question's relation words the claims leave out, each
     tied to the claims by a name they share or the document they come from (the hops
     between the question's names and the answer)."""
-    said = {_stem(w) for c in claims for w in words(c.text)}
+    said = {stem(w) for c in claims for w in words(c.text)}
     names = {w for c in claims for w in _capitalised(c.text)}
     documents = {c.documents[0].document_id for c in claims if c.documents}
     out: list[Claim] = []
@@ -463,7 +464,7 @@ def _hops(
             break
         if sentence is answer or sentence.chunk.document_id not in docs:
             continue
-        stems = {_stem(w) for w in words(sentence.text)}
+        stems = {stem(w) for w in words(sentence.text)}
         adds = (clues.relation - said) & stems
         tied = names & set(_capitalised(sentence.text)) or sentence.chunk.document_id in documents
         if adds and tied and all(c.text != sentence.text for c in [*claims, *out]):
@@ -472,10 +473,6 @@ def _hops(
             names |= set(_capitalised(sentence.text))
             documents.add(sentence.chunk.document_id)
     return out
-
-
-def _stem(word: str) -> str:
-    return word[:5] if len(word) > 5 else word
 
 
 def _capitalised(text: str) -> list[str]:

@@ -44,11 +44,9 @@ def names(doc: Any, name: str) -> bool:
     wanted = words(name)
     if not wanted:
         return False
-    said = words(doc.text)
-    n = len(wanted)
-    if any(said[i : i + n] == wanted for i in range(len(said) - n + 1)):
+    if runs_in(wanted, words(doc.text)):
         return True
-    if n > 1 and any(shortened(wanted, words(f.text)) for f in people(doc)):
+    if len(wanted) > 1 and any(shortened(wanted, words(f.text)) for f in people(doc)):
         return True
     country = country_key(name)
     return country is not None and any(country_key(t.text) == country for t in doc)

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agents.naming import anchors_of
-from agents.question import HEAD_TYPES
+from agents.naming import anchors_of, words
+from agents.question import HEAD_TYPES, stem
 from graph import normalize_name
 
 __all__ = [
@@ -219,17 +219,13 @@ class Clues:
     verb: str | None
 
 
-def _stem(word: str) -> str:
-    return word[:5] if len(word) > 5 else word
-
-
 def clues_of(doc: Any, names: Sequence[str], category: str | None = None) -> Clues:
     """The relation words and anchor names of a parsed question (``names``: the names
     linked to the graph, in the question's spelling, added to the question's own;
     ``category``: the noun naming the asked kind, which weighs less than a relation)."""
     linked = [n.strip() for n in names if n.strip()]
     anchors = [a for a in dict.fromkeys([*linked, *anchors_of(doc)]) if a.lower() not in _WH]
-    anchor_words = frozenset(w for a in anchors for w in _words(normalize_name(a)))
+    anchor_words = frozenset(w for a in anchors for w in words(a))
     relation = set()
     for token in doc:
         if token.is_stop or token.is_punct or token.lower_ in _WH:
@@ -239,7 +235,7 @@ def clues_of(doc: Any, names: Sequence[str], category: str | None = None) -> Clu
         lemma = token.lemma_.lower()
         if lemma in _ASKING or token.lower_ in anchor_words:
             continue
-        relation.add(_stem(lemma))
+        relation.add(stem(lemma))
     wh = next((t for t in doc if t.lower_ in ("who", "what", "which", "whom")), None)
     asking = wh.head if wh is not None and wh.dep_ == "det" else wh
     subject_asked = asking is not None and asking.dep_ in ("nsubj", "nsubjpass")
@@ -248,7 +244,7 @@ def clues_of(doc: Any, names: Sequence[str], category: str | None = None) -> Clu
         if asking is not None and asking.head.pos_ in ("VERB", "AUX")
         else None
     )
-    kind_stem = _stem(category) if category else None
+    kind_stem = stem(category) if category else None
     return Clues(
         relation=frozenset(relation - {kind_stem} if kind_stem else relation),
         category=kind_stem,
@@ -293,7 +289,7 @@ def score_candidates(
     not a filter).
     """
     asked = normalize_name(question.text)
-    asked_words = set(_words(asked))
+    asked_words = set(words(asked))
     best: dict[str, Candidate] = {}
     total: dict[str, float] = defaultdict(float)
     categorized: set[str] = set()
@@ -353,10 +349,6 @@ def _keep(best: dict[str, Candidate], found: Candidate) -> None:
         current.sentences.append(found.sentence)
 
 
-def _words(text: str) -> list[str]:
-    return "".join(c if c.isalnum() else " " for c in text).split()
-
-
 def _repeats(key: str, asked: str, asked_words: set[str], clues: Clues) -> bool:
     """Whether a candidate only repeats the question: one of its names, or only words
     of it ("Poe" or "Edgar Poe" for "Edgar Allan Poe", "Sachiko Kokubu" reordered)."""
@@ -364,10 +356,10 @@ def _repeats(key: str, asked: str, asked_words: set[str], clues: Clues) -> bool:
         return True
     if any(key == normalize_name(a) or key in normalize_name(a) for a in clues.anchors):
         return True
-    said = set(_words(key))
-    if any(set(w) <= said for w in (_words(normalize_name(a)) for a in clues.anchors) if w):
+    said = set(words(key))
+    if any(set(w) <= said for w in (words(a) for a in clues.anchors) if w):
         return True  # "Ebenezer Scrooge" for "Scrooge": the question's name, written out
-    content = [w for w in _words(key) if len(w) > 1]
+    content = [w for w in words(key) if len(w) > 1]
     return bool(content) and all(w in asked_words or w in clues.anchor_words for w in content)
 
 
@@ -509,7 +501,7 @@ def _matched(doc: Any, clues: Clues) -> list[tuple[Any, float]]:
     for token in doc:
         if token.is_stop or token.is_punct:
             continue
-        stems = {_stem(token.lemma_.lower()), _stem(token.lower_)}
+        stems = {stem(token.lemma_.lower()), stem(token.lower_)}
         if stems & clues.relation:
             out.append((token, 1.0))
         elif clues.category in stems:
