@@ -16,6 +16,7 @@ __all__ = [
     "GraphSettings",
     "IngestSettings",
     "ModelSettings",
+    "PrivacySettings",
     "QuotaLimits",
     "QuotaSettings",
     "Settings",
@@ -208,6 +209,66 @@ class TelemetrySettings(_Section):
     json_logs: bool = True
 
 
+class PrivacySettings(_Section):
+    """Personal data, text aimed at a model, and how long records are kept (docs/security.md).
+
+    ``pii_types`` are detected at ingest and stored as chunk tags; ``redact_types`` (default:
+    all detected) are masked for callers without the ``pii`` permission. Changing
+    ``pii_types`` applies to documents ingested afterwards (re-ingest to re-tag).
+    """
+
+    pii_detection: bool = Field(default=True, description="detect personal data at ingest")
+    pii_types: tuple[str, ...] = Field(
+        default=(
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "CREDIT_CARD",
+            "IBAN_CODE",
+            "US_BANK_NUMBER",
+            "US_SSN",
+            "US_ITIN",
+            "US_PASSPORT",
+            "UK_NHS",
+            "UK_NINO",
+            "IP_ADDRESS",
+            "STREET_ADDRESS",
+        ),
+        description="personal-data types detected at ingest (add PERSON to tag names too)",
+    )
+    redact_types: tuple[str, ...] | None = Field(
+        default=None, description="types masked for callers without `pii` (default: all)"
+    )
+    pii_threshold: float = Field(default=0.4, ge=0.0, le=1.0)
+    injection: Literal["exclude", "quote"] = Field(
+        default="exclude",
+        description="chunks flagged as aimed at a model: left out of model prompts, or "
+        "shown quoted with a warning",
+    )
+    audit_days: int | None = Field(default=None, ge=1, description="keep audit records N days")
+    feedback_days: int | None = Field(default=None, ge=1, description="keep feedback N days")
+    usage_days: int | None = Field(default=None, ge=1, description="keep usage records N days")
+    cache_days: int | None = Field(default=None, ge=1, description="keep cache entries N days")
+
+    @model_validator(mode="after")
+    def _known_types(self) -> PrivacySettings:
+        from extractors.privacy import PII_TYPES  # noqa: PLC0415 - light module
+
+        for field in ("pii_types", "redact_types"):
+            unknown = sorted(set(getattr(self, field) or ()) - set(PII_TYPES))
+            if unknown:
+                raise ValueError(
+                    f"unknown personal-data type(s) in {field}: {', '.join(unknown)}; "
+                    f"the types are: {', '.join(sorted(PII_TYPES))}"
+                )
+        return self
+
+    @property
+    def redacted(self) -> frozenset[str]:
+        """The types masked for callers without the ``pii`` permission."""
+        chosen = self.pii_types if self.redact_types is None else self.redact_types
+        return frozenset(chosen)
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from ``THREADLINE_*`` environment variables.
 
@@ -231,3 +292,4 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     quota: QuotaSettings = QuotaSettings()
     cache: CacheSettings = CacheSettings()
+    privacy: PrivacySettings = PrivacySettings()

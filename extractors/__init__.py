@@ -24,6 +24,14 @@ from extractors.chat import (
 )
 from extractors.chunker import SentenceChunker, split_sentences
 from extractors.embedder import Embedder, SentenceTransformerEmbedder, packaged_minilm_path
+from extractors.privacy import (
+    DIRECT_IDENTIFIERS,
+    PII_TYPES,
+    PiiDetector,
+    ValueMasker,
+    mask_spans,
+    mask_value,
+)
 from extractors.resolution import EmbedNames, EntityResolver, type_family
 from extractors.spacy_extractor import DEFAULT_LABELS, SpacyEntityExtractor
 from extractors.sparse import Bm25Encoder, tokenize
@@ -31,6 +39,8 @@ from extractors.types import ChunkExtraction, RawMention, RawRelation
 
 __all__ = [
     "DEFAULT_LABELS",
+    "DIRECT_IDENTIFIERS",
+    "PII_TYPES",
     "Bm25Encoder",
     "ChatModel",
     "ChunkExtraction",
@@ -40,6 +50,7 @@ __all__ = [
     "EntityResolver",
     "Message",
     "ModelReplyError",
+    "PiiDetector",
     "RawMention",
     "RawRelation",
     "ReplyFormat",
@@ -48,7 +59,10 @@ __all__ = [
     "SpacyEntityExtractor",
     "ToolCall",
     "Usage",
+    "ValueMasker",
     "ask",
+    "mask_spans",
+    "mask_value",
     "packaged_minilm_path",
     "parse_json",
     "reply_usage",

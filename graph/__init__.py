@@ -62,6 +62,8 @@ from graph.models import (
     Section,
     Span,
     StoreStats,
+    Tag,
+    TagKind,
 )
 from graph.protocols import (
     GraphStore,
@@ -119,6 +121,8 @@ __all__ = [
     "StoreError",
     "StoreStats",
     "StoreUnavailableError",
+    "Tag",
+    "TagKind",
     "ThreadlineError",
     "VectorHit",
     "VectorIndex",

@@ -27,12 +27,17 @@ __all__ = [
     "Section",
     "Span",
     "StoreStats",
+    "Tag",
+    "TagKind",
 ]
 
 #: Group stored for documents that carry no access list: readable by the whole tenant.
 PUBLIC_GROUP = "*"
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s*][^\s]*$")]
+
+#: What a chunk tag classifies: personal data, or text aimed at a model.
+TagKind = Literal["pii", "injection"]
 
 RelationKind = Literal[
     "svo", "copula", "appositive", "possessive", "preposition", "cooccurrence", "model"
@@ -133,8 +138,32 @@ class Document(_Frozen):
         return None
 
 
+class Tag(_Frozen):
+    """A classification of a span of a chunk, in document offsets.
+
+    ``kind`` is ``"pii"`` (``type`` is the personal-data type, such as ``EMAIL_ADDRESS``,
+    ``score`` the detector's confidence) or ``"injection"`` (text aimed at a model;
+    ``type`` is the rule that matched, such as ``override``).
+    """
+
+    kind: TagKind
+    type: str = Field(min_length=1, max_length=64)
+    start: int = Field(ge=0)
+    end: int
+    score: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tag:
+        if self.end <= self.start:
+            raise ValueError("a tag covers at least one character")
+        return self
+
+
 class Chunk(_Frozen):
-    """A contiguous span of a document: ``document.text[start:end] == text``."""
+    """A contiguous span of a document: ``document.text[start:end] == text``.
+
+    ``tags`` classify spans inside it (personal data, text aimed at a model).
+    """
 
     id: ChunkId
     document_id: DocumentId
@@ -142,12 +171,19 @@ class Chunk(_Frozen):
     start: int = Field(ge=0)
     end: int
     text: str
+    tags: tuple[Tag, ...] = ()
 
     @model_validator(mode="after")
     def _span_matches(self) -> Chunk:
         if self.end - self.start != len(self.text):
             raise ValueError("chunk span length does not match its text")
+        if any(t.start < self.start or t.end > self.end for t in self.tags):
+            raise ValueError("a chunk's tags must lie inside the chunk")
         return self
+
+    def tagged(self, kind: TagKind) -> tuple[Tag, ...]:
+        """This chunk's tags of one kind."""
+        return tuple(t for t in self.tags if t.kind == kind)
 
 
 class Span(_Frozen):
