@@ -156,7 +156,7 @@ def _analyzer(nlp: Any, types: frozenset[str]) -> tuple[Any, Any]:
             labels_to_ignore=[],
         ),
     )
-    engine.nlp = {"en": nlp}  # the pipeline already loaded: Presidio never loads its own
+    engine.nlp = {"en": nlp}  # type: ignore[assignment]  # already loaded: Presidio never loads one
     registry = RecognizerRegistry(supported_languages=["en"])
     recognizers = [
         _email_recognizer(),
@@ -192,7 +192,7 @@ def _email_recognizer() -> Any:
 
     extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
-    class OfflineEmailRecognizer(pre.EmailRecognizer):  # type: ignore[misc]
+    class OfflineEmailRecognizer(pre.EmailRecognizer):
         def validate_result(self, pattern_text: str) -> bool:
             return bool(extract(pattern_text).fqdn)
 
