@@ -24,6 +24,7 @@ from extractors.chat import (
 )
 from extractors.chunker import SentenceChunker, split_sentences
 from extractors.embedder import Embedder, SentenceTransformerEmbedder, packaged_minilm_path
+from extractors.injection import INJECTION_TYPES, find_injections
 from extractors.privacy import (
     DIRECT_IDENTIFIERS,
     PII_TYPES,
@@ -40,6 +41,7 @@ from extractors.types import ChunkExtraction, RawMention, RawRelation
 __all__ = [
     "DEFAULT_LABELS",
     "DIRECT_IDENTIFIERS",
+    "INJECTION_TYPES",
     "PII_TYPES",
     "Bm25Encoder",
     "ChatModel",
@@ -61,6 +63,7 @@ __all__ = [
     "Usage",
     "ValueMasker",
     "ask",
+    "find_injections",
     "mask_spans",
     "mask_value",
     "packaged_minilm_path",
