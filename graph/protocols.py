@@ -195,6 +195,12 @@ class GraphStore(Protocol):
         """Counts of what ``access`` can see."""
         ...
 
+    async def pii_values(self, access: Access, types: frozenset[str]) -> list[tuple[str, str]]:
+        """The distinct ``(text, type)`` pairs that stored ``pii`` tags of ``types`` cover,
+        in the chunks ``access`` may read only (so masking never reveals another scope's
+        values), sorted."""
+        ...
+
     async def community_scopes(self, access: Access) -> list[CommunityScope]:
         """The access scopes ``access`` may read that hold documents, each with the
         fingerprint of its documents now and of those its stored communities were built

@@ -2,7 +2,7 @@
 
 The shape of the graph::
 
-    (:Chunk)-[:FROM_DOCUMENT]->(:Document)
+    (:Chunk)-[:FROM_DOCUMENT]->(:Document)       tags: JSON list, pii_types: list or null
     (:Chunk)-[:NEXT_CHUNK]->(:Chunk)
     (:Chunk)-[:MENTIONS {start, end, document_id}]->(:Entity)
     (:Name {key})-[:NAMES]->(:Entity)                 one per normalised name or alias
@@ -133,7 +133,8 @@ def create_chunks() -> str:
     return (
         "UNWIND $rows AS r MATCH (d:Document {id: r.document_id}) "
         "CREATE (c:Chunk {id: r.id, document_id: r.document_id, index: r.index, "
-        "start: r.start, end: r.end, text: r.text, tenant: d.tenant, groups: d.groups})"
+        "start: r.start, end: r.end, text: r.text, tags: r.tags, pii_types: r.pii_types, "
+        "tenant: d.tenant, groups: d.groups})"
         "-[:FROM_DOCUMENT]->(d) RETURN count(c) AS n"
     )
 
@@ -281,20 +282,22 @@ def documents(*, by_ids: bool, by_source: bool) -> str:
     )
 
 
+_CHUNK = "c {.id, .document_id, .index, .start, .end, .text, .tags} AS c"
+
+
 def pages() -> str:
     """First chunks of the readable documents titled with each key."""
     return (
         "UNWIND $keys AS key MATCH (d:Document {title_key: key}) WHERE " + readable("d") + " "
         "MATCH (c:Chunk {document_id: d.id}) WITH key, d, c ORDER BY c.index "
         "WITH key, d, collect(c)[0] AS c "
-        "RETURN key, d.title AS title, c {.id, .document_id, .index, .start, .end, .text} AS c"
+        "RETURN key, d.title AS title, " + _CHUNK
     )
 
 
 def chunks() -> str:
     return (
-        "UNWIND $ids AS cid MATCH (c:Chunk {id: cid}) WHERE " + readable("c") + " "
-        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c"
+        "UNWIND $ids AS cid MATCH (c:Chunk {id: cid}) WHERE " + readable("c") + " RETURN " + _CHUNK
     )
 
 
@@ -303,7 +306,16 @@ def chunks_overlapping() -> str:
     return (
         "UNWIND $rows AS r MATCH (c:Chunk {document_id: r.document_id}) "
         "WHERE c.start < r.end AND r.start < c.end AND " + readable("c") + " "
-        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c"
+        "RETURN " + _CHUNK
+    )
+
+
+def pii_chunks() -> str:
+    """Readable chunks holding personal-data tags of any of ``$types``."""
+    return (
+        "MATCH (c:Chunk) WHERE c.pii_types IS NOT NULL "
+        "AND any(t IN c.pii_types WHERE t IN $types) AND " + readable("c") + " "
+        "RETURN c.start AS start, c.text AS text, c.tags AS tags"
     )
 
 
@@ -472,7 +484,7 @@ def export_documents() -> str:
 def export_chunks() -> str:
     return (
         "UNWIND $ids AS did MATCH (c:Chunk)-[:FROM_DOCUMENT]->(:Document {id: did}) "
-        "RETURN c {.id, .document_id, .index, .start, .end, .text} AS c "
+        "RETURN " + _CHUNK + " "
         "ORDER BY c.document_id, c.index"
     )
 

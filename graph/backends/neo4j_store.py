@@ -64,6 +64,7 @@ from graph.models import (
     Section,
     Span,
     StoreStats,
+    Tag,
 )
 from graph.scoping import ENTITY_IDS
 
@@ -533,6 +534,23 @@ class Neo4jGraphStore:
             )
         return out
 
+    async def pii_values(self, access: Access, types: frozenset[str]) -> list[tuple[str, str]]:
+        """Distinct (text, type) of the readable chunks' personal-data tags of ``types``."""
+        if not types:
+            return []
+        records = await self._read(cypher.pii_chunks(), types=sorted(types), **_access(access))
+        found: set[tuple[str, str]] = set()
+        for r in records:
+            for tag in json.loads(r["tags"] or "[]"):
+                if tag["kind"] == "pii" and tag["type"] in types:
+                    found.add(
+                        (
+                            r["text"][tag["start"] - r["start"] : tag["end"] - r["start"]],
+                            tag["type"],
+                        )
+                    )
+        return sorted(found)
+
     async def community_scopes(self, access: Access) -> list[CommunityScope]:
         """Readable scopes with their document fingerprints."""
         return await communities.scopes(self._read, access)
@@ -588,6 +606,7 @@ def _chunk(row: dict[str, Any]) -> Chunk:
         start=row["start"],
         end=row["end"],
         text=row["text"],
+        tags=tuple(Tag.model_construct(**t) for t in json.loads(row.get("tags") or "[]")),
     )
 
 

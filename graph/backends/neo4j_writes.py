@@ -126,6 +126,9 @@ def _chunk_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
             "start": c.start,
             "end": c.end,
             "text": c.text,
+            "tags": json.dumps([t.model_dump() for t in c.tags]),
+            # Only set on chunks with personal data, which pii_values looks for.
+            "pii_types": sorted({t.type for t in c.tagged("pii")}) or None,
         }
         for g in graphs
         for c in g.chunks

@@ -112,6 +112,8 @@ class NetworkxIndex:
         self._readable_cache: dict[Access, set[DocumentId]] = {}
         self.chunks: dict[ChunkId, Chunk] = {}
         self.doc_chunks: dict[DocumentId, list[ChunkId]] = defaultdict(list)
+        # The (text, type) of every personal-data tag, by document (for masking values).
+        self.pii: dict[DocumentId, list[tuple[str, str]]] = {}
         self.entities: dict[EntityId, Entity] = {}
         self.by_key: dict[str, set[EntityId]] = defaultdict(set)
         self.keys: dict[EntityId, list[str]] = {}
@@ -142,6 +144,13 @@ class NetworkxIndex:
         first = self.first_chunk.get(chunk.document_id)
         if first is None or chunk.index < self.chunks[first].index:
             self.first_chunk[chunk.document_id] = chunk.id
+        found = [
+            (chunk.text[t.start - chunk.start : t.end - chunk.start], t.type)
+            for t in chunk.tags
+            if t.kind == "pii"
+        ]
+        if found:
+            self.pii.setdefault(chunk.document_id, []).extend(found)
 
     def set_entity(self, ent: Entity) -> None:
         """Index an entity, replacing its previous names."""
@@ -324,6 +333,7 @@ class NetworkxIndex:
         if not self.by_title[key]:
             del self.by_title[key]
         self.first_chunk.pop(did, None)
+        self.pii.pop(did, None)
 
     # ------------------------------------------------------------------ read helpers
 

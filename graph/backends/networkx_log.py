@@ -19,7 +19,7 @@ from graph.backends.networkx_index import DeletePlan, EvidenceRow, NetworkxIndex
 from graph.communities import Community, CommunityScope
 from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
 from graph.ids import DocumentId, EntityId, RelationId
-from graph.models import Chunk, Document, DocumentGraph, Entity, Section
+from graph.models import Chunk, Document, DocumentGraph, Entity, Section, Tag
 from graph.scoping import ENTITY_IDS
 
 __all__ = ["SCHEMA_VERSION", "SqliteLog"]
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_source ON documents (tenant, source);
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, document_id TEXT NOT NULL, idx INTEGER NOT NULL,
-    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+    start INTEGER NOT NULL, "end" INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks (document_id);
 CREATE TABLE IF NOT EXISTS entities (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, aliases TEXT NOT NULL);
@@ -77,6 +77,9 @@ class SqliteLog:
             columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
             if "sections" not in columns:  # stores written before documents had sections
                 db.execute("ALTER TABLE documents ADD COLUMN sections TEXT NOT NULL DEFAULT '[]'")
+            chunk_columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+            if "tags" not in chunk_columns:  # stores written before chunks had tags
+                db.execute("ALTER TABLE chunks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -126,13 +129,19 @@ class SqliteLog:
                 sections=tuple(Section.model_construct(**x) for x in json.loads(row[9])),
             )
             index.add_document(doc)
-        for cid, did, idx, start, end in db.execute(
-            'SELECT id, document_id, idx, start, "end" FROM chunks ORDER BY document_id, idx'
+        for cid, did, idx, start, end, tags in db.execute(
+            'SELECT id, document_id, idx, start, "end", tags FROM chunks ORDER BY document_id, idx'
         ):
             text = index.docs[did].text[start:end]
             index.add_chunk(
                 Chunk.model_construct(
-                    id=cid, document_id=did, index=idx, start=start, end=end, text=text
+                    id=cid,
+                    document_id=did,
+                    index=idx,
+                    start=start,
+                    end=end,
+                    text=text,
+                    tags=tuple(Tag.model_construct(**t) for t in json.loads(tags)),
                 )
             )
         for eid, name, etype, aliases in db.execute("SELECT * FROM entities"):
@@ -263,8 +272,19 @@ def _insert_rows(
         ],
     )
     db.executemany(
-        "INSERT INTO chunks VALUES (?,?,?,?,?)",
-        [(c.id, c.document_id, c.index, c.start, c.end) for g in graphs for c in g.chunks],
+        'INSERT INTO chunks (id, document_id, idx, start, "end", tags) VALUES (?,?,?,?,?,?)',
+        [
+            (
+                c.id,
+                c.document_id,
+                c.index,
+                c.start,
+                c.end,
+                json.dumps([t.model_dump() for t in c.tags]),
+            )
+            for g in graphs
+            for c in g.chunks
+        ],
     )
     _insert_extractions(db, graphs, merged)
 

@@ -555,6 +555,22 @@ class NetworkxGraphStore:
             relations=tuple(relations),
         )
 
+    async def pii_values(self, access: Access, types: frozenset[str]) -> list[tuple[str, str]]:
+        """Distinct (text, type) of the readable chunks' personal-data tags of ``types``."""
+        return await self._read(self._pii_values, access, frozenset(types))
+
+    def _pii_values(self, access: Access, types: frozenset[str]) -> list[tuple[str, str]]:
+        index = self._index
+        readable = index.readable(access)
+        found = {
+            pair
+            for did, pairs in index.pii.items()
+            if index.ok(did, readable)
+            for pair in pairs
+            if pair[1] in types
+        }
+        return sorted(found)
+
     # ------------------------------------------------------------------ communities
 
     def _drop_communities(self, keys: list[str]) -> None:
