@@ -21,8 +21,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from extractors.chunker import split_sentences
+from extractors.injection import find_injections
+from extractors.privacy import PiiDetector
 from extractors.types import ChunkExtraction, RawMention, RawRelation
-from graph import Chunk, ExtractionError, RelationKind
+from graph import Chunk, ExtractionError, RelationKind, Tag
 
 __all__ = ["DEFAULT_LABELS", "SpacyEntityExtractor"]
 
@@ -72,6 +74,11 @@ class SpacyEntityExtractor:
 
     The pipeline is loaded by :meth:`load` (not by the constructor). ``n_process`` > 1
     uses spaCy's multi-process ``nlp.pipe``.
+
+    Each extracted chunk carries tags: text aimed at a model (always) and, when a ``pii``
+    detector is given, personal data read from the same parse (the detector is bound to
+    this pipeline, so nothing is parsed twice). With ``n_process`` > 1 the parses come
+    back to this process and detection runs here.
     """
 
     def __init__(
@@ -82,12 +89,14 @@ class SpacyEntityExtractor:
         batch_size: int = 64,
         n_process: int = 1,
         proper_noun_phrases: bool = True,
+        pii: PiiDetector | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.labels = labels
         self.batch_size = batch_size
         self.n_process = n_process
         self.proper_noun_phrases = proper_noun_phrases
+        self.pii = pii
         self._nlp: Any = None
 
     def load(self) -> None:
@@ -110,6 +119,8 @@ class SpacyEntityExtractor:
                 f"spaCy pipeline {self.pipeline!r} lacks {sorted(missing)}; "
                 "Threadline needs a pipeline with a dependency parser and NER"
             )
+        if self.pii is not None:
+            self.pii.bind(self._nlp)
 
     def parse(self, text: str) -> Any:
         """The spaCy ``Doc`` of a short text such as a question (CPU-bound)."""
@@ -179,7 +190,17 @@ class SpacyEntityExtractor:
             for span, label in spans
         )
         relations = list(_RelationFinder(doc, token_mention, chunk.start).find())
+        tags = self.tags(chunk, doc)
+        if tags != chunk.tags:
+            chunk = chunk.model_copy(update={"tags": tags})
         return ChunkExtraction(chunk=chunk, mentions=mentions, relations=tuple(relations))
+
+    def tags(self, chunk: Chunk, doc: Any) -> tuple[Tag, ...]:
+        """The chunk's tags from its parse: personal data (when detected) and text aimed at
+        a model, in document offsets, by start."""
+        found = self.pii.find_in_doc(doc, offset=chunk.start) if self.pii is not None else []
+        found += find_injections(chunk.text, chunk.start)
+        return tuple(sorted(found, key=lambda t: (t.start, t.end, t.kind, t.type)))
 
     def _mention_spans(self, doc: Any) -> list[tuple[Any, str]]:
         found: list[tuple[Any, str]] = []
