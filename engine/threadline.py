@@ -48,6 +48,7 @@ from extractors import (
 )
 from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
+from extractors.privacy import PiiDetector
 from extractors.prompts import PLAN, SUPPORT, SYNTHESIZE
 from graph import (
     PUBLIC_GROUP,
@@ -132,6 +133,7 @@ class Threadline:
             batch_size=ext.batch_size,
             n_process=ext.n_process,
             proper_noun_phrases=ext.proper_noun_phrases,
+            pii=_pii_detector(settings),
         )
         self._sparse = Bm25Encoder()
         self._graph: GraphStore | None = None
@@ -586,3 +588,12 @@ class Threadline:
 
 async def _dimension(embedder: Embedder) -> int:
     return await asyncio.to_thread(lambda: embedder.dimension)
+
+
+def _pii_detector(settings: Settings) -> PiiDetector | None:
+    """The ingest-time personal-data detector the privacy settings ask for (None: off)."""
+    privacy = settings.privacy
+    if not privacy.pii_detection or not privacy.pii_types:
+        return None
+    # The types were checked when the settings were read.
+    return PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
