@@ -202,6 +202,10 @@ class MeteredAsks:
     def __init__(self, cache: AnswerCache | None) -> None:
         self.cache = cache
         self.ledger: UsageLedger | None = None
+        # Changes per tenant and in all, kept whether or not answers are cached: what is
+        # built per scope from the corpus (redaction's masks) is rebuilt when they move.
+        self._changes: dict[str, int] = {}
+        self._every = 0
 
     async def stream(
         self,
@@ -279,8 +283,17 @@ class MeteredAsks:
 
     def changed(self, tenants: Iterable[str]) -> None:
         """Documents of ``tenants`` were ingested or deleted."""
+        touched = set(tenants)
+        for tenant in touched:
+            self._changes[tenant] = self._changes.get(tenant, 0) + 1
+        self._every += 1
         if self.cache is not None:
-            self.cache.changed(tenants)
+            self.cache.changed(touched)
+
+    def version(self, tenant: str | None) -> int:
+        """How often the documents of ``tenant`` (``None``: of any tenant) have changed
+        since open."""
+        return self._every if tenant is None else self._changes.get(tenant, 0)
 
 
 def normalize_question(question: str) -> str:

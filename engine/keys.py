@@ -7,8 +7,10 @@ Revoked keys stay on record (with their revocation time) so the audit log can na
 A key writes only where it may read: into its own tenant, and into groups it holds. A
 tenant-wide write (no groups: public within the tenant) is open to keys without groups
 (they read exactly the tenant's public documents) and, for keys with groups, needs the
-``write:tenant`` permission. Admin keys write for any named tenant and groups. Key files
-written before permissions existed gain the column on open; their keys hold none.
+``write:tenant`` permission. Admin keys write for any named tenant and groups. A key
+reads personal data (e-mail addresses, phone numbers, ...) unmasked only with the ``pii``
+permission; admin keys hold every permission. Key files written before permissions
+existed gain the column on open; their keys hold none.
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ from graph import (
     PermissionDeniedError,
 )
 
-__all__ = ["PERMISSIONS", "WRITE_TENANT", "ApiKey", "KeyStore", "NewKey"]
+__all__ = ["PERMISSIONS", "PII", "WRITE_TENANT", "ApiKey", "KeyStore", "NewKey"]
 
 #: Lets a key with groups write documents public within its tenant (no groups).
 WRITE_TENANT = "write:tenant"
+#: Lets a key read personal data as stored; without it every text it reads is redacted
+#: (:mod:`engine.redaction`).
+PII = "pii"
 #: Every permission a key may hold.
-PERMISSIONS = frozenset({WRITE_TENANT})
+PERMISSIONS = frozenset({WRITE_TENANT, PII})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -69,6 +74,11 @@ class ApiKey(BaseModel):
     permissions: tuple[str, ...] = ()
     created_at: datetime
     revoked_at: datetime | None = None
+
+    @property
+    def sees_pii(self) -> bool:
+        """Whether this key reads personal data unmasked (admin keys, or ``pii``)."""
+        return self.admin or PII in self.permissions
 
     @property
     def access(self) -> Access:
