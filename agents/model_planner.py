@@ -5,6 +5,9 @@ it), then checked like any other plan: the DAG must be valid, the last step must
 answer step, and every ``link`` mention must be words of the question (a model that
 invents a name gets no plan). Use it behind :class:`agents.planner.FallbackPlanner` so the
 rule planner plans when the model fails.
+
+The question is escaped in the prompt (:func:`extractors.prompts.escape_prompt_text`);
+mentions the model copied from it are unescaped before they are checked.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import ValidationError
 
 from agents.plan import Plan, Step
 from extractors.chat import ChatModel, ModelReplyError, Usage, ask, reply_usage
-from extractors.prompts import PLAN
+from extractors.prompts import PLAN, unescape_prompt_text
 from graph import PlanningError, normalize_name
 
 __all__ = ["ModelPlanner", "steps_schema"]
@@ -51,7 +54,7 @@ class ModelPlanner:
         try:
             plan = Plan(
                 question=question,
-                steps=tuple(Step.model_validate(s.model_dump()) for s in reply.steps),
+                steps=tuple(Step.model_validate(_unescaped(s.model_dump())) for s in reply.steps),
                 planner="model",
                 note=f"planned by {self.model.model} ({PLAN.id})",
             )
@@ -69,3 +72,8 @@ class ModelPlanner:
                 + (", ".join(repr(m) for m in invented) or "no link step")
             )
         return plan
+
+
+def _unescaped(step: dict[str, Any]) -> dict[str, Any]:
+    """A step with the words it copied from the escaped question unescaped."""
+    return {k: unescape_prompt_text(v) if isinstance(v, str) else v for k, v in step.items()}

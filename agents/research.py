@@ -46,7 +46,13 @@ from extractors.chat import (
     ask,
     reply_usage,
 )
-from extractors.prompts import REPORT, RESEARCH, FinishAction, research_actions
+from extractors.prompts import (
+    REPORT,
+    RESEARCH,
+    FinishAction,
+    escape_prompt_text,
+    research_actions,
+)
 from graph import LLMError
 from graph.provenance import Claim
 from graph.views import FactView
@@ -445,6 +451,7 @@ def _arguments(text: str) -> dict[str, Any] | str:
 
 
 def _brief(result: ToolResult, limit: int = 2500) -> str:
-    """A tool result for the model's context: JSON, cut to ``limit`` characters."""
-    text = result.model_dump_json()
+    """A tool result for the model's context: JSON, cut to ``limit`` characters, escaped
+    (document text inside it cannot spell prompt structure)."""
+    text = escape_prompt_text(result.model_dump_json())
     return text if len(text) <= limit else text[: limit - 20] + ' ..."(cut)"}'

@@ -29,7 +29,7 @@ from agents import (
 )
 from agents.communities import CommunityBuilder
 from agents.global_answer import GlobalAnswerer, GlobalDraft, is_global_question
-from engine.query import AskEvent, QueryPipeline, checked_question, elapsed_ms, usage_of
+from engine.query import AskEvent, QueryPipeline, elapsed_ms, screen_question, usage_of
 from extractors import SpacyEntityExtractor
 from extractors.chat import ModelReplyError
 from graph import Access, GraphStore, LLMError
@@ -57,6 +57,7 @@ class GlobalQueryPipeline(QueryPipeline):
             answerer=base.answerer,
             validator=base.validator,
             checker=base.checker,
+            injection=base.injection,
         )
         self._graph = graph
         self._builder = builder
@@ -74,18 +75,21 @@ class GlobalQueryPipeline(QueryPipeline):
         unsupported: bool = False,
     ) -> AsyncIterator[AskEvent]:
         """Each stage as it completes; corpus-wide questions go to the communities."""
-        text = checked_question(question)
+        text, warnings = screen_question(question, self.injection)
         communities: list[Community] = []
         if mode == "threadline" and is_global_question(text):
             await self._builder.refresh(await self._graph.community_scopes(access))
             communities = await self._graph.communities(access)
         if not communities:
             async for event in super().stream(
-                text, access, k=k, mode=mode, unsupported=unsupported
+                question, access, k=k, mode=mode, unsupported=unsupported
             ):
                 yield event
             return
         async for event in self._answer_globally(text, access, communities, unsupported):
+            if event.answer is not None and warnings:
+                answer = event.answer.model_copy(update={"warnings": warnings})
+                event = AskEvent(kind=event.kind, text=event.text, answer=answer)  # noqa: PLW2901
             yield event
 
     async def _answer_globally(

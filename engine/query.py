@@ -4,6 +4,14 @@ The query-side twin of :class:`~engine.ingest.Ingestor`. It runs one
 :class:`~agents.Answerer` (extractive, model, or a model with the extractive answerer
 behind it) the same way whichever it is, and yields each stage as an :class:`AskEvent`
 so the CLI, the API's server-sent events and the notebooks can show progress.
+
+A question is checked for text aimed at a model (:func:`extractors.find_injections`)
+before anything else sees it. It is still answered: with ``injection="exclude"`` (the
+default) the flagged words are cut out first, so no retriever, planner or model reads
+them; with ``"quote"`` the question is kept whole (every prompt escapes it). Either way
+the answer carries a warning (:attr:`graph.provenance.Answer.warnings`), and whatever a
+model writes is validated against the sources, so a question cannot talk its way into an
+unsupported claim.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from agents import (
     ProvenanceValidator,
     Retrieval,
 )
+from extractors import find_injections
 from extractors.prompts import PLAN, SUPPORT
 from graph import Access, InputError
 from graph.provenance import Answer, Claim, Evidence
@@ -36,6 +45,7 @@ __all__ = [
     "QueryPipeline",
     "checked_question",
     "elapsed_ms",
+    "screen_question",
     "usage_of",
 ]
 
@@ -72,6 +82,40 @@ def checked_question(question: str) -> str:
     return text
 
 
+def screen_question(question: str, injection: str = "exclude") -> tuple[str, tuple[str, ...]]:
+    """The question to answer and the warnings for the caller (see the module docstring).
+
+    Raises:
+        InputError: the question is empty or too long, or (``exclude``) nothing is left
+            once the text aimed at a model is cut out.
+    """
+    text = checked_question(question)
+    flags = find_injections(text)
+    if not flags:
+        return text, ()
+    kinds = ", ".join(dict.fromkeys(t.type for t in flags))
+    if injection != "exclude":
+        return text, (
+            f"the question contains text aimed at a model ({kinds}); it was answered with "
+            "that text quoted as data in model prompts",
+        )
+    kept, cursor = [], 0
+    for tag in flags:
+        kept.append(text[cursor : max(cursor, tag.start)])
+        cursor = max(cursor, tag.end)
+    kept.append(text[cursor:])
+    rest = " ".join("".join(kept).split())
+    if not any(ch.isalnum() for ch in rest):
+        raise InputError(
+            f"the question contains only text aimed at a model ({kinds}); ask a question "
+            "about the documents"
+        )
+    return rest, (
+        f"the question contains text aimed at a model ({kinds}); that text was left out "
+        f"and the rest answered: {rest!r}",
+    )
+
+
 class QueryPipeline:
     """Answers questions with one retriever, one answerer and one validator."""
 
@@ -82,7 +126,9 @@ class QueryPipeline:
         answerer: Answerer,
         validator: ProvenanceValidator,
         checker: AnswerChecker,
+        injection: Literal["exclude", "quote"] = "exclude",
     ) -> None:
+        self.injection = injection
         self.retriever = retriever
         self.answerer = answerer
         self.validator = validator
@@ -125,6 +171,7 @@ class QueryPipeline:
             "threadline.ask", attributes={"threadline.mode": mode, "threadline.k": k}
         ) as span:
             started = time.perf_counter()
+            question, warnings = screen_question(question, self.injection)
             with _TRACER.start_as_current_span("threadline.retrieve"):
                 retrieval = await self.retrieve(question, access, k=k, mode=mode)
             retrieved = time.perf_counter()
@@ -172,6 +219,7 @@ class QueryPipeline:
             removed_claims=len(validated_claims) - len(claims),
             answer_verdict=verdict,
             answer_reason=reason,
+            warnings=warnings,
             timings_ms={
                 **retrieval.timings_ms,
                 "retrieval": elapsed_ms(started, retrieved),

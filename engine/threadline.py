@@ -268,7 +268,9 @@ class Threadline:
             extractor = None
             if self.settings.model.extraction:
                 self._cache = self._cache or ExtractionCache(self._cache_path)
-                extractor = ModelExtractor(self.model, cache=self._cache)
+                extractor = ModelExtractor(
+                    self.model, cache=self._cache, injection=self.settings.privacy.injection
+                )
             if self._journal is None:
                 raise StoreUnavailableError("Threadline is closed; open it with Threadline.open")
             self._ingestor = Ingestor(
@@ -444,7 +446,10 @@ class Threadline:
         judge = None
         if use_model:
             answerer = FallbackAnswerer(
-                ModelSynthesizer(graph=self.graph, model=self.model), extractive
+                ModelSynthesizer(
+                    graph=self.graph, model=self.model, injection=self.settings.privacy.injection
+                ),
+                extractive,
             )
             judge = self.model if self.settings.model.entailment else None
         return QueryPipeline(
@@ -452,6 +457,7 @@ class Threadline:
             answerer=answerer,
             validator=self.validator(judge=judge),
             checker=checker,
+            injection=self.settings.privacy.injection,
         )
 
     def global_pipeline(self, *, llm: bool | None = None) -> GlobalQueryPipeline:
@@ -467,7 +473,11 @@ class Threadline:
             extractor=self._extractor,
             synthesizer=(
                 ModelSynthesizer(
-                    graph=self.graph, model=self.model, max_sentences=16, max_tokens=400
+                    graph=self.graph,
+                    model=self.model,
+                    max_sentences=16,
+                    max_tokens=400,
+                    injection=self.settings.privacy.injection,
                 )
                 if use_model
                 else None

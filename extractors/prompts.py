@@ -11,11 +11,16 @@ the same model, so what is asked for and what is accepted cannot drift apart.
 
 Documents are untrusted. Prompts put source text inside ``<evidence>`` / ``<text>``
 blocks and tell the model that instructions inside them are data, not orders; whatever
-the model returns is validated against the graph and the source text anyway.
+the model returns is validated against the graph and the source text anyway. Every value
+filled into a template is escaped first (:func:`escape_prompt_text`): angle brackets
+become ``&lt;``/``&gt;`` and bracketed control words (``[INST]``) lose their brackets, so
+no document, question or tool result can close a section (``</evidence>``), open one, or
+spell a chat-template token (``<|im_start|>``) the server would parse as structure.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, Union
@@ -57,10 +62,34 @@ __all__ = [
     "SynthesisClaim",
     "SynthesisReply",
     "ToolAction",
+    "escape_prompt_text",
     "research_actions",
+    "unescape_prompt_text",
 ]
 
 R = TypeVar("R", bound=BaseModel)
+
+# Bracketed control words of chat formats: [INST], [/INST], [SYSTEM_PROMPT], [TOOL_CALLS].
+_CONTROL_WORD = re.compile(r"\[(/?[A-Z][A-Z_]{1,24})\]")
+_ESCAPES = {"<": "&lt;", ">": "&gt;"}
+_UNESCAPE = re.compile(r"&lt;|&gt;|&#91;|&#93;")
+_UNESCAPES = {"&lt;": "<", "&gt;": ">", "&#91;": "[", "&#93;": "]"}
+
+
+def escape_prompt_text(text: str) -> str:
+    """``text`` made safe to put inside a prompt section.
+
+    ``<`` and ``>`` become ``&lt;`` and ``&gt;`` (no tag can open or close a section,
+    no ``<|...|>`` template token survives), and bracketed control words become
+    ``&#91;INST&#93;``. Everything else is kept, so quotes stay readable.
+    """
+    text = _CONTROL_WORD.sub(r"&#91;\1&#93;", text)
+    return text.replace("<", _ESCAPES["<"]).replace(">", _ESCAPES[">"])
+
+
+def unescape_prompt_text(text: str) -> str:
+    """The inverse of :func:`escape_prompt_text`, for text a model copied from a prompt."""
+    return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group()], text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +108,12 @@ class Prompt(Generic[R]):
         return f"{self.name}@{self.version}"
 
     def messages(self, **values: str) -> list[Message]:
-        """The chat messages with ``values`` filled into the user template."""
+        """The chat messages with ``values`` filled into the user template, each escaped
+        (:func:`escape_prompt_text`): no value can close or open a prompt section."""
+        filled = {k: escape_prompt_text(v) for k, v in values.items()}
         return [
             {"role": "system", "content": self.system},
-            {"role": "user", "content": self.user.format_map(_Strict(values))},
+            {"role": "user", "content": self.user.format_map(_Strict(filled))},
         ]
 
     def expect(

@@ -213,6 +213,11 @@ class Answer(_Frozen):
         "was found, so there is nothing to verify)",
     )
     answer_reason: str = Field(default="", description="why the answer has its verdict")
+    warnings: tuple[str, ...] = Field(
+        default=(),
+        description="what the caller should know about how the question was handled (for "
+        "example: the question held text aimed at a model, which was left out)",
+    )
 
     def _repr_html_(self) -> str:
         """The answer in a notebook: the text, then each claim with its chain, collapsible."""
