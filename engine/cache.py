@@ -20,13 +20,15 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
 
 from agents import Mode
+from engine import clock
 from engine.metering import CALLER, Spend, caller_for, metered_steps
 from engine.query import AskEvent, QueryPipeline, checked_question
 from engine.usage import Caller, UsageLedger
@@ -68,6 +70,8 @@ class _Entry:
     answer: Answer
     tenant: str | None
     tokens: int
+    # Read at call time, so a test that moves engine.clock moves it here too.
+    at: datetime = field(default_factory=lambda: clock.now())  # noqa: PLW0108
 
 
 @dataclass(slots=True)
@@ -148,6 +152,24 @@ class AnswerCache:
             del self._entries[digest]
         return len(stale)
 
+    def answers(self) -> list[Answer]:
+        """The cached answers (for subject requests)."""
+        return [e.answer for e in self._entries.values()]
+
+    def drop(self, match: Callable[[Answer], bool]) -> int:
+        """Drop the entries whose answer ``match`` picks; returns how many."""
+        stale = [d for d, e in self._entries.items() if match(e.answer)]
+        for digest in stale:
+            del self._entries[digest]
+        return len(stale)
+
+    def expire(self, before: datetime) -> int:
+        """Drop the entries filed before ``before`` (retention); returns how many."""
+        stale = [d for d, e in self._entries.items() if e.at < before]
+        for digest in stale:
+            del self._entries[digest]
+        return len(stale)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -162,6 +184,7 @@ class QueryEmbeddingCache:
         self.max_entries = max_entries
         self.stats = CacheStats()
         self._vectors: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+        self._at: dict[tuple[str | None, str], datetime] = {}
 
     @property
     def dimension(self) -> int:
@@ -182,9 +205,30 @@ class QueryEmbeddingCache:
         self.stats.misses += 1
         vectors = await self.inner.embed(texts)
         self._vectors[key] = vectors.copy()
+        self._at[key] = clock.now()
         while len(self._vectors) > self.max_entries:
-            self._vectors.popitem(last=False)
+            self._at.pop(self._vectors.popitem(last=False)[0], None)
         return vectors
+
+    def texts(self) -> list[str]:
+        """The texts (questions) whose vectors are cached."""
+        return [text for _, text in self._vectors]
+
+    def drop(self, match: Callable[[str], bool]) -> int:
+        """Drop the vectors of the texts ``match`` picks; returns how many."""
+        stale = [key for key in self._vectors if match(key[1])]
+        for key in stale:
+            del self._vectors[key]
+            self._at.pop(key, None)
+        return len(stale)
+
+    def expire(self, before: datetime) -> int:
+        """Drop the vectors cached before ``before`` (retention); returns how many."""
+        stale = [key for key in self._vectors if self._at.get(key, before) < before]
+        for key in stale:
+            del self._vectors[key]
+            del self._at[key]
+        return len(stale)
 
     def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
         """Blocking embeddings (not cached)."""

@@ -12,11 +12,12 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
+from engine import clock
 from engine.sqlite_file import SqliteFile
+from graph import InputError
 
 __all__ = ["FeedbackStore"]
 
@@ -55,7 +56,7 @@ class FeedbackStore:
         feedback_id = uuid.uuid4().hex
         row = (
             feedback_id,
-            datetime.now(UTC).isoformat(),
+            clock.now().isoformat(),
             key_id,
             tenant,
             question,
@@ -94,12 +95,56 @@ class FeedbackStore:
             for r in rows
         ]
 
+    async def texts(self) -> list[dict[str, Any]]:
+        """Every rating's id, time, tenant and text fields (question, answer, comment)."""
+        rows = await self._file.run(
+            "SELECT id, ts, tenant, question, answer, comment FROM feedback ORDER BY ts"
+        )
+        names = ("id", "ts", "tenant", "question", "answer", "comment")
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    async def rewrite(self, changes: Mapping[str, Mapping[str, str]]) -> int:
+        """Replace text fields (``question``, ``answer``, ``comment``) of ratings by id;
+        the old text is overwritten in the file, not just unlinked. Returns rows changed."""
+        allowed = {"question", "answer", "comment"}
+
+        def update(db: sqlite3.Connection) -> int:
+            changed = 0
+            with db:
+                db.execute("BEGIN")
+                for feedback_id, fields in changes.items():
+                    for name, value in fields.items():
+                        if name not in allowed:
+                            raise InputError(f"not a text field of feedback: {name}")
+                        sql = f"UPDATE feedback SET {name}=? WHERE id=?"  # noqa: S608 - allowed names
+                        changed += db.execute(sql, (value, feedback_id)).rowcount
+            return changed
+
+        return await self._file.call(update)
+
+    async def remove_before(self, cutoff: str) -> int:
+        """Remove ratings given before ``cutoff`` (an ISO time) with their spans."""
+
+        def remove(db: sqlite3.Connection) -> int:
+            with db:
+                db.execute("BEGIN")
+                db.execute(
+                    "DELETE FROM feedback_spans WHERE feedback_id IN "
+                    "(SELECT id FROM feedback WHERE ts < ?)",
+                    (cutoff,),
+                )
+                return db.execute("DELETE FROM feedback WHERE ts < ?", (cutoff,)).rowcount
+
+        return await self._file.call(remove)
+
     async def close(self) -> None:
         """Close the file."""
         await self._file.close()
 
 
 def _setup(db: sqlite3.Connection) -> None:
+    # Erased and expired comments quote people: their bytes are overwritten, not unlinked.
+    db.execute("PRAGMA secure_delete=ON")
     db.execute(_SCHEMA)
     db.execute(
         "CREATE TABLE IF NOT EXISTS feedback_spans (feedback_id TEXT PRIMARY KEY, spans TEXT)"

@@ -586,6 +586,21 @@ class Threadline:
             stats["answer"] = self._asks.cache.stats
         return stats
 
+    @property
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache (``None`` when answers are not cached)."""
+        return self._asks.cache
+
+    @property
+    def query_cache(self) -> QueryEmbeddingCache:
+        """The query-embedding cache."""
+        return self._queries
+
+    async def forget_replaced(self, replaced: Sequence[DocumentGraph]) -> None:
+        """Drop the cached model extractions of replaced versions' chunks whose text no
+        stored chunk of the same source repeats (after a redacted re-ingest)."""
+        await self._purge_model_cache(replaced)
+
     def access(self) -> Access:
         """The configured tenant's access (``THREADLINE_TENANT``), every group."""
         return Access(tenant=self.settings.tenant)

@@ -27,6 +27,7 @@ from typing import Literal, Protocol, Self
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict
 
+from engine import clock
 from engine.settings import QuotaLimits, QuotaSettings
 from engine.sqlite_file import SqliteFile
 from extractors.chat import Usage
@@ -204,7 +205,7 @@ class UsageLedger:
         saved: int = 0,
         ms: float = 0.0,
     ) -> None:
-        now = datetime.now(UTC)
+        now = clock.now()
         row = (
             now.isoformat(),
             now.date().isoformat(),
@@ -222,6 +223,16 @@ class UsageLedger:
             round(ms, 2),
         )
         await self._file.run(_INSERT, row)
+
+    async def remove_before(self, cutoff: str) -> int:
+        """Remove the rows recorded before ``cutoff`` (an ISO time); quotas stay."""
+
+        def remove(db: sqlite3.Connection) -> int:
+            removed = db.execute("DELETE FROM usage WHERE ts < ?", (cutoff,)).rowcount
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return int(removed)
+
+        return await self._file.call(remove)
 
     # ------------------------------------------------------------------ quotas
 
