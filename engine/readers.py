@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,10 @@ def _html_text(raw: str, path: Path) -> tuple[str, str]:
 
 def parse_html(raw: str, where: str) -> HtmlElement:
     """Parse HTML with libxml2, which works in time linear in the input, and drop the
-    elements whose text is not prose (scripts, styles, templates).
+    elements whose text is not prose (scripts, styles, templates) or is hidden from a
+    human reader (``hidden``, ``aria-hidden="true"``, ``display:none``, ``visibility:hidden``,
+    ``font-size:0``, ``opacity:0``): hidden text is where instructions aimed at a model
+    hide, and a document holds what its reader sees.
 
     Raises:
         InputError: the document nests elements deeper than :data:`MAX_HTML_DEPTH`.
@@ -280,7 +284,30 @@ def parse_html(raw: str, where: str) -> HtmlElement:
         )
     for node in list(root.iter("script", "style", "noscript", "template")):
         node.drop_tree()
+    for node in [n for n in root.iter() if isinstance(n.tag, str) and _hidden(n)]:
+        if node.getparent() is not None:
+            node.drop_tree()
     return root
+
+
+# Inline styles that hide an element's text from a human reader.
+_HIDDEN_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|"
+    r"(?:font-size|opacity)\s*:\s*0(?:\.0*)?(?:px|pt|em|rem|%)?\s*(?:;|!|$)",
+    re.IGNORECASE,
+)
+
+
+def _hidden(node: HtmlElement) -> bool:
+    """Whether an element is hidden from a human reader (``hidden``, ``aria-hidden``, or
+    an inline style such as ``display:none``): text a person never sees is a classic
+    carrier of instructions aimed at a model, so it is not read into the document."""
+    attrs = node.attrib
+    return (
+        "hidden" in attrs
+        or attrs.get("aria-hidden", "").strip().lower() == "true"
+        or bool(_HIDDEN_STYLE.search(attrs.get("style", "")))
+    )
 
 
 def _pdf_text(path: Path) -> str:
