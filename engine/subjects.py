@@ -367,12 +367,10 @@ async def find_subject(
             if hits:
                 documents.append(graph.document.id)
             found += hits
-    found += await _feedback_hits(feedback, pattern)
-    found += _cache_hits(tl, pattern)
+    questions: list[str] = []
+    found += await _feedback_hits(feedback, pattern, questions)
+    found += _cache_hits(tl, pattern, questions)
     if audit_path is not None:
-        questions = [
-            o.excerpt for o in found if o.kind in {"feedback", "cache"} and o.field == "question"
-        ]
         found += await asyncio.to_thread(_audit_hits, audit_path, pattern, questions)
     counts: dict[str, int] = {}
     for hit in found:
@@ -388,20 +386,29 @@ async def find_subject(
     )
 
 
-async def _feedback_hits(store: FeedbackStore | None, pattern: re.Pattern[str]) -> list[Occurrence]:
+async def _feedback_hits(
+    store: FeedbackStore | None, pattern: re.Pattern[str], questions: list[str]
+) -> list[Occurrence]:
+    """Occurrences in feedback; the questions that mention the subject go to ``questions``."""
     found: list[Occurrence] = []
     for row in await store.texts() if store is not None else []:
         for name in _FEEDBACK_FIELDS:
-            found += _text_hits(
-                "feedback", row["id"], name, row[name] or "", pattern, tenant=row["tenant"]
-            )
+            text = row[name] or ""
+            hits = _text_hits("feedback", row["id"], name, text, pattern, tenant=row["tenant"])
+            if hits and name == "question":
+                questions.append(text)
+            found += hits
     return found
 
 
-def _cache_hits(tl: Threadline, pattern: re.Pattern[str]) -> list[Occurrence]:
+def _cache_hits(tl: Threadline, pattern: re.Pattern[str], questions: list[str]) -> list[Occurrence]:
+    """Occurrences in the caches; the questions that mention the subject go to ``questions``."""
     found: list[Occurrence] = []
     for ident, name, text in _cache_texts(tl):
-        found += _text_hits("cache", ident, name, text, pattern)
+        hits = _text_hits("cache", ident, name, text, pattern)
+        if hits and name == "question":
+            questions.append(text)
+        found += hits
     return found
 
 
