@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from engine.keys import PII
+from engine.redaction import Redactor, redactor_for
 from engine.settings import Settings
 from engine.threadline import Threadline
 from graph import Access, ThreadlineError
@@ -30,6 +32,7 @@ __all__ = [
     "DataDir",
     "Groups",
     "JsonOut",
+    "Permissions",
     "Tenant",
     "access_for",
     "app",
@@ -40,7 +43,9 @@ __all__ = [
     "out",
     "print_neighborhood",
     "progress_bar",
+    "redactor",
     "run_job",
+    "sees_pii",
 ]
 
 app = typer.Typer(
@@ -67,6 +72,15 @@ Tenant = Annotated[str | None, typer.Option("--tenant", help="Read as this tenan
 Groups = Annotated[
     list[str] | None, typer.Option("--group", help="Access group (repeatable).", show_default=False)
 ]
+Permissions = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--permission",
+        help="pii: show personal data (e-mail addresses, phone numbers, ...) unmasked; "
+        "without it, it is masked.",
+        show_default=False,
+    ),
+]
 
 
 def load_settings(data_dir: Path | None) -> Settings:
@@ -83,6 +97,23 @@ def access_for(tenant: str | None, groups: list[str] | None) -> Access:
     if tenant is None:
         return Access.admin()
     return Access(tenant=tenant, groups=frozenset(groups or ()))
+
+
+def sees_pii(permissions: list[str] | None) -> bool:
+    """Whether ``--permission`` asks for personal data unmasked (``pii``)."""
+    chosen = set(permissions or ())
+    unknown = sorted(chosen - {PII})
+    if unknown:
+        raise typer.BadParameter(
+            f"--permission takes {PII} (show personal data unmasked), not {', '.join(unknown)}"
+        )
+    return PII in chosen
+
+
+async def redactor(tl: Threadline, access: Access, permissions: list[str] | None) -> Redactor:
+    """What masks a read command's output: nothing with ``--permission pii``, else the
+    personal data ``access`` may read and whatever the detector finds."""
+    return await redactor_for(tl, access, pii=sees_pii(permissions))
 
 
 def fail(exc: ThreadlineError) -> typer.Exit:

@@ -12,13 +12,17 @@ from engine.cli_common import (
     DataDir,
     Groups,
     JsonOut,
+    Permissions,
     Tenant,
     access_for,
     app,
     emit_json,
     out,
+    redactor,
     run_job,
 )
+from engine.threadline import Threadline
+from graph.views import CommunityView
 
 __all__ = ["communities"]
 
@@ -31,13 +35,19 @@ def communities(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """List communities of the entity graph with members and a cited summary (communities
-    whose documents changed are rebuilt first)."""
+    whose documents changed are rebuilt first); personal data masked unless --permission pii."""
     access = access_for(tenant, group)
-    found = run_job(data_dir, lambda tl: tl.browse(access).communities(level=level, limit=limit))
+
+    async def read(tl: Threadline) -> list[CommunityView]:
+        found = await tl.browse(access).communities(level=level, limit=limit)
+        return (await redactor(tl, access, permission)).scrub(found)
+
+    found = run_job(data_dir, read)
     if as_json:
         emit_json([c.model_dump(mode="json") for c in found])
         return

@@ -14,6 +14,7 @@ from engine.cli_common import (
     DataDir,
     Groups,
     JsonOut,
+    Permissions,
     Tenant,
     access_for,
     app,
@@ -22,7 +23,9 @@ from engine.cli_common import (
     fail,
     load_settings,
     out,
+    redactor,
     run_job,
+    sees_pii,
 )
 from engine.threadline import Threadline
 from graph import Access, ThreadlineError
@@ -34,16 +37,18 @@ __all__ = ["mcp", "research", "serve_model_local"]
 def mcp(
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
 ) -> None:
     """Serve Threadline's tools (ask, search, entity, neighborhood, paths, facts) over MCP on
-    stdin/stdout, reading as one tenant (default: THREADLINE_TENANT) and its groups."""
+    stdin/stdout, reading as one tenant (default: THREADLINE_TENANT) and its groups, with
+    personal data masked unless --permission pii."""
     from engine.mcp_server import serve_stdio  # noqa: PLC0415 - only this command needs it
 
     settings = load_settings(data_dir)
     access = Access(tenant=tenant or settings.tenant, groups=frozenset(group or ()))
     try:
-        asyncio.run(serve_stdio(settings, access))
+        asyncio.run(serve_stdio(settings, access, pii=sees_pii(permission)))
     except ThreadlineError as exc:
         raise fail(exc) from exc
 
@@ -65,11 +70,13 @@ def research(
     max_tokens: Annotated[int, typer.Option(min=100, help="Model tokens allowed.")] = 30_000,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
     """Research a question in several steps and write a report whose every statement cites
-    a validated provenance chain (the trace of tool calls comes with --json)."""
+    a validated provenance chain (the trace of tool calls comes with --json). The agent and
+    its model read personal data masked unless --permission pii."""
     from agents.research import ResearchAgent, ResearchBudget  # noqa: PLC0415
     from engine.metering import acting_as, caller_for  # noqa: PLC0415
     from engine.tools import ThreadlineToolbox  # noqa: PLC0415
@@ -79,14 +86,15 @@ def research(
 
     async def job(tl: Threadline) -> Any:
         access = access_for(tenant, group) if tenant else tl.access()
+        shown = await redactor(tl, access, permission)
         agent = ResearchAgent(
-            ThreadlineToolbox(tl, access),
+            ThreadlineToolbox(tl, access, pii=sees_pii(permission)),
             model=tl.model if llm else None,
             budget=ResearchBudget(max_steps=max_steps, max_tokens=max_tokens),
             tool_calling="native" if tool_calling == "native" else "json",
         )
         with acting_as(caller_for(access)):  # the model's tokens count against the tenant
-            return await agent.run(question)
+            return shown.scrub(await agent.run(shown.text(question)))
 
     report = run_job(data_dir, job)
     if as_json:

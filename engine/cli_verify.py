@@ -21,12 +21,14 @@ from engine.cli_common import (
     DataDir,
     Groups,
     JsonOut,
+    Permissions,
     Tenant,
     access_for,
     app,
     emit_json,
     err,
     out,
+    redactor,
     run_job,
 )
 from engine.threadline import Threadline
@@ -44,6 +46,7 @@ def verify(
     ],
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -63,10 +66,13 @@ def verify(
 
     async def job(tl: Threadline) -> list[VerifyResult]:
         access = access_for(tenant, group) if tenant else tl.access()
+        shown = await redactor(tl, access, permission)
+        # Personal data in the items is masked before they are checked, as for the API.
+        checked = shown.scrub(items)
         results: list[VerifyResult] = []
-        for at in range(0, len(items), MAX_ITEMS):
-            results += await tl.verify(items[at : at + MAX_ITEMS], access)
-        return results
+        for at in range(0, len(checked), MAX_ITEMS):
+            results += await tl.verify(checked[at : at + MAX_ITEMS], access)
+        return shown.scrub(results)
 
     results = iter(run_job(data_dir, job) if items else [])
     for number, item in parsed:

@@ -4,6 +4,10 @@ One SQLite file, ``feedback.sqlite`` in the data dir, one row per rating. The ta
 its columns are fixed: data dirs written by earlier versions open as they are. The spans
 a rated answer cited (document, chunk and offsets; never their text) are kept beside it,
 in a table of their own, for :meth:`FeedbackStore.low_rated`.
+
+No personal data is kept: the API masks question, answer and comment with the caller's
+redactor (:mod:`engine.redaction`) before they are added, and :meth:`FeedbackStore.add`
+masks whatever the detector still finds in them.
 """
 
 from __future__ import annotations
@@ -52,7 +56,12 @@ class FeedbackStore:
         request_id: str | None = None,
         spans: Sequence[Mapping[str, Any]] = (),
     ) -> str:
-        """Store one rating (and the spans the rated answer cited) and return its id."""
+        """Store one rating (and the spans the rated answer cited) and return its id;
+        personal data the detector finds in the texts is masked first."""
+        from engine.redaction import detector_for  # noqa: PLC0415 - loads Presidio on use
+
+        mask = detector_for().mask
+        question, answer, comment = mask(question), mask(answer), mask(comment)
         feedback_id = uuid.uuid4().hex
         row = (
             feedback_id,

@@ -1,4 +1,9 @@
-"""pandas tables of Threadline objects, for notebooks: ``to_dataframe(x)``."""
+"""pandas tables of Threadline objects, for notebooks: ``to_dataframe(x)``.
+
+Personal data in the tables is masked unless the caller says otherwise: by default with
+the detector, or with ``redactor=await redactor_for(tl, access)`` the known values of
+that caller's documents too; ``redactor=RAW`` shows them unmasked (the operator opts in).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from engine.redaction import Redactor, detector_for
 from engine.views import Subgraph
 from graph import Entity, EntityId, Relation
 from graph.provenance import Answer, Evidence
@@ -15,12 +21,30 @@ from graph.views import EntityDetail, FactView, NeighborhoodView
 __all__ = ["to_dataframe"]
 
 
-def to_dataframe(obj: Any, *, names: dict[str, str] | None = None) -> pd.DataFrame:
+def to_dataframe(
+    obj: Any, *, names: dict[str, str] | None = None, redactor: Redactor | None = None
+) -> pd.DataFrame:
     """A table of entities, facts (named or not), evidence, an answer's claims, or the
     facts of a subgraph, neighbourhood or entity detail.
 
     ``names`` maps entity ids to names for fact tables (a subgraph knows its own).
+    ``redactor`` masks the text cells (default: the personal data the detector finds;
+    :data:`engine.redaction.RAW` masks nothing).
     """
+    table = _table(obj, names)
+    redact = redactor if redactor is not None else Redactor(detector=detector_for())
+    if not redact.active:
+        return table
+    for column in table.columns:
+        if column not in _ID_COLUMNS and table[column].dtype == object:
+            table[column] = table[column].map(lambda v: redact.text(v) if isinstance(v, str) else v)
+    return table
+
+
+_ID_COLUMNS = frozenset({"id", "relation_id", "chunk_id", "document_id", "kind", "verdict"})
+
+
+def _table(obj: Any, names: dict[str, str] | None) -> pd.DataFrame:
     if isinstance(obj, Answer):
         return _claims(obj)
     if isinstance(obj, NeighborhoodView | EntityDetail):

@@ -3,7 +3,8 @@
 Agent frameworks and assistants that speak MCP get the same tools as
 :mod:`engine.tools` — ask, search, entity, neighborhood, paths, facts, communities — with the same
 JSON results, provenance included. The server reads as one tenant (and groups), given
-on the command line; it never writes.
+on the command line; it never writes. Personal data is masked in every result unless the
+command was given ``--permission pii`` (:mod:`engine.redaction`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def build_server(toolbox: ThreadlineToolbox) -> MCPServer:
     return server
 
 
-async def serve_stdio(settings: Settings, access: Access) -> None:
-    """Open the knowledge base and serve its tools on stdin/stdout until the client leaves."""
+async def serve_stdio(settings: Settings, access: Access, *, pii: bool = False) -> None:
+    """Open the knowledge base and serve its tools on stdin/stdout until the client leaves
+    (personal data masked in every result unless ``pii``)."""
     async with await Threadline.open(settings) as tl:
-        await build_server(ThreadlineToolbox(tl, access)).run_stdio_async()
+        await build_server(ThreadlineToolbox(tl, access, pii=pii)).run_stdio_async()

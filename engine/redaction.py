@@ -30,6 +30,7 @@ default.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import threading
@@ -157,6 +158,12 @@ class Redactor:
         if not self.active:
             return obj
         return self._walk(obj, seen)  # type: ignore[no-any-return]  # same shape as obj
+
+    async def scrubbed(self, obj: T) -> T:
+        """:meth:`scrub` in a worker thread (detection is CPU work)."""
+        if not self.active:
+            return obj
+        return await asyncio.to_thread(self.scrub, obj)
 
     def _walk(self, obj: Any, seen: dict[str, str] | None) -> Any:
         if isinstance(obj, str):
@@ -292,6 +299,7 @@ async def redactor_for(tl: Threadline, access: Access, *, pii: bool = False) -> 
         return found
     values = await tl.graph.pii_values(access, types)
     detector = detector_for(types & DIRECT_IDENTIFIERS, privacy.pii_threshold)
+    await asyncio.to_thread(detector.find, "0")  # loads Presidio once, off the event loop
     built = Redactor(masker=ValueMasker(values), detector=detector)
     scopes.built[key] = built
     # Versions of a scope only grow: drop the older ones, and the least used beyond a bound.

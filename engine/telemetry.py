@@ -1,10 +1,16 @@
-"""Observability: request ids, JSON logs, OpenTelemetry traces, Prometheus metrics."""
+"""Observability: request ids, JSON logs, OpenTelemetry traces, Prometheus metrics.
+
+Log records pass :class:`PiiFilter` before they are written: personal data in a message,
+its extra fields or a traceback (a question or a model reply quoted in an error) is
+masked, so no log line holds it.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -12,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from engine.settings import TelemetrySettings
 
-__all__ = ["REQUEST_ID", "Metrics", "configure_logging", "configure_tracing"]
+__all__ = ["REQUEST_ID", "Metrics", "PiiFilter", "configure_logging", "configure_tracing"]
 
 #: The id of the request being served (for logs, errors and audit records).
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -40,12 +46,50 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exception"] = record.exc_text
         return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+class PiiFilter(logging.Filter):
+    """Masks personal data in a record's message, string extras and traceback (the
+    detector's direct identifiers by default); the record is kept."""
+
+    _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+    # Extras the service sets itself, never text from a caller or a document.
+    _SAFE = frozenset({"method", "route", "status", "ms", "key_id", "request_id"})
+
+    def __init__(self, mask: Callable[[str], str] | None = None) -> None:
+        super().__init__()
+        self._mask = mask
+
+    def _text(self, value: str) -> str:
+        if self._mask is None:
+            from engine.redaction import detector_for  # noqa: PLC0415 - loads Presidio
+
+            self._mask = detector_for().mask
+        return self._mask(value)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the record in place; always keep it."""
+        record.msg = self._text(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            traceback = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self._text(traceback)
+            record.exc_info = None
+        for key, value in list(vars(record).items()):
+            if key in self._STANDARD or key in self._SAFE or key.startswith("_"):
+                continue
+            if isinstance(value, str):
+                setattr(record, key, self._text(value))
+        return True
 
 
 def configure_logging(settings: TelemetrySettings, level: int = logging.INFO) -> None:
     """JSON lines (or plain text) on stderr for the ``threadline`` and ``uvicorn`` loggers."""
     handler = logging.StreamHandler()
+    handler.addFilter(PiiFilter())
     if settings.json_logs:
         handler.setFormatter(JsonFormatter())
     for name in ("threadline", "engine", "uvicorn.error"):

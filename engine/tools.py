@@ -6,6 +6,11 @@ Every result is a typed model (:mod:`agents.toolbox`) and carries provenance: an
 come with their validated claims (facts, spans with document offsets, documents,
 verdicts), chunks with their document and offsets, facts with the sentences that state
 them.
+
+A toolbox reads for one caller; unless it was made with ``pii=True`` personal data is
+masked in every result and in the arguments before they are used (:mod:`engine.redaction`),
+and :meth:`ThreadlineToolbox.validate` checks claims against the stored text, so claims
+quoted from masked results still validate.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from agents.toolbox import (
     ToolError,
     ToolResult,
 )
+from engine.redaction import Redactor, redactor_for
 from engine.threadline import Threadline
 from graph import Access, ThreadlineError
 from graph.provenance import Claim
@@ -130,13 +136,24 @@ def openai_tools(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
-class ThreadlineToolbox:
-    """Runs the tools for one caller (``access``) against one Threadline."""
+_SEEN_MAX = 20_000
 
-    def __init__(self, tl: Threadline, access: Access) -> None:
+
+class ThreadlineToolbox:
+    """Runs the tools for one caller (``access``) against one Threadline; ``pii``: the
+    caller reads personal data unmasked."""
+
+    def __init__(self, tl: Threadline, access: Access, *, pii: bool = False) -> None:
         self.tl = tl
         self.access = access
+        self.pii = pii
         self.browser = tl.browse(access)
+        # What masking changed in results handed out (masked -> stored), so claims quoted
+        # from them are validated against the stored text.
+        self._seen: dict[str, str] = {}
+
+    async def _redactor(self) -> Redactor:
+        return await redactor_for(self.tl, self.access, pii=self.pii)
 
     def specs(self) -> list[dict[str, Any]]:
         """The OpenAI-format tool definitions."""
@@ -147,12 +164,13 @@ class ThreadlineToolbox:
         as :class:`ToolError` (an agent can read them and try again); nothing is raised
         for them."""
         model = TOOL_ARGUMENTS.get(name)
+        redact = await self._redactor()
         if model is None:
             return ToolError(
                 error=f"no tool named {name!r}; the tools are {', '.join(TOOL_ARGUMENTS)}"
             )
         try:
-            args = model.model_validate(arguments)
+            args = redact.scrub(model.model_validate(arguments))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "arguments"
@@ -160,16 +178,21 @@ class ThreadlineToolbox:
         try:
             result: ToolResult = await getattr(self, f"_{name}")(args)
         except ThreadlineError as exc:
-            return ToolError(error=str(exc))
-        return result
+            return ToolError(error=redact.text(str(exc)))
+        if len(self._seen) > _SEEN_MAX:
+            self._seen.clear()
+        return redact.scrub(result, seen=self._seen)
 
     async def call_json(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """:meth:`call` with the result as JSON data (for MCP and JSON-only frameworks)."""
         return (await self.call(name, arguments)).model_dump(mode="json")
 
     async def validate(self, claims: Sequence[Claim]) -> list[Claim]:
-        """Verdicts for claims, read as this caller."""
-        return await self.tl.validator().validate(claims, self.access)
+        """Verdicts for claims, read as this caller: text this toolbox handed out masked
+        is checked as stored, and comes back masked."""
+        redact = await self._redactor()
+        stored = redact.restore(list(claims), self._seen)
+        return redact.scrub(await self.tl.validator().validate(stored, self.access))
 
     # ------------------------------------------------------------------ tools
 

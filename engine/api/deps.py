@@ -2,7 +2,9 @@
 
 Every request names an API key (``Authorization: Bearer tl_...`` or ``X-API-Key``) that
 maps to a tenant and groups; :func:`principal` authenticates it and holds one of the
-key's rate and concurrency slots for the length of the request.
+key's rate and concurrency slots for the length of the request. There is no
+unauthenticated mode, so nothing leaves unredacted by default: :data:`Redact` masks the
+results of keys without the ``pii`` permission.
 """
 
 from __future__ import annotations
@@ -22,13 +24,23 @@ from engine.audit import AuditLog, Outcome
 from engine.feedback import FeedbackStore
 from engine.keys import ApiKey, KeyStore
 from engine.metering import CALLER
+from engine.redaction import Redactor, redactor_for
 from engine.settings import Settings
 from engine.telemetry import REQUEST_ID, Metrics
 from engine.threadline import Threadline
 from engine.usage import Caller as UsageCaller
 from graph import PermissionDeniedError, ThreadlineError
 
-__all__ = ["Caller", "Service", "Svc", "principal", "require_admin", "route_template"]
+__all__ = [
+    "Caller",
+    "Redact",
+    "Service",
+    "Svc",
+    "principal",
+    "redaction",
+    "require_admin",
+    "route_template",
+]
 
 T = TypeVar("T")
 
@@ -123,6 +135,16 @@ async def principal(
 Caller = Annotated[ApiKey, Depends(principal)]
 #: The running service.
 Svc = Annotated[Service, Depends(get_service)]
+
+
+async def redaction(service: Svc, key: Caller) -> Redactor:
+    """What masks the caller's results: nothing for keys with the ``pii`` permission (and
+    admin keys), else the personal data of its scope (:mod:`engine.redaction`)."""
+    return await redactor_for(service.tl, key.access, pii=key.sees_pii)
+
+
+#: The calling key's redactor; every route that returns text passes its result through it.
+Redact = Annotated[Redactor, Depends(redaction)]
 
 
 def require_admin(key: ApiKey) -> None:

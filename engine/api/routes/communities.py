@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from engine.api.deps import Caller, Svc
+from engine.api.deps import Caller, Redact, Svc
 from graph.views import CommunityView
 
 __all__ = ["CommunityList", "router"]
@@ -28,6 +28,7 @@ class CommunityList(BaseModel):
 async def list_communities(
     service: Svc,
     key: Caller,
+    redact: Redact,
     level: Annotated[int | None, Query(ge=0, le=5, description="only this level")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> CommunityList:
@@ -37,14 +38,16 @@ async def list_communities(
         service.tl.browse(key.access).communities(level=level, limit=limit)
     )
     await service.record(key, "communities.list", communities=[c.id for c in found])
-    return CommunityList(communities=found)
+    return await redact.scrubbed(CommunityList(communities=found))
 
 
 @router.get("/communities/{community_id}")
-async def get_community(community_id: str, service: Svc, key: Caller) -> CommunityView:
+async def get_community(
+    community_id: str, service: Svc, key: Caller, redact: Redact
+) -> CommunityView:
     """One community the key can see (404 when it is missing or built from documents the
     key cannot read)."""
     found = await service.bounded(service.tl.browse(key.access).community(community_id))
     cited = sorted({s.document_id for line in found.summary for s in line.spans})
     await service.record(key, "community.read", communities=[found.id], documents=cited)
-    return found
+    return await redact.scrubbed(found)

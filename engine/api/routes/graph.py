@@ -1,5 +1,5 @@
 """The graph: entity search, entity detail, neighbourhoods and paths, through the browse
-layer (so a caller sees only what its documents state)."""
+layer (so a caller sees only what its documents state), masked for keys without ``pii``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from engine.api.deps import Caller, Svc
+from engine.api.deps import Caller, Redact, Svc
 from engine.api.schemas import (
     EntityDetail,
     EntityList,
@@ -18,6 +18,7 @@ from engine.api.schemas import (
     path_out,
     subgraph_out,
 )
+from engine.redaction import visible_entities
 
 __all__ = ["router"]
 
@@ -28,14 +29,18 @@ router = APIRouter(prefix="/v1", tags=["graph"])
 async def search_entities(
     service: Svc,
     key: Caller,
+    redact: Redact,
     q: Annotated[str, Query(max_length=200, description="name or alias contains")] = "",
     type: Annotated[list[str] | None, Query(max_length=20)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> EntityList:
-    """Entities the key can see whose name or alias contains ``q``."""
+    """Entities the key can see whose name or alias contains ``q`` (as the key sees them:
+    without the ``pii`` permission, a name that is personal data is masked and not searched)."""
+    query = redact.text(q)
     found = await service.bounded(
-        service.tl.browse(key.access).entities(q, types=type or (), limit=limit)
+        service.tl.browse(key.access).entities(query, types=type or (), limit=limit)
     )
+    found = visible_entities(found, query, redact)
     await service.record(key, "entities.search", entities=[e.id for e in found])
     return EntityList(entities=[entity_out(e) for e in found])
 
@@ -45,12 +50,13 @@ async def get_entity(
     entity_id: str,
     service: Svc,
     key: Caller,
+    redact: Redact,
     mentions: Annotated[int, Query(ge=0, le=500)] = 20,
     facts: Annotated[int, Query(ge=0, le=500)] = 20,
 ) -> EntityDetail:
     """One entity with its mentions and facts (from readable documents only)."""
     detail = await service.bounded(
-        service.tl.browse(key.access).detail(entity_id, mentions=mentions, facts=facts)
+        service.tl.browse(key.access).detail(redact.text(entity_id), mentions=mentions, facts=facts)
     )
     cited = {m.document_id for m in detail.mentions}
     cited |= {s.document_id for f in detail.facts for s in f.evidence}
@@ -62,7 +68,7 @@ async def get_entity(
         mentions=len(detail.mentions),
         facts=len(detail.facts),
     )
-    return entity_detail_out(detail)
+    return await redact.scrubbed(entity_detail_out(detail))
 
 
 @router.get("/entities/{entity_id}/neighborhood")
@@ -70,6 +76,7 @@ async def neighborhood(
     entity_id: str,
     service: Svc,
     key: Caller,
+    redact: Redact,
     depth: Annotated[int, Query(ge=1, le=3)] = 1,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     predicate: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -77,7 +84,7 @@ async def neighborhood(
     """The bounded subgraph around an entity, as nodes and edges."""
     hood = await service.bounded(
         service.tl.browse(key.access).neighborhood(
-            entity_id, depth=depth, limit=limit, predicates=predicate or ()
+            redact.text(entity_id), depth=depth, limit=limit, predicates=predicate or ()
         )
     )
     await service.record(
@@ -88,13 +95,14 @@ async def neighborhood(
         nodes=len(hood.entities),
         facts=len(hood.facts),
     )
-    return subgraph_out(hood)
+    return await redact.scrubbed(subgraph_out(hood))
 
 
 @router.get("/paths")
 async def paths(
     service: Svc,
     key: Caller,
+    redact: Redact,
     source: Annotated[str, Query(min_length=1, max_length=100)],
     target: Annotated[str, Query(min_length=1, max_length=100)],
     max_hops: Annotated[int, Query(ge=1, le=6)] = 4,
@@ -102,7 +110,9 @@ async def paths(
 ) -> PathList:
     """Shortest chains of facts between two entities."""
     found = await service.bounded(
-        service.tl.browse(key.access).paths(source, target, max_hops=max_hops, limit=limit)
+        service.tl.browse(key.access).paths(
+            redact.text(source), redact.text(target), max_hops=max_hops, limit=limit
+        )
     )
     await service.record(
         key,
@@ -111,4 +121,4 @@ async def paths(
         documents=sorted({s.document_id for p in found for f in p.facts for s in f.evidence}),
         paths=len(found),
     )
-    return PathList(paths=[path_out(p) for p in found])
+    return await redact.scrubbed(PathList(paths=[path_out(p) for p in found]))

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from pydantic import Field
 
-from engine.api.deps import Caller, Svc
+from engine.api.deps import Caller, Redact, Svc
 from engine.verify import MAX_ITEMS, VerifyItem, VerifyResult
 
 __all__ = ["router"]
@@ -35,6 +35,7 @@ async def verify(
     body: Annotated[VerifyItem | Items, Body(examples=[_EXAMPLE, [_EXAMPLE]])],
     service: Svc,
     key: Caller,
+    redact: Redact,
 ) -> VerifyResult | list[VerifyResult]:
     """Verify claims (and the answer they support) written by anyone against the documents
     the key may read.
@@ -44,8 +45,11 @@ async def verify(
     result out; a list (at most 100 items) in, a list out in the same order. A document the
     key cannot read is cited in vain: the claim is ``unsupported`` with the same reason as
     for a document that does not exist.
+
+    Without the ``pii`` permission, personal data in the items is masked before they are
+    checked (a guessed value cannot be confirmed) and in the results.
     """
-    items = body if isinstance(body, list) else [body]
+    items = await redact.scrubbed(body if isinstance(body, list) else [body])
     results = await service.bounded(service.tl.verify(items, key.access))
     await service.record(
         key,
@@ -56,4 +60,5 @@ async def verify(
         verdicts=[c.verdict for r in results for c in r.claims],
         answer_verdicts=[r.answer_verdict for r in results],
     )
-    return results if isinstance(body, list) else results[0]
+    shown = await redact.scrubbed(results)
+    return shown if isinstance(body, list) else shown[0]
