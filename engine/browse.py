@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from agents.communities import CommunityBuilder, RefreshReport
 from engine.community_views import community_views
-from engine.views import Subgraph
+from engine.views import DocumentPrivacy, Subgraph, document_privacy
 from graph import (
     Access,
     Chunk,
@@ -67,6 +67,20 @@ class GraphBrowser:
         if not found:
             raise NotFoundError(f"no document {document_id} you can see")
         return found[0]
+
+    async def privacy(self, documents: Sequence[Document]) -> dict[DocumentId, DocumentPrivacy]:
+        """Each readable document's personal-data counts and injection flags, from the tags
+        of its chunks (one read for all of them)."""
+        if not documents:
+            return {}
+        chunks = await self._graph.chunks_overlapping(
+            [(d.id, 0, max(len(d.text), 1)) for d in documents], self.access
+        )
+        by_doc: dict[DocumentId, list[Chunk]] = {d.id: [] for d in documents}
+        for chunk in chunks:
+            if chunk.document_id in by_doc:
+                by_doc[chunk.document_id].append(chunk)
+        return {did: document_privacy(did, found) for did, found in by_doc.items()}
 
     async def sources(self, evidence: Sequence[Evidence]) -> list[Source]:
         """Each evidence item with its chunk and document, in order; items whose chunk or

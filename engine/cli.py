@@ -34,7 +34,8 @@ from engine.cli_common import (
 from engine.cli_common import emit_json as _emit_json
 from engine.cli_common import load_settings as _settings
 from engine.threadline import Threadline
-from graph import DocumentId, ThreadlineError
+from engine.views import DocumentPrivacy
+from graph import Document, DocumentId, ThreadlineError
 
 __all__ = ["app", "main"]
 
@@ -130,14 +131,39 @@ def documents(
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """List documents."""
+    """List documents, with their personal-data counts and injection flags."""
     access = access_for(tenant, group)
-    docs = run_job(data_dir, lambda tl: tl.browse(access).documents(limit=limit, offset=offset))
+
+    async def read(tl: Threadline) -> tuple[list[Document], dict[DocumentId, DocumentPrivacy]]:
+        browser = tl.browse(access)
+        docs = await browser.documents(limit=limit, offset=offset)
+        return docs, await browser.privacy(docs)
+
+    docs, privacy = run_job(data_dir, read)
     if as_json:
-        _emit_json([d.model_dump(mode="json", exclude={"text"}) for d in docs])
+        _emit_json(
+            [
+                {
+                    **d.model_dump(mode="json", exclude={"text"}),
+                    "privacy": privacy[d.id].model_dump(mode="json", exclude={"document_id"}),
+                }
+                for d in docs
+            ]
+        )
         return
     for d in docs:
         out.print(f"{d.id}  v{d.version}  {d.tenant}  {d.title[:60]}  ({len(d.text):,} chars)")
+        _print_privacy(privacy[d.id])
+
+
+def _print_privacy(view: DocumentPrivacy) -> None:
+    counts = ", ".join(f"{t} {n}" for t, n in view.pii_counts.items())
+    out.print(f"    contains_pii: {'yes (' + counts + ')' if view.contains_pii else 'no'}")
+    if view.injection_flags:
+        out.print(f"    injection flags: {len(view.injection_flags)}")
+    for flag in view.injection_flags:
+        span = f"[{flag.start}:{flag.end}]"
+        out.print(f"      {flag.chunk_id} {span} {flag.rule}: {escape(flag.excerpt)}")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""Pictures of the knowledge graph for notebooks and reports.
+"""Pictures of the knowledge graph for notebooks and reports, and what a document's
+chunk tags say about it (:class:`DocumentPrivacy`).
 
 :class:`Subgraph` wraps a networkx ``MultiDiGraph`` of entities and facts. In Jupyter it
 shows itself as an interactive graph (vis-network through pyvis, with its JavaScript
@@ -21,11 +22,93 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+from pydantic import BaseModel, ConfigDict
 
-from graph import EntityId, Neighborhood, Relation
+from extractors.privacy import mask_spans
+from graph import Chunk, ChunkId, DocumentId, EntityId, Neighborhood, Relation
 from graph.provenance import Answer
 
-__all__ = ["TYPE_COLOURS", "Subgraph", "provenance_graph"]
+__all__ = [
+    "TYPE_COLOURS",
+    "DocumentPrivacy",
+    "InjectionFlag",
+    "Subgraph",
+    "document_privacy",
+    "provenance_graph",
+]
+
+#: Characters of flagged text an injection flag shows.
+EXCERPT_CHARS = 80
+
+
+class InjectionFlag(BaseModel):
+    """A span of a chunk flagged as text aimed at a model, in document offsets.
+
+    ``excerpt`` is the flagged text, cut to :data:`EXCERPT_CHARS`, with invisible and
+    control characters written as escapes and personal data masked.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    chunk_id: ChunkId
+    start: int
+    end: int
+    rule: str
+    excerpt: str
+
+
+class DocumentPrivacy(BaseModel):
+    """What a document's chunk tags say: personal data per type, and injection flags."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    document_id: DocumentId
+    contains_pii: bool
+    pii_counts: dict[str, int]
+    injection_flags: tuple[InjectionFlag, ...]
+
+
+def document_privacy(document_id: DocumentId, chunks: Iterable[Chunk]) -> DocumentPrivacy:
+    """The privacy view of a document from its chunks (overlapping chunks count once)."""
+    pii: dict[tuple[str, int, int], None] = {}
+    flags: dict[tuple[str, int, int], InjectionFlag] = {}
+    for chunk in sorted(chunks, key=lambda c: (c.start, c.index)):
+        masked = mask_spans(
+            chunk.text,
+            [(t.start - chunk.start, t.end - chunk.start, t.type) for t in chunk.tagged("pii")],
+        )
+        for tag in chunk.tags:
+            key = (tag.type, tag.start, tag.end)
+            if tag.kind == "pii":
+                pii[key] = None
+            elif key not in flags:
+                flags[key] = InjectionFlag(
+                    chunk_id=chunk.id,
+                    start=tag.start,
+                    end=tag.end,
+                    rule=tag.type,
+                    excerpt=_excerpt(masked[tag.start - chunk.start : tag.end - chunk.start]),
+                )
+    counts: dict[str, int] = {}
+    for pii_type, _, _ in pii:
+        counts[pii_type] = counts.get(pii_type, 0) + 1
+    return DocumentPrivacy(
+        document_id=document_id,
+        contains_pii=bool(counts),
+        pii_counts=dict(sorted(counts.items())),
+        injection_flags=tuple(sorted(flags.values(), key=lambda f: (f.start, f.end, f.rule))),
+    )
+
+
+def _excerpt(text: str) -> str:
+    """Flagged text made safe to show: escapes for what does not print, then cut."""
+    shown = "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+    shown = " ".join(shown.split())
+    return shown if len(shown) <= EXCERPT_CHARS else shown[: EXCERPT_CHARS - 1] + "…"
+
 
 #: Node colour per entity type (other types are grey).
 TYPE_COLOURS = {

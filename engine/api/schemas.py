@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.ingest import IngestReport
 from engine.keys import ApiKey
+from engine.views import DocumentPrivacy
 from graph import Document, Entity, Span
 from graph.views import EntityDetail as EntityDetailView
 from graph.views import FactView, NeighborhoodView, PathView, Source
@@ -139,6 +140,11 @@ class DocumentOut(BaseModel):
     chars: int
     sections: list[SectionOut] = []
     text: str | None = None
+    privacy: DocumentPrivacy | None = Field(
+        default=None,
+        description="personal data counted per type, contains_pii, and the spans flagged as "
+        "text aimed at a model (one document's view only)",
+    )
 
 
 class DocumentList(BaseModel):
@@ -358,8 +364,10 @@ class Health(BaseModel):
 # ---------------------------------------------------------------------------- views
 
 
-def document_out(doc: Document, *, text: bool = False) -> DocumentOut:
-    """A stored document (with its text when ``text``)."""
+def document_out(
+    doc: Document, *, text: bool = False, privacy: DocumentPrivacy | None = None
+) -> DocumentOut:
+    """A stored document (with its text when ``text``, its tags' view when given)."""
     return DocumentOut(
         id=doc.id,
         source=doc.source,
@@ -371,6 +379,7 @@ def document_out(doc: Document, *, text: bool = False) -> DocumentOut:
         chars=len(doc.text),
         sections=[SectionOut(**s.model_dump()) for s in doc.sections],
         text=doc.text if text else None,
+        privacy=privacy,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 
-from engine.api.deps import Caller, Svc
+from engine.api.deps import Caller, Redact, Svc
 from engine.api.schemas import (
     DeleteOut,
     DocumentList,
@@ -100,6 +100,7 @@ async def get_job(job_id: str, service: Svc, key: Caller) -> JobOut:
 async def list_documents(
     service: Svc,
     key: Caller,
+    redact: Redact,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> DocumentList:
@@ -108,15 +109,17 @@ async def list_documents(
         service.tl.browse(key.access).documents(limit=limit, offset=offset)
     )
     await service.record(key, "documents.list", documents=[d.id for d in docs])
-    return DocumentList(documents=[document_out(d) for d in docs])
+    return await redact.scrubbed(DocumentList(documents=[document_out(d) for d in docs]))
 
 
 @router.get("/documents/{document_id}")
-async def get_document(document_id: str, service: Svc, key: Caller) -> DocumentOut:
-    """One document with its text and sections."""
-    doc = await service.tl.browse(key.access).document(document_id)
+async def get_document(document_id: str, service: Svc, key: Caller, redact: Redact) -> DocumentOut:
+    """One document with its text, sections, personal-data counts and injection flags."""
+    browser = service.tl.browse(key.access)
+    doc = await browser.document(document_id)
+    privacy = await browser.privacy([doc])
     await service.record(key, "document.read", documents=[doc.id])
-    return document_out(doc, text=True)
+    return await redact.scrubbed(document_out(doc, text=True, privacy=privacy.get(doc.id)))
 
 
 @router.delete("/documents/{document_id}")
