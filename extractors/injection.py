@@ -181,7 +181,8 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         "role_marker",
         1.0,
         re.compile(
-            r"</?\s*(?:system|system[_-]?prompt|instructions?|evidence|notes|user|assistant|"
+            r"</?\s*(?:system|system[_-]?prompt|instructions?|evidence|notes|text|question|claim|"
+            r"user|assistant|"
             r"developer|human|prompt|context|im_start|im_end|tool_result|tool_response|"
             r"function_results)\s*>",
             _F,
@@ -191,17 +192,17 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         "role_marker",
         1.0,
         re.compile(
-            r"(?:^|\n)[^\S\n]*(?:#{1,4}[^\S\n]*)?(?:\*\*)?(?:system|assistant|instruction|"
-            r"instructions|system\s+prompt|response)(?:\*\*)?[^\S\n]*:(?:\*\*)?(?=[^\S\n]*\S)",
-            _F,
+            r"(?:^|\n)[^\S\n]*(?:\*\*)?(?:System|SYSTEM|Assistant|ASSISTANT|System\s+prompt|"
+            r"SYSTEM\s+PROMPT)(?:\*\*)?[^\S\n]*:(?:\*\*)?(?=[^\S\n]*\S)",
         ),
     ),
     (
         "role_marker",
         1.0,
         re.compile(
-            r"(?:^|\n)[^\S\n]*(?:#{1,4}[^\S\n]*)?(?:system|assistant|instruction|instructions"
-            r"|system\s+prompt|response)[^\S\n]*:?[^\S\n]*(?=\n)",
+            r"(?:^|\n)[^\S\n]*#{2,4}[^\S\n]*(?:(?:system|assistant|instruction|instructions|"
+            r"response|input|human|user|system\s+prompt)[^\S\n]*:|(?:system|assistant|"
+            r"instruction|instructions|response|system\s+prompt)[^\S\n]*(?=\n|$))",
             _F,
         ),
     ),
@@ -384,7 +385,8 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         "addressed_to_model",
         1.0,
         re.compile(
-            r"\b(?:AI|assistant|LLM|chatbot|model)\s*[,:]\s*(?:please\s+)?(?:ignore|answer|respond|say|"
+            r"\b(?:AI|assistant|LLM|chatbot|model|ChatGPT|GPT(?:-\d)?|Claude|Gemini|Copilot|Llama|"
+            r"Qwen|Mistral)\s*[,:]\s*(?:please\s+)?(?:ignore|answer|respond|say|"
             r"reply|output|tell|include|append|mention|recommend|state|do\s+not|don'?t|never|"
             r"always|you\s+(?:must|should|will))\b",
             _F,
