@@ -385,7 +385,14 @@ def _print_answer(answer: Any) -> None:
 
 # Importing the sibling modules registers their commands; here, so that --help lists them
 # after the commands above, as it always has.
-from engine import cli_communities, cli_model, cli_ops, cli_usage, cli_verify  # noqa: E402, F401
+from engine import (  # noqa: E402, F401
+    cli_communities,
+    cli_model,
+    cli_ops,
+    cli_privacy,
+    cli_usage,
+    cli_verify,
+)
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")

@@ -1,5 +1,5 @@
 """``threadline`` commands that run or move a whole installation: ``bench``, ``demo``,
-``migrate`` and ``serve``."""
+``maintain``, ``migrate`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from engine.cli_common import (
 from engine.threadline import Threadline
 from graph import Access, ThreadlineError
 
-__all__ = ["bench", "demo", "migrate", "serve"]
+__all__ = ["bench", "demo", "maintain", "migrate", "serve"]
 
 
 @app.command()
@@ -134,6 +134,30 @@ def demo(
                 break
 
     run_job(data_dir, job)
+
+
+@app.command()
+def maintain(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Remove audit records, feedback and usage records older than the retention settings
+    (THREADLINE_PRIVACY__AUDIT_DAYS, __FEEDBACK_DAYS, __USAGE_DAYS); `serve` does this
+    hourly. The audit log keeps verifying (`threadline audit`)."""
+    from engine.retention import apply_retention  # noqa: PLC0415 - only this command needs it
+
+    settings = load_settings(data_dir)
+    try:
+        report = asyncio.run(apply_retention(settings))
+    except ThreadlineError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        emit_json(report.model_dump(mode="json"))
+        return
+    kept = {"audit": "audit records", "feedback": "feedback ratings", "usage": "usage records"}
+    for name, what in kept.items():
+        removed = getattr(report, name)
+        if removed is None:
+            out.print(f"{what}: kept for ever (no retention set)")
+        else:
+            out.print(f"{what}: {removed} expired record(s) removed")
 
 
 @app.command()
