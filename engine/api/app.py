@@ -21,10 +21,12 @@ from engine.api.jobs import JobBoard
 from engine.api.limits import BodyLimit, KeyLimits
 from engine.api.routes import ROUTERS
 from engine.api.routes import communities as community_routes
+from engine.api.routes import subjects as subject_routes
 from engine.api.routes import usage as usage_routes
 from engine.audit import AuditLog
 from engine.feedback import FeedbackStore
 from engine.keys import KeyStore
+from engine.retention import retention_loop
 from engine.settings import Settings
 from engine.telemetry import REQUEST_ID, Metrics, configure_tracing
 from engine.threadline import Threadline
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     app.include_router(community_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(subject_routes.router)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     return app
 
@@ -84,7 +87,18 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             limits=KeyLimits(settings.api, metrics),
             jobs=jobs,
         )
+        p = settings.privacy
+        if any(d is not None for d in (p.audit_days, p.feedback_days, p.usage_days, p.cache_days)):
+            # Retention now and hourly (the same run as `threadline maintain`).
+            retention = asyncio.create_task(retention_loop(settings, tl=tl, feedback=feedback))
+            stack.push_async_callback(_stop, retention)
         yield
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _service(request: Request) -> Service | None:
