@@ -3,7 +3,8 @@
 Documents are exported from the source in pages and written to the target with the same
 ``upsert`` ingestion uses, so a migration that stops half-way can simply be run again:
 documents already in the target are skipped. Afterwards the two stores must agree on every
-count and on a random sample of facts, compared field by field with their evidence.
+count, on a random sample of facts, compared field by field with their evidence, and on
+the personal data their chunk tags cover.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
+from extractors.privacy import PII_TYPES
 from graph import Access, DocumentId, GraphStore, RelationId, StoreError, StoreStats
 
 __all__ = ["MigrationReport", "migrate"]
@@ -40,6 +42,15 @@ async def _all_document_ids(store: GraphStore, page: int = 500) -> list[Document
     while batch := await store.documents(Access.admin(), limit=page, offset=len(ids)):
         ids.extend(d.id for d in batch)
     return ids
+
+
+async def _same_tags(source: GraphStore, target: GraphStore) -> None:
+    every_type, admin = frozenset(PII_TYPES), Access.admin()
+    if await source.pii_values(admin, every_type) != await target.pii_values(admin, every_type):
+        raise StoreError(
+            "after copying, the stores differ in the personal data their chunk tags cover; "
+            "nothing was removed from the source"
+        )
 
 
 async def migrate(
@@ -92,6 +103,7 @@ async def migrate(
             f"after copying, the stores differ: source {source_stats.model_dump()} vs "
             f"target {target_stats.model_dump()}; nothing was removed from the source"
         )
+    await _same_tags(source, target)
     sample = list(dict.fromkeys(sample))
     if await source.facts(sample, admin) != await target.facts(sample, admin):
         raise StoreError(

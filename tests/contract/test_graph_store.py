@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from agents.communities import CommunityBuilder
+from engine.migrate import migrate
 from extractors import SentenceTransformerEmbedder
 from graph import (
     PUBLIC_GROUP,
@@ -1120,3 +1121,19 @@ async def test_sqlite_store_written_before_tags_opens_and_gains_them(tmp_path: P
         ]
     finally:
         await third.close()
+
+
+async def test_migration_copies_chunk_tags(store: GraphStore, tmp_path: Path) -> None:
+    source = await NetworkxGraphStore.open(tmp_path / "source.sqlite")
+    try:
+        graphs = _pii_graphs()
+        await source.upsert(graphs)
+        report = await migrate(source, store)
+        assert report.copied == len(graphs)
+        ids = [c.id for g in graphs for c in g.chunks]
+        assert await store.chunks(ids, Access.admin()) == [c for g in graphs for c in g.chunks]
+        assert await store.pii_values(LEGAL, frozenset({"PHONE_NUMBER"})) == [
+            (PHONE, "PHONE_NUMBER")
+        ]
+    finally:
+        await source.close()
