@@ -22,6 +22,7 @@ from engine.cli_common import (
     DataDir,
     Groups,
     JsonOut,
+    Permissions,
     Tenant,
     access_for,
     app,
@@ -29,10 +30,12 @@ from engine.cli_common import (
     out,
     print_neighborhood,
     progress_bar,
+    redactor,
     run_job,
 )
 from engine.cli_common import emit_json as _emit_json
 from engine.cli_common import load_settings as _settings
+from engine.redaction import StreamMasker, visible_entities
 from engine.threadline import Threadline
 from engine.views import DocumentPrivacy
 from graph import Document, DocumentId, ThreadlineError
@@ -128,16 +131,19 @@ def documents(
     offset: Annotated[int, typer.Option(min=0)] = 0,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """List documents, with their personal-data counts and injection flags."""
+    """List documents, with their personal-data counts and injection flags (personal data
+    masked unless --permission pii)."""
     access = access_for(tenant, group)
 
     async def read(tl: Threadline) -> tuple[list[Document], dict[DocumentId, DocumentPrivacy]]:
         browser = tl.browse(access)
         docs = await browser.documents(limit=limit, offset=offset)
-        return docs, await browser.privacy(docs)
+        shown = await redactor(tl, access, permission)
+        return shown.scrub(docs), shown.scrub(await browser.privacy(docs))
 
     docs, privacy = run_job(data_dir, read)
     if as_json:
@@ -173,15 +179,22 @@ def entities(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Search entities (exact matches first, then the most mentioned)."""
+    """Search entities (exact matches first, then the most mentioned); names that are
+    personal data are masked (and not searched) unless --permission pii."""
     access = access_for(tenant, group)
     types = [entity_type] if entity_type else []
-    found = run_job(
-        data_dir, lambda tl: tl.browse(access).entities(search, types=types, limit=limit)
-    )
+
+    async def read(tl: Threadline) -> Any:
+        shown = await redactor(tl, access, permission)
+        query = shown.text(search)
+        found = await tl.browse(access).entities(query, types=types, limit=limit)
+        return visible_entities(found, query, shown)
+
+    found = run_job(data_dir, read)
     if as_json:
         _emit_json([e.model_dump() for e in found])
         return
@@ -197,14 +210,20 @@ def neighbors(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 25,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Show an entity's facts and neighbours, with the sentences that state them."""
+    """Show an entity's facts and neighbours, with the sentences that state them (personal
+    data masked unless --permission pii)."""
     access = access_for(tenant, group)
-    view = run_job(
-        data_dir, lambda tl: tl.browse(access).neighborhood(entity, depth=depth, limit=limit)
-    )
+
+    async def read(tl: Threadline) -> Any:
+        shown = await redactor(tl, access, permission)
+        view = await tl.browse(access).neighborhood(shown.text(entity), depth=depth, limit=limit)
+        return shown.scrub(view)
+
+    view = run_job(data_dir, read)
     if as_json:
         # "relations" keeps the shape scripts already read; each fact also carries names.
         _emit_json(
@@ -251,26 +270,31 @@ def ask(
     ] = False,
     tenant: Tenant = None,
     group: Groups = None,
+    permission: Permissions = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Answer a question with claims whose provenance chains are checked against the graph."""
+    """Answer a question with claims whose provenance chains are checked against the graph
+    (personal data masked, in the question too, unless --permission pii)."""
     chosen = _mode(mode)
     streaming = llm and not as_json
 
     async def job(tl: Threadline) -> Any:
         access = access_for(tenant, group) if tenant else tl.access()
+        shown = await redactor(tl, access, permission)
+        tokens = StreamMasker(shown)
         answer = None
         async for event in tl.ask_stream(
-            question, access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
+            shown.text(question), access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
         ):
             if streaming and event.kind == "token" and event.text:
-                out.print(escape(event.text), end="", markup=False, highlight=False)
+                text = tokens.feed(event.text)
+                out.print(escape(text), end="", markup=False, highlight=False)
             elif event.kind == "done":
                 answer = event.answer
         if streaming:
-            out.print()
-        return answer
+            out.print(escape(tokens.flush()), markup=False, highlight=False)
+        return shown.scrub(answer)
 
     answer = run_job(data_dir, job)
     if as_json:
@@ -435,7 +459,7 @@ def keys_create(
         typer.Option(
             "--permission",
             help="A permission (repeatable): write:tenant lets a key with groups write "
-            "documents public within its tenant.",
+            "documents public within its tenant; pii lets it read personal data unmasked.",
             show_default=False,
         ),
     ] = None,
@@ -542,7 +566,11 @@ def audit_verify(data_dir: DataDir = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from engine.telemetry import PiiFilter  # noqa: PLC0415
+
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(PiiFilter())  # no personal data in what the CLI logs
     app()

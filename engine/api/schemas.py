@@ -326,12 +326,14 @@ class KeyIn(BaseModel):
     groups: list[Name] = Field(default_factory=list, max_length=100)
     admin: bool = False
     name: str = Field(default="", max_length=200)
-    permissions: list[Literal["write:tenant"]] = Field(
+    permissions: list[Literal["write:tenant", "pii"]] = Field(
         default_factory=list,
         max_length=10,
         description=(
             "write:tenant lets a key with groups write documents public within its tenant "
-            "(an ingest without groups); admin keys hold every permission"
+            "(an ingest without groups); pii lets it read personal data unmasked (without "
+            "it, e-mail addresses, phone numbers and other identifiers come back masked); "
+            "admin keys hold every permission"
         ),
     )
 
