@@ -179,12 +179,12 @@ async def _resolve(tl: Threadline, subject: Subject) -> tuple[Subject, list[str]
             names = {entity.name.casefold(), *(a.casefold() for a in entity.aliases)}
             if subject.value.casefold() in names and entity not in entities:
                 entities.append(entity)
-    terms = {subject.value}
+    terms = {subject.value.casefold(): subject.value}
     for entity in entities:
         for name in (entity.name, *entity.aliases):
             if len(name) >= 3 and any(ch.isalpha() for ch in name):
-                terms.add(name)
-    ordered = tuple(sorted(terms, key=str.casefold))
+                terms.setdefault(name.casefold(), name)
+    ordered = tuple(sorted(terms.values(), key=str.casefold))
     return subject.model_copy(update={"terms": ordered}), sorted({e.id for e in entities})
 
 
