@@ -189,6 +189,19 @@ def test_bad_subjects_get_a_clear_error_and_change_nothing(
     assert verify(api.data_dir / "audit.log") > 0
 
 
+def test_an_erase_of_many_documents_needs_confirming(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("engine.subjects.CONFIRM_OVER", 2)  # three documents name her
+    with api.client("admin") as admin:
+        before = admin.get("/v1/documents", params={"limit": 1000}).json()
+        response = admin.post("/v1/subjects/erase", json={"subject": NAME})
+        assert response.status_code == 400, response.text
+        assert "3 documents mention" in response.json()["message"]
+        assert "--yes" in response.json()["message"]
+        assert admin.get("/v1/documents", params={"limit": 1000}).json() == before
+
+
 def _walk(client: httpx.Client) -> dict[str, str]:
     """Every read route's response text."""
     seen = {"documents": client.get("/v1/documents", params={"limit": 1000}).text}
