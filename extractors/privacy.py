@@ -62,7 +62,12 @@ _STREET = (
     r"(?:,?\s+(?:Apt|Suite|Unit|Ste)\.?\s*#?\w+)?"
     r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,\s+[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?)?"
 )
-_DIGIT_OR_AT = re.compile(r"[\d@]")
+# What any type but names needs somewhere in the text: an "@", six or more digits in a
+# run (single separators between them: phones, cards, ids, bank numbers, IPv4), an
+# IPv6-like group, or a street address. Text with none of these skips the analyzer.
+_CANDIDATE = re.compile(
+    r"@|\d(?:[\s\-.()/+]{0,2}\d){5,}|\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){3,}|" + _STREET
+)
 
 
 class PiiDetector:
@@ -132,8 +137,7 @@ class PiiDetector:
 
 
 def _worth_scanning(text: str, types: frozenset[str]) -> bool:
-    # Every type except names holds a digit or an "@": skip the analyzer for the rest.
-    return "PERSON" in types or _DIGIT_OR_AT.search(text) is not None
+    return "PERSON" in types or _CANDIDATE.search(text) is not None
 
 
 def _analyzer(nlp: Any, types: frozenset[str]) -> tuple[Any, Any]:
