@@ -30,7 +30,7 @@ from agents.retrieval import Retrieval
 from extractors import split_sentences
 from extractors.chat import ChatModel, Completion, ModelReplyError, ReplyFormat, Usage, ask
 from extractors.prompts import SYNTHESIZE, SynthesisReply, unescape_prompt_text
-from graph import Access, Chunk, Document, Entity, EntityId, GraphStore, LLMError, Relation
+from graph import Access, Chunk, ChunkId, Document, Entity, EntityId, GraphStore, LLMError, Relation
 from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 
 __all__ = ["EvidenceItem", "ModelSynthesizer", "answer_format", "answer_schema"]
@@ -109,6 +109,7 @@ class ModelSynthesizer:
             d.id: d for d in await graph.documents(access, ids=doc_ids, limit=len(doc_ids) or 1)
         }
         items: list[EvidenceItem] = []
+        excluded: set[ChunkId] = set()
         for chunk_id in order:
             chunk = chunks.get(chunk_id)
             doc = docs.get(chunk.document_id) if chunk else None
@@ -116,6 +117,7 @@ class ModelSynthesizer:
                 continue
             flagged = tuple(dict.fromkeys(t.type for t in chunk.tagged("injection")))
             if flagged and self._injection == "exclude":
+                excluded.add(chunk_id)
                 continue
             for a, b in split_sentences(chunk.text):
                 if len(items) >= self._max_sentences:
@@ -138,7 +140,8 @@ class ModelSynthesizer:
         stated = [
             r
             for r in facts
-            if r.kind != "cooccurrence" and any(e.chunk_id in chunks for e in r.evidence)
+            if r.kind != "cooccurrence"
+            and any(e.chunk_id in chunks and e.chunk_id not in excluded for e in r.evidence)
         ][: self._max_facts]
         names = await _names(graph, stated, access)
         for n, fact in enumerate(stated, 1):

@@ -58,6 +58,7 @@ class GlobalQueryPipeline(QueryPipeline):
             validator=base.validator,
             checker=base.checker,
             injection=base.injection,
+            graph=base.graph,
         )
         self._graph = graph
         self._builder = builder

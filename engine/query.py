@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from opentelemetry import trace
@@ -36,7 +36,7 @@ from agents import (
 )
 from extractors import find_injections
 from extractors.prompts import PLAN, SUPPORT
-from graph import Access, InputError
+from graph import Access, ChunkId, GraphStore, InputError
 from graph.provenance import Answer, Claim, Evidence
 
 __all__ = [
@@ -127,8 +127,10 @@ class QueryPipeline:
         validator: ProvenanceValidator,
         checker: AnswerChecker,
         injection: Literal["exclude", "quote"] = "exclude",
+        graph: GraphStore | None = None,
     ) -> None:
         self.injection = injection
+        self.graph = graph  # where chunk tags are read (None: evidence is not screened)
         self.retriever = retriever
         self.answerer = answerer
         self.validator = validator
@@ -139,6 +141,29 @@ class QueryPipeline:
     ) -> Retrieval:
         """Evidence chunks for a question, with the signals that found them."""
         return await self.retriever.retrieve(checked_question(question), access, k=k, mode=mode)
+
+    async def _retrieve_unflagged(
+        self, question: str, access: Access, *, k: int, mode: Mode
+    ) -> Retrieval:
+        """:meth:`retrieve`, without chunks flagged as text aimed at a model when
+        ``injection="exclude"``: they are fetched past and the next best take their place,
+        so neither a model nor the extractive answerer reads them."""
+        retrieval = await self.retrieve(question, access, k=k, mode=mode)
+        if self.injection != "exclude" or self.graph is None:
+            return retrieval
+        flagged = await self._flagged(retrieval, access)
+        if not flagged:
+            return retrieval
+        retrieval = await self.retrieve(question, access, k=k + len(flagged), mode=mode)
+        flagged |= await self._flagged(retrieval, access)
+        kept = [e for e in retrieval.evidence if e.chunk_id not in flagged][:k]
+        return replace(retrieval, evidence=kept)
+
+    async def _flagged(self, retrieval: Retrieval, access: Access) -> set[ChunkId]:
+        if self.graph is None:
+            return set()
+        chunks = await self.graph.chunks([e.chunk_id for e in retrieval.evidence], access)
+        return {c.id for c in chunks if c.tagged("injection")}
 
     async def ask(
         self,
@@ -173,7 +198,7 @@ class QueryPipeline:
             started = time.perf_counter()
             question, warnings = screen_question(question, self.injection)
             with _TRACER.start_as_current_span("threadline.retrieve"):
-                retrieval = await self.retrieve(question, access, k=k, mode=mode)
+                retrieval = await self._retrieve_unflagged(question, access, k=k, mode=mode)
             retrieved = time.perf_counter()
             span.set_attribute("threadline.evidence", len(retrieval.evidence))
             yield AskEvent(kind="evidence", evidence=tuple(retrieval.evidence))

@@ -458,6 +458,7 @@ class Threadline:
             validator=self.validator(judge=judge),
             checker=checker,
             injection=self.settings.privacy.injection,
+            graph=self.graph,
         )
 
     def global_pipeline(self, *, llm: bool | None = None) -> GlobalQueryPipeline:

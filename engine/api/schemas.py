@@ -178,6 +178,12 @@ class AskRequest(BaseModel):
     unsupported: bool = Field(
         default=False, description="keep claims the validator did not support (flagged)"
     )
+    stream_draft: bool = Field(
+        default=False,
+        description="with stream: also send the unvalidated draft as it is written (token "
+        'and answer events marked "unverified": true); otherwise only validated content '
+        "is sent",
+    )
 
 
 class SearchRequest(BaseModel):

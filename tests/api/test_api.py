@@ -248,7 +248,14 @@ def test_ask_search_and_stream(api: Api) -> None:
                 for line in sse.iter_lines()
                 if line.startswith("event:")
             ]
-        assert events == ["evidence", "answer", "claims", "done"]
+        assert events == ["evidence", "claims", "done"]  # only validated content
+        body = {"question": QUESTION, "stream": True, "stream_draft": True}
+        with client.stream("POST", "/v1/ask", json=body) as sse:
+            lines = list(sse.iter_lines())
+        kinds = [x.removeprefix("event:").strip() for x in lines if x.startswith("event:")]
+        assert kinds == ["evidence", "answer", "claims", "done"]
+        drafted = json.loads(lines[lines.index("event: answer") + 1].removeprefix("data:"))
+        assert drafted["unverified"] is True
         assert client.post("/v1/ask", json={"question": ""}).status_code == 422
         assert client.post("/v1/ask", json={"question": "x", "k": 0}).status_code == 422
 
