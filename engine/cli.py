@@ -309,6 +309,7 @@ def ask(
                 "synthesis_note": answer.synthesis_note,
                 "claims": [c.model_dump(mode="json") for c in answer.claims],
                 "removed_claims": answer.removed_claims,
+                "warnings": list(answer.warnings),
                 "evidence": [e.model_dump(mode="json") for e in answer.evidence],
                 "entities": [e.model_dump(mode="json") for e in answer.entities],
                 "plan": [
@@ -356,6 +357,8 @@ def _print_answer(answer: Any) -> None:
     )
     if answer.answer_reason:
         out.print(f"[dim]{escape(answer.answer_reason)}[/]", markup=True, highlight=False)
+    for warning in answer.warnings:
+        out.print(f"[yellow]warning: {escape(warning)}[/]", markup=True, highlight=False)
     _print_plan(answer)
     if answer.entities:
         linked = ", ".join(f"{e.mention} → {e.name} ({e.method})" for e in answer.entities[:5])
