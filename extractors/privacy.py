@@ -157,7 +157,8 @@ def _analyzer(nlp: Any, types: frozenset[str]) -> tuple[Any, Any]:
         models=[{"lang_code": "en", "model_name": "threadline"}],
         ner_model_configuration=NerModelConfiguration(
             model_to_presidio_entity_mapping={"PERSON": "PERSON"},
-            labels_to_ignore=[],
+            # Only names are read from the pipeline's entities (and only when asked for).
+            labels_to_ignore=sorted(_ner_labels(nlp) - {"PERSON"}),
         ),
     )
     engine.nlp = {"en": nlp}  # type: ignore[assignment]  # already loaded: Presidio never loads one
@@ -186,6 +187,12 @@ def _analyzer(nlp: Any, types: frozenset[str]) -> tuple[Any, Any]:
             registry.add_recognizer(recognizer)
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"])
     return engine, analyzer
+
+
+def _ner_labels(nlp: Any) -> set[str]:
+    if "ner" not in getattr(nlp, "pipe_names", ()):
+        return set()
+    return {str(label) for label in nlp.get_pipe("ner").labels}
 
 
 def _email_recognizer() -> Any:
