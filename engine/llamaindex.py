@@ -35,6 +35,7 @@ from engine.llamaindex_readers import (
     SectionedHtmlReader,
     read_with_llamaindex,
 )
+from engine.redaction import Redactor, redactor_for
 from engine.settings import Settings
 from engine.threadline import Threadline
 from graph import Access, ChunkId, DocumentId, InputError
@@ -166,6 +167,9 @@ class ThreadlineRetriever(BaseRetriever):
     ``source``, ``version``, ``start``/``end`` (document offsets), ``page``, ``section``,
     the ``signals`` that found it and the graph ``facts`` and ``entities`` involved, and
     the ``tenant`` and ``groups`` it was read as.
+
+    Personal data in the text and metadata is masked (length kept) unless ``pii`` is true,
+    as for an API key without the ``pii`` permission.
     """
 
     def __init__(
@@ -175,6 +179,7 @@ class ThreadlineRetriever(BaseRetriever):
         access: Access | None = None,
         k: int = 5,
         mode: str = "threadline",
+        pii: bool = False,
         session: ThreadlineSession | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:
@@ -183,6 +188,7 @@ class ThreadlineRetriever(BaseRetriever):
         self._access = access or Access(tenant=threadline.settings.tenant)
         self._k = k
         self._mode = _mode(mode)
+        self._pii = pii
         self._session = session
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
@@ -192,14 +198,28 @@ class ThreadlineRetriever(BaseRetriever):
         return await _on(self._session, self._fetch(query_bundle.query_str))
 
     async def _fetch(self, question: str) -> list[NodeWithScore]:
+        redactor = await redactor_for(self._tl, self._access, pii=self._pii)
+        question = await asyncio.to_thread(redactor.text, question)
         retrieval = await self._tl.retrieve(question, self._access, k=self._k, mode=self._mode)
-        return await evidence_nodes(self._tl, retrieval.evidence, self._access)
+        nodes = await evidence_nodes(self._tl, retrieval.evidence, self._access)
+        if redactor.active:
+            await asyncio.to_thread(_mask_nodes, nodes, redactor)
+        return nodes
+
+
+def _mask_nodes(nodes: Sequence[NodeWithScore], redactor: Redactor) -> None:
+    for item in nodes:
+        node = item.node
+        if isinstance(node, TextNode):
+            node.text = redactor.text(node.text)
+        node.metadata = redactor.scrub(node.metadata)
 
 
 async def evidence_nodes(
     tl: Threadline, evidence: Sequence[Evidence], access: Access
 ) -> list[NodeWithScore]:
-    """Evidence as LlamaIndex nodes with their provenance in the metadata."""
+    """Evidence as LlamaIndex nodes with their provenance in the metadata (stored text:
+    callers mask it with their redactor)."""
     nodes = []
     for source in await tl.browse(access).sources(evidence):
         item, chunk, doc = source.evidence, source.chunk, source.document
@@ -269,6 +289,7 @@ class ThreadlineQueryEngine(BaseQueryEngine):
         access: Access | None = None,
         k: int = 5,
         include_unsupported: bool = False,
+        pii: bool = False,
         session: ThreadlineSession | None = None,
         callback_manager: CallbackManager | None = None,
     ) -> None:
@@ -277,6 +298,7 @@ class ThreadlineQueryEngine(BaseQueryEngine):
         self._access = access or Access(tenant=threadline.settings.tenant)
         self._k = k
         self._include_unsupported = include_unsupported
+        self._pii = pii
         self._session = session
 
     def _get_prompt_modules(self) -> PromptMixinType:
@@ -289,7 +311,10 @@ class ThreadlineQueryEngine(BaseQueryEngine):
         return await _on(self._session, self._answer(query_bundle.query_str))
 
     async def _answer(self, question: str) -> Response:
-        answer = await self._tl.ask(question, self._access, k=self._k)
+        redactor = await redactor_for(self._tl, self._access, pii=self._pii)
+        question = await asyncio.to_thread(redactor.text, question)
+        # Validated on the stored text, masked on the way out (lengths kept).
+        answer = await redactor.scrubbed(await self._tl.ask(question, self._access, k=self._k))
         claims = [c for c in answer.claims if self._include_unsupported or c.verdict == "supported"]
         return Response(
             response=answer.answer,

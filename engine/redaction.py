@@ -299,7 +299,7 @@ async def redactor_for(tl: Threadline, access: Access, *, pii: bool = False) -> 
         return found
     values = await tl.graph.pii_values(access, types)
     detector = detector_for(types & DIRECT_IDENTIFIERS, privacy.pii_threshold)
-    await asyncio.to_thread(detector.find, "0")  # loads Presidio once, off the event loop
+    await asyncio.to_thread(detector.find, "x@example.com")  # loads Presidio off the loop
     built = Redactor(masker=ValueMasker(values), detector=detector)
     scopes.built[key] = built
     # Versions of a scope only grow: drop the older ones, and the least used beyond a bound.

@@ -195,6 +195,29 @@ async def test_agent_tools_and_mcp_mask_without_pii(data_dir: Path) -> None:
             assert not _raw(str(result)), (name, _raw(str(result)))
 
 
+async def test_llamaindex_retriever_and_query_engine_mask_without_pii(data_dir: Path) -> None:
+    from llama_index.core.schema import QueryBundle
+
+    from engine.llamaindex import ThreadlineQueryEngine, ThreadlineRetriever
+
+    async with await Threadline.open(_settings(data_dir)) as tl:
+        shown: list[Any] = []
+        unmasked: list[Any] = []
+        for question in QUESTIONS:
+            bundle = QueryBundle(question)
+            for pii, into in ((False, shown), (True, unmasked)):
+                retriever = ThreadlineRetriever(tl, access=ACME, k=8, pii=pii)
+                nodes = await retriever.aretrieve(bundle)
+                into += [(n.node.get_content(), n.node.metadata) for n in nodes]
+                engine = ThreadlineQueryEngine(tl, access=ACME, pii=pii)
+                response = await engine.aquery(bundle)
+                into.append((response.response, response.metadata))
+                into += [(n.node.get_content(), n.node.metadata) for n in response.source_nodes]
+        assert not _raw(shown), _raw(shown)
+        assert _masks(shown)
+        assert len(set(_raw(unmasked))) >= 3
+
+
 async def test_notebook_tables_mask_by_default(data_dir: Path) -> None:
     async with await Threadline.open(_settings(data_dir)) as tl:
         hood = await tl.browse(ACME).neighborhood("Marta Keller", depth=2)
