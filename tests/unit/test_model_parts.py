@@ -15,7 +15,7 @@ from extractors.chat import ModelReplyError, Usage, parse_json, salvage_json
 from extractors.model_extractor import ExtractionCache, ModelExtractor
 from extractors.prompts import EXTRACT, PROMPTS, SYNTHESIZE
 from extractors.types import ChunkExtraction, RawMention
-from graph import Chunk, ChunkId, DocumentId, LLMError, PlanningError
+from graph import Chunk, ChunkId, DocumentId, LLMError, PlanningError, Tag
 from tests.scripted_model import ScriptedModel
 
 TEXT = "Lothair II ruled Lotharingia. He was the son of Ermengarde of Tours."
@@ -188,3 +188,43 @@ async def test_model_planner_accepts_a_valid_plan_and_refuses_invented_names() -
     backwards = [steps[1], steps[0], *steps[2:]]
     with pytest.raises(PlanningError, match="not a valid plan"):
         await ModelPlanner(ScriptedModel([json.dumps({"steps": backwards})])).plan(question)
+
+
+async def test_a_chunk_with_personal_data_never_reaches_the_cache_file(tmp_path: Path) -> None:
+    email = "ermengarde@example.org"
+    text = f"Lothair II ruled Lotharingia. Write to {email} for the archive."
+    at = text.index(email)
+    chunk = Chunk(
+        id=ChunkId("chk_pii"),
+        document_id=DocumentId("doc_pii"),
+        index=0,
+        start=0,
+        end=len(text),
+        text=text,
+        tags=(Tag(kind="pii", type="EMAIL_ADDRESS", start=at, end=at + len(email)),),
+    )
+    reply = json.dumps(
+        {
+            "entities": [
+                {"name": "Lotharingia", "type": "GPE", "text": "Lotharingia"},
+                {"name": email, "type": "ORG", "text": email},
+            ],
+            "relations": [],
+        }
+    )
+    path = tmp_path / "cache.sqlite"
+    cache = ExtractionCache(path)
+    model = ScriptedModel([reply, reply])
+    extractor = ModelExtractor(model, cache=cache)
+    tagged = ChunkExtraction(chunk=chunk, mentions=(), relations=())
+    (merged,) = await extractor.extend([tagged])
+    assert "Lotharingia" in [m.text for m in merged.mentions]  # the reply is still used
+    (again,) = await extractor.extend([tagged])
+    assert len(model.calls) == 2  # nothing was cached, so the model was asked again
+    assert again.mentions == merged.mentions
+    cache.close()
+    assert not _files_holding(tmp_path, email)
+
+
+def _files_holding(folder: Path, value: str) -> list[Path]:
+    return [p for p in folder.iterdir() if p.is_file() and value.encode() in p.read_bytes()]
