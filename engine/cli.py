@@ -268,6 +268,14 @@ def ask(
         bool,
         typer.Option("--unsupported", help="Keep (flagged) claims the validator did not support."),
     ] = False,
+    stream_draft: Annotated[
+        bool,
+        typer.Option(
+            "--stream-draft",
+            help="With --llm, print the model's draft as it is written (unverified), "
+            "before the validated answer.",
+        ),
+    ] = False,
     tenant: Tenant = None,
     group: Groups = None,
     permission: Permissions = None,
@@ -277,13 +285,15 @@ def ask(
     """Answer a question with claims whose provenance chains are checked against the graph
     (personal data masked, in the question too, unless --permission pii)."""
     chosen = _mode(mode)
-    streaming = llm and not as_json
+    streaming = llm and stream_draft and not as_json
 
     async def job(tl: Threadline) -> Any:
         access = access_for(tenant, group) if tenant else tl.access()
         shown = await redactor(tl, access, permission)
         tokens = StreamMasker(shown)
         answer = None
+        if streaming:
+            out.print("draft (unverified, not yet checked against the graph):", style="dim")
         async for event in tl.ask_stream(
             shown.text(question), access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
         ):
@@ -347,6 +357,29 @@ def _print_plan(answer: Any) -> None:
         out.print(f"[dim]  {escape(answer.plan_note)}[/]", markup=True, highlight=False)
 
 
+def _print_claim(i: int, claim: Any) -> None:
+    colour = {"supported": "green", "contradicted": "red"}.get(claim.verdict, "yellow")
+    out.print(f"\n[{colour}]{i}. {claim.verdict.upper()}[/] {claim.reason}", markup=True)
+    out.print(f"   “{claim.text}”")
+    for fact in claim.facts:
+        out.print(
+            f"   fact  {fact.subject} —{fact.predicate}→ {fact.object}  [dim]{fact.relation_id}[/]",
+            markup=True,
+        )
+    for span in claim.spans:
+        where = "".join(
+            [
+                f", page {span.page}" if span.page else "",
+                f", under “{span.section}”" if span.section else "",
+            ]
+        )
+        out.print(
+            f"   span  {span.document_id} [{span.start}:{span.end}] in chunk {span.chunk_id}{where}"
+        )
+    for doc in claim.documents:
+        out.print(f"   doc   {doc.title} (v{doc.version}, {doc.source})")
+
+
 def _print_answer(answer: Any) -> None:
     verdict = answer.answer_verdict or "not found"
     colour = {"supported": "green", "contradicted": "red"}.get(verdict, "yellow")
@@ -364,28 +397,7 @@ def _print_answer(answer: Any) -> None:
         linked = ", ".join(f"{e.mention} → {e.name} ({e.method})" for e in answer.entities[:5])
         out.print(f"[dim]linked: {linked}[/]", markup=True)
     for i, claim in enumerate(answer.claims, 1):
-        colour = {"supported": "green", "contradicted": "red"}.get(claim.verdict, "yellow")
-        out.print(f"\n[{colour}]{i}. {claim.verdict.upper()}[/] {claim.reason}", markup=True)
-        out.print(f"   “{claim.text}”")
-        for fact in claim.facts:
-            out.print(
-                f"   fact  {fact.subject} —{fact.predicate}→ {fact.object}  "
-                f"[dim]{fact.relation_id}[/]",
-                markup=True,
-            )
-        for span in claim.spans:
-            where = "".join(
-                [
-                    f", page {span.page}" if span.page else "",
-                    f", under “{span.section}”" if span.section else "",
-                ]
-            )
-            out.print(
-                f"   span  {span.document_id} [{span.start}:{span.end}] in chunk "
-                f"{span.chunk_id}{where}"
-            )
-        for doc in claim.documents:
-            out.print(f"   doc   {doc.title} (v{doc.version}, {doc.source})")
+        _print_claim(i, claim)
     out.print("\n[dim]evidence:[/]", markup=True)
     for ev in answer.evidence:
         found_by = ", ".join(f"{name}#{sig.rank}" for name, sig in ev.signals.items())
