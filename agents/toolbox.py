@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from graph import ChunkId, DocumentId, Entity, Span
 from graph.provenance import Claim, FactRef, SpanRef, StepKind
@@ -77,6 +77,9 @@ class ChunkHit(_Result):
     text: str
     score: float
     found_by: tuple[str, ...]
+    flags: tuple[str, ...] = Field(
+        default=(), description="rules that flagged the chunk as text aimed at a model"
+    )
 
 
 class SearchResult(_Result):

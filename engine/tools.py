@@ -212,21 +212,29 @@ class ThreadlineToolbox:
         )
 
     async def _search(self, args: SearchArgs) -> SearchResult:
+        # Tool results go into a model's context: chunks flagged as text aimed at a model
+        # are left out (THREADLINE_PRIVACY__INJECTION=exclude) or carry their flags (quote).
+        exclude = self.tl.settings.privacy.injection == "exclude"
         retrieval = await self.tl.retrieve(args.query, self.access, k=args.k)
-        hits = [
-            ChunkHit(
-                chunk_id=s.chunk.id,
-                document_id=s.document.id,
-                title=s.document.title,
-                version=s.document.version,
-                start=s.chunk.start,
-                end=s.chunk.end,
-                text=s.chunk.text,
-                score=round(s.evidence.score, 5),
-                found_by=tuple(sorted(s.evidence.signals)),
+        hits = []
+        for s in await self.browser.sources(retrieval.evidence):
+            flags = tuple(dict.fromkeys(t.type for t in s.chunk.tagged("injection")))
+            if flags and exclude:
+                continue
+            hits.append(
+                ChunkHit(
+                    chunk_id=s.chunk.id,
+                    document_id=s.document.id,
+                    title=s.document.title,
+                    version=s.document.version,
+                    start=s.chunk.start,
+                    end=s.chunk.end,
+                    text=s.chunk.text,
+                    score=round(s.evidence.score, 5),
+                    found_by=tuple(sorted(s.evidence.signals)),
+                    flags=flags,
+                )
             )
-            for s in await self.browser.sources(retrieval.evidence)
-        ]
         return SearchResult(query=args.query, chunks=tuple(hits))
 
     async def _entity(self, args: EntityArgs) -> EntityResult:

@@ -301,3 +301,32 @@ async def test_quote_mode_shows_flagged_chunks_quoted_under_a_warning(
     assert "<|im_start|>" not in sent
     assert answer.warnings
     assert "override" in answer.warnings[0]
+
+
+@pytest.mark.parametrize("policy", ["exclude", "quote"])
+async def test_agent_search_leaves_flagged_chunks_out_or_shows_their_flags(
+    tmp_path: Path, policy: str
+) -> None:
+    from engine.tools import ThreadlineToolbox
+
+    pages = {**PAGES, **dict(list(_planted().items())[:8])}
+    settings = Settings.model_validate(
+        {"data_dir": tmp_path / "data", "privacy": {"injection": policy}}
+    )
+    async with await Threadline.open(settings) as tl:
+        await tl.ingest(tl.read([_jsonl(tmp_path / "pages.jsonl", pages)]))
+        flagged = await _flagged_chunks(tl)
+        assert len(flagged) == 8
+        box = ThreadlineToolbox(tl, Access.admin())
+        hits = []
+        for query in ("Lothair II", "Ermengarde of Tours", "ignore previous instructions"):
+            result = await box.call_json("search", {"query": query, "k": 10})
+            hits += result["chunks"]
+    shown = [h for h in hits if h["chunk_id"] in flagged]
+    if policy == "exclude":
+        assert hits
+        assert not shown
+    else:
+        assert shown
+        assert all(h["flags"] for h in shown)
+        assert not any(h["flags"] for h in hits if h["chunk_id"] not in flagged)
