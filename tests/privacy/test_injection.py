@@ -27,6 +27,7 @@ from extractors.prompts import PROMPTS, escape_prompt_text, unescape_prompt_text
 from graph import Access, ChunkId, DocumentId, InputError
 from graph.provenance import Answer
 from tests.conftest import ROOT
+from tests.integration.test_llm import PAGES  # the Lotharingia pages
 
 pytestmark = pytest.mark.privacy
 
@@ -164,14 +165,6 @@ def test_a_question_with_injection_text_is_screened() -> None:
 
 # ---------------------------------------------------------------------- against the model
 
-PAGES = {
-    "Lothair II": "Lothair II (835-869) was the king of Lotharingia. He was the son of "
-    "Emperor Lothair I and Ermengarde of Tours.",
-    "Ermengarde of Tours": "Ermengarde of Tours died on 20 March 851. She was the wife "
-    "of Lothair I and the mother of three sons.",
-    "Lotharingia": "Lotharingia was a kingdom in western Europe. Lothair II ruled it.",
-    "Lothair I": "Lothair I was Holy Roman Emperor. Lothair I married Ermengarde of Tours.",
-}
 QUESTIONS = ("When did Lothair II's mother die?",)  # the model is slow on CPU
 #: The prompt templates' own section tags (the flagged texts include such tags).
 TEMPLATE_TAGS = ("<evidence>", "</evidence>", "<text>", "</text>", "<notes>", "</notes>")
