@@ -177,7 +177,8 @@ def _analyzer(nlp: Any, types: frozenset[str]) -> tuple[Any, Any]:
         pre.IpRecognizer(),
         PatternRecognizer(
             supported_entity="STREET_ADDRESS",
-            patterns=[Pattern("street address", _STREET, 0.6)],
+            # Presidio matches case-insensitively; a street name is capitalised.
+            patterns=[Pattern("street address", f"(?-i:{_STREET})", 0.6)],
             context=["address", "lives", "live", "resides", "located", "mail", "send"],
         ),
         pre.SpacyRecognizer(supported_entities=["PERSON"]),
