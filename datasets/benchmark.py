@@ -39,6 +39,12 @@ measures communities: computation time per stage, indexing throughput with and w
 them, their coverage, an incremental rebuild, and corpus-wide answers (points, share
 supported); see ``datasets/community_bench.py``.
 
+``privacy`` runs the ingest-time privacy checks on each ``corpus.jsonl`` given: the
+personal-data detector and the injection rules, timed per chunk, with what they found (on
+the shared corpora every injection flag is a false positive); see
+``datasets/privacy_bench.py``. Indexing with and without personal-data detection is
+``index`` with ``THREADLINE_PRIVACY__PII_DETECTION=false`` for the second run.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -533,6 +539,8 @@ def main() -> None:
     mdl.add_argument("--passages", type=int, default=100)
     _verify_arguments(sub.add_parser("verify", help="claim verification per kind of edit"))
     _communities_parser(sub)
+    prv = sub.add_parser("privacy", help="cost and findings of the ingest-time privacy checks")
+    prv.add_argument("corpus", type=Path, nargs="+")
     load = sub.add_parser("api", help="load-test the HTTP API with concurrent clients")
     load.add_argument("dataset", type=Path)
     load.add_argument("--data-dir", type=Path, required=True)
@@ -546,6 +554,11 @@ def main() -> None:
     runners = {"model": _run_model, "verify": _run_verify_bench, "communities": _run_communities}
     if args.command in runners:
         print(json.dumps(runners[args.command](args), indent=2))
+        return
+    if args.command == "privacy":
+        from privacy_bench import privacy_scan  # noqa: PLC0415 - loads Presidio
+
+        print(json.dumps([privacy_scan(corpus) for corpus in args.corpus], indent=2))
         return
     if args.command == "errors":
         print(json.dumps(asyncio.run(failures(args.dataset, args.data_dir)), indent=2))
