@@ -1,9 +1,11 @@
 """Subject requests: find everything Threadline holds about one person, export it as a
 report, or erase it.
 
-A subject is an e-mail address (matched as exact text, ignoring case) or a name (matched,
-ignoring case and at word boundaries, together with every entity whose name or alias it
-is and that entity's other names and aliases). :func:`find_subject` walks every stored
+A subject is an e-mail address (matched as exact text, ignoring case) or a name (matched
+ignoring case, at word boundaries, with any whitespace between its words and also as
+"Surname, Given"; never inside an e-mail address or a longer title-case name), together
+with the multi-word names and aliases of every entity whose name or alias it is (one-word
+aliases are only listed, as ``possible_terms``). :func:`find_subject` walks every stored
 document (title, text, section headings), chunk, entity, fact, feedback rating, cached
 answer and question, and audit record; :func:`erase_subject` replaces each document that
 mentions the subject with a redacted version, re-ingested in place (same source, tenant
@@ -12,10 +14,12 @@ deletes it; masks the subject in feedback, drops the cache entries that mention 
 redacts the audit fields that do (:func:`engine.audit.redact`). Masks keep the length of
 what they hide, so offsets stay valid.
 
-Audit fields hold ids and hashes, not text: a field mentions the subject when its text
-does, or when it is the SHA-256 of a question Threadline still knows (feedback, caches)
-and that question does. Document ids in audit records are kept: they say who read which
-document, and are hashes that reveal nothing once the document is gone.
+Audit records say who did what: their attribution and structure fields (key ids,
+tenants, groups, statuses, phases, intents, errors, ids, counts) are never searched nor
+redacted, and a subject that is such a value is refused. A free-text field mentions the
+subject when its text does; a question hash when it is the SHA-256 of a question
+Threadline still knows (feedback, caches) and that question does. Document ids in audit
+records are kept: they say who read which document, and are hashes that reveal nothing once the document is gone.
 """
 
 from __future__ import annotations
@@ -67,6 +71,23 @@ _EXCERPT = 40
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[A-Za-z]{2,}")
 _FEEDBACK_FIELDS = ("question", "answer", "comment")
 _HASH_FIELDS = frozenset({"question_sha256", "query_sha256"})
+#: Audit fields that say who did what, to what, with what result: never redacted (also
+#: any ``id``, ``*_id``, ``*_ids``, ``*_sha256``, ``*_salt`` and ``*_kind`` field, and any
+#: value that is not text, such as counts).
+_ATTRIBUTION = frozenset(
+    {
+        *("ts", "action", "key_id", "tenant", "groups", "status", "phase", "intent"),
+        *("error", "error_code", "request_id", "job_id", "mode", "reason", "scope", "name"),
+        *("created", "revoked", "admin", "permissions", "records", "documents", "entities"),
+        *("communities", "cited_documents", "verdicts", "answer_verdicts", "delete", "confirm"),
+    }
+)
+_ATTRIBUTION_SUFFIXES = ("_id", "_ids", "_sha256", "_salt", "_kind")
+#: A title-case word right after a name: the name is part of a longer one ("Quintero
+#: Shipping"), not the subject.
+_TITLE_AFTER = re.compile(r"[ \t]+[A-Z][a-z]")
+_TITLE_BEFORE = re.compile(r"(?<![\w.])([A-Z][a-z][\w'\u2019-]*)[ \t]+$")
+_HONORIFICS = frozenset({"mr", "mrs", "ms", "mx", "miss", "dr", "prof", "sir", "dame"})
 
 Kind = Literal["document", "chunk", "entity", "fact", "feedback", "cache", "audit"]
 
@@ -79,6 +100,7 @@ class Subject(BaseModel):
     value: str
     kind: Literal["name", "email"]
     terms: tuple[str, ...] = ()
+    possible_terms: tuple[str, ...] = ()
 
     @property
     def mask_type(self) -> str:
@@ -106,7 +128,9 @@ class Occurrence(BaseModel):
 
 class SubjectReport(BaseModel):
     """What :func:`find_subject` found: the terms searched, the documents that mention
-    the subject and every occurrence."""
+    the subject and every occurrence. ``possible_terms`` are the single-word names and
+    aliases of the subject's entities ("Quintero"): not searched, as they may name someone
+    or something else; erase one explicitly when it names the subject."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -117,6 +141,7 @@ class SubjectReport(BaseModel):
     documents: tuple[str, ...]
     occurrences: tuple[Occurrence, ...]
     counts: dict[str, int]
+    possible_terms: tuple[str, ...] = ()
 
 
 class EraseReport(BaseModel):
@@ -157,12 +182,72 @@ def subject_ref(subject: Subject) -> dict[str, str]:
     return {"subject_kind": subject.kind, "subject_salt": salt, "subject_sha256": digest}
 
 
-def _pattern(terms: Iterable[str], kind: str) -> re.Pattern[str]:
-    ordered = sorted(set(terms), key=lambda t: (-len(t), t))
-    body = "|".join(re.escape(t) for t in ordered)
-    if kind == "email":
-        return re.compile(rf"(?<![\w.+-])(?:{body})(?![\w-]|\.\w)", re.IGNORECASE)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+class _Matcher:
+    """Where the terms of a subject occur in a text.
+
+    An e-mail address matches as exact text, ignoring case, not inside a longer address. A
+    name matches ignoring case, at word boundaries, with any run of whitespace between its
+    words and also as "Surname, Given"; never inside an e-mail address or a longer
+    title-case name ("Quintero Shipping"; a one-word name not after a title-case word
+    either, unless that is an honorific)."""
+
+    def __init__(self, terms: Iterable[str], kind: str) -> None:
+        self.kind = kind
+        ordered = sorted(set(terms), key=lambda t: (-len(t), t))
+        if kind == "email":
+            body = "|".join(re.escape(t) for t in ordered)
+            self._re = re.compile(rf"(?<![\w.+-])(?:{body})(?![\w-]|\.\w)", re.IGNORECASE)
+            return
+        forms: list[str] = []
+        for term in ordered:
+            words = [re.escape(w) for w in term.split()]
+            forms.append(r"\s+".join(words))
+            if len(words) > 1:
+                forms.append(words[-1] + r"\s*,\s*" + r"\s+".join(words[:-1]))
+        body = "|".join(forms)
+        self._re = re.compile(rf"(?<![\w-])(?:{body})(?![\w-])", re.IGNORECASE)
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of each occurrence in ``text``."""
+        found = [(m.start(), m.end()) for m in self._re.finditer(text)]
+        if self.kind == "email" or not found:
+            return found
+        emails = [(m.start(), m.end()) for m in _EMAIL.finditer(text)] if "@" in text else []
+        return [
+            (start, end)
+            for start, end in found
+            if not any(a < end and start < b for a, b in emails)
+            and not _TITLE_AFTER.match(text, end)
+            and not (_one_word(text[start:end]) and _after_title_word(text, start))
+        ]
+
+    def search(self, text: str) -> tuple[int, int] | None:
+        """The first occurrence in ``text``, if any."""
+        if not self._re.search(text):
+            return None
+        spans = self.spans(text)
+        return spans[0] if spans else None
+
+
+def _one_word(text: str) -> bool:
+    return not any(ch.isspace() or ch == "," for ch in text)
+
+
+def _after_title_word(text: str, start: int) -> bool:
+    found = _TITLE_BEFORE.search(text[max(0, start - 40) : start])
+    return found is not None and found.group(1).casefold() not in _HONORIFICS
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a JSON-like value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
@@ -170,7 +255,10 @@ def _excerpt(text: str, start: int, end: int) -> str:
 
 
 async def _resolve(tl: Threadline, subject: Subject) -> tuple[Subject, list[str]]:
-    """The subject with the names and aliases of its entities, and those entities' ids."""
+    """The subject with the names and aliases of its entities, and those entities' ids.
+
+    Only names of more than one word (an e-mail subject: only addresses) become terms;
+    the others are kept as ``possible_terms``."""
     found = await tl.graph.match_entities([subject.value], Access.admin())
     entities = [e for matches in found.values() for e in matches]
     if subject.kind == "name":
@@ -179,13 +267,28 @@ async def _resolve(tl: Threadline, subject: Subject) -> tuple[Subject, list[str]
             names = {entity.name.casefold(), *(a.casefold() for a in entity.aliases)}
             if subject.value.casefold() in names and entity not in entities:
                 entities.append(entity)
-    terms = {subject.value.casefold(): subject.value}
+    terms = {_key(subject.value): subject.value}
+    possible: dict[str, str] = {}
     for entity in entities:
         for name in (entity.name, *entity.aliases):
-            if len(name) >= 3 and any(ch.isalpha() for ch in name):
-                terms.setdefault(name.casefold(), name)
-    ordered = tuple(sorted(terms.values(), key=str.casefold))
-    return subject.model_copy(update={"terms": ordered}), sorted({e.id for e in entities})
+            if len(name) < 3 or not any(ch.isalpha() for ch in name):
+                continue
+            if subject.kind == "email":
+                wanted = _EMAIL.fullmatch(name.strip()) is not None
+            else:
+                wanted = len(name.split()) > 1 and "@" not in name
+            (terms if wanted else possible).setdefault(_key(name), name)
+    update = {
+        "terms": tuple(sorted(terms.values(), key=str.casefold)),
+        "possible_terms": tuple(
+            sorted((v for k, v in possible.items() if k not in terms), key=str.casefold)
+        ),
+    }
+    return subject.model_copy(update=update), sorted({e.id for e in entities})
+
+
+def _key(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 async def _all_documents(tl: Threadline) -> list[DocumentId]:
@@ -198,68 +301,25 @@ async def _all_documents(tl: Threadline) -> list[DocumentId]:
 
 
 def _document_hits(
-    graph: DocumentGraph, pattern: re.Pattern[str], entity_ids: set[str]
+    graph: DocumentGraph, matcher: _Matcher, entity_ids: set[str]
 ) -> list[Occurrence]:
     doc = graph.document
-    base = {"document_id": doc.id, "tenant": doc.tenant}
+    base: dict[str, Any] = {"document_id": doc.id, "tenant": doc.tenant}
     hits: list[Occurrence] = []
     for name, text in (("source", doc.source), ("title", doc.title)):
-        hits += [
-            Occurrence(
-                kind="document",
-                id=doc.id,
-                field=name,
-                start=m.start(),
-                end=m.end(),
-                excerpt=_excerpt(text, m.start(), m.end()),
-                **base,
-            )
-            for m in pattern.finditer(text)
-        ]
+        hits += _text_hits("document", doc.id, name, text, matcher, **base)
     for number, section in enumerate(doc.sections):
-        hits += [
-            Occurrence(
-                kind="document",
-                id=doc.id,
-                field=f"sections[{number}].heading",
-                start=m.start(),
-                end=m.end(),
-                excerpt=section.heading or "",
-                **base,
-            )
-            for m in pattern.finditer(section.heading or "")
-        ]
-    hits += [
-        Occurrence(
-            kind="document",
-            id=doc.id,
-            field="text",
-            start=m.start(),
-            end=m.end(),
-            excerpt=_excerpt(doc.text, m.start(), m.end()),
-            **base,
-        )
-        for m in pattern.finditer(doc.text)
-    ]
+        field = f"sections[{number}].heading"
+        hits += _text_hits("document", doc.id, field, section.heading or "", matcher, **base)
+    hits += _text_hits("document", doc.id, "text", doc.text, matcher, **base)
     for chunk in graph.chunks:
-        hits += [
-            Occurrence(
-                kind="chunk",
-                id=chunk.id,
-                field="text",
-                start=chunk.start + m.start(),
-                end=chunk.start + m.end(),
-                excerpt=_excerpt(chunk.text, m.start(), m.end()),
-                **base,
-            )
-            for m in pattern.finditer(chunk.text)
-        ]
+        hits += _text_hits("chunk", chunk.id, "text", chunk.text, matcher, at=chunk.start, **base)
     for entity in graph.entities:
         names = [("name", entity.name)] + [
             (f"aliases[{i}]", a) for i, a in enumerate(entity.aliases)
         ]
         for name, text in names:
-            if entity.id in entity_ids or pattern.search(text):
+            if entity.id in entity_ids or matcher.search(text) is not None:
                 hits.append(
                     Occurrence(
                         kind="entity",
@@ -272,7 +332,7 @@ def _document_hits(
                 )
     for relation in graph.relations:
         named = {relation.subject_id, relation.object_id} & entity_ids
-        quoted = [s for s in relation.evidence if pattern.search(s.text)]
+        quoted = [s for s in relation.evidence if matcher.search(s.text) is not None]
         if named or quoted:
             first = (quoted or list(relation.evidence))[0]
             hits.append(
@@ -291,19 +351,20 @@ def _document_hits(
 
 
 def _text_hits(
-    kind: Kind, ident: str, field: str, text: str, pattern: re.Pattern[str], **extra: Any
+    kind: Kind, ident: str, field: str, text: str, matcher: _Matcher, at: int = 0, **extra: Any
 ) -> list[Occurrence]:
+    """An occurrence for each match in ``text`` (offsets shifted by ``at``)."""
     return [
         Occurrence(
             kind=kind,
             id=ident,
             field=field,
-            start=m.start(),
-            end=m.end(),
-            excerpt=_excerpt(text, m.start(), m.end()),
+            start=at + start,
+            end=at + end,
+            excerpt=_excerpt(text, start, end),
             **extra,
         )
-        for m in pattern.finditer(text)
+        for start, end in matcher.spans(text)
     ]
 
 
@@ -316,20 +377,43 @@ def _question_hashes(questions: Iterable[str]) -> set[str]:
     return out
 
 
+def _attribution_field(name: str) -> bool:
+    """Whether an audit field says who did what to what (never redacted)."""
+    if name in _HASH_FIELDS:
+        return False
+    return name in _ATTRIBUTION or name in {"id", "ids"} or name.endswith(_ATTRIBUTION_SUFFIXES)
+
+
 def _audit_fields(
-    record: AuditRecord, pattern: re.Pattern[str], hashes: set[str]
+    record: AuditRecord, matcher: _Matcher, hashes: set[str]
 ) -> list[tuple[str, Literal["text", "question hash"], str]]:
-    """(field, match, excerpt) of each field of an audit record that mentions the subject."""
+    """(field, match, excerpt) of each field of an audit record that mentions the subject:
+    a question hash of a question that does, or a free-text field. Attribution and
+    structure fields (:data:`_ATTRIBUTION`, ids, counts) never count."""
     out: list[tuple[str, Literal["text", "question hash"], str]] = []
     for name, value in record.fields.items():
-        if name in {"ts", "action"}:
+        if name in _HASH_FIELDS:
+            if value in hashes:
+                out.append((name, "question hash", str(value)))
             continue
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        if name in _HASH_FIELDS and value in hashes:
-            out.append((name, "question hash", str(value)))
-        elif (found := pattern.search(text)) is not None:
-            out.append((name, "text", _excerpt(text, found.start(), found.end())))
+        if _attribution_field(name):
+            continue
+        for text in _strings(value):
+            if (found := matcher.search(text)) is not None:
+                out.append((name, "text", _excerpt(text, *found)))
+                break
     return out
+
+
+def _attribution_values(path: Path | None) -> set[str]:
+    """Every value (case-folded) of the audit log's attribution fields: key ids, tenants,
+    groups, actions, statuses and so on."""
+    values: set[str] = set()
+    for record in read_records(path) if path is not None and path.exists() else []:
+        for name, value in record.fields.items():
+            if _attribution_field(name):
+                values.update(text.casefold() for text in _strings(value))
+    return values
 
 
 def _cache_texts(tl: Threadline) -> list[tuple[str, str, str]]:
@@ -357,21 +441,21 @@ async def find_subject(
     """Every occurrence of the subject ``value`` (a name or an e-mail address) in the
     documents, chunks, entities, facts, feedback, caches and audit log."""
     subject, entity_ids = await _resolve(tl, parse_subject(value))
-    pattern = _pattern(subject.terms, subject.kind)
+    matcher = _Matcher(subject.terms, subject.kind)
     found: list[Occurrence] = []
     documents: list[str] = []
     ids = await _all_documents(tl)
     for start in range(0, len(ids), _BATCH):
         for graph in await tl.graph.export(ids[start : start + _BATCH]):
-            hits = _document_hits(graph, pattern, set(entity_ids))
+            hits = _document_hits(graph, matcher, set(entity_ids))
             if hits:
                 documents.append(graph.document.id)
             found += hits
     questions: list[str] = []
-    found += await _feedback_hits(feedback, pattern, questions)
-    found += _cache_hits(tl, pattern, questions)
+    found += await _feedback_hits(feedback, matcher, questions)
+    found += _cache_hits(tl, matcher, questions)
     if audit_path is not None:
-        found += await asyncio.to_thread(_audit_hits, audit_path, pattern, questions)
+        found += await asyncio.to_thread(_audit_hits, audit_path, matcher, questions)
     counts: dict[str, int] = {}
     for hit in found:
         counts[hit.kind] = counts.get(hit.kind, 0) + 1
@@ -379,6 +463,7 @@ async def find_subject(
         subject=subject.value,
         kind=subject.kind,
         terms=subject.terms,
+        possible_terms=subject.possible_terms,
         entities=tuple(entity_ids),
         documents=tuple(documents),
         occurrences=tuple(found),
@@ -387,47 +472,47 @@ async def find_subject(
 
 
 async def _feedback_hits(
-    store: FeedbackStore | None, pattern: re.Pattern[str], questions: list[str]
+    store: FeedbackStore | None, matcher: _Matcher, questions: list[str]
 ) -> list[Occurrence]:
     """Occurrences in feedback; the questions that mention the subject go to ``questions``."""
     found: list[Occurrence] = []
     for row in await store.texts() if store is not None else []:
         for name in _FEEDBACK_FIELDS:
             text = row[name] or ""
-            hits = _text_hits("feedback", row["id"], name, text, pattern, tenant=row["tenant"])
+            hits = _text_hits("feedback", row["id"], name, text, matcher, tenant=row["tenant"])
             if hits and name == "question":
                 questions.append(text)
             found += hits
     return found
 
 
-def _cache_hits(tl: Threadline, pattern: re.Pattern[str], questions: list[str]) -> list[Occurrence]:
+def _cache_hits(tl: Threadline, matcher: _Matcher, questions: list[str]) -> list[Occurrence]:
     """Occurrences in the caches; the questions that mention the subject go to ``questions``."""
     found: list[Occurrence] = []
     for ident, name, text in _cache_texts(tl):
-        hits = _text_hits("cache", ident, name, text, pattern)
+        hits = _text_hits("cache", ident, name, text, matcher)
         if hits and name == "question":
             questions.append(text)
         found += hits
     return found
 
 
-def _audit_hits(path: Path, pattern: re.Pattern[str], questions: Sequence[str]) -> list[Occurrence]:
+def _audit_hits(path: Path, matcher: _Matcher, questions: Sequence[str]) -> list[Occurrence]:
     hashes = _question_hashes(questions)
     return [
         Occurrence(
             kind="audit", id=record.digest, field=name, line=record.line, excerpt=excerpt, match=how
         )
         for record in read_records(path)
-        for name, how, excerpt in _audit_fields(record, pattern, hashes)
+        for name, how, excerpt in _audit_fields(record, matcher, hashes)
     ]
 
 
-def _redacted(graph: DocumentGraph, pattern: re.Pattern[str], mask: str) -> SourceDocument:
+def _redacted(graph: DocumentGraph, matcher: _Matcher, mask: str) -> SourceDocument:
     doc = graph.document
 
     def masked(text: str) -> str:
-        return mask_spans(text, [(m.start(), m.end(), mask) for m in pattern.finditer(text)])
+        return mask_spans(text, [(start, end, mask) for start, end in matcher.spans(text)])
 
     sections = tuple(
         Section(
@@ -461,15 +546,24 @@ async def erase_subject(
     re-ingested in place (or deleted when ``delete``), feedback masked, cache entries
     dropped, audit fields redacted (with ``audit_fields`` on the ``audit.redact`` record).
 
-    :class:`NotFoundError` when nothing mentions the subject; :class:`InputError` when
-    more than :data:`CONFIRM_OVER` documents would change without ``confirm``, or when a
-    document's source (its id, kept by a re-ingest) names the subject and ``delete`` is
-    not set. Nothing is changed in either case.
+    :class:`NotFoundError` when nothing mentions the subject; :class:`InputError` when the
+    subject is a key id, tenant, group or other attribution value of the audit log or a
+    document's tenant or group (those are never redacted), when only audit fields mention
+    it, when more than :data:`CONFIRM_OVER` documents would change without ``confirm``, or
+    when a document's source (its id, kept by a re-ingest) names the subject and
+    ``delete`` is not set. Nothing is changed in any of these cases.
     """
+    await _refuse_attribution(tl, report.subject, audit_path)
     if not report.occurrences:
         raise NotFoundError(
             f"nothing mentions {report.subject!r}: check the spelling (an e-mail address "
             "must match exactly; a name matches whole words, or an entity's name or alias)"
+        )
+    if all(o.kind == "audit" for o in report.occurrences):
+        raise InputError(
+            f"only audit records mention {report.subject!r}: the audit log keeps who did "
+            "what (key ids, tenants, groups, ids, counts) and is never redacted for that; "
+            "name a person or an e-mail address that documents, feedback or caches hold"
         )
     if len(report.documents) > CONFIRM_OVER and not confirm:
         raise InputError(
@@ -485,7 +579,7 @@ async def erase_subject(
             'version keeps its source: erase with --delete (API: "delete": true)'
         )
     subject = Subject(value=report.subject, kind=report.kind, terms=report.terms)
-    pattern = _pattern(subject.terms, subject.kind)
+    matcher = _Matcher(subject.terms, subject.kind)
     ids = [DocumentId(d) for d in report.documents]
     replaced: dict[str, str] = {}
     deleted: tuple[str, ...] = ()
@@ -493,15 +587,15 @@ async def erase_subject(
         await tl.delete(ids, Access.admin())
         deleted = tuple(ids)
     elif ids:
-        replaced = await _reingest(tl, ids, pattern, subject.mask_type)
-    changed = await _scrub_feedback(feedback, pattern, subject.mask_type)
-    dropped = _scrub_caches(tl, pattern)
+        replaced = await _reingest(tl, ids, matcher, subject.mask_type)
+    changed = await _scrub_feedback(feedback, matcher, subject.mask_type)
+    dropped = _scrub_caches(tl, matcher)
     # The question hashes the export matched (the questions may be masked by now).
     hashes = {o.excerpt for o in report.occurrences if o.match == "question hash"}
     redacted: dict[str, list[str]] = {}
     if audit_path is not None:
         redacted = await asyncio.to_thread(
-            _redact_audit, audit_path, pattern, hashes, audit_fields or {}
+            _redact_audit, audit_path, matcher, hashes, audit_fields or {}
         )
     return EraseReport(
         mode="delete" if delete else "redact",
@@ -514,8 +608,28 @@ async def erase_subject(
     )
 
 
+async def _refuse_attribution(tl: Threadline, value: str, audit_path: Path | None) -> None:
+    """:class:`InputError` when ``value`` is a key id, tenant, group or other attribution
+    value (of the audit log, or a document's tenant or group)."""
+    folded = " ".join(value.split()).casefold()
+    values = await asyncio.to_thread(_attribution_values, audit_path)
+    offset = 0
+    while folded not in values:
+        page = await tl.graph.documents(Access.admin(), limit=1000, offset=offset)
+        for doc in page:
+            values.update(v.casefold() for v in (doc.tenant or "", *doc.groups))
+        offset += len(page)
+        if len(page) < 1000:
+            break
+    if folded in values:
+        raise InputError(
+            f"{value!r} is a key id, tenant, group or other value the audit log uses to say "
+            "who did what; that is never erased. Name a person or an e-mail address"
+        )
+
+
 async def _reingest(
-    tl: Threadline, ids: Sequence[DocumentId], pattern: re.Pattern[str], mask: str
+    tl: Threadline, ids: Sequence[DocumentId], matcher: _Matcher, mask: str
 ) -> dict[str, str]:
     replaced: dict[str, str] = {}
     for start in range(0, len(ids), _BATCH):
@@ -524,21 +638,21 @@ async def _reingest(
             doc = graph.document
             groups = [g for g in doc.groups if g != PUBLIC_GROUP]
             result = await tl.ingest(
-                [_redacted(graph, pattern, mask)], tenant=doc.tenant, groups=groups
+                [_redacted(graph, matcher, mask)], tenant=doc.tenant, groups=groups
             )
             replaced[doc.id] = result.document_ids[0]
         await tl.forget_replaced(graphs)
     return replaced
 
 
-async def _scrub_feedback(store: FeedbackStore | None, pattern: re.Pattern[str], mask: str) -> int:
+async def _scrub_feedback(store: FeedbackStore | None, matcher: _Matcher, mask: str) -> int:
     if store is None:
         return 0
     changes: dict[str, dict[str, str]] = {}
     for row in await store.texts():
         for name in _FEEDBACK_FIELDS:
             text = row[name] or ""
-            spans = [(m.start(), m.end(), mask) for m in pattern.finditer(text)]
+            spans = [(start, end, mask) for start, end in matcher.spans(text)]
             if spans:
                 changes.setdefault(row["id"], {})[name] = mask_spans(text, spans)
     if changes:
@@ -546,20 +660,21 @@ async def _scrub_feedback(store: FeedbackStore | None, pattern: re.Pattern[str],
     return len(changes)
 
 
-def _scrub_caches(tl: Threadline, pattern: re.Pattern[str]) -> int:
+def _scrub_caches(tl: Threadline, matcher: _Matcher) -> int:
     def mentions(answer: Answer) -> bool:
-        return bool(pattern.search(answer.model_dump_json()))
+        found = (matcher.search(t) for t in _strings(answer.model_dump(mode="json")))
+        return any(f is not None for f in found)
 
-    dropped = tl.query_cache.drop(lambda text: bool(pattern.search(text)))
+    dropped = tl.query_cache.drop(lambda text: matcher.search(text) is not None)
     if tl.answer_cache is not None:
         dropped += tl.answer_cache.drop(mentions)
     return dropped
 
 
 def _redact_audit(
-    path: Path, pattern: re.Pattern[str], hashes: set[str], fields: dict[str, Any]
+    path: Path, matcher: _Matcher, hashes: set[str], fields: dict[str, Any]
 ) -> dict[str, list[str]]:
     select: Callable[[AuditRecord], list[str]] = lambda record: [  # noqa: E731
-        name for name, _, _ in _audit_fields(record, pattern, hashes)
+        name for name, _, _ in _audit_fields(record, matcher, hashes)
     ]
     return redact(path, select, **fields)
