@@ -319,6 +319,29 @@ def _unit_after(tokens: list[Any], end: int) -> tuple[str, int]:
 def same_quantity(a: Quantity, b: Quantity) -> bool:
     """Whether two stated numbers are the same value in the same unit (a bare number
     matches a number with a unit: "revenue of 5" is not a change of unit)."""
-    if abs(a.value - b.value) > 1e-9 * max(1.0, abs(a.value)):
+    digits_a, digits_b = _digits(a.text), _digits(b.text)
+    if digits_a and digits_b and max(len(digits_a), len(digits_b)) > 6:
+        # Long integers (account, card and phone numbers, ids) match digit for digit: a
+        # float carries 15-17 significant digits and a relative tolerance passes a changed
+        # last digit.
+        if digits_a != digits_b:
+            return False
+    elif a.value.is_integer() and b.value.is_integer():
+        if a.value != b.value:
+            return False
+    elif abs(a.value - b.value) > 1e-9 * max(1.0, abs(a.value)):
         return False
     return not a.unit or not b.unit or a.unit == b.unit
+
+
+def _digits(text: str) -> str:
+    """The digits of a number written as an integer (grouped by spaces, commas, dots or
+    hyphens), or "" when it has a fraction, a sign or letters."""
+    if not text or not re.fullmatch(r"\d[\d ,.\-]*\d|\d", text.strip()):
+        return ""
+    groups = re.split(r"[ ,.\-]", text.strip())
+    # "3.5" and "1,5" are fractions, not groups: every group after the first has 3+ digits
+    # unless the separators are spaces or hyphens (phone, card and account numbers).
+    if ("." in text or "," in text) and any(len(g) != 3 for g in groups[1:]):
+        return ""
+    return "".join(groups)
