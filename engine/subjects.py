@@ -19,7 +19,8 @@ tenants, groups, statuses, phases, intents, errors, ids, counts) are never searc
 redacted, and a subject that is such a value is refused. A free-text field mentions the
 subject when its text does; a question hash when it is the SHA-256 of a question
 Threadline still knows (feedback, caches) and that question does. Document ids in audit
-records are kept: they say who read which document, and are hashes that reveal nothing once the document is gone.
+records are kept: they say who read which document, and are hashes that reveal nothing
+once the document is gone.
 """
 
 from __future__ import annotations
