@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,7 +53,7 @@ def _ok(data_dir: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("subject-attacks")
     corpus = root / "memos.jsonl"
     corpus.write_text(
@@ -66,7 +65,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     data = root / "data"
     _ok(data, "ingest", str(corpus), "--tenant", "acme")
     _ok(data, "subject", "export", "Marisol Quintero")  # an audited request by key "cli"
-    yield data
+    return data
 
 
 def _unchanged_but_the_refusal(log: Path, before: bytes) -> None:
@@ -103,7 +102,8 @@ def test_erasing_an_attribution_value_is_refused_and_changes_nothing(
     assert "never erased" in output
     _unchanged_but_the_refusal(log, before)
     attributed = [r.fields.get("key_id") for r in read_records(log)]
-    assert attributed and set(attributed) == {"cli"}
+    assert attributed
+    assert set(attributed) == {"cli"}
 
 
 def test_an_export_never_reports_attribution_fields(data_dir: Path) -> None:

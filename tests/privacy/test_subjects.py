@@ -174,6 +174,7 @@ def test_a_tenant_key_can_neither_export_nor_erase(api: Api) -> None:
         ("someone@", 400, "not an e-mail address"),
         ("nobody@nowhere.example", 404, "nothing mentions"),
         ("Theodosia Wrenfield", 404, "nothing mentions"),
+        ("acme", 400, "never erased"),  # a tenant: who did what is never redacted
     ],
 )
 def test_bad_subjects_get_a_clear_error_and_change_nothing(
@@ -187,6 +188,19 @@ def test_bad_subjects_get_a_clear_error_and_change_nothing(
     assert says in response.json()["message"]
     assert after == before
     assert verify(api.data_dir / "audit.log") > 0
+
+
+def test_erasing_a_key_id_is_refused_and_keeps_the_audit_attribution(api: Api) -> None:
+    log = api.data_dir / "audit.log"
+    before = read_records(log)
+    key_id = next(r.fields["key_id"] for r in before if r.fields.get("tenant") == "acme")
+    with api.client("admin") as admin:
+        response = admin.post("/v1/subjects/erase", json={"subject": key_id})
+    assert response.status_code == 400, response.text
+    assert "never erased" in response.json()["message"]
+    after = read_records(log)
+    assert [r.fields for r in after[: len(before)]] == [r.fields for r in before]
+    assert verify(log) == len(after)
 
 
 def test_an_erase_of_many_documents_needs_confirming(
