@@ -190,7 +190,7 @@ def entities(
 
     async def read(tl: Threadline) -> Any:
         shown = await redactor(tl, access, permission)
-        query = shown.text(search)
+        query = shown.input(search)
         found = await tl.browse(access).entities(query, types=types, limit=limit)
         return visible_entities(found, query, shown)
 
@@ -220,7 +220,7 @@ def neighbors(
 
     async def read(tl: Threadline) -> Any:
         shown = await redactor(tl, access, permission)
-        view = await tl.browse(access).neighborhood(shown.text(entity), depth=depth, limit=limit)
+        view = await tl.browse(access).neighborhood(shown.input(entity), depth=depth, limit=limit)
         return shown.scrub(view)
 
     view = run_job(data_dir, read)
@@ -295,7 +295,12 @@ def ask(
         if streaming:
             out.print("draft (unverified, not yet checked against the graph):", style="dim")
         async for event in tl.ask_stream(
-            shown.text(question), access, k=k, mode=chosen, llm=llm or None, unsupported=unsupported
+            shown.input(question),
+            access,
+            k=k,
+            mode=chosen,
+            llm=llm or None,
+            unsupported=unsupported,
         ):
             if streaming and event.kind == "token" and event.text:
                 text = tokens.feed(event.text)

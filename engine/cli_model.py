@@ -94,7 +94,7 @@ def research(
             tool_calling="native" if tool_calling == "native" else "json",
         )
         with acting_as(caller_for(access)):  # the model's tokens count against the tenant
-            return shown.scrub(await agent.run(shown.text(question)))
+            return shown.scrub(await agent.run(shown.input(question)))
 
     report = run_job(data_dir, job)
     if as_json:

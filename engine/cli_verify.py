@@ -68,7 +68,7 @@ def verify(
         access = access_for(tenant, group) if tenant else tl.access()
         shown = await redactor(tl, access, permission)
         # Personal data in the items is masked before they are checked, as for the API.
-        checked = shown.scrub(items)
+        checked = shown.scrub_input(items)
         results: list[VerifyResult] = []
         for at in range(0, len(checked), MAX_ITEMS):
             results += await tl.verify(checked[at : at + MAX_ITEMS], access)

@@ -199,7 +199,7 @@ class ThreadlineRetriever(BaseRetriever):
 
     async def _fetch(self, question: str) -> list[NodeWithScore]:
         redactor = await redactor_for(self._tl, self._access, pii=self._pii)
-        question = await asyncio.to_thread(redactor.text, question)
+        question = await asyncio.to_thread(redactor.input, question)
         retrieval = await self._tl.retrieve(question, self._access, k=self._k, mode=self._mode)
         nodes = await evidence_nodes(self._tl, retrieval.evidence, self._access)
         if redactor.active:
@@ -312,7 +312,7 @@ class ThreadlineQueryEngine(BaseQueryEngine):
 
     async def _answer(self, question: str) -> Response:
         redactor = await redactor_for(self._tl, self._access, pii=self._pii)
-        question = await asyncio.to_thread(redactor.text, question)
+        question = await asyncio.to_thread(redactor.input, question)
         # Validated on the stored text, masked on the way out (lengths kept).
         answer = await redactor.scrubbed(await self._tl.ask(question, self._access, k=self._k))
         claims = [c for c in answer.claims if self._include_unsupported or c.verdict == "supported"]

@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from extractors.privacy import DIRECT_IDENTIFIERS, PiiDetector, ValueMasker, mask_spans
+from extractors.privacy import (
+    DIRECT_IDENTIFIERS,
+    PiiDetector,
+    ValueMasker,
+    identifier_shapes,
+    mask_spans,
+)
 from graph import Access, Entity
 
 if TYPE_CHECKING:
@@ -144,6 +150,32 @@ class Redactor:
                 self._memo.popitem(last=False)
         return masked
 
+    def input(self, value: str) -> str:
+        """What a caller sends (a question, a query, a name), masked by shape alone: every
+        substring shaped like a direct identifier and whatever the detector finds, never
+        by the scope's known values. Masking a guess only when it is right would confirm
+        it; masking every identifier-shaped string confirms nothing."""
+        if not self.active or not value:
+            return value
+        spans = [(a, b, "PII") for a, b in identifier_shapes(value)]
+        masked = mask_spans(value, spans) if spans else value
+        if self._detector is not None:
+            found = [(t.start, t.end, t.type) for t in self._detector.find(masked)]
+            masked = mask_spans(masked, found) if found else masked
+        return masked
+
+    def scrub_input(self, obj: T) -> T:
+        """:meth:`input` over every text of ``obj`` (tool arguments, items to verify)."""
+        if not self.active:
+            return obj
+        return _InputMasker(self).walk(obj)  # type: ignore[no-any-return]
+
+    async def scrubbed_input(self, obj: T) -> T:
+        """:meth:`scrub_input` in a worker thread."""
+        if not self.active:
+            return obj
+        return await asyncio.to_thread(self.scrub_input, obj)
+
     def hides(self, value: str) -> bool:
         """Whether ``value`` holds personal data this redactor masks."""
         return self.text(value) != value
@@ -227,6 +259,22 @@ class _Restorer(Redactor):
 
     def text(self, value: str) -> str:
         return self._seen.get(value, value)
+
+    def walk(self, obj: Any) -> Any:
+        return self._walk(obj, None)
+
+
+class _InputMasker(Redactor):
+    def __init__(self, outer: Redactor) -> None:
+        super().__init__()
+        self._outer = outer
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def text(self, value: str) -> str:
+        return self._outer.input(value)
 
     def walk(self, obj: Any) -> Any:
         return self._walk(obj, None)

@@ -170,7 +170,7 @@ class ThreadlineToolbox:
                 error=f"no tool named {name!r}; the tools are {', '.join(TOOL_ARGUMENTS)}"
             )
         try:
-            args = redact.scrub(model.model_validate(arguments))
+            args = redact.scrub_input(model.model_validate(arguments))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "arguments"

@@ -26,6 +26,7 @@ __all__ = [
     "PII_TYPES",
     "PiiDetector",
     "ValueMasker",
+    "identifier_shapes",
     "mask_spans",
     "mask_value",
 ]
@@ -68,6 +69,22 @@ _STREET = (
 _CANDIDATE = re.compile(
     r"@|\d(?:[\s\-.()/+]{0,2}\d){5,}|\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){3,}|" + _STREET
 )
+
+
+_SHAPES = re.compile(
+    r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+|\d(?:[\s\-.()/+]{0,2}\d){5,}|"
+    r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){3,}|" + _STREET
+)
+
+
+def identifier_shapes(text: str) -> list[tuple[int, int]]:
+    """Spans of ``text`` shaped like a direct identifier (an e-mail address, six or more
+    digits in a run, an IPv6-like group, a street address), whatever their context.
+
+    Used on what a caller without the ``pii`` permission sends (questions, queries, names):
+    masking every such shape, known or not, confirms nothing about any value.
+    """
+    return [(m.start(), m.end()) for m in _SHAPES.finditer(text)]
 
 
 class PiiDetector:

@@ -195,6 +195,39 @@ async def test_agent_tools_and_mcp_mask_without_pii(data_dir: Path) -> None:
             assert not _raw(str(result)), (name, _raw(str(result)))
 
 
+def _wrong(value: str) -> str:
+    """``value`` with its last digit changed: a guess of the same shape that is wrong."""
+    at = max(i for i, ch in enumerate(value) if ch.isdigit())
+    return value[:at] + str((int(value[at]) + 1) % 10) + value[at + 1 :]
+
+
+async def test_a_right_guess_and_a_wrong_one_come_back_alike(data_dir: Path) -> None:
+    """Masking a guess only when the corpus holds it would confirm it: what a caller
+    without ``pii`` sends is masked by shape, so a right and a wrong guess of the same
+    shape give the same echo and the same results."""
+    async with await Threadline.open(_settings(data_dir)) as tl:
+        box = ThreadlineToolbox(tl, ACME)
+        for value in (corpus.ACCOUNT, corpus.PASSPORT, corpus.ITIN, corpus.EMAIL):
+            seen = []
+            for guess in (value, _wrong(value) if value != corpus.EMAIL else "z" + value[1:]):
+                found = await box.call_json("search", {"query": f"who uses {guess}", "k": 5})
+                asked = await box.call_json("ask", {"question": f"Who uses {guess}?"})
+                looked = await box.call_json("entity", {"name": guess})
+                seen.append(
+                    (
+                        found["query"],
+                        [h["chunk_id"] for h in found["chunks"]],
+                        asked["question"],
+                        asked["answer"],
+                        looked.get("error", "").replace(guess, ""),
+                    )
+                )
+                assert guess not in json.dumps(found) + json.dumps(asked)
+            right, wrong = seen
+            assert right[1:] == wrong[1:], value
+            assert len(right[0]) == len(wrong[0])
+
+
 async def test_llamaindex_retriever_and_query_engine_mask_without_pii(data_dir: Path) -> None:
     from llama_index.core.schema import QueryBundle
 

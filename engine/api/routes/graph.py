@@ -36,7 +36,7 @@ async def search_entities(
 ) -> EntityList:
     """Entities the key can see whose name or alias contains ``q`` (as the key sees them:
     without the ``pii`` permission, a name that is personal data is masked and not searched)."""
-    query = redact.text(q)
+    query = redact.input(q)
     found = await service.bounded(
         service.tl.browse(key.access).entities(query, types=type or (), limit=limit)
     )
@@ -56,7 +56,9 @@ async def get_entity(
 ) -> EntityDetail:
     """One entity with its mentions and facts (from readable documents only)."""
     detail = await service.bounded(
-        service.tl.browse(key.access).detail(redact.text(entity_id), mentions=mentions, facts=facts)
+        service.tl.browse(key.access).detail(
+            redact.input(entity_id), mentions=mentions, facts=facts
+        )
     )
     cited = {m.document_id for m in detail.mentions}
     cited |= {s.document_id for f in detail.facts for s in f.evidence}
@@ -84,7 +86,7 @@ async def neighborhood(
     """The bounded subgraph around an entity, as nodes and edges."""
     hood = await service.bounded(
         service.tl.browse(key.access).neighborhood(
-            redact.text(entity_id), depth=depth, limit=limit, predicates=predicate or ()
+            redact.input(entity_id), depth=depth, limit=limit, predicates=predicate or ()
         )
     )
     await service.record(
@@ -111,7 +113,7 @@ async def paths(
     """Shortest chains of facts between two entities."""
     found = await service.bounded(
         service.tl.browse(key.access).paths(
-            redact.text(source), redact.text(target), max_hops=max_hops, limit=limit
+            redact.input(source), redact.input(target), max_hops=max_hops, limit=limit
         )
     )
     await service.record(

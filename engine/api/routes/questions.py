@@ -63,7 +63,7 @@ async def ask(body: AskRequest, request: Request, service: Svc, key: Caller, red
         "llm": body.llm,
         "unsupported": body.unsupported,
     }
-    question = redact.text(body.question)
+    question = redact.input(body.question)
     if not wants_stream:
         answer = await service.bounded(service.tl.ask(question, key.access, **options))
         await _record_answer(service, key, request_id, answer)
@@ -76,7 +76,7 @@ async def ask(body: AskRequest, request: Request, service: Svc, key: Caller, red
 @router.post("/search", tags=["questions"])
 async def search(body: SearchRequest, service: Svc, key: Caller, redact: Redact) -> SearchOut:
     """Chunks that answer a query, with scores, exact text and the signals that found them."""
-    query = redact.text(body.query)
+    query = redact.input(body.query)
     retrieval = await service.bounded(
         service.tl.retrieve(query, key.access, k=body.k, mode=body.mode)
     )

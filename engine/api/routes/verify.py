@@ -49,7 +49,7 @@ async def verify(
     Without the ``pii`` permission, personal data in the items is masked before they are
     checked (a guessed value cannot be confirmed) and in the results.
     """
-    items = await redact.scrubbed(body if isinstance(body, list) else [body])
+    items = await redact.scrubbed_input(body if isinstance(body, list) else [body])
     results = await service.bounded(service.tl.verify(items, key.access))
     await service.record(
         key,
