@@ -109,7 +109,42 @@ _AI = (
     r"Llama|Mistral|Qwen|AI\s+agents?|agents?|bots?|models?)"
 )
 
-_RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
+# Words a rule cannot match without (lower case): a rule whose words are all absent from a
+# text is not run on it, which keeps the check cheap on ordinary prose.
+_G_DROP = (
+    "ignor", "disregard", "forget", "overrid", "overrul", "bypass", "discard", "abandon", "skip",
+    "neglect", "drop", "aside", "no attention", "no heed", "t follow", "stop follow",
+    "longer follow", "throw out", "dismiss", "scrap",
+)  # fmt: skip
+_G_NEW = ("instruction", "directive", "order", "task", "prompt")
+_G_FROM_NOW = (
+    "from now", "from this", "from here", "going forward", "henceforth", "hereafter",
+    "starting now", "rest of th",
+)  # fmt: skip
+_G_PASSIVE = (
+    "ignored", "disregarded", "forgotten", "discarded", "overridden", "dropped", "set aside",
+    "void", "null", "cancel", "revoked", "obsolete", "superseded", "invalid", "no longer",
+)  # fmt: skip
+_G_PERSONA = (
+    "you are now", "pretend", "imagine", "act as if", "roleplay", "role-play", "role play",
+    "role of", "persona of", "identity of",
+)  # fmt: skip
+_G_FOREIGN = tuple(
+    w.translate(_LOOKALIKE)
+    for w in (
+        "anweisung", "instruktion", "befehl", "vorgabe", "anordnung", "regeln", "richtlinie",
+        "bist du", "du bist", "instruction", "consigne", "directive", "règle", "indication",
+        "ordres", "tu es", "vous ê", "instruccion", "indicacion", "órdenes", "directric",
+        "reglas", "eres ", "istruzion", "indicazion", "direttiv", "regole", "consegne", "sei ",
+        "instruç", "orientaç", "ordens", "regras", "você", "инструкци", "указани", "команд",
+        "правил", "теперь", "指", "命令", "规则", "提示", "说明", "设定", "要求", "你现在是",
+        "从现在",
+    )
+)  # fmt: skip
+_G_LEAK = ("prompt", "instruction", "message", "directive", "configuration")
+_G_SECRET = ("key", "password", "credential", "token", "variable")
+
+_RULES: tuple[tuple[str, float, re.Pattern[str], tuple[str, ...]], ...] = (
     # --- override: orders to drop or replace the instructions in force.
     (
         "override",
@@ -124,6 +159,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             + r"\b",
             _F,
         ),
+        _G_DROP,
     ),
     (
         "override",
@@ -134,6 +170,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:you\s+)?(?:were|have\s+been)\s+told))",
             _F,
         ),
+        _G_DROP,
     ),
     (
         "override",
@@ -148,6 +185,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:instructions?|directives?|orders|prompt|system\s+prompt)[^\S\n]*(?=\n|$)",
             _F,
         ),
+        _G_NEW,
     ),
     (
         "override",
@@ -157,6 +195,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"purpose|role|job|directive|mission)\s+(?:is|are|will\s+be|now)\b",
             _F,
         ),
+        ("your",),
     ),
     (
         "override",
@@ -167,6 +206,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"in\s+(?:developer|god|debug|admin|unrestricted)\s+mode|freed\s+from))\b",
             _F,
         ),
+        ("you are",),
     ),
     (
         "override",
@@ -176,6 +216,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"\s+to|should)|always\s+(?:answer|respond|reply|say)|(?:answer|respond|reply)\s+only)\b",
             _F,
         ),
+        _G_FROM_NOW,
     ),
     (
         "override",
@@ -190,6 +231,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             + r"\b",
             _F,
         ),
+        _G_DROP,
     ),
     (
         "override",
@@ -205,6 +247,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"said\s+|stated\s+)?(?:above|before\s+this|so\s+far|until\s+now|up\s+to\s+(?:now|here)))",
             _F,
         ),
+        _G_DROP,
     ),
     (
         "override",
@@ -225,6 +268,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"effect|in\s+force)))",
             _F,
         ),
+        _G_PASSIVE,
     ),
     (
         "override",
@@ -241,6 +285,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"[\"'\u2018\u201c])|you\s+are\s+(?:an?|the|my)\b)",
             _F,
         ),
+        _G_FROM_NOW,
     ),
     (
         "override",
@@ -253,6 +298,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"saying)\b",
             _F,
         ),
+        ("respond", "answer", "reply"),
     ),
     (
         "override",
@@ -268,6 +314,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:[\w-]+\s+){0,2}?" + _PERSONA,
             _F,
         ),
+        _G_PERSONA,
     ),
     (
         "override",
@@ -277,6 +324,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"debug)\s+mode\b",
             _F,
         ),
+        ("mode",),
     ),
     (
         "override",
@@ -322,6 +370,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             ),
             _F,
         ),
+        _G_FOREIGN,
     ),
     # --- role_marker: chat-template tokens, role headers and prompt-section tags.
     (
@@ -333,6 +382,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"end|fim_\w{1,10}|channel|message|return|call|start|constrain)\s*\|>",
             _F,
         ),
+        (),
     ),
     (
         "role_marker",
@@ -341,6 +391,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"\[/?INST\]|<<\s*/?SYS\s*>>|\[/?SYSTEM_PROMPT\]|\[/?AVAILABLE_TOOLS\]|"
             r"<start_of_turn>|<end_of_turn>|<\|(?:begin|end)\u2581of\u2581sentence\|>|<\|(?:User|Assistant)\|>"
         ),
+        (),
     ),
     (
         "role_marker",
@@ -352,6 +403,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"function_results)\s*>",
             _F,
         ),
+        (),
     ),
     (
         "role_marker",
@@ -360,6 +412,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:^|\n)[^\S\n]*(?:\*\*)?(?:System|SYSTEM|Assistant|ASSISTANT|System\s+prompt|"
             r"SYSTEM\s+PROMPT)(?:\*\*)?[^\S\n]*:(?:\*\*)?(?=[^\S\n]*\S)",
         ),
+        (),
     ),
     (
         "role_marker",
@@ -370,6 +423,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"instruction|instructions|response|system\s+prompt)[^\S\n]*(?=\n|$))",
             _F,
         ),
+        (),
     ),
     (
         "role_marker",
@@ -378,11 +432,13 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?<=[.!?])[^\S\n]+(?:SYSTEM|System|ASSISTANT|Assistant)(?:[^\S\n]+(?:PROMPT|prompt))?"
             r"[^\S\n]*:(?=[^\S\n]*\S)"
         ),
+        (),
     ),
     (
         "role_marker",
         1.0,
         re.compile(r'"role"\s*:\s*"(?:system|assistant|developer|tool|user)"', _F),
+        (),
     ),
     # --- tool_call: function-call JSON, tool tags of several formats.
     (
@@ -395,6 +451,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"run_tool)\s+(?:name|tool|function)\s*=\s*[\"']?[\w.\-]{1,80}[^<>]{0,200}>",
             _F,
         ),
+        (),
     ),
     (
         "tool_call",
@@ -404,6 +461,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r'"(?:arguments|parameters|args|input|kwargs)"\s*:\s*[{"]',
             _F,
         ),
+        (),
     ),
     (
         "tool_call",
@@ -412,6 +470,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r'"(?:function_call|tool_calls|tool_use|tool_call)"\s*:\s*[\[{]',
             _F,
         ),
+        (),
     ),
     (
         "tool_call",
@@ -421,6 +480,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"\s+(?:tool|function|action|endpoint)\b",
             _F,
         ),
+        ("tool", "function", "action", "endpoint"),
     ),
     # --- hidden_html: markup that hides its text from a human reader.
     (
@@ -434,6 +494,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:left|top|text-indent)\s*:\s*-\d{3,})",
             _F,
         ),
+        ("style",),
     ),
     (
         "hidden_html",
@@ -443,6 +504,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"[\"']?true)[^<>]{0,200}>",
             _F,
         ),
+        (),
     ),
     # --- prompt_leak: requests for the prompt, the instructions or secrets.
     (
@@ -457,6 +519,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"prompt\s+(?:above|verbatim))\b",
             _F,
         ),
+        _G_LEAK,
     ),
     (
         "prompt_leak",
@@ -466,6 +529,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"directives|initial\s+prompt)\b",
             _F,
         ),
+        ("your",),
     ),
     (
         "prompt_leak",
@@ -476,6 +540,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:above|before)\s+this\s+(?:line|message|point)\b",
             _F,
         ),
+        ("repeat", "above", "before this"),
     ),
     (
         "prompt_leak",
@@ -488,6 +553,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:answer|response|reply))",
             _F,
         ),
+        _G_SECRET,
     ),
     (
         "prompt_leak",
@@ -495,6 +561,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
         re.compile(
             r"!\[[^\]\n]{0,100}\]\(\s*https?://[^)\s]{1,300}[?&][\w-]{1,40}=\{[^)\s]{0,100}\)"
         ),
+        (),
     ),
     # --- addressed_to_model: text that speaks to an AI reader.
     (
@@ -507,6 +574,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"that\b|who\b)",
             _F,
         ),
+        ("you are",),
     ),
     (
         "addressed_to_model",
@@ -516,6 +584,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"P\.?S\.?)\s*(?:to|for)?\s*(?:the\s+|any\s+|all\s+|an?\s+)?" + _AI + r"\b\s*[:,!-]",
             _F,
         ),
+        (),
     ),
     (
         "addressed_to_model",
@@ -526,6 +595,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"answering\s+questions\s+(?:about|from))\s+(?:this|these|the\s+following)\b",
             _F,
         ),
+        (),
     ),
     (
         "addressed_to_model",
@@ -535,6 +605,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"\byou\s+(?:must|should|will|shall|are\s+(?:required|instructed|expected))\b",
             _F,
         ),
+        ("as a",),
     ),
     (
         "addressed_to_model",
@@ -545,6 +616,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"state|recommend|add|write|claim|tell|insist|respond|cite|link|append|praise)\b",
             _F,
         ),
+        ("your",),
     ),
     (
         "addressed_to_model",
@@ -554,6 +626,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:always\s+)?(?:answer|respond|reply|say|state|claim)\b",
             _F,
         ),
+        ("asked about",),
     ),
     (
         "addressed_to_model",
@@ -565,6 +638,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"always|you\s+(?:must|should|will))\b",
             _F,
         ),
+        (),
     ),
     (
         "addressed_to_model",
@@ -578,6 +652,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"disregard)\b",
             _F,
         ),
+        ("whoever", "anyone", "anybody", "whatever"),
     ),
     (
         "addressed_to_model",
@@ -591,6 +666,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"insist|pretend|assert)\b|(?:say|state)\s+that)\b",
             _F,
         ),
+        ("answer", "respond", "repl", "summari"),
     ),
     (
         "addressed_to_model",
@@ -600,6 +676,7 @@ _RULES: tuple[tuple[str, float, re.Pattern[str]], ...] = (
             r"(?:unrestricted|unfiltered|jailbroken|uncensored|DAN\b|evil)",
             _F,
         ),
+        (" as ",),
     ),
 )
 
@@ -730,8 +807,11 @@ def _spans(text: str, nested: bool) -> dict[str, list[tuple[int, int, float]]]:
     if folded is not None:
         views.append((folded, True))
     for (norm, starts, ends), wording_only in views:
-        for kind, score, pattern in _RULES:
+        lower = norm.lower()
+        for kind, score, pattern, needles in _RULES:
             if wording_only and kind not in _WORDING:
+                continue
+            if needles and not any(n in lower for n in needles):
                 continue
             for m in pattern.finditer(norm):
                 start, end = m.start(), m.end()
