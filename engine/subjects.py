@@ -600,7 +600,7 @@ async def erase_subject(
         )
     return EraseReport(
         mode="delete" if delete else "redact",
-        documents=len(ids),
+        documents=len(deleted or replaced),
         replaced=replaced,
         deleted=deleted,
         feedback=changed,
@@ -632,15 +632,21 @@ async def _refuse_attribution(tl: Threadline, value: str, audit_path: Path | Non
 async def _reingest(
     tl: Threadline, ids: Sequence[DocumentId], matcher: _Matcher, mask: str
 ) -> dict[str, str]:
+    """Re-ingest the redacted version of each document that changes (old id -> new id).
+    A document is identified by its text: when only its title or section headings change,
+    it is deleted first, or the re-ingest would find it unchanged and keep them."""
     replaced: dict[str, str] = {}
     for start in range(0, len(ids), _BATCH):
         graphs = await tl.graph.export(ids[start : start + _BATCH])
         for graph in graphs:
             doc = graph.document
+            redacted = _redacted(graph, matcher, mask)
+            if redacted.text == doc.text:
+                if (redacted.title, redacted.sections) == (doc.title, tuple(doc.sections)):
+                    continue  # only its entities or facts matched: nothing to mask
+                await tl.delete([doc.id], Access.admin())
             groups = [g for g in doc.groups if g != PUBLIC_GROUP]
-            result = await tl.ingest(
-                [_redacted(graph, matcher, mask)], tenant=doc.tenant, groups=groups
-            )
+            result = await tl.ingest([redacted], tenant=doc.tenant, groups=groups)
             replaced[doc.id] = result.document_ids[0]
         await tl.forget_replaced(graphs)
     return replaced

@@ -34,11 +34,15 @@ DOCS = {
         "Quintero said the budget was fine. Marisol  Quintero called twice. Marisol\n"
         "Quintero left early. Quintero, Marisol is listed as the contact."
     ),
+    "memo-2": "The depot report covers crane usage. The depot is run by Acme Freight.",
     "memo-3": (
         "Quintero Shipping moved 40 containers to Lisbon in June. "
         "M.Quintero@example.org is the shipping desk."
     ),
 }
+
+#: A document that names her only in its title.
+TITLES = {"memo-2": "Report by Marisol Quintero"}
 
 
 def _run(data_dir: Path, *args: str) -> tuple[int, str]:
@@ -58,7 +62,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = root / "memos.jsonl"
     corpus.write_text(
         "".join(
-            json.dumps({"id": s, "title": s.title(), "text": t}) + "\n" for s, t in DOCS.items()
+            json.dumps({"id": s, "title": TITLES.get(s, s.title()), "text": t}) + "\n"
+            for s, t in DOCS.items()
         ),
         encoding="utf-8",
     )
@@ -81,12 +86,12 @@ def _unchanged_but_the_refusal(log: Path, before: bytes) -> None:
 
 
 def _texts(data_dir: Path) -> dict[str, tuple[str, int]]:
-    """source -> (text, version) of every stored document."""
+    """source -> (text, version) of every stored document (its title first)."""
 
     async def read() -> dict[str, tuple[str, int]]:
         async with await Threadline.open(Settings(data_dir=data_dir)) as tl:
             docs = await tl.browse(Access.admin()).documents(limit=100)
-        return {d.source: (d.text, d.version) for d in docs}
+        return {d.source: (f"{d.title}\n{d.text}", d.version) for d in docs}
 
     return asyncio.run(read())
 
@@ -138,7 +143,8 @@ def test_a_name_erase_reaches_variants_but_no_address_or_longer_name(data_dir: P
     assert after["memo-3"] == before["memo-3"]  # the company and its desk's address
     memo, version = after["memo-1"]
     assert version == before["memo-1"][1] + 1
-    assert len(memo) == len(DOCS["memo-1"])
+    assert len(memo) == len("Memo-1\n" + DOCS["memo-1"])
+    assert after["memo-2"][0] == "Report by [PERSON]********\n" + DOCS["memo-2"]
     # Only the address is left of "Marisol"; every spelling of her name is masked.
     assert memo.lower().count("marisol") == 1
     assert EMAIL in memo
