@@ -276,7 +276,9 @@ class ValueMasker:
 
     Built from the values the store's ``pii`` tags cover; used on every string that leaves
     Threadline for a caller without the ``pii`` permission (answers, names, evidence),
-    where offsets into stored text are not at hand.
+    where offsets into stored text are not at hand. A value with six or more digits also
+    matches written with other separators or none ("7165 0293 8475 61" for
+    "71650293847561", "415.555.0132" for "(415) 555-0132").
     """
 
     def __init__(self, values: Iterable[tuple[str, str]]) -> None:
@@ -285,13 +287,39 @@ class ValueMasker:
             if value.strip():
                 by_value.setdefault(value, pii_type)
         self._types = by_value
+        self._by_compact: dict[str, str] = {}
+        # Each value as written first (so "(415) 555-0132" is masked with its parenthesis),
+        # then the digit-bearing ones with any separators.
         ordered = sorted(by_value, key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        patterns = [re.escape(value) for value in ordered]
+        for value in ordered:
+            compact = _compact(value)
+            if sum(ch.isdigit() for ch in compact) >= 6:
+                self._by_compact.setdefault(compact.upper(), by_value[value])
+                patterns.append(
+                    r"(?<![A-Za-z0-9])"
+                    + _SEPARATOR.join(re.escape(ch) for ch in compact)
+                    + r"(?![A-Za-z0-9])"
+                )
+        self._pattern = re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
 
     def __len__(self) -> int:
         return len(self._types)
 
+    def _type(self, found: str) -> str:
+        known = self._types.get(found)
+        return known or self._by_compact.get(_compact(found).upper(), "PII")
+
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(lambda m: mask_value(m.group(0), self._types[m.group(0)]), text)
+        return self._pattern.sub(lambda m: mask_value(m.group(0), self._type(m.group(0))), text)
+
+
+_SEPARATORS = " \t\n-.()/+"
+_SEPARATOR = r"[\s\-.()/+]{0,3}"
+
+
+def _compact(value: str) -> str:
+    """``value`` without the separators an identifier is written with."""
+    return "".join(ch for ch in value if ch not in _SEPARATORS)

@@ -195,6 +195,19 @@ async def test_agent_tools_and_mcp_mask_without_pii(data_dir: Path) -> None:
             assert not _raw(str(result)), (name, _raw(str(result)))
 
 
+async def test_a_value_written_with_other_separators_is_masked_too(data_dir: Path) -> None:
+    spaced = " ".join(corpus.ACCOUNT[i : i + 4] for i in range(0, len(corpus.ACCOUNT), 4))
+    dotted = corpus.PHONE.replace("(", "").replace(") ", ".").replace("-", ".")
+    compact = corpus.CARD.replace(" ", "")
+    async with await Threadline.open(_settings(data_dir)) as tl:
+        shown = await redactor_for(tl, ACME)
+        for text in (spaced, dotted, compact, corpus.IBAN.replace(" ", "").lower()):
+            masked = shown.text(f"Paid from {text} on Friday.")
+            assert text not in masked, masked
+            assert len(masked) == len(f"Paid from {text} on Friday.")
+        assert shown.text("Invoice 2024-11 was paid.") == "Invoice 2024-11 was paid."
+
+
 def _wrong(value: str) -> str:
     """``value`` with its last digit changed: a guess of the same shape that is wrong."""
     at = max(i for i, ch in enumerate(value) if ch.isdigit())
