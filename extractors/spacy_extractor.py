@@ -173,9 +173,23 @@ class SpacyEntityExtractor:
         ]
 
     def _extract_one(self, chunk: Chunk, doc: Any, title: str | None = None) -> ChunkExtraction:
+        tags = self.tags(chunk, doc)
         spans = self._mention_spans(doc)
         if title:
             spans = _with_title(doc, spans, title)
+        # A direct identifier (an account or phone number, an e-mail address) is personal
+        # data, not an entity: a graph node named by it, and its id, would repeat it.
+        hidden = [
+            (t.start - chunk.start, t.end - chunk.start)
+            for t in tags
+            if t.kind == "pii" and t.type != "PERSON"
+        ]
+        if hidden:
+            spans = [
+                (span, label)
+                for span, label in spans
+                if not any(span.start_char < b and a < span.end_char for a, b in hidden)
+            ]
         token_mention: dict[int, int] = {}
         for idx, (span, _) in enumerate(spans):
             for token in span:
@@ -190,7 +204,6 @@ class SpacyEntityExtractor:
             for span, label in spans
         )
         relations = list(_RelationFinder(doc, token_mention, chunk.start).find())
-        tags = self.tags(chunk, doc)
         if tags != chunk.tags:
             chunk = chunk.model_copy(update={"tags": tags})
         return ChunkExtraction(chunk=chunk, mentions=mentions, relations=tuple(relations))

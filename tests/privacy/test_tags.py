@@ -140,6 +140,13 @@ async def test_planted_values_are_tagged_in_the_embedded_store(data_dir: Path) -
         assert await tl.graph.pii_values(outsider, frozenset(DIRECT_IDENTIFIERS)) == []
         values = await tl.graph.pii_values(READER, frozenset(DIRECT_IDENTIFIERS))
         assert set(values) == {(v, t) for t, found in corpus.PLANTED.items() for v, _ in found}
+        # A direct identifier is never an entity (its node and id would repeat it).
+        entities = await tl.browse(Access.admin()).entities(limit=1000)
+        assert entities
+        named = [n for e in entities for n in (e.name, *e.aliases)]
+        for value, _ in values:
+            digits = "".join(ch for ch in value if ch.isalnum())
+            assert not [n for n in named if digits in "".join(ch for ch in n if ch.isalnum())]
 
 
 @pytest.mark.neo4j
