@@ -97,8 +97,10 @@ class Ingestor:
         batch_documents: int = 32,
         opening_sentences: int = 3,
         model_extractor: ModelExtractor | None = None,
+        id_key: bytes | None = None,
     ) -> None:
         self._graph = graph
+        self._id_key = id_key
         self._vectors = vectors
         self._journal = journal
         self._chunker = chunker
@@ -196,7 +198,7 @@ class Ingestor:
         # Reading as the scope itself keeps the lookup inside the tenant (and small).
         scope = Access(tenant=tenant, groups=frozenset(g for g in groups if g != PUBLIC_GROUP))
         for src in latest.values():
-            digest = content_hash(src.text)
+            digest = content_hash(src.text, self._id_key)
             doc_id = document_id(tenant, src.source, digest + "|" + ",".join(groups))
             ids.append(doc_id)
             # The same source is a document of the same tenant with the same access list:

@@ -244,6 +244,11 @@ class PrivacySettings(_Section):
         description="chunks flagged as aimed at a model: left out of model prompts, or "
         "shown quoted with a warning",
     )
+    id_key: SecretStr | None = Field(
+        default=None,
+        description="key document ids are derived under (replicas over one Neo4j database "
+        "share it); default: id.key in the data dir of the embedded store",
+    )
     audit_days: int | None = Field(default=None, ge=1, description="keep audit records N days")
     feedback_days: int | None = Field(default=None, ge=1, description="keep feedback N days")
     usage_days: int | None = Field(default=None, ge=1, description="keep usage records N days")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -144,6 +146,7 @@ class Threadline:
         self._communities: CommunityBuilder | None = None
         self._model: MeteredChatModel | None = None
         self._cache: ExtractionCache | None = None
+        self._id_key: bytes | None = None
         # Usage, quotas and caches (engine.usage, engine.cache): the ledger opens in open().
         self.usage: UsageLedger | None = None
         self._queries = QueryEmbeddingCache(
@@ -185,6 +188,7 @@ class Threadline:
         self._graph = await open_graph_store(self.settings)
         self._vectors = await self._open_vectors()
         await repair(self._journal, self._graph, self._vectors)
+        self._id_key = await _id_key(self.settings, self._graph)
         self.usage = await UsageLedger.open(data_dir / "usage.sqlite", quotas=self.settings.quota)
         self._asks.ledger = self.usage
         if self._model is not None:
@@ -287,6 +291,7 @@ class Threadline:
                 batch_documents=self.settings.ingest.batch_documents,
                 opening_sentences=self.settings.ingest.opening_sentences,
                 model_extractor=extractor,
+                id_key=self._id_key,
             )
         return self._ingestor
 
@@ -623,3 +628,28 @@ def _pii_detector(settings: Settings) -> PiiDetector | None:
         return None
     # The types were checked when the settings were read.
     return PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
+
+
+async def _id_key(settings: Settings, graph: GraphStore) -> bytes | None:
+    """The key document ids are derived under (``graph.ids.content_hash``).
+
+    ``THREADLINE_PRIVACY__ID_KEY`` when set (replicas over one Neo4j database must share
+    it); else, for the embedded store, ``id.key`` in the data dir, made at the first open
+    of an empty store. A store that already holds documents without a key file keeps
+    unkeyed ids, so re-ingesting an unchanged document still finds it unchanged.
+    """
+    configured = settings.privacy.id_key
+    if configured is not None:
+        return configured.get_secret_value().encode("utf-8")
+    if settings.graph.backend != "networkx":
+        return None
+    path = settings.data_dir / "id.key"
+    if path.exists():
+        return bytes.fromhex(path.read_text(encoding="utf-8").strip())
+    if await graph.documents(Access.admin(), limit=1):
+        return None
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key.hex() + "\n")
+    return key

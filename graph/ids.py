@@ -7,6 +7,7 @@ same content always gets the same id in every store and re-ingesting it is a no-
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 import uuid
@@ -43,8 +44,12 @@ def _digest(*parts: str, size: int = 16) -> str:
     return hashlib.sha256(_SEP.join(parts).encode("utf-8")).hexdigest()[:size]
 
 
-def content_hash(text: str) -> str:
-    """Full SHA-256 hex digest of a document's text."""
+def content_hash(text: str, key: bytes | None = None) -> str:
+    """Hex digest of a document's text: HMAC-SHA256 under the deployment's ``key`` (so a
+    reader who sees a document with a value masked cannot test guesses of the value
+    against its id), or plain SHA-256 without one (stores written before keys)."""
+    if key is not None:
+        return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
