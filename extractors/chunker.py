@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from extractors.privacy import identifier_shapes
 from graph import Chunk, DocumentId, chunk_id
 
 __all__ = ["SentenceChunker", "split_sentences"]
@@ -97,10 +98,24 @@ class SentenceChunker:
         return chunks
 
     def _fit(self, text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
+        if end - start <= self.max_chars:
+            yield from _trimmed(text, start, end)
+            return
+        # A sentence too long for a chunk is cut at a space, never inside something shaped
+        # like an identifier (a card number's groups, an address): each half alone would
+        # be neither detected nor masked.
+        shapes = [(start + a, start + b) for a, b in identifier_shapes(text[start:end])]
         while end - start > self.max_chars:
-            cut = text.rfind(" ", start + self.max_chars // 2, start + self.max_chars)
+            low, cut, before = start + self.max_chars // 2, start + self.max_chars, None
+            while True:
+                cut = text.rfind(" ", low, cut)
+                inside = next((a for a, b in shapes if a < cut < b), None)
+                if inside is None:
+                    break
+                cut = before = inside  # look for a space before the identifier
             if cut <= start:
-                cut = start + self.max_chars
+                # No space in the second half: cut before the identifier, else anywhere.
+                cut = before if before is not None and before > start else start + self.max_chars
             yield from _trimmed(text, start, cut)
             start = cut
         yield from _trimmed(text, start, end)

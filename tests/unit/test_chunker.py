@@ -72,3 +72,14 @@ def test_bad_parameters_are_rejected() -> None:
         SentenceChunker(max_chars=10)
     with pytest.raises(ValueError, match="overlap"):
         SentenceChunker(overlap=-1)
+
+
+def test_a_long_sentence_is_never_cut_inside_an_identifier() -> None:
+    card = "4539 1488 0343 6467"
+    for pad in range(0, 60, 3):
+        text = "Refund " + "the fee " * pad + f"to card {card} and " + "tell the desk " * 12
+        chunks = SentenceChunker(max_chars=120).chunk(DOC, text)
+        assert len(chunks) > 1
+        assert any(card in c.text for c in chunks), pad
+        for c in chunks:
+            assert text[c.start : c.end] == c.text
