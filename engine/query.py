@@ -224,7 +224,14 @@ class QueryPipeline:
         text, claims = finalize(draft.answer, validated_claims, check, unsupported=unsupported)
         verdict, reason = check.verdict, check.reason
         if text == NOT_FOUND and verdict is not None:
-            reason = f"the drafted answer {draft.answer!r} was withheld ({verdict}: {reason})"
+            # A model's draft is not quoted: only validated model text leaves (an extractive
+            # draft is a span of the documents and is).
+            drafted = (
+                "the model's drafted answer"
+                if draft.synthesis == "model"
+                else (f"the drafted answer {draft.answer!r}")
+            )
+            reason = f"{withheld} was withheld ({verdict}: {reason})"
             verdict = None
         yield AskEvent(kind="claims", claims=claims, text=text)
         answer = Answer(
