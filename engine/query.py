@@ -226,10 +226,10 @@ class QueryPipeline:
         if text == NOT_FOUND and verdict is not None:
             # A model's draft is not quoted: only validated model text leaves (an extractive
             # draft is a span of the documents and is).
-            drafted = (
+            withheld = (
                 "the model's drafted answer"
                 if draft.synthesis == "model"
-                else (f"the drafted answer {draft.answer!r}")
+                else f"the drafted answer {draft.answer!r}"
             )
             reason = f"{withheld} was withheld ({verdict}: {reason})"
             verdict = None
