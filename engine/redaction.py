@@ -90,6 +90,14 @@ _KEEP = frozenset(
     }
 )
 _ID = re.compile(r"^(?:doc|chk|ent|rel|com)_[0-9a-f]{8,64}$")
+_IDS = re.compile(r"\b(?:doc|chk|ent|rel|com)_[0-9a-f]{8,64}\b")
+
+
+def _in_id(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies inside a Threadline id (ids are not personal data)."""
+    return any(m.start() <= start and end <= m.end() for m in _IDS.finditer(text))
+
+
 _MEMO = 4096
 
 
@@ -155,9 +163,9 @@ class Redactor:
         substring shaped like a direct identifier and whatever the detector finds, never
         by the scope's known values. Masking a guess only when it is right would confirm
         it; masking every identifier-shaped string confirms nothing."""
-        if not self.active or not value:
+        if not self.active or not value or _ID.match(value):
             return value
-        spans = [(a, b, "PII") for a, b in identifier_shapes(value)]
+        spans = [(a, b, "PII") for a, b in identifier_shapes(value) if not _in_id(value, a, b)]
         masked = mask_spans(value, spans) if spans else value
         if self._detector is not None:
             found = [(t.start, t.end, t.type) for t in self._detector.find(masked)]
