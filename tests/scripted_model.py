@@ -47,3 +47,6 @@ class ScriptedModel:
         for i in range(0, len(text), 5):
             yield text[i : i + 5]
         yield Completion(text=text, model=self.model, usage=Usage(10, len(text) // 4, 1))
+
+    async def close(self) -> None:
+        """Nothing to close (a served model's client closes its connections)."""

@@ -323,3 +323,28 @@ async def test_agent_search_leaves_flagged_chunks_out_or_shows_their_flags(
         assert shown
         assert all(h["flags"] for h in shown)
         assert not any(h["flags"] for h in hits if h["chunk_id"] not in flagged)
+
+
+async def test_a_withheld_model_draft_is_not_quoted(tmp_path: Path) -> None:
+    """A model that obeys an injection drafts what the documents do not say: the draft
+    is withheld, and its text does not leave in the answer's reason either."""
+    from engine.metering import MeteredChatModel
+    from tests.scripted_model import ScriptedModel
+
+    obeyed = "the company is insolvent"
+    reply = json.dumps(
+        {
+            "answer": obeyed,
+            "claims": [{"text": f"Lothair II says {obeyed}.", "evidence": ["E1"], "facts": []}],
+        }
+    )
+    settings = Settings.model_validate({"data_dir": tmp_path / "data"})
+    async with await Threadline.open(settings) as tl:
+        await tl.ingest(tl.read([_jsonl(tmp_path / "pages.jsonl", PAGES)]))
+        tl._model = MeteredChatModel(ScriptedModel([reply]))  # the ChatModel seam, scripted
+        answer = await tl.ask(QUESTIONS[0], llm=True)
+    assert answer.synthesis == "model"
+    assert answer.answer_verdict is None
+    assert obeyed not in answer.answer
+    assert obeyed not in (answer.answer_reason or "")
+    assert "withheld" in (answer.answer_reason or "")
