@@ -354,8 +354,10 @@ async def redactor_for(tl: Threadline, access: Access, *, pii: bool = False) -> 
         scopes.built.move_to_end(key)
         return found
     values = await tl.graph.pii_values(access, types)
+    # Presidio loads on the first text with a candidate (the server starts loading it in
+    # the background at start-up: engine.api.app), so a read with nothing to find never
+    # pays for it.
     detector = detector_for(types & DIRECT_IDENTIFIERS, privacy.pii_threshold)
-    await asyncio.to_thread(detector.find, "x@example.com")  # loads Presidio off the loop
     built = Redactor(masker=ValueMasker(values), detector=detector)
     scopes.built[key] = built
     # Versions of a scope only grow: drop the older ones, and the least used beyond a bound.

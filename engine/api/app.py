@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -26,11 +27,13 @@ from engine.api.routes import usage as usage_routes
 from engine.audit import AuditLog
 from engine.feedback import FeedbackStore
 from engine.keys import KeyStore
+from engine.redaction import detector_for
 from engine.retention import retention_loop
 from engine.settings import Settings
 from engine.telemetry import REQUEST_ID, Metrics, configure_tracing
 from engine.threadline import Threadline
 from engine.usage import UsageCollector
+from extractors.privacy import DIRECT_IDENTIFIERS
 
 __all__ = ["create_app"]
 
@@ -88,11 +91,23 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             jobs=jobs,
         )
         p = settings.privacy
+        if p.redacted:
+            # Presidio takes seconds to load: in a worker thread now, not in a request.
+            detector = detector_for(p.redacted & DIRECT_IDENTIFIERS, p.pii_threshold)
+            loading = asyncio.get_running_loop().run_in_executor(
+                None, detector.find, "warm@example.com"
+            )
+            stack.push_async_callback(_settle, loading)
         if any(d is not None for d in (p.audit_days, p.feedback_days, p.usage_days, p.cache_days)):
             # Retention now and hourly (the same run as `threadline maintain`).
             retention = asyncio.create_task(retention_loop(settings, tl=tl, feedback=feedback))
             stack.push_async_callback(_stop, retention)
         yield
+
+
+async def _settle(loading: asyncio.Future[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await loading
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
