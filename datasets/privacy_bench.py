@@ -17,7 +17,6 @@ from pathlib import Path
 from loaders import load_corpus
 
 from extractors import PiiDetector, SentenceChunker, find_injections
-from extractors.privacy import _CANDIDATE
 
 __all__ = ["privacy_scan"]
 
@@ -43,7 +42,7 @@ def privacy_scan(corpus: Path, chunk_chars: int = 1200) -> dict[str, object]:
         "corpus": str(corpus),
         "chunks": len(texts),
         "pii": {
-            "scanned_chunks": sum(1 for text in texts if _CANDIDATE.search(text)),
+            "scanned_chunks": sum(1 for text in texts if detector.scans(text)),
             "seconds": round(pii_s, 2),
             "ms_per_chunk": round(1000 * pii_s / max(1, len(texts)), 3),
             "tags": dict(Counter(t.type for found in tags for t in found).most_common()),

@@ -89,8 +89,9 @@ _KEEP = frozenset(
         "evidence_ids",
     }
 )
-_ID = re.compile(r"^(?:doc|chk|ent|rel|com)_[0-9a-f]{8,64}$")
-_IDS = re.compile(r"\b(?:doc|chk|ent|rel|com)_[0-9a-f]{8,64}\b")
+_ID_FORM = r"(?:doc|chk|ent|rel|com)_[0-9a-f]{8,64}"
+_ID = re.compile(rf"^{_ID_FORM}$")
+_IDS = re.compile(rf"\b{_ID_FORM}\b")
 
 
 def _in_id(text: str, start: int, end: int) -> bool:

@@ -63,18 +63,18 @@ _STREET = (
     r"(?:,?\s+(?:Apt|Suite|Unit|Ste)\.?\s*#?\w+)?"
     r"(?:,\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,\s+[A-Z]{2})?(?:\s+\d{5}(?:-\d{4})?)?)?"
 )
-# What any type but names needs somewhere in the text: an "@", six or more digits in a
-# run (single separators between them: phones, cards, ids, bank numbers, IPv4), an
-# IPv6-like group, or a street address. Text with none of these skips the analyzer.
-_CANDIDATE = re.compile(
-    r"@|\d(?:[\s\-.()/+]{0,2}\d){5,}|\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){3,}|" + _STREET
+# The separators an identifier is written with, and the shapes every type but names has:
+# six or more digits in a run (phones, cards, ids, bank numbers, IPv4), an IPv6-like
+# group, a street address.
+_SEPARATOR_CLASS = r"[\s\-.()/+]"
+_SHAPE_TAIL = (
+    rf"\d(?:{_SEPARATOR_CLASS}{{0,2}}\d){{5,}}|\b[0-9A-Fa-f]{{1,4}}(?::[0-9A-Fa-f]{{0,4}}){{3,}}|"
+    + _STREET
 )
-
-
-_SHAPES = re.compile(
-    r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+|\d(?:[\s\-.()/+]{0,2}\d){5,}|"
-    r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){3,}|" + _STREET
-)
+# Text with none of these (or an "@") skips the analyzer.
+_CANDIDATE = re.compile(r"@|" + _SHAPE_TAIL)
+# The same shapes with a whole e-mail address, for masking what a caller sends.
+_SHAPES = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+|" + _SHAPE_TAIL)
 
 
 def identifier_shapes(text: str) -> list[tuple[int, int]]:
@@ -128,7 +128,7 @@ class PiiDetector:
 
     def find_in_doc(self, doc: Any, offset: int = 0) -> list[Tag]:
         """Personal data in a parsed text, as ``pii`` tags at ``offset`` + position."""
-        if not self.types or not _worth_scanning(doc.text, self.types):
+        if not self.scans(doc.text):
             return []
         analyzer = self._load()
         artifacts = self._engine._doc_to_nlp_artifact(doc, "en")
@@ -143,10 +143,14 @@ class PiiDetector:
 
     def find(self, text: str, offset: int = 0) -> list[Tag]:
         """Personal data in ``text`` without a full parse (tokenizer only)."""
-        if not text or not self.types or not _worth_scanning(text, self.types):
+        if not self.scans(text):
             return []
         self._load()
         return self.find_in_doc(self._nlp.make_doc(text), offset)
+
+    def scans(self, text: str) -> bool:
+        """Whether :meth:`find` runs the analyzer on ``text`` (else nothing can be found)."""
+        return bool(text) and bool(self.types) and _worth_scanning(text, self.types)
 
     def mask(self, text: str) -> str:
         """``text`` with the personal data this detector finds in it masked."""
@@ -317,7 +321,7 @@ class ValueMasker:
 
 
 _SEPARATORS = " \t\n-.()/+"
-_SEPARATOR = r"[\s\-.()/+]{0,3}"
+_SEPARATOR = _SEPARATOR_CLASS + "{0,3}"
 
 
 def _compact(value: str) -> str:
