@@ -1,4 +1,5 @@
-"""The audit log: an append-only, hash-chained JSON-lines file in the data dir.
+"""The audit log: an append-only, hash-chained log of every action, in the data dir or in
+the control plane's PostgreSQL database.
 
 Every ingest, delete, key operation and read (asks, searches, entity, neighbourhood and
 path reads, document reads, job polls) appends a record: who (key id and tenant), what
@@ -28,43 +29,42 @@ Records written before ``v: 2`` (their chain hash is the SHA-256 of the line) ve
 they always did, and a legacy record that must be redacted is replaced whole by a marker
 keeping its hash, time and action.
 
-Several processes may append at once (the server and ``threadline keys``): each append
-holds an exclusive ``flock`` on ``audit.lock``, reads the chain's head from the log itself
-under that lock, and fsyncs the line and the head before releasing it; a rewrite (prune,
-redact) writes a new file and renames it over the log under the same lock, and appenders
-reopen the log when its file was replaced. Nothing in the API can rewrite the log except
-those two audited operations; against someone with write access to the data dir, ship the
-head (or the whole log) to write-once storage.
+Several processes may append at once (the server and ``threadline keys``; with
+``THREADLINE_CONTROL__URL``, every API replica): each append is serialised against the
+others and builds on the chain's one head (:mod:`engine.audit_stores`: ``flock`` and
+fsync for the JSON-lines file ``audit.log``, a row lock for PostgreSQL). Nothing in the
+API can rewrite the log except those two audited operations; against someone with write
+access to the data dir or the database, ship the head (or the whole log) to write-once
+storage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
-import hmac
-import json
-import os
-import secrets
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
-from engine import clock
-from graph import StoreCorruptedError, StoreError, StoreUnavailableError
+from engine.audit_records import (
+    CHECKPOINT,
+    META,
+    REDACT,
+    checked,
+    new_record,
+    redacted,
+    stamp,
+    to_line,
+)
+from engine.audit_stores import Chain, FileChain
 
 __all__ = ["AuditLog", "AuditRecord", "Outcome", "prune", "read_records", "redact", "verify"]
 
-_GENESIS = "0" * 64
-_TAIL_BLOCK = 8192
-#: Fields of a record's line that are not the record's own: its chain bookkeeping.
-_META = frozenset({"prev", "v", "nonce", "salts", "redacted", "digest"})
-CHECKPOINT = "audit.checkpoint"
-REDACT = "audit.redact"
+#: An audit log's file (``audit.log`` in the data dir) or a chain of the control plane.
+Where = Path | Chain
 
 
 @dataclass
@@ -89,38 +89,31 @@ class AuditRecord:
 
 class AuditLog:
     """Appends records. Open it with :meth:`open`; appends run in a worker thread and are
-    serialised within the process by a lock and across processes by ``flock``, so one
-    log serves many requests and many processes at once."""
+    serialised across threads and processes by the chain's storage, so one log serves
+    many requests and many processes at once."""
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._lock_fd: int | None = None
+    def __init__(self, chain: Chain) -> None:
+        self._chain = chain
 
     @classmethod
-    async def open(cls, path: Path) -> Self:
-        """Open (creating if needed) the log for appending."""
-        log = cls(path)
-        await asyncio.to_thread(log._open_sync)
-        return log
-
-    def _open_sync(self) -> None:
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(_lock_path(self._path), os.O_RDWR | os.O_CREAT, 0o640)
-            self._fd = _open_append(self._path)
-        except OSError as exc:
-            self._close_sync()
-            raise StoreUnavailableError(f"cannot open the audit log {self._path}: {exc}") from exc
+    async def open(cls, where: Where) -> Self:
+        """Open (creating if needed) the log: a file path, or a chain of the control
+        plane (:func:`engine.control.open_audit`)."""
+        chain = FileChain(where) if isinstance(where, Path) else where
+        if isinstance(chain, FileChain):
+            await asyncio.to_thread(chain.open)
+        return cls(chain)
 
     @property
-    def path(self) -> Path:
-        return self._path
+    def chain(self) -> Chain:
+        """Where the records are kept (for :func:`verify`, :func:`redact`, ...)."""
+        return self._chain
 
     async def append(self, action: str, **fields: Any) -> dict[str, Any]:
-        """Write one record durably (line and head fsynced) and return it."""
-        return await asyncio.to_thread(self._append_sync, action, fields)
+        """Write one record durably and return it."""
+        return await asyncio.to_thread(
+            self._chain.append, lambda previous: new_record(action, fields, previous)
+        )
 
     @contextlib.asynccontextmanager
     async def action(
@@ -157,343 +150,38 @@ class AuditLog:
     def digest(record: dict[str, Any]) -> str:
         """The SHA-256 of the line of a record :meth:`append` returned, as written (an
         outcome names its intent by it)."""
-        return hashlib.sha256(_line(record).encode()).hexdigest()
-
-    def _append_sync(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            if self._fd is None or self._lock_fd is None:
-                raise StoreError("the audit log is closed; open it with AuditLog.open")
-            try:
-                with _flocked(self._lock_fd, fcntl.LOCK_EX):
-                    self._follow_rewrite()
-                    previous = _chain_head(self._fd, self._path)
-                    record = _new_record(action, fields, previous)
-                    line = _line(record)
-                    _write_all(self._fd, (line + "\n").encode())
-                    os.fsync(self._fd)
-                    _write_head(self._path, _record_digest(record))
-            except OSError as exc:
-                raise StoreUnavailableError(
-                    f"cannot append to the audit log {self._path}: {exc}"
-                ) from exc
-            return record
-
-    def _follow_rewrite(self) -> None:
-        """Reopen the log when a prune or redaction replaced its file (under the flock)."""
-        if self._fd is None:
-            return
-        try:
-            current = self._path.stat().st_ino
-        except FileNotFoundError:
-            current = -1
-        if current != os.fstat(self._fd).st_ino:
-            os.close(self._fd)
-            self._fd = None
-            self._fd = _open_append(self._path)
+        return hashlib.sha256(to_line(record).encode()).hexdigest()
 
     async def close(self) -> None:
-        """Close the files (appends already written stay durable)."""
-        await asyncio.to_thread(self._close_sync)
-
-    def _close_sync(self) -> None:
-        with self._lock:
-            fds = (self._fd, self._lock_fd)
-            self._fd = self._lock_fd = None
-        for fd in fds:
-            if fd is not None:
-                os.close(fd)
-
-
-def _open_append(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        """Release the log (appends already written stay durable)."""
+        await asyncio.to_thread(self._chain.close)
 
 
 def _class_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _new_record(action: str, fields: dict[str, Any], previous: str) -> dict[str, Any]:
-    record = {"ts": clock.now().isoformat(), "action": action, **fields}
-    record.update(prev=previous, v=2, nonce=secrets.token_hex(16))
-    return record
+def _chain(where: Where) -> Chain:
+    return FileChain(where) if isinstance(where, Path) else where
 
 
-def _line(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+def verify(where: Where) -> int:
+    """Check the hash chain; return the number of records or raise
+    :class:`~graph.StoreCorruptedError` at the first break."""
+    chain = _chain(where)
+    lines, head = chain.read()
+    return len(checked(chain.name, lines, head, chain.head_name))
 
 
-def _canonical(value: Any) -> str:
-    # Through a JSON round trip first, so a value hashes the same as written and as read.
-    return json.dumps(json.loads(_line({"": value})), sort_keys=True, ensure_ascii=False)
-
-
-def _salt(nonce: str, name: str) -> str:
-    return hmac.new(nonce.encode(), name.encode(), hashlib.sha256).hexdigest()
-
-
-def _commit(salt: str, name: str, value: Any) -> str:
-    return hashlib.sha256(f"{salt}\x00{name}\x00{_canonical(value)}".encode()).hexdigest()
-
-
-def _record_digest(record: dict[str, Any]) -> str:
-    """The chain hash of a ``v: 2`` record or of a redacted legacy record."""
-    version = record.get("v")
-    if version == 1:
-        return _legacy_digest(record)
-    if version != 2:
-        raise StoreCorruptedError(f"unknown audit record version {version!r}")
-    nonce, salts, hidden = record.get("nonce"), record.get("salts", {}), record.get("redacted", {})
-    if not isinstance(salts, dict) or not isinstance(hidden, dict):
-        raise StoreCorruptedError("a record with malformed salts or redactions")
-    commitments: dict[str, Any] = {}
-    for name, value in record.items():
-        if name in _META:
-            continue
-        if name in salts:
-            salt = salts[name]
-        elif isinstance(nonce, str):
-            salt = _salt(nonce, name)
-        else:
-            raise StoreCorruptedError(f"the field {name!r} has no salt")
-        commitments[name] = _commit(str(salt), name, value)
-    for name, commitment in hidden.items():
-        if name in commitments:
-            raise StoreCorruptedError(f"the field {name!r} is both kept and redacted")
-        commitments[name] = commitment
-    body = {"prev": record.get("prev"), "fields": commitments}
-    return hashlib.sha256(_line(body).encode()).hexdigest()
-
-
-def _legacy_digest(record: dict[str, Any]) -> str:
-    digest = record.get("digest")
-    if not isinstance(digest, str):
-        raise StoreCorruptedError("a redacted legacy record without its hash")
-    return digest
-
-
-def _parse(raw: bytes) -> tuple[dict[str, Any], str]:
-    """A line's record and chain hash (the SHA-256 of the line for legacy records)."""
-    record = json.loads(raw)
-    if not isinstance(record, dict):
-        raise StoreCorruptedError("not a JSON object")
-    if "v" in record:
-        return record, _record_digest(record)
-    return record, hashlib.sha256(raw).hexdigest()
-
-
-def _line_digest(raw: bytes) -> str:
-    try:
-        return _parse(raw)[1]
-    except ValueError as exc:
-        raise StoreCorruptedError(f"the audit log's last record is not JSON: {exc}") from exc
-
-
-def _head(path: Path) -> Path:
-    return path.with_name(path.stem + ".head")
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.stem + ".lock")
-
-
-@contextlib.contextmanager
-def _flocked(fd: int, mode: int) -> Iterator[None]:
-    fcntl.flock(fd, mode)
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _replace_durably(target: Path, data: bytes) -> None:
-    """Replace ``target`` atomically and durably: temp file, fsync, rename, fsync dir."""
-    temp = target.with_name(target.name + ".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    temp.replace(target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _write_head(path: Path, digest: str) -> None:
-    _replace_durably(_head(path), (digest + "\n").encode())
-
-
-def _chain_head(fd: int, path: Path) -> str:
-    """The hash of the log's last record, read from the file (another process may have
-    appended since this one last did). A torn last line (a writer that died mid-write,
-    before it updated the head) is cut off when the line before it matches the head."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return _empty_head(path)
-    tail, start = _tail(fd, size)
-    if tail.endswith(b"\n"):
-        return _line_digest(tail[:-1].rsplit(b"\n", 1)[-1])
-    # The last line has no newline: an append was interrupted before it finished.
-    cut = tail.rfind(b"\n") + 1
-    before = _line_digest(tail[: cut - 1].rsplit(b"\n", 1)[-1]) if cut else _empty_head(path)
-    head = _head(path)
-    recorded = head.read_text().strip() if head.exists() else _GENESIS
-    if recorded != before:
-        raise StoreCorruptedError(
-            f"{path}: the last line is incomplete and the line before it does not match "
-            f"{head.name}; run `threadline audit` to find where the log was changed"
-        )
-    os.ftruncate(fd, start + cut)
-    os.fsync(fd)
-    return before
-
-
-def _empty_head(path: Path) -> str:
-    """The head of an empty log: the genesis hash, unless the head file says otherwise
-    (then a later append breaks the chain, and ``threadline audit`` reports it)."""
-    head = _head(path)
-    return head.read_text().strip() if head.exists() else _GENESIS
-
-
-def _tail(fd: int, size: int) -> tuple[bytes, int]:
-    """The end of the file, from where it starts, holding the last line and the whole
-    line before it (or the file's start)."""
-    start = size
-    tail = b""
-    while start > 0 and tail.count(b"\n", 0, max(len(tail) - 1, 0)) < 2:
-        step = min(_TAIL_BLOCK, start)
-        start -= step
-        tail = os.pread(fd, step, start) + tail
-    return tail, start
-
-
-# ---------------------------------------------------------------------- verification
-
-
-@contextlib.contextmanager
-def _locked(path: Path, mode: int) -> Iterator[None]:
-    """``audit.lock`` held in ``mode`` (shared without a lock file in a read-only dir)."""
-    try:
-        lock_fd: int | None = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o640)
-    except OSError:
-        if mode == fcntl.LOCK_EX:
-            raise
-        lock_fd = None  # a read-only data dir: nobody can be appending
-    try:
-        if lock_fd is None:
-            yield
-        else:
-            with _flocked(lock_fd, mode):
-                yield
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)
-
-
-def verify(path: Path) -> int:
-    """Check the hash chain; return the number of records or raise at the first break.
-
-    Holds a shared lock on ``audit.lock`` so that an append in another process is not
-    mistaken for a mismatched head."""
-    with _locked(path, fcntl.LOCK_SH):
-        return len(_checked(path, _read_lines(path)))
-
-
-def _read_lines(path: Path) -> list[bytes]:
-    with path.open("rb") as handle:
-        return [raw.rstrip(b"\n") for raw in handle]
-
-
-def _checked(path: Path, lines: Sequence[bytes]) -> list[tuple[dict[str, Any], str]]:
-    """Each line's record and chain hash, once the whole log has verified."""
-    out: list[tuple[dict[str, Any], str]] = []
-    previous: str | None = None
-    pending: dict[str, int] = {}  # redacted records not yet named by an audit.redact
-    checkpoint: tuple[int, dict[str, Any]] | None = None
-    for number, line in enumerate(lines, 1):
-        try:
-            record, digest = _parse(line)
-        except (ValueError, StoreCorruptedError) as exc:
-            raise StoreCorruptedError(f"{path}:{number}: not a valid audit record ({exc})") from exc
-        if previous is not None and record.get("prev") != previous:
-            raise StoreCorruptedError(
-                f"{path}:{number}: the chain is broken (a record before it was changed, "
-                "removed or reordered)"
-            )
-        _track_redactions(record, digest, number, pending)
-        if record.get("action") == CHECKPOINT:
-            checkpoint = (number, record)
-        out.append((record, digest))
-        previous = digest
-    if out:
-        _check_start(path, out, checkpoint)
-    if pending:
-        number = min(pending.values())
-        raise StoreCorruptedError(
-            f"{path}:{number}: a record was redacted without an audit.redact record naming it"
-        )
-    head = _head(path)
-    last = previous or _GENESIS
-    if head.exists() and head.read_text().strip() != last:
-        raise StoreCorruptedError(
-            f"{path}: the last record does not match {head.name} (it was changed or removed)"
-        )
-    return out
-
-
-def _track_redactions(
-    record: dict[str, Any], digest: str, number: int, pending: dict[str, int]
-) -> None:
-    """Note a redacted record; an ``audit.redact`` record clears the ones it names."""
-    if "redacted" in record or record.get("v") == 1:
-        pending[digest] = number
-    if record.get("action") == REDACT and isinstance(record.get("records"), list):
-        for named in record["records"]:
-            pending.pop(str(named), None)
-
-
-def _check_start(
-    path: Path,
-    records: Sequence[tuple[dict[str, Any], str]],
-    checkpoint: tuple[int, dict[str, Any]] | None,
-) -> None:
-    """The log starts at the genesis hash, or exactly where its last checkpoint says."""
-    first, first_digest = records[0]
-    if first.get("prev") == _GENESIS and checkpoint is None:
-        return
-    if checkpoint is None:
-        raise StoreCorruptedError(
-            f"{path}:1: the chain is broken (records before it were removed, and no "
-            "audit.checkpoint says so)"
-        )
-    number, mark = checkpoint
-    starts_here = mark.get("first") == first_digest or (mark.get("first") is None and number == 1)
-    if mark.get("through") != first.get("prev") or not starts_here:
-        raise StoreCorruptedError(
-            f"{path}:1: the log does not start where its last audit.checkpoint "
-            f"(line {number}) says: records were removed or the checkpoint was changed"
-        )
-
-
-def read_records(path: Path) -> list[AuditRecord]:
+def read_records(where: Where) -> list[AuditRecord]:
     """Every record of a log that verifies (:class:`StoreCorruptedError` otherwise)."""
-    if not path.exists():
+    chain = _chain(where)
+    if not chain.exists():
         return []
-    with _locked(path, fcntl.LOCK_SH):
-        checked = _checked(path, _read_lines(path))
+    lines, head = chain.read()
     return [
-        AuditRecord(line=n, digest=d, fields={k: v for k, v in r.items() if k not in _META})
-        for n, (r, d) in enumerate(checked, 1)
+        AuditRecord(line=n, digest=d, fields={k: v for k, v in r.items() if k not in META})
+        for n, (r, d) in enumerate(checked(chain.name, lines, head, chain.head_name), 1)
     ]
 
 
@@ -501,28 +189,26 @@ def read_records(path: Path) -> list[AuditRecord]:
 
 
 def _rewrite(
-    path: Path,
+    where: Where,
     change: Callable[[list[bytes], list[tuple[dict[str, Any], str]]], tuple[list[bytes], Any]],
 ) -> Any:
-    """Under the exclusive lock: verify the log, let ``change`` produce the new lines
-    (and a result), append nothing else, and replace the file and head atomically."""
-    if not path.exists():
+    """With appends held off: verify the log, let ``change`` produce the new lines (and a
+    result), append nothing else, and replace the lines and head atomically."""
+    chain = _chain(where)
+    if not chain.exists():
         return None
-    with _locked(path, fcntl.LOCK_EX):
-        lines = _read_lines(path)
-        if lines and lines[-1] == b"":
-            lines.pop()
-        checked = _checked(path, lines)
-        new_lines, result = change(lines, checked)
-        if new_lines is lines:
-            return result
-        data = b"".join(line + b"\n" for line in new_lines)
-        _replace_durably(path, data)
-        _write_head(path, _line_digest(new_lines[-1]) if new_lines else _GENESIS)
-        return result
+    result: Any = None
+
+    def edit(lines: list[bytes], head: str | None) -> list[bytes] | None:
+        nonlocal result
+        new_lines, result = change(lines, checked(chain.name, lines, head, chain.head_name))
+        return None if new_lines is lines else new_lines
+
+    chain.rewrite(edit)
+    return result
 
 
-def prune(path: Path, before: datetime, **fields: Any) -> int:
+def prune(where: Where, before: datetime, **fields: Any) -> int:
     """Remove the leading records stamped before ``before`` and chain an
     ``audit.checkpoint`` (with ``fields``) that says so; return how many were removed.
 
@@ -536,14 +222,14 @@ def prune(path: Path, before: datetime, **fields: Any) -> int:
         for record, _ in checked:
             if record.get("action") == CHECKPOINT and count == len(checked) - 1:
                 break  # the last checkpoint stays: it says where the log starts
-            stamp = _stamp(record.get("ts"))
-            if stamp is None or stamp >= before:
+            when = stamp(record.get("ts"))
+            if when is None or when >= before:
                 break
             count += 1
         if count == 0:
             return lines, 0
         kept = checked[count:]
-        mark = _new_record(
+        mark = new_record(
             CHECKPOINT,
             {
                 **fields,
@@ -554,14 +240,14 @@ def prune(path: Path, before: datetime, **fields: Any) -> int:
             },
             checked[-1][1],
         )
-        return [*lines[count:], _line(mark).encode()], count
+        return [*lines[count:], to_line(mark).encode()], count
 
-    removed: int | None = _rewrite(path, change)
+    removed: int | None = _rewrite(where, change)
     return removed or 0
 
 
 def redact(
-    path: Path,
+    where: Where,
     select: Callable[[AuditRecord], Sequence[str]],
     **fields: Any,
 ) -> dict[str, list[str]]:
@@ -580,53 +266,17 @@ def redact(
             view = AuditRecord(
                 line=index + 1,
                 digest=digest,
-                fields={k: v for k, v in record.items() if k not in _META},
+                fields={k: v for k, v in record.items() if k not in META},
             )
             names = sorted(set(select(view)) & set(view.fields) - {"ts", "action"})
             if not names:
                 continue
-            out[index] = _line(_redacted(record, digest, names)).encode()
+            out[index] = to_line(redacted(record, digest, names)).encode()
             done[digest] = names
         if not done:
             return lines, done
-        mark = _new_record(REDACT, {**fields, "records": sorted(done)}, checked[-1][1])
-        return [*out, _line(mark).encode()], done
+        mark = new_record(REDACT, {**fields, "records": sorted(done)}, checked[-1][1])
+        return [*out, to_line(mark).encode()], done
 
-    redacted: dict[str, list[str]] | None = _rewrite(path, change)
-    return redacted or {}
-
-
-def _redacted(record: dict[str, Any], digest: str, names: Sequence[str]) -> dict[str, Any]:
-    if "v" not in record or record.get("v") == 1:
-        return {
-            "v": 1,
-            "digest": digest,
-            "prev": record.get("prev"),
-            "ts": record.get("ts"),
-            "action": record.get("action"),
-        }
-    nonce = record.get("nonce")
-    salts = dict(record.get("salts", {}))
-    hidden = dict(record.get("redacted", {}))
-    out: dict[str, Any] = {}
-    for name, value in record.items():
-        if name in _META:
-            continue
-        salt = salts.get(name) or _salt(str(nonce), name)
-        if name in names:
-            hidden[name] = _commit(salt, name, value)
-        else:
-            out[name] = value
-            salts[name] = salt
-    salts = {k: v for k, v in salts.items() if k in out}
-    out.update(v=2, prev=record.get("prev"), salts=salts, redacted=hidden)
-    return out
-
-
-def _stamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
+    done: dict[str, list[str]] | None = _rewrite(where, change)
+    return done or {}

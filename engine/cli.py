@@ -38,7 +38,7 @@ from engine.cli_common import load_settings as _settings
 from engine.redaction import StreamMasker, visible_entities
 from engine.threadline import Threadline
 from engine.views import DocumentPrivacy
-from graph import Document, DocumentId, ThreadlineError
+from graph import Document, DocumentId, StoreCorruptedError, ThreadlineError
 
 __all__ = ["app", "main"]
 
@@ -443,10 +443,10 @@ app.add_typer(keys_app, name="keys")
 
 
 def _audit(data_dir: Path | None, action: str, **fields: Any) -> None:
-    from engine.audit import AuditLog  # noqa: PLC0415
+    from engine.control import open_audit  # noqa: PLC0415
 
     async def go() -> None:
-        audit = await AuditLog.open(_settings(data_dir).data_dir / "audit.log")
+        audit = await open_audit(_settings(data_dir))
         try:
             await audit.append(action, key_id="cli", **fields)
         finally:
@@ -456,10 +456,10 @@ def _audit(data_dir: Path | None, action: str, **fields: Any) -> None:
 
 
 def _with_keys(data_dir: Path | None, call: Callable[[Any], Awaitable[T]]) -> T:
-    from engine.keys import KeyStore  # noqa: PLC0415
+    from engine.control import open_keys  # noqa: PLC0415
 
     async def go() -> T:
-        store = await KeyStore.open(_settings(data_dir).data_dir / "keys.sqlite")
+        store = await open_keys(_settings(data_dir))
         try:
             return await call(store)
         finally:
@@ -543,15 +543,14 @@ def keys_list(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    from engine.audit import AuditLog  # noqa: PLC0415
-    from engine.keys import KeyStore  # noqa: PLC0415
+    from engine.control import open_audit, open_keys  # noqa: PLC0415
 
     async def go() -> None:
-        directory = _settings(data_dir).data_dir
-        audit = await AuditLog.open(directory / "audit.log")
+        settings = _settings(data_dir)
+        audit = await open_audit(settings)
         try:
             async with audit.action("key.revoke", key_id="cli", tenant=None, revoked=key_id):
-                store = await KeyStore.open(directory / "keys.sqlite")
+                store = await open_keys(settings)
                 try:
                     await store.revoke(key_id)
                 finally:
@@ -569,19 +568,30 @@ def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
 
 @app.command("audit")
 def audit_verify(data_dir: DataDir = None) -> None:
-    """Verify the audit log's hash chain (exit 1 if any record was changed or removed)."""
-    from engine.audit import verify  # noqa: PLC0415
+    """Verify the audit log's hash chain (exit 1 if any record was changed or removed).
 
-    path = _settings(data_dir).data_dir / "audit.log"
-    if not path.exists():
-        out.print(f"no audit log at {path}")
-        return
+    With ``THREADLINE_CONTROL__URL`` set, the chain every replica shares in PostgreSQL."""
+    from engine.audit import verify  # noqa: PLC0415
+    from engine.control import audit_chain  # noqa: PLC0415
+
+    async def go() -> tuple[str, int | None]:
+        async with audit_chain(_settings(data_dir)) as chain:
+            if not chain.exists():
+                return chain.name, None
+            return chain.name, await asyncio.to_thread(verify, chain)
+
     try:
-        count = verify(path)
-    except ThreadlineError as exc:
+        name, count = asyncio.run(go())
+    except StoreCorruptedError as exc:
         err.print(f"[bold red]tampered:[/] {exc}", markup=True)
         raise typer.Exit(1) from exc
-    out.print(f"{path}: {count} records, chain intact")
+    except ThreadlineError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        raise typer.Exit(1) from exc
+    if count is None:
+        out.print(f"no audit log at {name}")
+        return
+    out.print(f"{name}: {count} records, chain intact")
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.audit import AuditLog
 from engine.cli_common import DataDir, JsonOut, app, emit_json, out, run_job
+from engine.control import is_shared, open_audit, open_feedback
 from engine.feedback import FeedbackStore
 from engine.subjects import erase_subject, find_subject, parse_subject, subject_ref
 from engine.threadline import Threadline
@@ -28,6 +28,8 @@ Value = Annotated[str, typer.Argument(help="The person's name or e-mail address.
 
 
 async def _open_feedback(tl: Threadline) -> FeedbackStore | None:
+    if is_shared(tl.settings):
+        return await open_feedback(tl.settings)
     path = tl.settings.data_dir / "feedback.sqlite"
     return await FeedbackStore.open(path) if path.exists() else None
 
@@ -45,10 +47,10 @@ def subject_export(
 
     async def job(tl: Threadline) -> dict[str, Any]:
         subject = parse_subject(value)
-        audit = await AuditLog.open(tl.settings.data_dir / "audit.log")
+        audit = await open_audit(tl.settings)
         feedback = await _open_feedback(tl)
         try:
-            report = await find_subject(tl, value, feedback=feedback, audit_path=audit.path)
+            report = await find_subject(tl, value, feedback=feedback, audit_path=audit.chain)
             await audit.append(
                 "subject.export",
                 key_id="cli",
@@ -94,7 +96,7 @@ def subject_erase(
 
     async def job(tl: Threadline) -> dict[str, Any]:
         subject = parse_subject(value)
-        audit = await AuditLog.open(tl.settings.data_dir / "audit.log")
+        audit = await open_audit(tl.settings)
         feedback = await _open_feedback(tl)
         ref: dict[str, Any] = subject_ref(subject)
         mode = "delete" if delete else "redact"
@@ -102,14 +104,14 @@ def subject_erase(
             async with audit.action(
                 "subject.erase", key_id="cli", tenant=None, mode=mode, **ref
             ) as outcome:
-                report = await find_subject(tl, value, feedback=feedback, audit_path=audit.path)
+                report = await find_subject(tl, value, feedback=feedback, audit_path=audit.chain)
                 erased = await erase_subject(
                     tl,
                     report,
                     delete=delete,
                     confirm=yes,
                     feedback=feedback,
-                    audit_path=audit.path,
+                    audit_path=audit.chain,
                     audit_fields={"key_id": "cli", "reason": "subject.erase", **ref},
                 )
                 outcome.fields.update(

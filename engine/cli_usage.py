@@ -14,6 +14,7 @@ from rich.table import Table
 
 from engine.cli_common import DataDir, JsonOut, app, emit_json, err, fail, load_settings, out
 from engine.cli_common import run_job as _run_job
+from engine.control import open_feedback, open_usage
 from engine.evaluate import (
     GoldenMetrics,
     compare,
@@ -23,7 +24,6 @@ from engine.evaluate import (
     run_golden,
     write_baseline,
 )
-from engine.feedback import FeedbackStore
 from engine.settings import QuotaLimits
 from engine.threadline import Threadline
 from engine.usage import GROUPS, Caller, Group, UsageLedger
@@ -43,7 +43,7 @@ def _with_ledger(data_dir: Path | None, call: Callable[[UsageLedger], Awaitable[
     settings = load_settings(data_dir)
 
     async def go() -> T:
-        ledger = await UsageLedger.open(settings.data_dir / "usage.sqlite", quotas=settings.quota)
+        ledger = await open_usage(settings)
         try:
             return await call(ledger)
         finally:
@@ -235,7 +235,7 @@ def feedback_export(
     rated answer, its cited spans and the comment."""
 
     async def job(tl: Threadline) -> list[dict[str, Any]]:
-        store = await FeedbackStore.open(tl.settings.data_dir / "feedback.sqlite")
+        store = await open_feedback(tl.settings)
         try:
             rows = await store.low_rated(max_rating)
         finally:

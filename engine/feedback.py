@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from engine import clock
-from engine.sqlite_file import SqliteFile
+from engine.control_db import ControlDb, Schema, SqliteFile, Tx
 from graph import InputError
 
 __all__ = ["FeedbackStore"]
@@ -34,14 +34,17 @@ _SCHEMA = (
 class FeedbackStore:
     """The feedback table. Open it with :meth:`open`; writes run in a worker thread."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = SqliteFile(path, what="the feedback store", opener="FeedbackStore.open")
+    def __init__(self, db: ControlDb) -> None:
+        self._file = db
 
     @classmethod
-    async def open(cls, path: Path) -> Self:
-        """Open (creating if needed) the feedback file."""
-        store = cls(path)
-        await store._file.open(_setup)
+    async def open(cls, where: Path | ControlDb) -> Self:
+        """Open (creating if needed) the feedback tables: a SQLite file, or the control
+        plane's database (:func:`engine.control_db.open_db`)."""
+        if isinstance(where, Path):
+            where = SqliteFile(where, what="the feedback store", opener="FeedbackStore.open")
+        store = cls(where)
+        await where.open(Schema((_SCHEMA, _SPANS), sqlite=_setup))
         return store
 
     async def add(
@@ -76,12 +79,10 @@ class FeedbackStore:
         )
         cited = json.dumps([dict(s) for s in spans])
 
-        def insert(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("BEGIN")
-                db.execute("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
-                if spans:
-                    db.execute("INSERT INTO feedback_spans VALUES (?,?)", (feedback_id, cited))
+        def insert(db: Tx) -> None:
+            db.execute("INSERT INTO feedback VALUES (?,?,?,?,?,?,?,?,?)", row)
+            if spans:
+                db.execute("INSERT INTO feedback_spans VALUES (?,?)", (feedback_id, cited))
 
         await self._file.call(insert)
         return feedback_id
@@ -117,16 +118,14 @@ class FeedbackStore:
         the old text is overwritten in the file, not just unlinked. Returns rows changed."""
         allowed = {"question", "answer", "comment"}
 
-        def update(db: sqlite3.Connection) -> int:
+        def update(db: Tx) -> int:
             changed = 0
-            with db:
-                db.execute("BEGIN")
-                for feedback_id, fields in changes.items():
-                    for name, value in fields.items():
-                        if name not in allowed:
-                            raise InputError(f"not a text field of feedback: {name}")
-                        sql = f"UPDATE feedback SET {name}=? WHERE id=?"  # noqa: S608 - allowed names
-                        changed += db.execute(sql, (value, feedback_id)).rowcount
+            for feedback_id, fields in changes.items():
+                for name, value in fields.items():
+                    if name not in allowed:
+                        raise InputError(f"not a text field of feedback: {name}")
+                    sql = f"UPDATE feedback SET {name}=? WHERE id=?"  # noqa: S608 - allowed names
+                    changed += db.execute(sql, (value, feedback_id)).rowcount
             return changed
 
         return await self._file.call(update)
@@ -134,15 +133,13 @@ class FeedbackStore:
     async def remove_before(self, cutoff: str) -> int:
         """Remove ratings given before ``cutoff`` (an ISO time) with their spans."""
 
-        def remove(db: sqlite3.Connection) -> int:
-            with db:
-                db.execute("BEGIN")
-                db.execute(
-                    "DELETE FROM feedback_spans WHERE feedback_id IN "
-                    "(SELECT id FROM feedback WHERE ts < ?)",
-                    (cutoff,),
-                )
-                return db.execute("DELETE FROM feedback WHERE ts < ?", (cutoff,)).rowcount
+        def remove(db: Tx) -> int:
+            db.execute(
+                "DELETE FROM feedback_spans WHERE feedback_id IN "
+                "(SELECT id FROM feedback WHERE ts < ?)",
+                (cutoff,),
+            )
+            return int(db.execute("DELETE FROM feedback WHERE ts < ?", (cutoff,)).rowcount)
 
         return await self._file.call(remove)
 
@@ -151,10 +148,11 @@ class FeedbackStore:
         await self._file.close()
 
 
+_SPANS = "CREATE TABLE IF NOT EXISTS feedback_spans (feedback_id TEXT PRIMARY KEY, spans TEXT)"
+
+
 def _setup(db: sqlite3.Connection) -> None:
     # Erased and expired comments quote people: their bytes are overwritten, not unlinked.
     db.execute("PRAGMA secure_delete=ON")
     db.execute(_SCHEMA)
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS feedback_spans (feedback_id TEXT PRIMARY KEY, spans TEXT)"
-    )
+    db.execute(_SPANS)

@@ -27,7 +27,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.sqlite_file import SqliteFile
+from engine.control_db import ControlDb, Schema, SqliteFile, Tx
 from graph import (
     Access,
     InputError,
@@ -49,7 +49,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, salt TEXT NOT NULL, hash TEXT NOT NULL, name TEXT NOT NULL,
     tenant TEXT, groups TEXT NOT NULL, admin INTEGER NOT NULL,
-    created_at TEXT NOT NULL, revoked_at TEXT, permissions TEXT NOT NULL DEFAULT '[]');
+    created_at TEXT NOT NULL, revoked_at TEXT, permissions TEXT NOT NULL DEFAULT '[]')
 """
 _SELECT = (
     "SELECT id, salt, hash, name, tenant, groups, admin, created_at, revoked_at, permissions "
@@ -124,14 +124,17 @@ class KeyStore:
     """The key table. Open it with :meth:`open`; every method runs its SQL in a worker
     thread, so one store serves many requests at once."""
 
-    def __init__(self, path: Path) -> None:
-        self._file = SqliteFile(path, what="the key store", opener="KeyStore.open")
+    def __init__(self, db: ControlDb) -> None:
+        self._file = db
 
     @classmethod
-    async def open(cls, path: Path) -> Self:
-        """Open (creating or migrating if needed) the key file."""
-        store = cls(path)
-        await store._file.open(_setup)
+    async def open(cls, where: Path | ControlDb) -> Self:
+        """Open (creating or migrating if needed) the key table: a SQLite file, or the
+        control plane's database (:func:`engine.control_db.open_db`)."""
+        if isinstance(where, Path):
+            where = SqliteFile(where, what="the key store", opener="KeyStore.open")
+        store = cls(where)
+        await where.open(Schema((_SCHEMA,), sqlite=_setup))
         return store
 
     async def close(self) -> None:
@@ -215,7 +218,7 @@ class KeyStore:
         """Refuse the key from now on; the record stays."""
         now = datetime.now(UTC).isoformat()
 
-        def revoke(db: sqlite3.Connection) -> tuple[int, tuple[Any, ...] | None]:
+        def revoke(db: Tx) -> tuple[int, tuple[Any, ...] | None]:
             changed = db.execute(
                 "UPDATE keys SET revoked_at=? WHERE id=? AND revoked_at IS NULL", (now, key_id)
             ).rowcount

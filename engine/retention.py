@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from engine import clock
 from engine.audit import prune
+from engine.control import audit_chain, is_shared, open_feedback, open_usage
 from engine.feedback import FeedbackStore
 from engine.settings import PrivacySettings, Settings
 from engine.threadline import Threadline
@@ -66,24 +66,23 @@ async def apply_retention(
     """
     policy: PrivacySettings = settings.privacy
     now = clock.now()
-    data_dir = settings.data_dir
     found: dict[str, int | None] = {}
     audit_cut = _cutoff(now, policy.audit_days)
-    audit_path = data_dir / "audit.log"
     if audit_cut is not None:
         removed = 0
-        if await asyncio.to_thread(audit_path.exists):
-            removed = await asyncio.to_thread(
-                prune, audit_path, audit_cut, key_id="retention", days=policy.audit_days
-            )
+        async with audit_chain(settings) as chain:
+            if await asyncio.to_thread(chain.exists):
+                removed = await asyncio.to_thread(
+                    prune, chain, audit_cut, key_id="retention", days=policy.audit_days
+                )
         found["audit"] = removed
     feedback_cut = _cutoff(now, policy.feedback_days)
     if feedback_cut is not None:
-        found["feedback"] = await _feedback(data_dir / "feedback.sqlite", feedback, feedback_cut)
+        found["feedback"] = await _feedback(settings, feedback, feedback_cut)
     usage_cut = _cutoff(now, policy.usage_days)
     if usage_cut is not None:
         ledger = tl.usage if tl is not None else None
-        found["usage"] = await _usage(data_dir / "usage.sqlite", ledger, usage_cut)
+        found["usage"] = await _usage(settings, ledger, usage_cut)
     cache_cut = _cutoff(now, policy.cache_days)
     if cache_cut is not None:
         found["cache"] = _caches(tl, cache_cut)
@@ -92,28 +91,33 @@ async def apply_retention(
     return report
 
 
-async def _feedback(path: Path, store: FeedbackStore | None, cutoff: datetime) -> int:
+async def _feedback(settings: Settings, store: FeedbackStore | None, cutoff: datetime) -> int:
     if store is not None:
         return await store.remove_before(_stamp(cutoff))
-    if not await asyncio.to_thread(path.exists):
+    if not await _kept(settings, "feedback.sqlite"):
         return 0
-    opened = await FeedbackStore.open(path)
+    opened = await open_feedback(settings)
     try:
         return await opened.remove_before(_stamp(cutoff))
     finally:
         await opened.close()
 
 
-async def _usage(path: Path, ledger: UsageLedger | None, cutoff: datetime) -> int:
+async def _usage(settings: Settings, ledger: UsageLedger | None, cutoff: datetime) -> int:
     if ledger is not None:
         return await ledger.remove_before(_stamp(cutoff))
-    if not await asyncio.to_thread(path.exists):
+    if not await _kept(settings, "usage.sqlite"):
         return 0
-    opened = await UsageLedger.open(path)
+    opened = await open_usage(settings)
     try:
         return await opened.remove_before(_stamp(cutoff))
     finally:
         await opened.close()
+
+
+async def _kept(settings: Settings, name: str) -> bool:
+    """Whether the store may hold records (a file never written holds none)."""
+    return is_shared(settings) or await asyncio.to_thread((settings.data_dir / name).exists)
 
 
 def _caches(tl: Threadline | None, cutoff: datetime) -> int:

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "ApiSettings",
     "CacheSettings",
+    "ControlSettings",
     "EmbeddingSettings",
     "ExtractionSettings",
     "GraphSettings",
@@ -274,6 +275,26 @@ class PrivacySettings(_Section):
         return frozenset(chosen)
 
 
+class ControlSettings(_Section):
+    """Where keys, jobs, rate limits, quotas and usage, feedback and the audit chain live:
+    SQLite files in the data dir (default), or one PostgreSQL database shared by every
+    API replica (``url``)."""
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL shared by all replicas, e.g. "
+        "postgresql://threadline:secret@postgres:5432/threadline (default: SQLite in the "
+        "data dir)",
+    )
+    schema_name: str = Field(
+        default="threadline",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="the PostgreSQL schema the tables live in (one per deployment)",
+    )
+    pool_size: int = Field(default=8, ge=1, le=200, description="connections per store")
+    connect_timeout: float = Field(default=10.0, gt=0, le=600)
+
+
 class Settings(BaseSettings):
     """Everything configurable, read from ``THREADLINE_*`` environment variables.
 
@@ -298,3 +319,4 @@ class Settings(BaseSettings):
     quota: QuotaSettings = QuotaSettings()
     cache: CacheSettings = CacheSettings()
     privacy: PrivacySettings = PrivacySettings()
+    control: ControlSettings = ControlSettings()

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from engine.audit import AuditRecord, read_records, redact
+from engine.audit_stores import Chain
 from engine.cache import normalize_question
 from engine.feedback import FeedbackStore
 from engine.readers import SourceDocument
@@ -406,11 +407,11 @@ def _audit_fields(
     return out
 
 
-def _attribution_values(path: Path | None) -> set[str]:
+def _attribution_values(path: Path | Chain | None) -> set[str]:
     """Every value (case-folded) of the audit log's attribution fields: key ids, tenants,
     groups, actions, statuses and so on."""
     values: set[str] = set()
-    for record in read_records(path) if path is not None and path.exists() else []:
+    for record in read_records(path) if path is not None else []:
         for name, value in record.fields.items():
             if _attribution_field(name):
                 values.update(text.casefold() for text in _strings(value))
@@ -437,7 +438,7 @@ async def find_subject(
     value: str,
     *,
     feedback: FeedbackStore | None = None,
-    audit_path: Path | None = None,
+    audit_path: Path | Chain | None = None,
 ) -> SubjectReport:
     """Every occurrence of the subject ``value`` (a name or an e-mail address) in the
     documents, chunks, entities, facts, feedback, caches and audit log."""
@@ -498,7 +499,9 @@ def _cache_hits(tl: Threadline, matcher: _Matcher, questions: list[str]) -> list
     return found
 
 
-def _audit_hits(path: Path, matcher: _Matcher, questions: Sequence[str]) -> list[Occurrence]:
+def _audit_hits(
+    path: Path | Chain, matcher: _Matcher, questions: Sequence[str]
+) -> list[Occurrence]:
     hashes = _question_hashes(questions)
     return [
         Occurrence(
@@ -540,7 +543,7 @@ async def erase_subject(
     delete: bool = False,
     confirm: bool = False,
     feedback: FeedbackStore | None = None,
-    audit_path: Path | None = None,
+    audit_path: Path | Chain | None = None,
     audit_fields: dict[str, Any] | None = None,
 ) -> EraseReport:
     """Erase what ``report`` (:func:`find_subject`) found: documents redacted and
@@ -609,7 +612,7 @@ async def erase_subject(
     )
 
 
-async def _refuse_attribution(tl: Threadline, value: str, audit_path: Path | None) -> None:
+async def _refuse_attribution(tl: Threadline, value: str, audit_path: Path | Chain | None) -> None:
     """:class:`InputError` when ``value`` is a key id, tenant, group or other attribution
     value (of the audit log, or a document's tenant or group)."""
     folded = " ".join(value.split()).casefold()
@@ -679,7 +682,7 @@ def _scrub_caches(tl: Threadline, matcher: _Matcher) -> int:
 
 
 def _redact_audit(
-    path: Path, matcher: _Matcher, hashes: set[str], fields: dict[str, Any]
+    path: Path | Chain, matcher: _Matcher, hashes: set[str], fields: dict[str, Any]
 ) -> dict[str, list[str]]:
     select: Callable[[AuditRecord], list[str]] = lambda record: [  # noqa: E731
         name for name, _, _ in _audit_fields(record, matcher, hashes)

@@ -29,6 +29,7 @@ from agents.global_answer import GlobalAnswerer
 from agents.model_planner import ModelPlanner
 from engine.browse import GraphBrowser
 from engine.cache import AnswerCache, CacheStats, MeteredAsks, QueryEmbeddingCache
+from engine.control import open_usage
 from engine.global_query import GlobalQueryPipeline
 from engine.ingest import Ingestor, IngestReport, Progress, repair
 from engine.journal import DataDirLock, IngestJournal
@@ -189,7 +190,7 @@ class Threadline:
         self._vectors = await self._open_vectors()
         await repair(self._journal, self._graph, self._vectors)
         self._id_key = await _id_key(self.settings, self._graph)
-        self.usage = await UsageLedger.open(data_dir / "usage.sqlite", quotas=self.settings.quota)
+        self.usage = await open_usage(self.settings)  # data dir, or shared PostgreSQL
         self._asks.ledger = self.usage
         if self._model is not None:
             self._model.ledger = self.usage

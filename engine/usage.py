@@ -28,8 +28,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from pydantic import BaseModel, ConfigDict
 
 from engine import clock
+from engine.control_db import ControlDb, Schema, SqliteFile, Tx
 from engine.settings import QuotaLimits, QuotaSettings
-from engine.sqlite_file import SqliteFile
 from extractors.chat import Usage
 from graph import InputError, QuotaExceededError
 
@@ -57,20 +57,20 @@ _COLUMNS: dict[Group, str] = {
 _NONE = "-"
 _LIMITS = ("tokens_per_day", "tokens_per_month", "asks_per_day")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY, ts TEXT NOT NULL, day TEXT NOT NULL, tenant TEXT NOT NULL,
-    key_id TEXT NOT NULL, kind TEXT NOT NULL, purpose TEXT NOT NULL, model TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    calls INTEGER NOT NULL, asks INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
-    saved_tokens INTEGER NOT NULL, ms REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS usage_tenant_day ON usage (tenant, day);
-CREATE INDEX IF NOT EXISTS usage_key_day ON usage (key_id, day);
-CREATE INDEX IF NOT EXISTS usage_day ON usage (day);
-CREATE TABLE IF NOT EXISTS quotas (
-    scope TEXT NOT NULL, name TEXT NOT NULL, tokens_per_day INTEGER,
-    tokens_per_month INTEGER, asks_per_day INTEGER, PRIMARY KEY (scope, name));
-"""
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS usage ("
+    " id INTEGER PRIMARY KEY, ts TEXT NOT NULL, day TEXT NOT NULL, tenant TEXT NOT NULL,"
+    " key_id TEXT NOT NULL, kind TEXT NOT NULL, purpose TEXT NOT NULL, model TEXT NOT NULL,"
+    " prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,"
+    " calls INTEGER NOT NULL, asks INTEGER NOT NULL, cache_hits INTEGER NOT NULL,"
+    " saved_tokens INTEGER NOT NULL, ms REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS usage_tenant_day ON usage (tenant, day)",
+    "CREATE INDEX IF NOT EXISTS usage_key_day ON usage (key_id, day)",
+    "CREATE INDEX IF NOT EXISTS usage_day ON usage (day)",
+    "CREATE TABLE IF NOT EXISTS quotas ("
+    " scope TEXT NOT NULL, name TEXT NOT NULL, tokens_per_day INTEGER,"
+    " tokens_per_month INTEGER, asks_per_day INTEGER, PRIMARY KEY (scope, name))",
+)
 #: Tokens today, tokens this month and questions today of one key or tenant.
 _SPENT_SUMS = (
     "SELECT COALESCE(SUM(CASE WHEN day=? THEN prompt_tokens+completion_tokens END), 0), "
@@ -137,17 +137,20 @@ class UsageLedger:
     """The ledger file. Open it with :meth:`open`; every method runs its SQL in a worker
     thread. ``tokens`` holds this process's totals by tenant for metrics."""
 
-    def __init__(self, path: Path, *, quotas: QuotaSettings | None = None) -> None:
-        self._file = SqliteFile(path, what="the usage ledger", opener="UsageLedger.open")
+    def __init__(self, db: ControlDb, *, quotas: QuotaSettings | None = None) -> None:
+        self._file = db
         self._defaults = quotas or QuotaSettings()
         self.tokens: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.asks: defaultdict[tuple[str, str], int] = defaultdict(int)
 
     @classmethod
-    async def open(cls, path: Path, *, quotas: QuotaSettings | None = None) -> Self:
-        """Open (creating if needed) the ledger file."""
-        ledger = cls(path, quotas=quotas)
-        await ledger._file.open(_setup)
+    async def open(cls, where: Path | ControlDb, *, quotas: QuotaSettings | None = None) -> Self:
+        """Open (creating if needed) the ledger: a SQLite file, or the control plane's
+        database (:func:`engine.control_db.open_db`)."""
+        if isinstance(where, Path):
+            where = SqliteFile(where, what="the usage ledger", opener="UsageLedger.open")
+        ledger = cls(where, quotas=quotas)
+        await where.open(Schema(_SCHEMA, sqlite=_setup))
         return ledger
 
     async def close(self) -> None:
@@ -227,12 +230,13 @@ class UsageLedger:
     async def remove_before(self, cutoff: str) -> int:
         """Remove the rows recorded before ``cutoff`` (an ISO time); quotas stay."""
 
-        def remove(db: sqlite3.Connection) -> int:
-            removed = db.execute("DELETE FROM usage WHERE ts < ?", (cutoff,)).rowcount
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            return int(removed)
+        def remove(db: Tx) -> int:
+            return int(db.execute("DELETE FROM usage WHERE ts < ?", (cutoff,)).rowcount)
 
-        return await self._file.call(remove)
+        removed = await self._file.call(remove)
+        if self._file.dialect == "sqlite":
+            await self._file.run("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     # ------------------------------------------------------------------ quotas
 
@@ -264,7 +268,7 @@ class UsageLedger:
             scopes.append(("tenant", caller.tenant))
         overrides = await self.quotas()
 
-        def spent(db: sqlite3.Connection) -> list[tuple[int, int, int]]:
+        def spent(db: Tx) -> list[tuple[int, int, int]]:
             out = []
             for scope, name in scopes:
                 row = db.execute(
@@ -476,4 +480,5 @@ def _parse(stamp: str) -> datetime:
 
 def _setup(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(_SCHEMA)
+    for statement in _SCHEMA:
+        db.execute(statement)

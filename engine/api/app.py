@@ -18,15 +18,14 @@ from opentelemetry import trace
 
 from engine.api.deps import Service, route_template
 from engine.api.errors import ERROR_RESPONSES, install_error_handlers
-from engine.api.jobs import JobBoard
-from engine.api.limits import BodyLimit, KeyLimits
+from engine.api.jobs import JobBoard, JobStore
+from engine.api.limits import BodyLimit, Buckets, KeyLimits, SharedBuckets
 from engine.api.routes import ROUTERS
 from engine.api.routes import communities as community_routes
 from engine.api.routes import subjects as subject_routes
 from engine.api.routes import usage as usage_routes
-from engine.audit import AuditLog
-from engine.feedback import FeedbackStore
-from engine.keys import KeyStore
+from engine.control import open_audit, open_feedback, open_keys, store_db
+from engine.control_db import postgres_db
 from engine.redaction import detector_for
 from engine.retention import retention_loop
 from engine.settings import Settings
@@ -68,18 +67,26 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         tl = await Threadline.open(settings)
         stack.push_async_callback(tl.close)
-        data_dir = settings.data_dir
-        keys = await KeyStore.open(data_dir / "keys.sqlite")
+        # The control plane: files in the data dir, or PostgreSQL shared by replicas.
+        keys = await open_keys(settings)
         stack.push_async_callback(keys.close)
-        audit = await AuditLog.open(data_dir / "audit.log")
+        audit = await open_audit(settings)
         stack.push_async_callback(audit.close)
-        feedback = await FeedbackStore.open(data_dir / "feedback.sqlite")
+        feedback = await open_feedback(settings)
         stack.push_async_callback(feedback.close)
         metrics = Metrics()
         if tl.usage is not None:
             metrics.registry.register(UsageCollector(tl.usage, tl.caches))
-        jobs = JobBoard(tl, audit, metrics, asyncio.Lock())
+        job_store = await JobStore.open(store_db(settings, "jobs", "the job store"))
+        jobs = JobBoard(tl, audit, metrics, asyncio.Lock(), job_store)
         stack.push_async_callback(jobs.close)
+        buckets: Buckets | None = None
+        if settings.control.url is not None:
+            api = settings.api
+            buckets = await SharedBuckets.open(
+                postgres_db(settings, "the rate limits"), api.rate_per_minute / 60, api.burst
+            )
+            stack.push_async_callback(buckets.close)
         app.state.service = Service(
             settings=settings,
             tl=tl,
@@ -87,7 +94,7 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
             audit=audit,
             feedback=feedback,
             metrics=metrics,
-            limits=KeyLimits(settings.api, metrics),
+            limits=KeyLimits(settings.api, metrics, buckets),
             jobs=jobs,
         )
         p = settings.privacy

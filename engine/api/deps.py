@@ -127,7 +127,7 @@ async def principal(
     # Model calls and questions of this request (and of jobs it starts) count against the
     # key; the request's context ends with it, so nothing needs resetting.
     CALLER.set(UsageCaller(tenant=key.tenant, key_id=key.id))
-    with service.limits.admit(key.id):
+    async with service.limits.admit(key.id):
         yield key
 
 

@@ -1,8 +1,13 @@
 """Ingest jobs: documents are read and ingested in the background, one job at a time.
 
 ``POST /v1/documents`` and ``/v1/documents/upload`` answer 202 with a job; the client
-polls ``GET /v1/jobs/{id}``. Jobs live in this process's memory (a restart forgets
-them; the documents they stored stay). Every job, successful or not, is audited.
+polls ``GET /v1/jobs/{id}``. A job runs in the process that started it and is recorded
+in the control plane's ``jobs`` table (``jobs.sqlite`` in the data dir, or the shared
+PostgreSQL database), written when it starts, every second while it runs and when it
+ends, so any replica answers a poll. A job whose process stopped while it ran (no
+heartbeat for :data:`STALE_AFTER`) reads as failed with ``interrupted``: re-running the
+ingest finishes it (unchanged documents are skipped). Every job, successful or not, is
+audited.
 
 A job is started only when the key may write its tenant and groups, and it records that
 scope: only keys that may read what the job writes see it; to others it does not exist.
@@ -11,16 +16,19 @@ scope: only keys that may read what the job writes see it; to others it does not
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Self, cast
 
 from engine.api.errors import error_status
 from engine.api.schemas import ErrorBody, JobOut
 from engine.audit import AuditLog
+from engine.control_db import ControlDb, Schema
 from engine.ingest import IngestReport
 from engine.keys import ApiKey
 from engine.readers import SourceDocument
@@ -28,11 +36,27 @@ from engine.telemetry import Metrics
 from engine.threadline import Threadline
 from graph import PUBLIC_GROUP, NotFoundError, ThreadlineError
 
-__all__ = ["Job", "JobBoard"]
+__all__ = ["STALE_AFTER", "Job", "JobBoard", "JobStore"]
 
 logger = logging.getLogger("threadline.api")
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+#: A queued or running job not written for this long was cut off with its process.
+STALE_AFTER = timedelta(seconds=60)
+#: How often a running job's progress is written.
+_BEAT_S = 1.0
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
+    "groups TEXT NOT NULL, owner TEXT NOT NULL, created_at TEXT NOT NULL, "
+    "status TEXT NOT NULL, done INTEGER NOT NULL, total INTEGER NOT NULL, report TEXT, "
+    "error TEXT, finished_at TEXT, beat_at TEXT NOT NULL)",
+)
+_COLUMNS = (
+    "id, tenant, groups, owner, created_at, status, done, total, report, error, "
+    "finished_at, beat_at"
+)
 
 
 @dataclass
@@ -67,6 +91,80 @@ class Job:
         )
 
 
+class JobStore:
+    """The ``jobs`` table of the control plane. Open it with :meth:`open`."""
+
+    def __init__(self, db: ControlDb) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, db: ControlDb) -> Self:
+        """Open (creating if needed) the table."""
+        await db.open(Schema(_SCHEMA))
+        return cls(db)
+
+    async def save(self, job: Job) -> None:
+        """Write the job as it stands now (and its heartbeat)."""
+        row = (
+            job.id,
+            job.tenant,
+            json.dumps(list(job.groups)),
+            job.owner,
+            job.created_at.isoformat(),
+            job.status,
+            job.done,
+            job.total,
+            job.report.model_dump_json() if job.report else None,
+            job.error.model_dump_json() if job.error else None,
+            job.finished_at.isoformat() if job.finished_at else None,
+            datetime.now(UTC).isoformat(),
+        )
+        await self._db.run(
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
+            "ON CONFLICT (id) DO UPDATE SET status=excluded.status, done=excluded.done, "
+            "total=excluded.total, report=excluded.report, error=excluded.error, "
+            "finished_at=excluded.finished_at, beat_at=excluded.beat_at",
+            row,
+        )
+
+    async def load(self, job_id: str) -> Job | None:
+        """The job as last written (``interrupted`` when its process stopped), or None."""
+        rows = await self._db.run(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,))  # noqa: S608
+        return _job(rows[0]) if rows else None
+
+    async def close(self) -> None:
+        """Close the table's database."""
+        await self._db.close()
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    job = Job(
+        id=str(row[0]),
+        tenant=str(row[1]),
+        groups=tuple(json.loads(str(row[2]))),
+        owner=str(row[3]),
+        created_at=datetime.fromisoformat(str(row[4])),
+        status=cast(JobStatus, str(row[5])),
+        done=int(row[6]),
+        total=int(row[7]),
+        report=IngestReport.model_validate_json(str(row[8])) if row[8] else None,
+        error=ErrorBody.model_validate_json(str(row[9])) if row[9] else None,
+        finished_at=datetime.fromisoformat(str(row[10])) if row[10] else None,
+    )
+    beat = datetime.fromisoformat(str(row[11]))
+    if job.status in ("queued", "running") and datetime.now(UTC) - beat > STALE_AFTER:
+        job.status, job.error = "failed", _interrupted()
+    return job
+
+
+def _interrupted() -> ErrorBody:
+    return ErrorBody(
+        error="interrupted",
+        message="the server running this job stopped before it finished; ingest the same "
+        "documents again to finish (documents already stored are skipped)",
+    )
+
+
 class JobBoard:
     """Starts ingest jobs and keeps them for polling.
 
@@ -74,13 +172,19 @@ class JobBoard:
     """
 
     def __init__(
-        self, tl: Threadline, audit: AuditLog, metrics: Metrics, writes: asyncio.Lock
+        self,
+        tl: Threadline,
+        audit: AuditLog,
+        metrics: Metrics,
+        writes: asyncio.Lock,
+        store: JobStore,
     ) -> None:
         self._tl, self._audit, self._metrics, self.writes = tl, audit, metrics, writes
-        self._jobs: dict[str, Job] = {}
+        self._store = store
+        self._jobs: dict[str, Job] = {}  # the jobs this process runs
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(
+    async def start(
         self,
         key: ApiKey,
         tenant: str,
@@ -101,16 +205,17 @@ class JobBoard:
             owner=key.id,
             created_at=datetime.now(UTC),
         )
+        await self._store.save(job)
         self._jobs[job.id] = job
         task = asyncio.create_task(self._run(job, key, groups, read, request_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return job
 
-    def get(self, job_id: str, key: ApiKey) -> Job:
-        """A job whose documents the key may read (any job for admin keys); to every
-        other key it does not exist."""
-        job = self._jobs.get(job_id)
+    async def get(self, job_id: str, key: ApiKey) -> Job:
+        """A job (started by any replica) whose documents the key may read (any job for
+        admin keys); to every other key it does not exist."""
+        job = self._jobs.get(job_id) or await self._store.load(job_id)
         if job is None or not key.access.can_read(job.tenant, job.groups):
             raise NotFoundError(f"no job {job_id}")
         return job
@@ -121,8 +226,43 @@ class JobBoard:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._store.close()
 
     async def _run(
+        self,
+        job: Job,
+        key: ApiKey,
+        groups: list[str],
+        read: Callable[[], list[SourceDocument]],
+        request_id: str,
+    ) -> None:
+        beat = asyncio.create_task(self._beat(job))
+        try:
+            await self._ingest(job, key, groups, read, request_id)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            if job.status in ("queued", "running"):  # cancelled: the server is stopping
+                job.status, job.error = "failed", _interrupted()
+                job.finished_at = datetime.now(UTC)
+            # The final state, even when the job is being cancelled at shutdown.
+            await asyncio.shield(self._save(job))
+            self._jobs.pop(job.id, None)
+
+    async def _beat(self, job: Job) -> None:
+        """Write the job's progress every second while it runs."""
+        while True:
+            await asyncio.sleep(_BEAT_S)
+            await self._save(job)
+
+    async def _save(self, job: Job) -> None:
+        try:
+            await self._store.save(job)
+        except ThreadlineError:
+            logger.exception("cannot record the state of job %s", job.id)
+
+    async def _ingest(
         self,
         job: Job,
         key: ApiKey,

@@ -315,7 +315,7 @@ def test_a_checkpoint_made_up_for_dropped_records_is_found(pruned: Path) -> None
 def test_a_redaction_without_its_audit_record_is_found(pruned: Path) -> None:
     """Hiding a field behind its own commitment (computable from the nonce) keeps the
     chain hash, but no audit.redact names it."""
-    from engine.audit import _redacted  # the attacker's tool
+    from engine.audit_records import redacted as _redacted  # the attacker's tool
 
     lines = _lines(pruned)
     index = next(i for i, line in enumerate(lines) if '"action": "d"' in line)

@@ -50,7 +50,7 @@ async def ingest_documents(
         )
         for d in body.documents
     ]
-    job = service.jobs.start(
+    job = await service.jobs.start(
         key, tenant, list(body.groups), lambda: sources, request.state.request_id
     )
     return job.out()
@@ -84,14 +84,14 @@ async def upload_documents(
         for number, upload in enumerate(files)
     ]
     read = await asyncio.to_thread(stage_uploads, service.tl, checked, reader=reader)
-    job = service.jobs.start(key, chosen, list(groups or ()), read, request.state.request_id)
+    job = await service.jobs.start(key, chosen, list(groups or ()), read, request.state.request_id)
     return job.out()
 
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, service: Svc, key: Caller) -> JobOut:
     """An ingest job's status, progress and report."""
-    job = service.jobs.get(job_id, key)
+    job = await service.jobs.get(job_id, key)
     await service.record(key, "job.read", job_id=job.id)
     return job.out()
 

@@ -49,7 +49,7 @@ async def export_subject(body: SubjectIn, service: Svc, key: Caller) -> SubjectR
     ref = subject_ref(parse_subject(body.subject))
     report = await service.bounded(
         find_subject(
-            service.tl, body.subject, feedback=service.feedback, audit_path=service.audit.path
+            service.tl, body.subject, feedback=service.feedback, audit_path=service.audit.chain
         )
     )
     await service.record(
@@ -74,7 +74,7 @@ async def erase(body: EraseIn, service: Svc, key: Caller) -> EraseReport:
         service.audited(key, "subject.erase", mode=mode, **ref) as outcome,
     ):
         report = await find_subject(
-            service.tl, body.subject, feedback=service.feedback, audit_path=service.audit.path
+            service.tl, body.subject, feedback=service.feedback, audit_path=service.audit.chain
         )
         erased = await erase_subject(
             service.tl,
@@ -82,7 +82,7 @@ async def erase(body: EraseIn, service: Svc, key: Caller) -> EraseReport:
             delete=body.delete,
             confirm=body.confirm,
             feedback=service.feedback,
-            audit_path=service.audit.path,
+            audit_path=service.audit.chain,
             audit_fields={"key_id": key.id, "reason": "subject.erase", **ref},
         )
         outcome.fields.update(
