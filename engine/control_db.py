@@ -201,8 +201,7 @@ class PostgresDb:
 
     def _open_sync(self, schema: Schema) -> None:
         try:
-            import psycopg  # noqa: PLC0415 - only the PostgreSQL control plane needs it
-            from psycopg_pool import ConnectionPool  # noqa: PLC0415
+            from psycopg_pool import ConnectionPool  # noqa: PLC0415 - PostgreSQL only
         except ImportError as exc:  # pragma: no cover - part of the pinned install
             raise StoreUnavailableError(
                 "the PostgreSQL control plane needs psycopg and psycopg-pool: "
@@ -230,7 +229,7 @@ class PostgresDb:
                 conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
                 for statement in schema.statements:
                     conn.execute(_ddl(statement))
-        except (psycopg.Error, OSError, Exception) as exc:
+        except Exception as exc:  # every failure to open says what to check
             pool.close()
             raise StoreUnavailableError(
                 f"cannot open {self._what} in PostgreSQL at {self.where}: {_reason(exc)}; "
