@@ -35,6 +35,7 @@ from engine.cli_common import (
 )
 from engine.cli_common import emit_json as _emit_json
 from engine.cli_common import load_settings as _settings
+from engine.cluster import RayRunner, parse_cluster
 from engine.redaction import StreamMasker, visible_entities
 from engine.threadline import Threadline
 from engine.views import DocumentPrivacy
@@ -57,6 +58,13 @@ def ingest(
             "numbers and Markdown/HTML headings for citations.",
         ),
     ] = "builtin",
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run chunking, spaCy and embedding on Ray: local[N] (N workers on this "
+            "machine), ray://HOST:PORT (a Ray cluster) or auto (docs/production.md).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonOut = False,
 ) -> None:
@@ -64,11 +72,23 @@ def ingest(
     if reader not in {"builtin", "llamaindex"}:
         raise typer.BadParameter("--reader takes builtin or llamaindex")
     chosen: Literal["builtin", "llamaindex"] = "llamaindex" if reader == "llamaindex" else "builtin"
+    try:
+        spec = parse_cluster(cluster) if cluster is not None else None
+    except ThreadlineError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cluster") from exc
 
     async def job(tl: Threadline) -> Any:
         sources = tl.read(paths, reader=chosen)  # validates everything before storing
-        with progress_bar("ingesting") as progress:
-            return await tl.ingest(sources, tenant=tenant, groups=group or (), progress=progress)
+        if spec is None:
+            with progress_bar("ingesting") as progress:
+                return await tl.ingest(
+                    sources, tenant=tenant, groups=group or (), progress=progress
+                )
+        async with await RayRunner.open(spec, tl.settings) as runner:
+            with progress_bar(f"ingesting on {runner.workers} Ray workers") as progress:
+                return await tl.ingest(
+                    sources, tenant=tenant, groups=group or (), progress=progress, runner=runner
+                )
 
     report = run_job(data_dir, job)
     if as_json:

@@ -1,14 +1,28 @@
-"""The ingestion pipeline: source documents to graph facts and chunk vectors."""
+"""The ingestion pipeline: source documents to graph facts and chunk vectors.
+
+A batch of planned documents goes through two halves:
+
+- the worker stage, :class:`BatchStage`: one pure function of the batch that chunks it,
+  extracts with spaCy (with the chunk tags: personal data, text aimed at a model), embeds
+  the chunks and each page's opening sentences, and encodes BM25 vectors. A
+  :class:`BatchRunner` runs it: :class:`LocalRunner` in worker threads of this process
+  (the default), :class:`engine.cluster.RayRunner` on the workers of a Ray cluster;
+- the driver, here: model extraction when configured, entity resolution (in batch order,
+  since each batch resolves against the names of every earlier one) and the journalled
+  writes. Batches are consumed in order whatever ran them, so the result does not depend
+  on where the stage ran.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,29 +33,44 @@ from extractors import (
     Embedder,
     EntityResolver,
     SentenceChunker,
+    SentenceTransformerEmbedder,
     SpacyEntityExtractor,
+    packaged_minilm_path,
     split_sentences,
 )
 from extractors.model_extractor import ExtractionStats, ModelExtractor
+from extractors.privacy import PiiDetector
 from extractors.types import ChunkExtraction
 from graph import (
     PUBLIC_GROUP,
     Access,
-    Chunk,
     Document,
     DocumentGraph,
     DocumentId,
     GraphStore,
     InputError,
     SentenceVector,
-    ThreadlineError,
     VectorIndex,
     VectorPoint,
     content_hash,
     document_id,
 )
 
-__all__ = ["IngestReport", "Ingestor", "Progress"]
+if TYPE_CHECKING:
+    from engine.settings import Settings
+
+__all__ = [
+    "BatchRunner",
+    "BatchStage",
+    "BatchWork",
+    "IngestReport",
+    "Ingestor",
+    "LocalRunner",
+    "Progress",
+    "embedder_for",
+    "extractor_for",
+    "stage_for",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +99,128 @@ class IngestReport(BaseModel):
     model_failed: int = 0
 
 
+class BatchWork(BaseModel):
+    """What the worker stage made of one batch, in the batch's order: per document, each
+    chunk's spaCy extraction (the chunk carries its tags); per chunk, its vector point."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    extractions: tuple[tuple[ChunkExtraction, ...], ...]
+    points: tuple[VectorPoint, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStage:
+    """The per-batch worker stage: chunking, spaCy extraction with tags, dense embeddings
+    of the chunks and of each page's opening sentences, BM25 vectors.
+
+    A pure function of the batch (given the models): the same documents give the same
+    :class:`BatchWork` in any process, so it runs in a thread here or on a Ray worker.
+    """
+
+    chunker: SentenceChunker
+    extractor: SpacyEntityExtractor
+    embedder: Embedder
+    sparse: Bm25Encoder
+    opening_sentences: int = 3
+
+    def __call__(self, documents: Sequence[Document]) -> BatchWork:
+        """The whole stage for one batch (CPU-bound; call from a worker thread)."""
+        return self.embed(documents, self.extract(documents))
+
+    def load(self) -> None:
+        """Load the spaCy pipeline and the embedder (once per process)."""
+        self.extractor.load()
+        self.embedder.embed_sync(["warm-up"])
+
+    def extract(self, documents: Sequence[Document]) -> list[list[ChunkExtraction]]:
+        """Chunks and spaCy extractions (with tags), per document."""
+        chunked = [self.chunker.chunk(d.id, d.text) for d in documents]
+        flat = [c for chunks in chunked for c in chunks]
+        titles = {d.id: d.title for d in documents}
+        found = self.extractor.extract(flat, [titles[c.document_id] for c in flat])
+        grouped, pos = [], 0
+        for chunks in chunked:
+            grouped.append(found[pos : pos + len(chunks)])
+            pos += len(chunks)
+        return grouped
+
+    def embed(
+        self, documents: Sequence[Document], extractions: Sequence[Sequence[ChunkExtraction]]
+    ) -> BatchWork:
+        """Vector points of the extracted chunks: one embedding call for the chunks and,
+        after them, every page's opening sentences (first chunk of each document)."""
+        chunks = [
+            (doc, e.chunk) for doc, exts in zip(documents, extractions, strict=True) for e in exts
+        ]
+        texts = [c.text for _, c in chunks]
+        openings = {
+            c.id: list(split_sentences(c.text))[: self.opening_sentences]
+            for _, c in chunks
+            if c.index == 0 and self.opening_sentences
+        }
+        texts += [c.text[a:b] for _, c in chunks for a, b in openings.get(c.id, [])]
+        matrix = self.embedder.embed_sync(texts)
+        points: list[VectorPoint] = []
+        sentence_row = len(chunks)
+        for row, (doc, chunk) in enumerate(chunks):
+            sentences = []
+            for a, b in openings.get(chunk.id, []):
+                vector = tuple(float(x) for x in matrix[sentence_row])
+                sentences.append(SentenceVector(start=a, end=b, vector=vector))
+                sentence_row += 1
+            points.append(
+                VectorPoint(
+                    chunk_id=chunk.id,
+                    document_id=doc.id,
+                    tenant=doc.tenant,
+                    groups=doc.groups,
+                    vector=tuple(float(x) for x in matrix[row]),
+                    sparse=self.sparse.encode_document(chunk.text),
+                    sentences=tuple(sentences),
+                )
+            )
+        return BatchWork(
+            extractions=tuple(tuple(exts) for exts in extractions), points=tuple(points)
+        )
+
+
+class BatchRunner(Protocol):
+    """Runs :class:`BatchStage` on batches; the ingestor awaits the results in order."""
+
+    @property
+    def window(self) -> int:
+        """How many batches may be submitted and not yet written (at least 1)."""
+        ...
+
+    def submit(self, documents: Sequence[Document]) -> Awaitable[BatchWork]:
+        """Start the stage on one batch now; the result is awaited later, once."""
+        ...
+
+
+class LocalRunner:
+    """Runs the stage in this process: chunking and spaCy in one worker thread and the
+    embedder in another, so extraction of the next batch overlaps embedding, resolving
+    and writing this one."""
+
+    window = 2
+
+    def __init__(self, stage: BatchStage) -> None:
+        self._stage = stage
+        self._extract_lane = asyncio.Lock()
+        self._embed_lane = asyncio.Lock()
+
+    def submit(self, documents: Sequence[Document]) -> Awaitable[BatchWork]:
+        """Schedule the batch on the two lanes (each lane keeps submission order)."""
+        return asyncio.ensure_future(self._run(list(documents)))
+
+    async def _run(self, documents: list[Document]) -> BatchWork:
+        async with self._extract_lane:
+            extractions = await asyncio.to_thread(self._stage.extract, documents)
+        async with self._embed_lane:
+            return await asyncio.to_thread(self._stage.embed, documents, extractions)
+
+
 @dataclass(frozen=True, slots=True)
 class _Planned:
     document: Document
@@ -89,13 +240,9 @@ class Ingestor:
         graph: GraphStore,
         vectors: VectorIndex,
         journal: IngestJournal,
-        chunker: SentenceChunker,
-        extractor: SpacyEntityExtractor,
+        stage: BatchStage,
         resolver: EntityResolver,
-        embedder: Embedder,
-        sparse: Bm25Encoder,
         batch_documents: int = 32,
-        opening_sentences: int = 3,
         model_extractor: ModelExtractor | None = None,
         id_key: bytes | None = None,
     ) -> None:
@@ -103,13 +250,9 @@ class Ingestor:
         self._id_key = id_key
         self._vectors = vectors
         self._journal = journal
-        self._chunker = chunker
-        self._extractor = extractor
+        self._stage = stage
         self._resolver = resolver
-        self._embedder = embedder
-        self._sparse = sparse
         self._batch = batch_documents
-        self._opening = opening_sentences
         self._model = model_extractor
         # Scopes whose learned names went stale (deletes) while an ingest held the lock.
         self._stale: set[str] = set()
@@ -122,8 +265,12 @@ class Ingestor:
         tenant: str,
         groups: Sequence[str] = (),
         progress: Progress | None = None,
+        runner: BatchRunner | None = None,
     ) -> IngestReport:
-        """Ingest documents for a tenant; unchanged ones are skipped, changed ones replaced."""
+        """Ingest documents for a tenant; unchanged ones are skipped, changed ones replaced.
+
+        ``runner`` runs the worker stage (default: :class:`LocalRunner`, this process).
+        """
         started = time.perf_counter()
         before = dataclasses.replace(self._model.stats) if self._model else None
         stored_groups = _stored_groups(groups)
@@ -132,28 +279,12 @@ class Ingestor:
             totals = {"chunks": 0, "mentions": 0, "relations": 0, "vectors": 0}
             if plan:
                 await self._learn([p.document for p in plan])
-            done = 0
             if progress:
                 progress(0, len(plan))
             batches = [plan[i : i + self._batch] for i in range(0, len(plan), self._batch)]
-            # Extraction of the next batch (spaCy, one core) overlaps with embedding and
-            # writing the current one.
-            upcoming = self._start_extract(batches, 0)
             try:
-                for index, batch in enumerate(batches):
-                    graphs = await upcoming if upcoming is not None else []
-                    upcoming = self._start_extract(batches, index + 1)
-                    counts = await self._write_batch(graphs, batch)
-                    for key, value in counts.items():
-                        totals[key] += value
-                    done += len(batch)
-                    if progress:
-                        progress(done, len(plan))
+                await self._run(batches, runner or LocalRunner(self._stage), totals, progress)
             finally:
-                if upcoming is not None:
-                    upcoming.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ThreadlineError):
-                        await upcoming
                 if any(p.replaces for p in plan):
                     # Replaced versions took their names with them: relearn next time.
                     self._resolver.forget()
@@ -170,6 +301,76 @@ class Ingestor:
             **totals,
             **self._model_counts(before),
         )
+
+    async def _run(
+        self,
+        batches: list[list[_Planned]],
+        runner: BatchRunner,
+        totals: dict[str, int],
+        progress: Progress | None,
+    ) -> None:
+        """Stage every batch through ``runner`` (up to its window ahead), then resolve and
+        write them in order; resolving the next batch overlaps writing this one."""
+        pending: deque[tuple[list[_Planned], asyncio.Future[BatchWork]]] = deque()
+        submitted = 0
+
+        def top_up(written: int) -> None:
+            nonlocal submitted
+            while submitted < len(batches) and submitted - written < max(runner.window, 1):
+                batch = batches[submitted]
+                work = asyncio.ensure_future(runner.submit([p.document for p in batch]))
+                pending.append((batch, work))
+                submitted += 1
+
+        top_up(0)
+        upcoming = self._start_prepare(pending)
+        done, total = 0, sum(len(b) for b in batches)
+        try:
+            for index in range(len(batches)):
+                if upcoming is None:  # pragma: no cover - one prepared batch per batch
+                    raise RuntimeError("the ingest pipeline lost a batch")
+                batch, graphs, work = await upcoming
+                top_up(index)
+                upcoming = self._start_prepare(pending)
+                counts = await self._write_batch(graphs, work, batch)
+                for key, value in counts.items():
+                    totals[key] += value
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+        finally:
+            unfinished = [w for _, w in pending] + ([upcoming] if upcoming is not None else [])
+            for future in unfinished:
+                future.cancel()
+            # Their outcome no longer matters: the ingest already failed or was cancelled.
+            await asyncio.gather(*unfinished, return_exceptions=True)
+
+    def _start_prepare(
+        self, pending: deque[tuple[list[_Planned], asyncio.Future[BatchWork]]]
+    ) -> asyncio.Future[tuple[list[_Planned], list[DocumentGraph], BatchWork]] | None:
+        if not pending:
+            return None
+        batch, work = pending.popleft()
+        return asyncio.ensure_future(self._prepare(batch, work))
+
+    async def _prepare(
+        self, batch: list[_Planned], staged: asyncio.Future[BatchWork]
+    ) -> tuple[list[_Planned], list[DocumentGraph], BatchWork]:
+        """A staged batch's model items when configured (async, cached), then entity
+        resolution (worker thread)."""
+        work = await staged
+        if self._model is not None:
+            flat = await self._model.extend([e for exts in work.extractions for e in exts])
+            extractions: list[Sequence[ChunkExtraction]] = []
+            pos = 0
+            for exts in work.extractions:
+                extractions.append(flat[pos : pos + len(exts)])
+                pos += len(exts)
+        else:
+            extractions = list(work.extractions)
+        items = [(p.document, exts) for p, exts in zip(batch, extractions, strict=True)]
+        graphs = await asyncio.to_thread(self._resolver.resolve_batch, items)
+        return batch, graphs, work
 
     def _model_counts(self, before: ExtractionStats | None) -> dict[str, int]:
         if self._model is None or before is None:
@@ -254,53 +455,13 @@ class Ingestor:
             known = await self._graph.search_entities("", access, limit=10_000_000)
             self._resolver.learn(scope, known)
 
-    def _start_extract(
-        self, batches: list[list[_Planned]], index: int
-    ) -> asyncio.Future[list[DocumentGraph]] | None:
-        if index >= len(batches):
-            return None
-        return asyncio.ensure_future(self._extract(batches[index]))
-
     async def _write_batch(
-        self, graphs: list[DocumentGraph], batch: list[_Planned]
+        self, graphs: list[DocumentGraph], work: BatchWork, batch: list[_Planned]
     ) -> dict[str, int]:
-        texts = [c.text for g in graphs for c in g.chunks]
-        # A page's opening sentences (first chunk of each document) share the embedding
-        # call with the chunks.
-        openings = {
-            c.id: list(split_sentences(c.text))[: self._opening]
-            for g in graphs
-            for c in g.chunks
-            if c.index == 0 and self._opening
-        }
-        texts += [c.text[a:b] for g in graphs for c in g.chunks for a, b in openings.get(c.id, [])]
-        matrix = await self._embedder.embed(texts)
-        points: list[VectorPoint] = []
-        row, sentence_row = 0, sum(len(g.chunks) for g in graphs)
-        for graph in graphs:
-            doc = graph.document
-            for chunk in graph.chunks:
-                sentences = []
-                for a, b in openings.get(chunk.id, []):
-                    vector = tuple(float(x) for x in matrix[sentence_row])
-                    sentences.append(SentenceVector(start=a, end=b, vector=vector))
-                    sentence_row += 1
-                points.append(
-                    VectorPoint(
-                        chunk_id=chunk.id,
-                        document_id=doc.id,
-                        tenant=doc.tenant,
-                        groups=doc.groups,
-                        vector=tuple(float(x) for x in matrix[row]),
-                        sparse=self._sparse.encode_document(chunk.text),
-                        sentences=tuple(sentences),
-                    )
-                )
-                row += 1
         new_ids = [g.document.id for g in graphs]
         replaced = [old for p in batch for old in p.replaces]
         await self._journal.add([*new_ids, *replaced])
-        await self._vectors.upsert(points)
+        await self._vectors.upsert(work.points)
         await self._graph.upsert(graphs, replaces=replaced)
         await self._vectors.delete_documents(replaced)
         await self._journal.clear([*new_ids, *replaced])
@@ -308,29 +469,8 @@ class Ingestor:
             "chunks": sum(len(g.chunks) for g in graphs),
             "mentions": sum(len(g.mentions) for g in graphs),
             "relations": sum(len(g.relations) for g in graphs),
-            "vectors": len(points),
+            "vectors": len(work.points),
         }
-
-    async def _extract(self, batch: list[_Planned]) -> list[DocumentGraph]:
-        """A batch's extraction: chunking and spaCy (worker thread), the model's items
-        when configured (async, cached), then entity resolution (worker thread)."""
-        chunked, extractions = await asyncio.to_thread(self._spacy, batch)
-        if self._model is not None:
-            extractions = await self._model.extend(extractions)
-        items = []
-        pos = 0
-        for doc, chunks in chunked:
-            items.append((doc, extractions[pos : pos + len(chunks)]))
-            pos += len(chunks)
-        return await asyncio.to_thread(self._resolver.resolve_batch, items)
-
-    def _spacy(
-        self, batch: list[_Planned]
-    ) -> tuple[list[tuple[Document, list[Chunk]]], list[ChunkExtraction]]:
-        chunked = [(p.document, self._chunker.chunk(p.document.id, p.document.text)) for p in batch]
-        flat = [c for _, chunks in chunked for c in chunks]
-        titles = {doc.id: doc.title for doc, _ in chunked}
-        return chunked, self._extractor.extract(flat, [titles[c.document_id] for c in flat])
 
 
 def _stored_groups(groups: Sequence[str]) -> tuple[str, ...]:
@@ -352,3 +492,59 @@ async def repair(journal: IngestJournal, graph: GraphStore, vectors: VectorIndex
     await journal.clear(pending)
     logger.warning("repaired an interrupted write: %s document(s) rolled back", len(orphans))
     return len(orphans)
+
+
+# ---------------------------------------------------------------------- from settings
+
+
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedder the settings describe (not loaded yet)."""
+    emb = settings.embedding
+    if emb.base_url and emb.model:
+        from engine.llm import OpenAIEmbedder  # noqa: PLC0415 - only with a remote embedder
+
+        return OpenAIEmbedder(
+            base_url=emb.base_url,
+            model=emb.model,
+            api_key=emb.api_key.get_secret_value() if emb.api_key else None,
+            batch_size=emb.batch_size,
+        )
+    return SentenceTransformerEmbedder(
+        model_path=emb.model_path or packaged_minilm_path(), batch_size=emb.batch_size
+    )
+
+
+def extractor_for(settings: Settings) -> SpacyEntityExtractor:
+    """The spaCy extractor the settings describe, with the personal-data detector the
+    privacy settings ask for (not loaded yet)."""
+    ext = settings.extraction
+    privacy = settings.privacy
+    pii = None
+    if privacy.pii_detection and privacy.pii_types:
+        # The types were checked when the settings were read.
+        pii = PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
+    return SpacyEntityExtractor(
+        pipeline=ext.spacy_pipeline,
+        batch_size=ext.batch_size,
+        n_process=ext.n_process,
+        proper_noun_phrases=ext.proper_noun_phrases,
+        pii=pii,
+    )
+
+
+def stage_for(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    extractor: SpacyEntityExtractor | None = None,
+) -> BatchStage:
+    """The worker stage the settings describe; a Ray worker builds its own this way, the
+    engine passes the embedder and extractor it already holds."""
+    ext = settings.extraction
+    return BatchStage(
+        chunker=SentenceChunker(max_chars=ext.chunk_chars, overlap=ext.chunk_overlap),
+        extractor=extractor or extractor_for(settings),
+        embedder=embedder or embedder_for(settings),
+        sparse=Bm25Encoder(),
+        opening_sentences=settings.ingest.opening_sentences,
+    )

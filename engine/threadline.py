@@ -31,9 +31,18 @@ from engine.browse import GraphBrowser
 from engine.cache import AnswerCache, CacheStats, MeteredAsks, QueryEmbeddingCache
 from engine.control import open_usage
 from engine.global_query import GlobalQueryPipeline
-from engine.ingest import Ingestor, IngestReport, Progress, repair
+from engine.ingest import (
+    BatchRunner,
+    Ingestor,
+    IngestReport,
+    Progress,
+    embedder_for,
+    extractor_for,
+    repair,
+    stage_for,
+)
 from engine.journal import DataDirLock, IngestJournal
-from engine.llm import OpenAIChatClient, OpenAIEmbedder
+from engine.llm import OpenAIChatClient
 from engine.metering import MeteredChatModel, acting_as, caller_for
 from engine.query import AskEvent, QueryPipeline, checked_question
 from engine.readers import SourceDocument, read_paths
@@ -44,14 +53,10 @@ from extractors import (
     Bm25Encoder,
     Embedder,
     EntityResolver,
-    SentenceChunker,
-    SentenceTransformerEmbedder,
     SpacyEntityExtractor,
-    packaged_minilm_path,
 )
 from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
-from extractors.privacy import PiiDetector
 from extractors.prompts import PLAN, SUPPORT, SYNTHESIZE
 from graph import (
     PUBLIC_GROUP,
@@ -117,27 +122,9 @@ class Threadline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = DataDirLock(settings.data_dir)
-        emb = settings.embedding
-        self._embedder: Embedder
-        if emb.base_url and emb.model:
-            self._embedder = OpenAIEmbedder(
-                base_url=emb.base_url,
-                model=emb.model,
-                api_key=emb.api_key.get_secret_value() if emb.api_key else None,
-                batch_size=emb.batch_size,
-            )
-        else:
-            self._embedder = SentenceTransformerEmbedder(
-                model_path=emb.model_path or packaged_minilm_path(), batch_size=emb.batch_size
-            )
-        ext = settings.extraction
-        self._extractor = SpacyEntityExtractor(
-            pipeline=ext.spacy_pipeline,
-            batch_size=ext.batch_size,
-            n_process=ext.n_process,
-            proper_noun_phrases=ext.proper_noun_phrases,
-            pii=_pii_detector(settings),
-        )
+        # Built the way a Ray worker builds its own (engine.ingest.stage_for).
+        self._embedder: Embedder = embedder_for(settings)
+        self._extractor: SpacyEntityExtractor = extractor_for(settings)
         self._sparse = Bm25Encoder()
         self._graph: GraphStore | None = None
         self._vectors: VectorIndex | None = None
@@ -282,15 +269,11 @@ class Threadline:
                 graph=self.graph,
                 vectors=self.vectors,
                 journal=self._journal,
-                chunker=SentenceChunker(max_chars=ext.chunk_chars, overlap=ext.chunk_overlap),
-                extractor=self._extractor,
+                stage=stage_for(self.settings, embedder=self._embedder, extractor=self._extractor),
                 resolver=EntityResolver(
                     embed=self._embedder.embed_sync, threshold=ext.resolution_threshold
                 ),
-                embedder=self._embedder,
-                sparse=self._sparse,
                 batch_documents=self.settings.ingest.batch_documents,
-                opening_sentences=self.settings.ingest.opening_sentences,
                 model_extractor=extractor,
                 id_key=self._id_key,
             )
@@ -336,13 +319,18 @@ class Threadline:
         tenant: str | None = None,
         groups: Sequence[str] = (),
         progress: Progress | None = None,
+        runner: BatchRunner | None = None,
     ) -> IngestReport:
-        """Ingest documents already read (see :meth:`read`)."""
+        """Ingest documents already read (see :meth:`read`).
+
+        ``runner``: where chunking, spaCy and embedding run, e.g. a
+        :class:`~engine.cluster.RayRunner` on a Ray cluster (default: this process).
+        """
         owner = tenant or self.settings.tenant
         try:
             with acting_as(caller_for(Access(tenant=owner))):
                 report = await self._get_ingestor().ingest(
-                    sources, tenant=owner, groups=groups, progress=progress
+                    sources, tenant=owner, groups=groups, progress=progress, runner=runner
                 )
         finally:
             self._asks.changed([owner])
@@ -620,15 +608,6 @@ class Threadline:
 
 async def _dimension(embedder: Embedder) -> int:
     return await asyncio.to_thread(lambda: embedder.dimension)
-
-
-def _pii_detector(settings: Settings) -> PiiDetector | None:
-    """The ingest-time personal-data detector the privacy settings ask for (None: off)."""
-    privacy = settings.privacy
-    if not privacy.pii_detection or not privacy.pii_types:
-        return None
-    # The types were checked when the settings were read.
-    return PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
 
 
 async def _id_key(settings: Settings, graph: GraphStore) -> bytes | None:
