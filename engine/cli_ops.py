@@ -1,5 +1,5 @@
 """``threadline`` commands that run or move a whole installation: ``bench``, ``demo``,
-``maintain``, ``migrate`` and ``serve``."""
+``maintain``, ``migrate``, ``control import`` and ``serve``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from engine.cli_common import (
 from engine.threadline import Threadline
 from graph import Access, ThreadlineError
 
-__all__ = ["bench", "demo", "maintain", "migrate", "serve"]
+__all__ = ["bench", "control_import", "demo", "maintain", "migrate", "serve"]
 
 
 @app.command()
@@ -158,6 +158,36 @@ def maintain(data_dir: DataDir = None, as_json: JsonOut = False) -> None:
             out.print(f"{what}: kept for ever (no retention set)")
         else:
             out.print(f"{what}: {removed} expired record(s) removed")
+
+
+control_app = typer.Typer(
+    help="The control plane shared by API replicas (THREADLINE_CONTROL__URL).",
+    no_args_is_help=True,
+)
+app.add_typer(control_app, name="control")
+
+
+@control_app.command("import")
+def control_import(
+    source: Annotated[
+        Path, typer.Argument(help="The data dir whose keys, usage, feedback and audit log to copy.")
+    ],
+    as_json: JsonOut = False,
+) -> None:
+    """Copy a data dir's keys, usage and quotas, feedback and audit log into the shared
+    PostgreSQL control plane (which must be empty), so replicas start with them."""
+    from engine.control import import_data_dir  # noqa: PLC0415 - only this command needs it
+
+    settings = load_settings(None)
+    try:
+        copied = asyncio.run(import_data_dir(settings, source))
+    except ThreadlineError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        emit_json(copied)
+        return
+    for table, count in copied.items():
+        out.print(f"{table}: {count} row(s) copied")
 
 
 @app.command()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,15 @@ import pytest
 from engine.api.jobs import STALE_AFTER, Job, JobStore
 from engine.api.limits import SharedBuckets
 from engine.audit import prune, read_records, redact, verify
-from engine.control import audit_chain, open_audit, open_feedback, open_keys, open_usage, store_db
+from engine.control import (
+    audit_chain,
+    import_data_dir,
+    open_audit,
+    open_feedback,
+    open_keys,
+    open_usage,
+    store_db,
+)
 from engine.control_db import postgres_db
 from engine.ingest import IngestReport
 from engine.settings import ControlSettings, QuotaLimits, Settings
@@ -304,3 +315,76 @@ async def test_a_bad_or_unreachable_url_says_what_to_check(tmp_path: Path) -> No
         assert "hunter2" not in message
     with pytest.raises(ValueError, match="schema_name"):
         ControlSettings(url="postgresql:///x", schema_name='x"; DROP TABLE keys; --')
+
+
+async def test_a_data_dir_moves_into_the_shared_control_plane(
+    tmp_path: Path, shared_settings: Settings
+) -> None:
+    local = Settings(data_dir=tmp_path / "single")
+    keys = await open_keys(local)
+    kept = await keys.create(tenant="acme", name="kept")
+    gone = await keys.create(tenant="acme", name="gone")
+    await keys.revoke(gone.key.id)
+    await keys.close()
+    ledger = await open_usage(local)
+    caller = Caller(tenant="acme", key_id=kept.key.id)
+    await ledger.record_call(
+        caller, purpose="synthesis", model="m", usage=Usage(prompt_tokens=5), ms=1.0
+    )
+    await ledger.set_quota("tenant", "acme", QuotaLimits(asks_per_day=7))
+    await ledger.close()
+    feedback = await open_feedback(local)
+    await feedback.add(key_id=kept.key.id, tenant="acme", question="Q", answer="A", rating=1)
+    await feedback.close()
+    log = await open_audit(local)
+    for n in range(3):
+        await log.append("ask", key_id=kept.key.id, tenant="acme", n=n)
+    await log.close()
+
+    copied = await import_data_dir(shared_settings, local.data_dir)
+    assert copied == {
+        "keys": 2,
+        "usage": 1,
+        "quotas": 1,
+        "feedback": 1,
+        "feedback_spans": 0,
+        "audit_log": 3,
+    }
+    keys = await open_keys(shared_settings)
+    try:
+        assert (await keys.authenticate(kept.secret)).id == kept.key.id
+        with pytest.raises(PermissionDeniedError, match="revoked"):
+            await keys.authenticate(gone.secret)
+    finally:
+        await keys.close()
+    ledger = await open_usage(shared_settings)
+    try:
+        assert [r.total_tokens for r in await ledger.report(by=("tenant",))] == [5]
+        assert (await ledger.quotas())[("tenant", "acme")].asks_per_day == 7
+        await ledger.record_ask(caller, model="m", ms=1.0, cache_hit=False)  # ids go on
+    finally:
+        await ledger.close()
+    async with audit_chain(shared_settings) as chain:
+        records = read_records(chain)
+    # The same chain, hashes and all, and then the import itself.
+    assert [r.fields.get("n") for r in records[:3]] == [0, 1, 2]
+    assert records[-1].fields["action"] == "control.import"
+    async with audit_chain(local) as chain:
+        assert [r.digest for r in read_records(chain)] == [r.digest for r in records[:3]]
+
+    again = subprocess.run(
+        [sys.executable, "-m", "engine", "control", "import", str(local.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={
+            **os.environ,
+            "THREADLINE_CONTROL__URL": shared_settings.control.url.get_secret_value(),
+            "THREADLINE_CONTROL__SCHEMA_NAME": shared_settings.control.schema_name,
+        },
+    )
+    assert again.returncode == 1
+    assert "already holds" in again.stderr + again.stdout
+    with pytest.raises(InputError, match="THREADLINE_CONTROL__URL"):
+        await import_data_dir(local, local.data_dir)
