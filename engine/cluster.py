@@ -236,8 +236,15 @@ class RayRunner:
 
 def _init(ray: Any, spec: ClusterSpec) -> bool:
     """Start or join the runtime ``spec`` names; True when this call started it."""
+    if spec.kind == "ray":
+        _reachable(spec)
     if ray.is_initialized():
-        return False  # a notebook's own runtime or connection: use it, leave it running
+        if spec.kind == "auto":
+            return False  # e.g. a notebook's own runtime or connection: use it, keep it
+        raise ConfigError(
+            f"Ray is already initialised in this process, so {spec} cannot be started or "
+            "joined: ingest with --cluster auto to use that runtime, or ray.shutdown() first"
+        )
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if spec.kind == "local":
@@ -250,7 +257,6 @@ def _init(ray: Any, spec: ClusterSpec) -> bool:
                 **options,
             )
         elif spec.kind == "ray":
-            _reachable(spec)
             ray.init(f"ray://{spec.host}:{spec.port}", **options)
         else:
             ray.init(address="auto", **options)
