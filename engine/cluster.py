@@ -202,8 +202,13 @@ class RayRunner:
     async def _result(self, ref: Any) -> BatchWork:
         try:
             work = await asyncio.wrap_future(ref.future())
+        except asyncio.CancelledError:
+            # The ingest stopped: drop the batch from its worker's queue, so a re-run on
+            # this runner does not wait behind it.
+            self._ray.cancel(ref)
+            raise
         except self._ray.exceptions.RayError as exc:
-            raise _mapped(exc, "run a batch") from exc
+            raise _mapped(exc, "run") from exc
         if not isinstance(work, BatchWork):  # pragma: no cover - the actor returns BatchWork
             raise ExtractionError(f"a Ray worker returned {type(work).__name__}, not BatchWork")
         return work
@@ -296,9 +301,14 @@ def _mapped(exc: Exception, doing: str) -> ThreadlineError:
     cause = getattr(exc, "cause", None)
     if isinstance(cause, ThreadlineError):
         return cause
+    if doing == "start":
+        return ExtractionError(
+            f"a Ray worker could not start ({cause or exc}); every worker needs Threadline "
+            "installed with the driver's pinned models and Ray version (docs/production.md)"
+        )
     if isinstance(cause, BaseException):
-        return ExtractionError(f"a Ray worker failed to {doing}: {cause!r}")
+        return ExtractionError(f"a Ray worker failed on a batch: {cause!r}")
     return ExtractionError(
-        f"a Ray worker failed to {doing} ({exc}); a worker that dies is restarted and its "
-        f"batch retried {RESTARTS} times, so this one failed every time"
+        f"a Ray worker failed on a batch ({exc}); a worker that dies is restarted and its "
+        f"batches retried {RESTARTS} times, and this one failed every time"
     )
