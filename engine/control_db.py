@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from graph import StoreError, StoreUnavailableError
+from graph import InputError, StoreError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -179,16 +179,27 @@ class PostgresDb:
         what: the store's name in messages.
         pool_size: the most connections this store opens.
         timeout: seconds to wait for a connection.
+        idle_timeout: seconds a transaction may sit waiting for its client before the
+            server ends the session: a replica frozen or cut off mid-transaction (while
+            it holds the audit head's lock) cannot stall the other replicas for longer.
     """
 
     dialect: Dialect = "postgres"
 
     def __init__(
-        self, url: str, *, schema: str, what: str, pool_size: int = 8, timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        schema: str,
+        what: str,
+        pool_size: int = 8,
+        timeout: float = 10.0,
+        idle_timeout: float = 60.0,
     ) -> None:
         self._url, self._schema, self._what = url, schema, what
-        self._size, self._timeout = pool_size, timeout
+        self._size, self._timeout, self._idle = pool_size, timeout, idle_timeout
         self._pool: ConnectionPool[Connection[tuple[Any, ...]]] | None = None
+        self._secrets = _secrets(url)
 
     @property
     def where(self) -> str:
@@ -207,15 +218,30 @@ class PostgresDb:
                 "the PostgreSQL control plane needs psycopg and psycopg-pool: "
                 "pip install 'threadline[cluster]'"
             ) from exc
+        if not _readable(self._url):
+            # Said here, not by the driver: its message quotes the URL, password and all.
+            raise StoreUnavailableError(
+                f"cannot open {self._what}: THREADLINE_CONTROL__URL is not a PostgreSQL URL; "
+                "write it as postgresql://USER:PASSWORD@HOST:PORT/DATABASE, with special "
+                "characters in the password percent-encoded (%40 for @, %25 for %)"
+            )
         pool: ConnectionPool[Connection[tuple[Any, ...]]] = ConnectionPool(
             self._url,
             min_size=1,
             max_size=self._size,
             timeout=self._timeout,
             open=False,
+            # A connection is checked before it is lent, so after PostgreSQL restarts the
+            # replicas reconnect instead of failing one request per pooled connection.
+            check=ConnectionPool.check_connection,
+            # Reconnecting backs off no longer than a request waits for a connection, so
+            # the first request after an outage finds the server (the default keeps
+            # backing off for five minutes: minutes of 503s after the server is back).
+            reconnect_timeout=self._timeout,
             kwargs={
                 "autocommit": True,
-                "options": f"-c search_path={self._schema}",
+                "options": f"-c search_path={self._schema} "
+                f"-c idle_in_transaction_session_timeout={max(1, round(self._idle * 1000))}",
                 "connect_timeout": max(1, round(self._timeout)),
             },
             name=self._what,
@@ -232,7 +258,8 @@ class PostgresDb:
         except Exception as exc:  # every failure to open says what to check
             pool.close()
             raise StoreUnavailableError(
-                f"cannot open {self._what} in PostgreSQL at {self.where}: {_reason(exc)}; "
+                f"cannot open {self._what} in PostgreSQL at {self.where}: "
+                f"{_reason(exc, self._secrets)}; "
                 "check THREADLINE_CONTROL__URL and that the server is up"
             ) from exc
         self._pool = pool
@@ -267,10 +294,25 @@ class PostgresDb:
             raise StoreError(f"{self._what} is closed; open it first")
         try:
             with pool.connection() as conn:
-                return work(conn)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+                try:
+                    return work(conn)
+                except psycopg.Error as exc:
+                    if conn.broken:  # the server ended the session (restart, idle timeout)
+                        raise psycopg.OperationalError(_reason(exc, self._secrets)) from exc
+                    raise
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailableError(
-                f"{self._what}: PostgreSQL at {self.where} did not answer: {_reason(exc)}"
+                f"{self._what}: PostgreSQL at {self.where} did not answer: "
+                f"{_reason(exc, self._secrets)}; retry when it is back"
+            ) from exc
+        except psycopg.DataError as exc:
+            # A value PostgreSQL cannot hold (a NUL character in text, a number out of
+            # range): the caller's input, not the store, is at fault.
+            raise InputError(_refused_value(exc, self._what, self._secrets)) from exc
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"{self._what}: PostgreSQL at {self.where} refused a statement: "
+                f"{_reason(exc, self._secrets)}"
             ) from exc
 
     async def close(self) -> None:
@@ -345,9 +387,43 @@ def _lock_id(schema: str) -> int:
     return zlib.crc32(f"threadline-control:{schema}".encode())
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """The first line of a driver error, with the URL's password (if quoted) masked."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    reason = text[0] if text else type(exc).__name__
+    for secret in secrets:
+        reason = reason.replace(secret, "***")
+    return reason
+
+
+def _refused_value(exc: BaseException, what: str, secrets: Sequence[str]) -> str:
+    if "NUL" in str(exc):
+        return (
+            f"{what} cannot keep text with a NUL character (\\u0000) in PostgreSQL; "
+            "remove it and send the request again"
+        )
+    return f"{what} cannot keep a value: {_reason(exc, secrets)}"
+
+
+def _readable(url: str) -> bool:
+    try:
+        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+        conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 - any parse failure means the same to the operator
+        return False
+    return True
+
+
+def _secrets(url: str) -> tuple[str, ...]:
+    """What must never be shown of ``url``: the URL itself and its password."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
+        password = conninfo_to_dict(url).get("password")
+    except Exception:  # noqa: BLE001 - an unreadable URL is refused before use
+        password = None
+    return tuple(s for s in (url, str(password or "")) if s)
 
 
 def describe_url(url: str) -> str:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ JobStatus = Literal["queued", "running", "succeeded", "failed"]
 STALE_AFTER = timedelta(seconds=60)
 #: How often a running job's progress is written.
 _BEAT_S = 1.0
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
@@ -215,7 +217,9 @@ class JobBoard:
     async def get(self, job_id: str, key: ApiKey) -> Job:
         """A job (started by any replica) whose documents the key may read (any job for
         admin keys); to every other key it does not exist."""
-        job = self._jobs.get(job_id) or await self._store.load(job_id)
+        # Ids are uuid4 hex; anything else (a NUL, megabytes) is not looked up at all.
+        known = _JOB_ID.fullmatch(job_id) is not None
+        job = (self._jobs.get(job_id) or await self._store.load(job_id)) if known else None
         if job is None or not key.access.can_read(job.tenant, job.groups):
             raise NotFoundError(f"no job {job_id}")
         return job
