@@ -55,6 +55,14 @@ _SCHEMA = (
     "status TEXT NOT NULL, done INTEGER NOT NULL, total INTEGER NOT NULL, report TEXT, "
     "error TEXT, finished_at TEXT, beat_at TEXT NOT NULL)",
 )
+#: The database's clock as ISO text: heartbeats are written and judged by one clock, so
+#: replicas whose clocks disagree never take a running job for a dead one (or the other
+#: way round).
+_NOW = {
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%f+00:00','now')",
+    "postgres": "to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+    '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')',
+}
 _COLUMNS = (
     "id, tenant, groups, owner, created_at, status, done, total, report, error, "
     "finished_at, beat_at"
@@ -98,6 +106,7 @@ class JobStore:
 
     def __init__(self, db: ControlDb) -> None:
         self._db = db
+        self._now = _NOW[db.dialect]
 
     @classmethod
     async def open(cls, db: ControlDb) -> Self:
@@ -119,10 +128,9 @@ class JobStore:
             job.report.model_dump_json() if job.report else None,
             job.error.model_dump_json() if job.error else None,
             job.finished_at.isoformat() if job.finished_at else None,
-            datetime.now(UTC).isoformat(),
         )
         await self._db.run(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "  # noqa: S608
+            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,{self._now}) "  # noqa: S608
             "ON CONFLICT (id) DO UPDATE SET status=excluded.status, done=excluded.done, "
             "total=excluded.total, report=excluded.report, error=excluded.error, "
             "finished_at=excluded.finished_at, beat_at=excluded.beat_at",
@@ -131,7 +139,10 @@ class JobStore:
 
     async def load(self, job_id: str) -> Job | None:
         """The job as last written (``interrupted`` when its process stopped), or None."""
-        rows = await self._db.run(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,))  # noqa: S608
+        rows = await self._db.run(
+            f"SELECT {_COLUMNS}, {self._now} FROM jobs WHERE id=?",  # noqa: S608
+            (job_id,),
+        )
         return _job(rows[0]) if rows else None
 
     async def close(self) -> None:
@@ -140,6 +151,7 @@ class JobStore:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
+    """A job from its row, followed by the database's clock at the read."""
     job = Job(
         id=str(row[0]),
         tenant=str(row[1]),
@@ -153,8 +165,8 @@ def _job(row: tuple[Any, ...]) -> Job:
         error=ErrorBody.model_validate_json(str(row[9])) if row[9] else None,
         finished_at=datetime.fromisoformat(str(row[10])) if row[10] else None,
     )
-    beat = datetime.fromisoformat(str(row[11]))
-    if job.status in ("queued", "running") and datetime.now(UTC) - beat > STALE_AFTER:
+    beat, now = datetime.fromisoformat(str(row[11])), datetime.fromisoformat(str(row[12]))
+    if job.status in ("queued", "running") and now - beat > STALE_AFTER:
         job.status, job.error = "failed", _interrupted()
     return job
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ import httpx
 import psycopg
 import pytest
 
+from engine.api import jobs
+from engine.api.jobs import Job, JobStore
 from engine.audit import prune, read_records, redact, verify
 from engine.audit_stores import PG_SCHEMA, PgChain
-from engine.control import audit_chain, open_audit, open_feedback, open_keys
+from engine.control import audit_chain, open_audit, open_feedback, open_keys, store_db
 from engine.control_db import PostgresDb
 from engine.settings import ApiSettings, ControlSettings, Settings
 from graph import InputError, StoreUnavailableError
@@ -257,6 +259,47 @@ async def test_a_nul_in_a_store_value_is_an_input_error(shared_settings: Setting
         assert (await keys.authenticate(made.secret)).id == made.key.id
     finally:
         await keys.close()
+
+
+class _Ahead(datetime):
+    """The clock of a replica ten minutes ahead of the others."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime.now(tz) + timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_a_running_job_is_judged_by_the_database_clock(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = (
+        Settings(data_dir=tmp_path / "data")
+        if engine == "sqlite"
+        else request.getfixturevalue("shared_settings")
+    )
+    store = await JobStore.open(store_db(settings, "jobs", "the job store"))
+    try:
+        job = Job(
+            id=uuid.uuid4().hex,
+            tenant="acme",
+            groups=("legal",),
+            owner="k1",
+            created_at=datetime.now(UTC),
+            status="running",
+        )
+        await store.save(job)  # by a replica whose clock is right, a second ago
+        monkeypatch.setattr(jobs, "datetime", _Ahead)  # polled on one ten minutes ahead
+        seen = await store.load(job.id)
+        assert seen is not None
+        assert seen.status == "running"
+        await store.save(job)  # the fast replica's heartbeat is no younger than anyone's
+        monkeypatch.undo()
+        again = await store.load(job.id)
+        assert again is not None
+        assert again.status == "running"
+    finally:
+        await store.close()
 
 
 # ------------------------------------------------------------------ the audit chain
