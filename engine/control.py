@@ -136,6 +136,9 @@ async def import_data_dir(settings: Settings, source: Path) -> dict[str, int]:
 def _copy(
     tx: Tx, rows: dict[str, tuple[list[str], list[tuple[Any, ...]]]], lines: list[bytes]
 ) -> dict[str, int]:
+    # The chain's head stays locked to the end: a replica appending meanwhile either wrote
+    # first (its record is found below and the import refused) or builds on the import.
+    tx.execute("SELECT digest FROM audit_head WHERE id=1 FOR UPDATE")
     for table in [*rows, "audit_log"]:
         # Table names come from _FILES, never from the caller.
         if tx.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone():  # noqa: S608

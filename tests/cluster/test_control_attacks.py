@@ -31,8 +31,16 @@ import pytest
 from engine.api import jobs
 from engine.api.jobs import Job, JobStore
 from engine.audit import prune, read_records, redact, verify
+from engine.audit_records import new_record
 from engine.audit_stores import PG_SCHEMA, PgChain
-from engine.control import audit_chain, open_audit, open_feedback, open_keys, store_db
+from engine.control import (
+    audit_chain,
+    import_data_dir,
+    open_audit,
+    open_feedback,
+    open_keys,
+    store_db,
+)
 from engine.control_db import PostgresDb
 from engine.settings import ApiSettings, ControlSettings, Settings
 from graph import InputError, StoreUnavailableError
@@ -447,6 +455,46 @@ async def test_a_replica_frozen_mid_append_stalls_the_chain_only_briefly(
     finally:
         release.set()
         frozen.close()
+
+
+async def test_an_import_racing_a_replicas_append_never_forks_the_chain(
+    tmp_path: Path, shared_settings: Settings
+) -> None:
+    local = Settings(data_dir=tmp_path / "single")
+    log = await open_audit(local)
+    try:
+        await log.append("ask", key_id="old", tenant="acme")
+    finally:
+        await log.close()
+    db = PostgresDb(
+        str(shared_settings.control.url.get_secret_value() if shared_settings.control.url else ""),
+        schema=shared_settings.control.schema_name,
+        what="the audit log",
+    )
+    await db.open(PG_SCHEMA)
+    replica = PgChain(db)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow(head: str) -> dict[str, Any]:
+        holding.set()  # a replica's append holds the head while the import starts
+        release.wait(30)
+        return new_record("ask", {"key_id": "replica", "tenant": "acme"}, head)
+
+    try:
+        appending = asyncio.create_task(asyncio.to_thread(replica.append, slow))
+        await asyncio.to_thread(holding.wait, 10)
+        importing = asyncio.create_task(import_data_dir(shared_settings, local.data_dir))
+        await asyncio.sleep(1.0)
+        release.set()
+        await appending
+        with pytest.raises(InputError, match="already holds audit_log rows"):
+            await importing
+    finally:
+        release.set()
+        replica.close()
+    async with audit_chain(shared_settings) as chain:
+        assert verify(chain) == 1
+        assert [r.fields["key_id"] for r in read_records(chain)] == ["replica"]
 
 
 # ------------------------------------------------------------------ secrets
