@@ -321,15 +321,22 @@ class PgChain:
         return self._db.call_sync(snapshot)
 
     def rewrite(self, edit: Edit) -> None:
+        # First on a snapshot, without the lock: when nothing would change (the hourly
+        # prune of every replica but the first), appends are never held off.
+        lines, head = self.read()
+        if edit(lines, head) is None:
+            return
+
         def replace(tx: Tx) -> None:
+            # Verifying a long chain takes a while: no idle limit for this transaction.
+            tx.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             head = _locked_head(tx, "UPDATE")
-            rows = tx.execute("SELECT line FROM audit_log ORDER BY seq").fetchall()
-            new_lines = edit([str(r[0]).encode() for r in rows], head)
+            rows = tx.execute("SELECT seq, line FROM audit_log ORDER BY seq").fetchall()
+            old = [(int(r[0]), str(r[1]).encode()) for r in rows]
+            new_lines = edit([line for _, line in old], head)
             if new_lines is None:
                 return
-            tx.execute("DELETE FROM audit_log")
-            for raw in new_lines:
-                tx.execute("INSERT INTO audit_log (line) VALUES (?)", (raw.decode(),))
+            _write_changes(tx, old, new_lines)
             last = line_digest(new_lines[-1]) if new_lines else GENESIS
             tx.execute("UPDATE audit_head SET digest=? WHERE id=1", (last,))
 
@@ -344,3 +351,26 @@ def _locked_head(tx: Tx, mode: str) -> str:
     if row is None:
         raise StoreCorruptedError("the audit chain's head row is missing from PostgreSQL")
     return str(row[0])
+
+
+def _write_changes(tx: Tx, old: list[tuple[int, bytes]], new: list[bytes]) -> None:
+    """Turn the rows ``old`` (seq, line) into the lines ``new`` writing only what
+    changed: the rows before ``old[start]`` are deleted, the rest are kept in order
+    (updated where their line differs) and ``new``'s remaining lines appended. Any
+    ``start`` from ``len(old) - len(new)`` on gives the same lines; the first kept line
+    picks it (a prune's), so a prune deletes a run and a redaction updates a few rows."""
+    lowest = max(0, len(old) - len(new))
+    start = next(
+        (i for i in range(lowest, len(old)) if new and old[i][1] == new[0]),
+        lowest,
+    )
+    if start < len(old):
+        tx.execute("DELETE FROM audit_log WHERE seq < ?", (old[start][0],))
+    else:
+        tx.execute("DELETE FROM audit_log")
+    kept = old[start:]
+    for (seq, line), wanted in zip(kept, new, strict=False):
+        if line != wanted:
+            tx.execute("UPDATE audit_log SET line=? WHERE seq=?", (wanted.decode(), seq))
+    for raw in new[len(kept) :]:
+        tx.execute("INSERT INTO audit_log (line) VALUES (?)", (raw.decode(),))

@@ -10,6 +10,7 @@ the audit chain is also appended to by separate processes. The URL carries a pas
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -495,6 +496,94 @@ async def test_an_import_racing_a_replicas_append_never_forks_the_chain(
     async with audit_chain(shared_settings) as chain:
         assert verify(chain) == 1
         assert [r.fields["key_id"] for r in read_records(chain)] == ["replica"]
+
+
+async def _raw_chain(settings: Settings, idle_timeout: float = 60.0) -> PgChain:
+    url = settings.control.url
+    assert url is not None
+    db = PostgresDb(
+        url.get_secret_value(),
+        schema=settings.control.schema_name,
+        what="the audit log",
+        idle_timeout=idle_timeout,
+    )
+    await db.open(PG_SCHEMA)
+    return PgChain(db)
+
+
+async def test_a_rewrite_writes_exactly_the_lines_it_is_given(shared_settings: Settings) -> None:
+    chain = await _raw_chain(shared_settings)
+    try:
+
+        def line(text: str) -> bytes:
+            return json.dumps({"action": text}).encode()
+
+        lines = [line(f"line {n}") for n in range(8)]
+        chain.rewrite(lambda old, head: lines)
+        for change in (
+            lambda old: [*old[3:], line("checkpoint")],  # a prune
+            lambda old: [old[0], line("masked"), *old[2:], line("redact")],  # a redaction
+            lambda old: [line("masked first"), *old[1:], line("redact")],
+            lambda old: [*old[:2], line("x"), line("y")],  # shorter, changed at the end
+            lambda old: [line("only")],
+            lambda old: [],
+            lambda old: [line("again"), line("and again")],
+        ):
+            expected = change(chain.read()[0])
+            chain.rewrite(lambda old, head, change=change: change(old))  # type: ignore[misc]
+            assert chain.read()[0] == expected
+    finally:
+        chain.close()
+
+
+async def test_a_slow_rewrite_is_not_cut_off_by_the_idle_limit(shared_settings: Settings) -> None:
+    log = await open_audit(shared_settings)
+    try:
+        for n in range(3):
+            await log.append("ask", key_id="k", tenant="acme", n=n)
+    finally:
+        await log.close()
+    chain = await _raw_chain(shared_settings, idle_timeout=1.0)
+    calls = []
+
+    def slow(old: list[bytes], head: str | None) -> list[bytes]:
+        calls.append(len(old))
+        if len(calls) > 1:
+            time.sleep(2.5)  # verifying a long chain, with the head locked
+        return old[1:]
+
+    try:
+        chain.rewrite(slow)
+        assert [len(line) > 0 for line in chain.read()[0]] == [True, True]
+    finally:
+        chain.close()
+
+
+async def test_a_rewrite_with_nothing_to_change_never_holds_appends(
+    shared_settings: Settings,
+) -> None:
+    log = await open_audit(shared_settings)
+    try:
+        await log.append("ask", key_id="k", tenant="acme")
+        chain = await _raw_chain(shared_settings)
+        started = threading.Event()
+
+        def nothing(old: list[bytes], head: str | None) -> None:
+            started.set()
+            time.sleep(2)  # a long verification that finds nothing to prune
+            return
+
+        try:
+            rewriting = asyncio.create_task(asyncio.to_thread(chain.rewrite, nothing))
+            await asyncio.to_thread(started.wait, 10)
+            began = time.monotonic()
+            await log.append("ask", key_id="k", tenant="acme")
+            assert time.monotonic() - began < 1.5  # not behind the rewrite
+            await rewriting
+        finally:
+            chain.close()
+    finally:
+        await log.close()
 
 
 # ------------------------------------------------------------------ secrets
