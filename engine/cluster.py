@@ -31,7 +31,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.ingest import BatchWork, stage_for
+from engine.ingest import BatchStage, BatchWork, stage_for
 from engine.settings import Settings
 from graph import ConfigError, Document, ExtractionError, ThreadlineError
 
@@ -99,16 +99,30 @@ class _StageWorker:
     """One Ray worker: builds the stage from the settings once, then runs it per batch."""
 
     def __init__(self, settings: Settings) -> None:
-        self._stage = stage_for(settings)
-        self._stage.load()
+        self._stage: BatchStage | None = None
+        self._failed: ThreadlineError | None = None
+        try:
+            stage = stage_for(settings)
+            stage.load()
+            self._stage = stage
+        except ThreadlineError as exc:
+            # Raised again by every call: a failed constructor would reach the driver as
+            # Ray's "actor died" without Threadline's message (a missing model, say).
+            self._failed = exc
+
+    def _ready(self) -> BatchStage:
+        if self._stage is None:
+            raise self._failed or ExtractionError("the worker's stage is not built")
+        return self._stage
 
     def pid(self) -> int:
-        """The worker's process id."""
+        """The worker's process id (raises what kept the worker from starting)."""
+        self._ready()
         return os.getpid()
 
     def run(self, documents: list[Document]) -> BatchWork:
         """The stage on one batch."""
-        return self._stage(documents)
+        return self._ready()(documents)
 
 
 def _worker_settings(settings: Settings) -> Settings:

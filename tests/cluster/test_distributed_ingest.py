@@ -26,15 +26,16 @@ from typer.testing import CliRunner
 
 from engine import Settings, Threadline
 from engine.cli import app
-from engine.cluster import ClusterSpec, RayRunner, parse_cluster
+from engine.cluster import ClusterSpec, RayRunner, _StageWorker, parse_cluster
 from engine.ingest import BatchRunner, BatchWork, LocalRunner, stage_for
-from engine.settings import IngestSettings, PrivacySettings
+from engine.settings import ExtractionSettings, IngestSettings, PrivacySettings
 from graph import (
     Access,
     ChunkId,
     ConfigError,
     Document,
     DocumentGraph,
+    ExtractionError,
     SentenceVector,
     StoreStats,
     VectorPoint,
@@ -311,3 +312,12 @@ def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra sees
     with pytest.raises(ConfigError, match=r"pip install 'threadline\[cluster\]'"):
         RayRunner.connect(parse_cluster("local[1]"), Settings())
+
+
+def test_a_worker_without_the_models_says_which_is_missing() -> None:
+    # The actor class, run here: its error is what the driver gets from a failed start.
+    worker = _StageWorker(
+        Settings(extraction=ExtractionSettings(spacy_pipeline="no_such_pipeline"))
+    )
+    with pytest.raises(ExtractionError, match="spaCy pipeline 'no_such_pipeline' is not installed"):
+        worker.pid()
