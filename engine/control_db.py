@@ -251,7 +251,13 @@ class PostgresDb:
             with pool.connection() as conn, conn.transaction():
                 # Replicas starting together create the tables once, one after another.
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(self._schema),))
-                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                # Created only when missing: a role that owns the schema a DBA made for it
+                # needs no CREATE right on the whole database.
+                found = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self._schema,)
+                ).fetchone()
+                if found is None:
+                    conn.execute(f'CREATE SCHEMA "{self._schema}"')
                 conn.execute(f'SET LOCAL search_path TO "{self._schema}"')
                 for statement in schema.statements:
                     conn.execute(_ddl(statement))

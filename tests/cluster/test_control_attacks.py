@@ -586,6 +586,27 @@ async def test_a_rewrite_with_nothing_to_change_never_holds_appends(
         await log.close()
 
 
+async def test_a_role_owning_its_schema_needs_no_rights_on_the_database(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    role, schema = f"r_{uuid.uuid4().hex[:10]}", f"s_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE SCHEMA {schema} AUTHORIZATION {role}")
+    url = postgres_url.replace("postgresql://postgres:@", f"postgresql://{role}:@", 1)
+    settings = Settings(
+        data_dir=tmp_path / "data", control=ControlSettings(url=url, schema_name=schema)
+    )
+    keys = await open_keys(settings)
+    try:
+        made = await keys.create(tenant="acme")
+        assert (await keys.authenticate(made.secret)).id == made.key.id
+    finally:
+        await keys.close()
+    log = await open_audit(settings)
+    await log.close()
+
+
 # ------------------------------------------------------------------ secrets
 
 
