@@ -69,6 +69,7 @@ __all__ = [
     "Progress",
     "embedder_for",
     "extractor_for",
+    "pii_detector_for",
     "stage_for",
 ]
 
@@ -518,18 +519,22 @@ def extractor_for(settings: Settings) -> SpacyEntityExtractor:
     """The spaCy extractor the settings describe, with the personal-data detector the
     privacy settings ask for (not loaded yet)."""
     ext = settings.extraction
-    privacy = settings.privacy
-    pii = None
-    if privacy.pii_detection and privacy.pii_types:
-        # The types were checked when the settings were read.
-        pii = PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
     return SpacyEntityExtractor(
         pipeline=ext.spacy_pipeline,
         batch_size=ext.batch_size,
         n_process=ext.n_process,
         proper_noun_phrases=ext.proper_noun_phrases,
-        pii=pii,
+        pii=pii_detector_for(settings),
     )
+
+
+def pii_detector_for(settings: Settings) -> PiiDetector | None:
+    """The ingest-time personal-data detector the privacy settings ask for (None: off)."""
+    privacy = settings.privacy
+    if not privacy.pii_detection or not privacy.pii_types:
+        return None
+    # The types were checked when the settings were read.
+    return PiiDetector(privacy.pii_types, threshold=privacy.pii_threshold)
 
 
 def stage_for(
