@@ -45,6 +45,11 @@ the shared corpora every injection flag is a false positive); see
 ``datasets/privacy_bench.py``. Indexing with and without personal-data detection is
 ``index`` with ``THREADLINE_PRIVACY__PII_DETECTION=false`` for the second run.
 
+``cluster`` indexes a corpus twice in one run, each time into a fresh data dir: in this
+process, then with the worker stage (chunking, spaCy, embeddings) on Ray (``--cluster``,
+default ``local[2]``: a Ray runtime on this machine with 2 workers); it prints passages/s
+of each, the Ray start-up time apart, and whether both stored the same counts.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -99,6 +104,44 @@ async def index(corpus: Path, data_dir: Path) -> dict[str, object]:
         "stats": stats.model_dump(),
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}",
+    }
+
+
+async def cluster_compare(corpus: Path, root: Path, cluster: str) -> dict[str, object]:
+    """``cluster``: single-process vs distributed indexing of one corpus, same run."""
+    from engine.cluster import RayRunner, parse_cluster  # noqa: PLC0415 - only this command
+
+    spec = parse_cluster(cluster)
+    passages = len(load_corpus(corpus))
+    runs: dict[str, dict[str, object]] = {}
+    for name in ("single-process", str(spec)):
+        settings = Settings(data_dir=root / f"data-{len(runs)}")
+        async with await Threadline.open(settings) as tl:
+            sources = tl.read([corpus])
+            started = time.perf_counter()
+            runner = await RayRunner.open(spec, settings) if name != "single-process" else None
+            startup = time.perf_counter() - started
+            try:
+                started = time.perf_counter()
+                await tl.ingest(sources, runner=runner)
+                seconds = time.perf_counter() - started
+            finally:
+                if runner is not None:
+                    await runner.close()
+            stats = await tl.stats(Access.admin())
+        runs[name] = {
+            "seconds": round(seconds, 1),
+            "passages_per_s": round(passages / seconds, 1),
+            "startup_s": round(startup, 1),
+            "stats": stats.model_dump(),
+        }
+    counts = [r["stats"] for r in runs.values()]
+    return {
+        "corpus": str(corpus),
+        "passages": passages,
+        "cpus": os.cpu_count(),
+        "runs": runs,
+        "same_counts": all(c == counts[0] for c in counts),
     }
 
 
@@ -523,6 +566,7 @@ def main() -> None:
     idx = sub.add_parser("index", help="index a corpus.jsonl and report throughput")
     idx.add_argument("corpus", type=Path)
     idx.add_argument("--data-dir", type=Path, default=None)
+    _cluster_parser(sub)
     cmp = sub.add_parser("graph", help="bulk-load into Neo4j and compare retrieval per store")
     cmp.add_argument("dataset", type=Path)
     cmp.add_argument("--data-dir", type=Path, required=True)
@@ -551,7 +595,12 @@ def main() -> None:
         result = asyncio.run(api_load(args.dataset, args.data_dir, args.clients, args.seconds))
         print(json.dumps(result, indent=2))
         return
-    runners = {"model": _run_model, "verify": _run_verify_bench, "communities": _run_communities}
+    runners = {
+        "model": _run_model,
+        "verify": _run_verify_bench,
+        "communities": _run_communities,
+        "cluster": _run_cluster,
+    }
     if args.command in runners:
         print(json.dumps(runners[args.command](args), indent=2))
         return
@@ -572,6 +621,17 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _cluster_parser(sub: Any) -> None:
+    clu = sub.add_parser("cluster", help="single-process vs Ray indexing of a corpus, same run")
+    clu.add_argument("corpus", type=Path)
+    clu.add_argument("--cluster", default="local[2]", help="local[N], ray://HOST:PORT or auto")
+
+
+def _run_cluster(args: argparse.Namespace) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="threadline-cluster-") as tmp:
+        return asyncio.run(cluster_compare(args.corpus, Path(tmp), args.cluster))
 
 
 def _communities_parser(sub: Any) -> None:
