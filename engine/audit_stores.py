@@ -314,9 +314,14 @@ class PgChain:
 
     def read(self) -> tuple[list[bytes], str | None]:
         def snapshot(tx: Tx) -> tuple[list[bytes], str | None]:
-            head = _locked_head(tx, "SHARE")
+            # One snapshot for the head and the lines, taking no lock: reading a long
+            # chain (`threadline audit`) never holds off the replicas' appends.
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            row = tx.execute("SELECT digest FROM audit_head WHERE id=1").fetchone()
+            if row is None:
+                raise StoreCorruptedError("the audit chain's head row is missing from PostgreSQL")
             rows = tx.execute("SELECT line FROM audit_log ORDER BY seq").fetchall()
-            return [str(r[0]).encode() for r in rows], head
+            return [str(r[0]).encode() for r in rows], str(row[0])
 
         return self._db.call_sync(snapshot)
 

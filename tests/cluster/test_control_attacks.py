@@ -588,6 +588,38 @@ async def test_a_rewrite_with_nothing_to_change_never_holds_appends(
         await log.close()
 
 
+async def test_reading_the_chain_never_waits_for_an_append(shared_settings: Settings) -> None:
+    log = await open_audit(shared_settings)
+    try:
+        await log.append("ask", key_id="k", tenant="acme")
+    finally:
+        await log.close()
+    appender, reader = await _raw_chain(shared_settings), await _raw_chain(shared_settings)
+    holding, release = threading.Event(), threading.Event()
+
+    def slow(head: str) -> dict[str, Any]:
+        holding.set()
+        release.wait(30)
+        return new_record("ask", {"key_id": "slow", "tenant": "acme"}, head)
+
+    try:
+        appending = asyncio.create_task(asyncio.to_thread(appender.append, slow))
+        await asyncio.to_thread(holding.wait, 10)
+        began = time.monotonic()
+        reading = asyncio.create_task(asyncio.to_thread(verify, reader))
+        done, _ = await asyncio.wait({reading}, timeout=1.5)
+        release.set()
+        await appending
+        assert reading in done, "verify waited for the append's lock"
+        assert time.monotonic() - began < 1.5
+        assert reading.result() == 1  # a consistent snapshot: before the append
+        assert verify(reader) == 2
+    finally:
+        release.set()
+        appender.close()
+        reader.close()
+
+
 async def test_a_role_owning_its_schema_needs_no_rights_on_the_database(
     postgres_url: str, tmp_path: Path
 ) -> None:
