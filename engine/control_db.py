@@ -293,6 +293,7 @@ class PostgresDb:
 
     def _with_conn(self, work: Callable[[Connection[tuple[Any, ...]]], T]) -> T:
         import psycopg  # noqa: PLC0415
+        import psycopg.errors  # noqa: PLC0415
         from psycopg_pool import PoolTimeout  # noqa: PLC0415
 
         pool = self._pool
@@ -306,15 +307,15 @@ class PostgresDb:
                     if conn.broken:  # the server ended the session (restart, idle timeout)
                         raise psycopg.OperationalError(_reason(exc, self._secrets)) from exc
                     raise
+        except (psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as exc:
+            # A value PostgreSQL cannot hold (a NUL character in text, a number out of
+            # range, a key too long for an index): the caller's input is at fault.
+            raise InputError(_refused_value(exc, self._what, self._secrets)) from exc
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailableError(
                 f"{self._what}: PostgreSQL at {self.where} did not answer: "
                 f"{_reason(exc, self._secrets)}; retry when it is back"
             ) from exc
-        except psycopg.DataError as exc:
-            # A value PostgreSQL cannot hold (a NUL character in text, a number out of
-            # range): the caller's input, not the store, is at fault.
-            raise InputError(_refused_value(exc, self._what, self._secrets)) from exc
         except psycopg.Error as exc:
             raise StoreError(
                 f"{self._what}: PostgreSQL at {self.where} refused a statement: "

@@ -40,10 +40,11 @@ from engine.control import (
     open_audit,
     open_feedback,
     open_keys,
+    open_usage,
     store_db,
 )
 from engine.control_db import PostgresDb
-from engine.settings import ApiSettings, ControlSettings, Settings
+from engine.settings import ApiSettings, ControlSettings, QuotaLimits, Settings
 from graph import InputError, StoreUnavailableError
 from tests.servers import running_app
 
@@ -270,6 +271,15 @@ async def test_a_nul_in_a_store_value_is_an_input_error(shared_settings: Setting
         assert (await keys.authenticate(made.secret)).id == made.key.id
     finally:
         await keys.close()
+    ledger = await open_usage(shared_settings)
+    try:
+        # A name past what an index entry holds (an admin's PUT /v1/quotas/tenant/NAME).
+        huge = os.urandom(8000).hex()
+        with pytest.raises(InputError, match="cannot keep a value"):
+            await ledger.set_quota("tenant", huge, QuotaLimits(asks_per_day=1))
+        await ledger.set_quota("tenant", "acme", QuotaLimits(asks_per_day=1))
+    finally:
+        await ledger.close()
 
 
 class _Ahead(datetime):
