@@ -84,13 +84,15 @@ _BUCKETS = Schema(
     )
 )
 # Refill by the time since the bucket was last touched (the database's clock, the same
-# for every replica), capped at the burst; the row stays locked to the end of the
-# transaction, so the take below sees exactly this refill.
+# for every replica), capped at the burst; a clock stepped back refills nothing (rather
+# than draining every bucket). The row stays locked to the end of the transaction, so
+# the take below sees exactly this refill.
 _REFILL = (
     "INSERT INTO rate_buckets AS b (key_id, tokens, stamp) "
     "VALUES (?, ?, EXTRACT(EPOCH FROM clock_timestamp())) "
     "ON CONFLICT (key_id) DO UPDATE SET "
-    "tokens = LEAST(?, b.tokens + (EXCLUDED.stamp - b.stamp) * ?), stamp = EXCLUDED.stamp "
+    "tokens = LEAST(?, b.tokens + GREATEST(EXCLUDED.stamp - b.stamp, 0) * ?), "
+    "stamp = EXCLUDED.stamp "
     "RETURNING tokens"
 )
 

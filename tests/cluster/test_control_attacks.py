@@ -31,6 +31,7 @@ import pytest
 
 from engine.api import jobs
 from engine.api.jobs import Job, JobStore
+from engine.api.limits import SharedBuckets
 from engine.audit import prune, read_records, redact, verify
 from engine.audit_records import new_record
 from engine.audit_stores import PG_SCHEMA, PgChain
@@ -43,7 +44,7 @@ from engine.control import (
     open_usage,
     store_db,
 )
-from engine.control_db import PostgresDb
+from engine.control_db import PostgresDb, postgres_db
 from engine.settings import ApiSettings, ControlSettings, QuotaLimits, Settings
 from graph import InputError, StoreUnavailableError
 from tests.servers import running_app
@@ -187,6 +188,25 @@ def test_no_request_touches_another_keys_bucket(pair: Pair) -> None:
     for n in range(2):
         with pair.client(n, other) as client:
             assert client.get("/v1/documents").status_code == 200
+
+
+async def test_a_clock_stepped_back_drains_no_bucket(shared_settings: Settings) -> None:
+    buckets = await SharedBuckets.open(
+        postgres_db(shared_settings, "the rate limits"), rate=1 / 60, burst=3
+    )
+    try:
+        assert await buckets.take("k1") == 0.0
+        # The database's clock is stepped back an hour (NTP): the bucket was "last
+        # touched" in the future.
+        url = shared_settings.control.url
+        assert url is not None
+        with psycopg.connect(url.get_secret_value(), autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{shared_settings.control.schema_name}"')
+            conn.execute("UPDATE rate_buckets SET stamp = stamp + 3600 WHERE key_id='k1'")
+        assert [await buckets.take("k1") for _ in range(2)] == [0.0, 0.0]  # what was left
+        assert 50 < await buckets.take("k1") <= 60  # then the rate, as before
+    finally:
+        await buckets.close()
 
 
 def test_a_key_revoked_mid_traffic_is_refused_by_every_later_request(pair: Pair) -> None:
