@@ -1,9 +1,12 @@
-"""The HTTP API served for a test module: uvicorn on 127.0.0.1 in a thread, keys made
-before the server opens the key store, and waiting for ingest jobs."""
+"""The HTTP API served for a test module: uvicorn on 127.0.0.1 in a thread (or ``threadline
+serve`` child processes), keys made before the server opens the key store, and waiting
+for ingest jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -79,3 +82,42 @@ def running_app(config: Settings) -> Iterator[tuple[str, FastAPI]]:
     finally:
         server.should_exit = True
         thread.join(timeout=60)
+
+
+@contextmanager
+def serve_processes(data_dirs: list[Path], env: dict[str, str], logs: Path) -> Iterator[list[str]]:
+    """``threadline serve`` child processes, one per data dir (started together, each on a
+    free port, stderr to ``logs/serve<N>.log``), until the block ends: their base URLs."""
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    try:
+        for number, data_dir in enumerate(data_dirs):
+            port = free_port()
+            command = ["serve", "--port", str(port), "--data-dir", str(data_dir)]
+            with (logs / f"serve{number}.log").open("w") as stderr:  # the child keeps a copy
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "engine", *command],
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
+                )
+            bases.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 240
+        for number, (proc, base) in enumerate(zip(procs, bases, strict=True)):
+            while True:
+                log = (logs / f"serve{number}.log").read_text()
+                assert proc.poll() is None, f"threadline serve stopped: {log}"
+                assert time.monotonic() < deadline, "threadline serve did not start"
+                try:
+                    if httpx.get(f"{base}/v1/health/live", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+        yield bases
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=60)

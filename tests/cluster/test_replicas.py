@@ -25,7 +25,7 @@ import pytest
 from engine.audit import AuditRecord, read_records
 from engine.control import audit_chain
 from engine.settings import ControlSettings, Settings
-from tests.bolt_server import free_port
+from tests.servers import serve_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.subprocess]
 
@@ -74,47 +74,9 @@ def replicas(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "THREADLINE_API__RATE_PER_MINUTE": "1",
         "THREADLINE_API__BURST": str(BURST),
     }
-    procs, bases, logs = [], [], []
-    try:
-        for n in range(2):
-            port = free_port()
-            log = root / f"serve{n}.log"
-            with log.open("w") as stderr:
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "engine",
-                            "serve",
-                            "--port",
-                            str(port),
-                            "--data-dir",
-                            str(root / f"replica{n}"),
-                        ],
-                        env=env,
-                        stdout=subprocess.DEVNULL,
-                        stderr=stderr,
-                    )
-                )
-            bases.append(f"http://127.0.0.1:{port}")
-            logs.append(log)
-        deadline = time.monotonic() + 240
-        for proc, base, log in zip(procs, bases, logs, strict=True):
-            while True:
-                assert proc.poll() is None, f"threadline serve stopped: {log.read_text()}"
-                assert time.monotonic() < deadline, "threadline serve did not start"
-                try:
-                    if httpx.get(f"{base}/v1/health/live", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
+    dirs = [root / f"replica{n}" for n in range(2)]
+    with serve_processes(dirs, env, root) as bases:
         yield Replicas(bases=bases, env=env, root=root, control=control)
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=60)
 
 
 def test_a_key_made_or_revoked_anywhere_holds_on_every_replica(replicas: Replicas) -> None:

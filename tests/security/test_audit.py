@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +25,7 @@ import pytest
 from engine.audit import AuditLog, verify
 from engine.keys import KeyStore
 from graph import StoreCorruptedError
-from tests.bolt_server import free_port
-from tests.servers import wait_job
+from tests.servers import serve_processes, wait_job
 
 pytestmark = pytest.mark.security
 
@@ -100,43 +98,19 @@ def _create_keys(path: Path) -> tuple[dict[str, str], dict[str, str]]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("audit") / "data"
-    log = data_dir.parent / "serve.log"
     secrets, key_ids = _create_keys(data_dir / "keys.sqlite")
-    port = free_port()
     env = {
         **os.environ,
         "THREADLINE_API__RATE_PER_MINUTE": "100000",
         "THREADLINE_API__BURST": "10000",
     }
-    command = ["serve", "--port", str(port), "--data-dir", str(data_dir)]
-    with log.open("w") as stderr:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", *command],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    running = Server(
-        base=f"http://127.0.0.1:{port}", data_dir=data_dir, secrets=secrets, key_ids=key_ids
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"threadline serve stopped: {log.read_text()}"
-            assert time.monotonic() < deadline, "threadline serve did not start"
-            try:
-                if httpx.get(f"{running.base}/v1/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.3)
+    with serve_processes([data_dir], env, data_dir.parent) as (base,):
+        running = Server(base=base, data_dir=data_dir, secrets=secrets, key_ids=key_ids)
         with running.client("acme") as client:
             job = client.post("/v1/documents", json={"documents": DOCUMENTS})
             assert job.status_code == 202, job.text
             assert wait_job(client, job.json()["id"])["status"] == "succeeded"
         yield running
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def test_cli_and_server_append_at_once_and_the_chain_verifies(server: Server) -> None:
