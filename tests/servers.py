@@ -38,15 +38,16 @@ def create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
     return asyncio.run(create())
 
 
-def wait_job(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """The job's state once it has succeeded or failed (polled as ``client``'s key)."""
+def wait_job(client: httpx.Client, job_id: str, interval: float = 0.1) -> dict[str, Any]:
+    """The job's state once it has succeeded or failed (polled as ``client``'s key, every
+    ``interval`` seconds: poll slowly when the key's requests are rate limited)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         state = client.get(f"/v1/jobs/{job_id}")
         assert state.status_code == 200, state.text
         if state.json()["status"] in {"succeeded", "failed"}:
             return dict(state.json())
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"job {job_id} did not finish")
 
 

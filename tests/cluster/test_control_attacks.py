@@ -47,7 +47,7 @@ from engine.control import (
 from engine.control_db import PostgresDb, postgres_db
 from engine.settings import ApiSettings, ControlSettings, QuotaLimits, Settings
 from graph import InputError, StoreUnavailableError
-from tests.servers import running_app
+from tests.servers import running_app, wait_job
 
 pytestmark = pytest.mark.cluster
 
@@ -130,16 +130,6 @@ def pair(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 # ------------------------------------------------------------------ walls and buckets
 
 
-def _poll(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    for _ in range(BURST - 5):
-        state = client.get(f"/v1/jobs/{job_id}")
-        assert state.status_code == 200, state.text
-        if state.json()["status"] in {"succeeded", "failed"}:
-            return dict(state.json())
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def test_another_tenants_key_learns_nothing_of_a_job(pair: Pair) -> None:
     acme = pair.key("acme", "legal")
     globex = pair.key("globex")
@@ -150,7 +140,7 @@ def test_another_tenants_key_learns_nothing_of_a_job(pair: Pair) -> None:
         assert started.status_code == 202, started.text
         job_id = started.json()["id"]
     with pair.client(1, acme) as client:
-        assert _poll(client, job_id)["status"] == "succeeded"
+        assert wait_job(client, job_id, interval=1.0)["status"] == "succeeded"
     missing = uuid.uuid4().hex
     for n in range(2):
         for outsider in (globex, acme_hr):
@@ -809,7 +799,7 @@ def test_postgres_stopped_and_restarted_under_two_replicas(
                 assert back.status_code == 200, back.text
         # The job's end, reached while PostgreSQL was away, is recorded once it is back.
         with pair.client(1, secret) as client:
-            finished = _poll(client, job_id)
+            finished = wait_job(client, job_id, interval=1.0)
         assert finished["status"] == "succeeded", finished
         assert finished["report"]["added"] == len(documents)
 

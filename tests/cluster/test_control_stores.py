@@ -372,7 +372,8 @@ async def test_a_data_dir_moves_into_the_shared_control_plane(
     async with audit_chain(local) as chain:
         assert [r.digest for r in read_records(chain)] == [r.digest for r in records[:3]]
 
-    again = subprocess.run(
+    again = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "engine", "control", "import", str(local.data_dir)],
         capture_output=True,
         text=True,

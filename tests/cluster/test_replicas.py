@@ -13,11 +13,9 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +23,7 @@ import pytest
 from engine.audit import AuditRecord, read_records
 from engine.control import audit_chain
 from engine.settings import ControlSettings, Settings
-from tests.servers import serve_processes
+from tests.servers import serve_processes, wait_job
 
 pytestmark = [pytest.mark.cluster, pytest.mark.subprocess]
 
@@ -107,7 +105,7 @@ def test_a_job_started_on_one_replica_is_polled_on_the_other(replicas: Replicas)
         assert started.status_code == 202, started.text
     job_id = started.json()["id"]
     with replicas.client(1, acme) as second:
-        finished = _poll(second, job_id)
+        finished = wait_job(second, job_id, interval=1.0)
     assert finished["status"] == "succeeded", finished
     assert finished["report"]["added"] == 1
     assert finished["total"] == 1
@@ -118,17 +116,6 @@ def test_a_job_started_on_one_replica_is_polled_on_the_other(replicas: Replicas)
             assert hidden.status_code == 404
             assert "acme" not in hidden.text
             assert "memo" not in hidden.text
-
-
-def _poll(client: httpx.Client, job_id: str) -> dict[str, Any]:
-    """The job once finished, polled once a second (the key's requests are limited)."""
-    for _ in range(BURST - 2):
-        state = client.get(f"/v1/jobs/{job_id}")
-        assert state.status_code == 200, state.text
-        if state.json()["status"] in {"succeeded", "failed"}:
-            return dict(state.json())
-        time.sleep(1)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def test_a_keys_rate_limit_is_one_bucket_across_replicas(replicas: Replicas) -> None:
