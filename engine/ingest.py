@@ -201,10 +201,12 @@ class BatchRunner(Protocol):
 
 class LocalRunner:
     """Runs the stage in this process: chunking and spaCy in one worker thread and the
-    embedder in another, so extraction of the next batch overlaps embedding, resolving
+    embedder in another, so extraction of the next batches overlaps embedding, resolving
     and writing this one."""
 
-    window = 2
+    # The batch being written, the next being embedded and resolved, and the one after
+    # it in spaCy: two lanes and the driver each have work at every moment.
+    window = 3
 
     def __init__(self, stage: BatchStage) -> None:
         self._stage = stage
