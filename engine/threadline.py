@@ -38,7 +38,6 @@ from engine.ingest import (
     Progress,
     embedder_for,
     extractor_for,
-    pii_detector_for,
     repair,
     stage_for,
 )
@@ -58,7 +57,6 @@ from extractors import (
 )
 from extractors.chat import ChatModel
 from extractors.model_extractor import ExtractionCache, ModelExtractor
-from extractors.privacy import PiiDetector
 from extractors.prompts import PLAN, SUPPORT, SYNTHESIZE
 from graph import (
     PUBLIC_GROUP,
@@ -610,11 +608,6 @@ class Threadline:
 
 async def _dimension(embedder: Embedder) -> int:
     return await asyncio.to_thread(lambda: embedder.dimension)
-
-
-def _pii_detector(settings: Settings) -> PiiDetector | None:
-    """The ingest-time personal-data detector the privacy settings ask for (None: off)."""
-    return pii_detector_for(settings)
 
 
 async def _id_key(settings: Settings, graph: GraphStore) -> bytes | None:

@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.ingest import pii_detector_for
 from engine.readers import SourceDocument
 from engine.settings import Settings
-from engine.threadline import Threadline, _pii_detector
+from engine.threadline import Threadline
 from engine.views import DocumentPrivacy
 from extractors import SentenceChunker, SpacyEntityExtractor
 from extractors.privacy import DIRECT_IDENTIFIERS, PiiDetector
@@ -223,7 +224,7 @@ def test_documents_command_shows_counts_and_flags(data_dir: Path) -> None:
 
 
 def test_detection_off_tags_no_personal_data_but_still_flags(extractor: Any) -> None:
-    assert _pii_detector(Settings(privacy={"pii_detection": False})) is None
+    assert pii_detector_for(Settings(privacy={"pii_detection": False})) is None
     # The session extractor runs without a detector, as Threadline does with detection off.
     assert extractor.pii is None
     text = f"{corpus.HR_MEMO.text}\n\n{OVERRIDE}"
