@@ -38,6 +38,11 @@ def create_keys(path: Path, specs: dict[str, dict[str, Any]]) -> dict[str, str]:
     return asyncio.run(create())
 
 
+def key_client(base: str, secret: str) -> httpx.Client:
+    """An HTTP client of the API at ``base`` that sends the key ``secret``."""
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {secret}"}, timeout=120)
+
+
 def wait_job(client: httpx.Client, job_id: str, interval: float = 0.1) -> dict[str, Any]:
     """The job's state once it has succeeded or failed (polled as ``client``'s key, every
     ``interval`` seconds: poll slowly when the key's requests are rate limited)."""

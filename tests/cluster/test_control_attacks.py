@@ -47,7 +47,7 @@ from engine.control import (
 from engine.control_db import PostgresDb, postgres_db
 from engine.settings import ApiSettings, ControlSettings, QuotaLimits, Settings
 from graph import InputError, StoreUnavailableError
-from tests.servers import running_app, wait_job
+from tests.servers import key_client, running_app, wait_job
 
 pytestmark = pytest.mark.cluster
 
@@ -99,11 +99,7 @@ class Pair:
         return asyncio.run(create())
 
     def client(self, replica: int, secret: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.bases[replica],
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=120,
-        )
+        return key_client(self.bases[replica], secret)
 
 
 @pytest.fixture(scope="module")

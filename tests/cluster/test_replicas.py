@@ -23,7 +23,7 @@ import pytest
 from engine.audit import AuditRecord, read_records
 from engine.control import audit_chain
 from engine.settings import ControlSettings, Settings
-from tests.servers import serve_processes, wait_job
+from tests.servers import key_client, serve_processes, wait_job
 
 pytestmark = [pytest.mark.cluster, pytest.mark.subprocess]
 
@@ -54,11 +54,7 @@ class Replicas:
         return next(w for w in made.stdout.split() if w.startswith("tl_"))
 
     def client(self, replica: int, secret: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.bases[replica],
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=120,
-        )
+        return key_client(self.bases[replica], secret)
 
 
 @pytest.fixture(scope="module")
