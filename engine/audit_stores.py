@@ -216,12 +216,10 @@ def _chain_head(fd: int, path: Path) -> str:
     # The last line has no newline: an append was interrupted before it finished.
     cut = tail.rfind(b"\n") + 1
     before = line_digest(tail[: cut - 1].rsplit(b"\n", 1)[-1]) if cut else _empty_head(path)
-    head = _head(path)
-    recorded = head.read_text().strip() if head.exists() else GENESIS
-    if recorded != before:
+    if _empty_head(path) != before:
         raise StoreCorruptedError(
             f"{path}: the last line is incomplete and the line before it does not match "
-            f"{head.name}; run `threadline audit` to find where the log was changed"
+            f"{_head(path).name}; run `threadline audit` to find where the log was changed"
         )
     os.ftruncate(fd, start + cut)
     os.fsync(fd)
@@ -231,8 +229,8 @@ def _chain_head(fd: int, path: Path) -> str:
 def _empty_head(path: Path) -> str:
     """The head of an empty log: the genesis hash, unless the head file says otherwise
     (then a later append breaks the chain, and ``threadline audit`` reports it)."""
-    head = _head(path)
-    return head.read_text().strip() if head.exists() else GENESIS
+    recorded = _recorded_head(path)
+    return GENESIS if recorded is None else recorded
 
 
 def _tail(fd: int, size: int) -> tuple[bytes, int]:
@@ -305,7 +303,7 @@ class PgChain:
 
     def append(self, build: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
         def write(tx: Tx) -> dict[str, Any]:
-            record = build(_locked_head(tx, "UPDATE"))
+            record = build(_head_digest(tx, " FOR UPDATE"))
             tx.execute("INSERT INTO audit_log (line) VALUES (?)", (to_line(record),))
             tx.execute("UPDATE audit_head SET digest=? WHERE id=1", (record_digest(record),))
             return record
@@ -317,11 +315,9 @@ class PgChain:
             # One snapshot for the head and the lines, taking no lock: reading a long
             # chain (`threadline audit`) never holds off the replicas' appends.
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            row = tx.execute("SELECT digest FROM audit_head WHERE id=1").fetchone()
-            if row is None:
-                raise StoreCorruptedError("the audit chain's head row is missing from PostgreSQL")
+            head = _head_digest(tx)
             rows = tx.execute("SELECT line FROM audit_log ORDER BY seq").fetchall()
-            return [str(r[0]).encode() for r in rows], str(row[0])
+            return [str(r[0]).encode() for r in rows], head
 
         return self._db.call_sync(snapshot)
 
@@ -335,7 +331,7 @@ class PgChain:
         def replace(tx: Tx) -> None:
             # Verifying a long chain takes a while: no idle limit for this transaction.
             tx.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-            head = _locked_head(tx, "UPDATE")
+            head = _head_digest(tx, " FOR UPDATE")
             rows = tx.execute("SELECT seq, line FROM audit_log ORDER BY seq").fetchall()
             old = [(int(r[0]), str(r[1]).encode()) for r in rows]
             new_lines = edit([line for _, line in old], head)
@@ -351,8 +347,9 @@ class PgChain:
         self._db.close_sync()
 
 
-def _locked_head(tx: Tx, mode: str) -> str:
-    row = tx.execute(f"SELECT digest FROM audit_head WHERE id=1 FOR {mode}").fetchone()  # noqa: S608 - two fixed modes
+def _head_digest(tx: Tx, lock: str = "") -> str:
+    """The head row's digest (``lock``: "" for a snapshot read, " FOR UPDATE" to hold it)."""
+    row = tx.execute(f"SELECT digest FROM audit_head WHERE id=1{lock}").fetchone()  # noqa: S608 - fixed clauses
     if row is None:
         raise StoreCorruptedError("the audit chain's head row is missing from PostgreSQL")
     return str(row[0])

@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from engine.audit import AuditLog, verify
-from engine.audit_records import line_digest
+from engine.audit import AuditLog
+from engine.audit_records import checked, line_digest
 from engine.audit_stores import PG_SCHEMA, Chain, FileChain, PgChain
 from engine.control_db import ControlDb, Tx, open_db, postgres_db
 from engine.feedback import FeedbackStore
@@ -86,7 +86,7 @@ async def audit_chain(settings: Settings) -> AsyncIterator[Chain]:
 
 
 async def _open_chain(settings: Settings) -> Chain:
-    if settings.control.url is None:
+    if not is_shared(settings):
         return FileChain(settings.data_dir / "audit.log")
     db = postgres_db(settings, "the audit log")
     await db.open(PG_SCHEMA)
@@ -111,7 +111,7 @@ async def import_data_dir(settings: Settings, source: Path) -> dict[str, int]:
     log must verify and is copied line for line (the chain and its hashes stay as they
     were), followed by a ``control.import`` record.
     """
-    if settings.control.url is None:
+    if not is_shared(settings):
         raise InputError("set THREADLINE_CONTROL__URL to the PostgreSQL database to import into")
     # Every table exists (and is empty) before anything is copied.
     await (await open_keys(settings)).close()
@@ -162,11 +162,12 @@ def _copy(
 
 
 def _audit_lines(path: Path) -> list[bytes]:
-    if not path.exists():
-        return []
-    verify(path)  # a log that does not verify is not carried over
     chain = FileChain(path)
-    lines, _ = chain.read()
+    if not chain.exists():
+        return []
+    # Read once, and those very lines verified: a log that does not verify is not carried.
+    lines, head = chain.read()
+    checked(chain.name, lines, head, chain.head_name)
     return [line for line in lines if line]
 
 

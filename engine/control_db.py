@@ -412,34 +412,30 @@ def _refused_value(exc: BaseException, what: str, secrets: Sequence[str]) -> str
     return f"{what} cannot keep a value: {_reason(exc, secrets)}"
 
 
-def _readable(url: str) -> bool:
+def _conninfo(url: str) -> dict[str, Any] | None:
+    """The parts of a PostgreSQL URL, or None when it does not parse."""
     try:
         from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
 
-        conninfo_to_dict(url)
+        return dict(conninfo_to_dict(url))
     except Exception:  # noqa: BLE001 - any parse failure means the same to the operator
-        return False
-    return True
+        return None
+
+
+def _readable(url: str) -> bool:
+    return _conninfo(url) is not None
 
 
 def _secrets(url: str) -> tuple[str, ...]:
     """What must never be shown of ``url``: the URL itself and its password."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
-
-        password = conninfo_to_dict(url).get("password")
-    except Exception:  # noqa: BLE001 - an unreadable URL is refused before use
-        password = None
+    password = (_conninfo(url) or {}).get("password")
     return tuple(s for s in (url, str(password or "")) if s)
 
 
 def describe_url(url: str) -> str:
     """``host:port/database`` of a PostgreSQL URL (never user or password)."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
-
-        parts = conninfo_to_dict(url)
-    except Exception:  # noqa: BLE001 - a malformed URL is described, not raised
+    parts = _conninfo(url)
+    if parts is None:
         return "(an unreadable THREADLINE_CONTROL__URL)"
     host = str(parts.get("host") or "localhost")
     return f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"

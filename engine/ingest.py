@@ -140,11 +140,7 @@ class BatchStage:
         flat = [c for chunks in chunked for c in chunks]
         titles = {d.id: d.title for d in documents}
         found = self.extractor.extract(flat, [titles[c.document_id] for c in flat])
-        grouped, pos = [], 0
-        for chunks in chunked:
-            grouped.append(found[pos : pos + len(chunks)])
-            pos += len(chunks)
-        return grouped
+        return _regroup(found, [len(chunks) for chunks in chunked])
 
     def embed(
         self, documents: Sequence[Document], extractions: Sequence[Sequence[ChunkExtraction]]
@@ -364,11 +360,9 @@ class Ingestor:
         work = await staged
         if self._model is not None:
             flat = await self._model.extend([e for exts in work.extractions for e in exts])
-            extractions: list[Sequence[ChunkExtraction]] = []
-            pos = 0
-            for exts in work.extractions:
-                extractions.append(flat[pos : pos + len(exts)])
-                pos += len(exts)
+            extractions: list[Sequence[ChunkExtraction]] = list(
+                _regroup(flat, [len(exts) for exts in work.extractions])
+            )
         else:
             extractions = list(work.extractions)
         items = [(p.document, exts) for p, exts in zip(batch, extractions, strict=True)]
@@ -474,6 +468,15 @@ class Ingestor:
             "relations": sum(len(g.relations) for g in graphs),
             "vectors": len(work.points),
         }
+
+
+def _regroup(flat: Sequence[ChunkExtraction], sizes: Sequence[int]) -> list[list[ChunkExtraction]]:
+    """``flat`` cut back into consecutive groups of ``sizes`` (one per document)."""
+    grouped, pos = [], 0
+    for size in sizes:
+        grouped.append(list(flat[pos : pos + size]))
+        pos += size
+    return grouped
 
 
 def _stored_groups(groups: Sequence[str]) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from engine.api.routes import ROUTERS
 from engine.api.routes import communities as community_routes
 from engine.api.routes import subjects as subject_routes
 from engine.api.routes import usage as usage_routes
-from engine.control import open_audit, open_feedback, open_keys, store_db
+from engine.control import is_shared, open_audit, open_feedback, open_keys, store_db
 from engine.control_db import postgres_db
 from engine.redaction import detector_for
 from engine.retention import retention_loop
@@ -81,7 +81,7 @@ async def _lifespan(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         jobs = JobBoard(tl, audit, metrics, asyncio.Lock(), job_store)
         stack.push_async_callback(jobs.close)
         buckets: Buckets | None = None
-        if settings.control.url is not None:
+        if is_shared(settings):
             api = settings.api
             buckets = await SharedBuckets.open(
                 postgres_db(settings, "the rate limits"), api.rate_per_minute / 60, api.burst
