@@ -249,9 +249,16 @@ async def api_load(
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     i += clients
 
+        def cpu_s() -> float:
+            # The server's own CPU time (user + system; fields 14-15 of /proc/PID/stat).
+            fields = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        cpu_before = cpu_s()
         started = time.perf_counter()
         await asyncio.gather(*(client(n) for n in range(clients)))
         elapsed = time.perf_counter() - started
+        cpu = cpu_s() - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -266,6 +273,8 @@ async def api_load(
         "seconds": round(elapsed, 1),
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / elapsed, 2),
+        "cpu_ms_per_request": round(cpu * 1000 / max(1, len(latencies)), 1),
+        "server_cpu_s": round(cpu, 1),
         "errors": sum(n for code, n in statuses.items() if code != 200),
         "statuses": statuses,
         "latency_ms": {
