@@ -11,7 +11,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from graph.backends.networkx_index import NetworkxIndex
+from graph.backends.networkx_index import DocRow, NetworkxIndex
 from graph.communities import (
     Community,
     CommunityScope,
@@ -21,7 +21,7 @@ from graph.communities import (
     scope_fingerprint,
 )
 from graph.ids import DocumentId
-from graph.models import Access, Document
+from graph.models import Access
 
 __all__ = [
     "SCHEMA",
@@ -44,11 +44,11 @@ CREATE TABLE IF NOT EXISTS communities (
 Stored = dict[str, tuple[str, tuple[Community, ...]]]
 
 
-def _scope_of(doc: Document) -> tuple[str, tuple[str, ...]]:
+def _scope_of(doc: DocRow) -> tuple[str, tuple[str, ...]]:
     return doc.tenant, tuple(sorted(set(doc.groups)))
 
 
-def scope_keys(docs: Iterable[Document]) -> list[str]:
+def scope_keys(docs: Iterable[DocRow]) -> list[str]:
     """Keys of the scopes these documents belong to."""
     found = {_scope_of(d) for d in docs}
     return sorted(CommunityScope.of(t, g, "").key for t, g in found)
@@ -78,11 +78,11 @@ def entity_graph(index: NetworkxIndex, scope: CommunityScope) -> EntityGraph:
         for row in index.mentions.get(eid, ())
         if row[1] in inside
     ]
-    names = {e: index.entities[e].name for e, *_ in rows if e in index.entities}
+    names = {e: index.entities[e][0] for e, *_ in rows if e in index.entities}
     facts = []
     for did in docs:
         for rid in index.doc_relations.get(did, ()):
-            evidence = index.support.get(rid, {}).get(did)
+            evidence = index.doc_support(rid, did)
             if evidence:
                 subject, _, obj, _ = index.facts[rid]
                 facts.append((subject, obj, max(r[3] for r in evidence), len(evidence)))

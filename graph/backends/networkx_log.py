@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
 from graph.backends import networkx_communities as communities
-from graph.backends.networkx_index import DeletePlan, EvidenceRow, NetworkxIndex
+from graph.backends.networkx_index import DeletePlan, NetworkxIndex, SupportRow, intern_id
 from graph.communities import Community, CommunityScope
 from graph.errors import StoreCorruptedError, StoreError, StoreUnavailableError
 from graph.ids import DocumentId, EntityId, RelationId
-from graph.models import Chunk, Document, DocumentGraph, Entity, Section, Tag
+from graph.models import Document, DocumentGraph, Entity, Section, Tag
 from graph.scoping import ENTITY_IDS
 
-__all__ = ["SCHEMA_VERSION", "SqliteLog"]
+__all__ = ["SCHEMA_VERSION", "SqliteLog", "TextReads"]
 
 SCHEMA_VERSION = 1
 
@@ -112,6 +114,8 @@ class SqliteLog:
         """Fill an empty index with every committed row."""
         # Rows were validated when they were written; model_construct skips re-validation.
         db = self._conn()
+        intern = intern_id
+        texts: dict[DocumentId, str] = {}  # only while loading: personal-data tags cut them
         for row in db.execute(
             "SELECT id, source, title, version, tenant, groups, content_hash, ingested_at, "
             "text, sections FROM documents"
@@ -129,40 +133,40 @@ class SqliteLog:
                 sections=tuple(Section.model_construct(**x) for x in json.loads(row[9])),
             )
             index.add_document(doc)
+            texts[doc.id] = doc.text
         for cid, did, idx, start, end, tags in db.execute(
             'SELECT id, document_id, idx, start, "end", tags FROM chunks ORDER BY document_id, idx'
         ):
-            text = index.docs[did].text[start:end]
+            found = json.loads(tags)
             index.add_chunk(
-                Chunk.model_construct(
-                    id=cid,
-                    document_id=did,
-                    index=idx,
-                    start=start,
-                    end=end,
-                    text=text,
-                    tags=tuple(Tag.model_construct(**t) for t in json.loads(tags)),
-                )
+                cid,
+                did,
+                idx,
+                start,
+                end,
+                tuple(Tag.model_construct(**t) for t in found) if found else (),
+                texts[did],
             )
+        del texts
         for eid, name, etype, aliases in db.execute("SELECT * FROM entities"):
-            index.set_entity(
-                Entity.model_construct(
-                    id=eid, name=name, type=etype, aliases=tuple(json.loads(aliases))
-                )
-            )
+            index.set_entity_row(eid, (name, etype, tuple(json.loads(aliases))))
         for eid, cid, did, start, end in db.execute("SELECT * FROM mentions"):
             if did not in index.docs:
                 raise StoreCorruptedError(f"{self._path} refers to missing document {did}")
             index.add_mention(eid, (cid, did, start, end))
-        support: dict[RelationId, dict[DocumentId, list[EvidenceRow]]] = defaultdict(
-            lambda: defaultdict(list)
-        )
+        # Documents and chunks are interned already: rows share those strings.
+        support: dict[RelationId, list[SupportRow]] = defaultdict(list)
         for rid, cid, did, start, end, conf in db.execute("SELECT * FROM evidence"):
-            support[rid][did].append((cid, start, end, conf))
+            support[intern(rid)].append((intern(did), intern(cid), start, end, conf))
         for rid, subj, pred, obj, kind in db.execute("SELECT * FROM relations"):
-            if rid not in support:
+            rows = support.pop(rid, None)
+            if rows is None:
                 raise StoreCorruptedError(f"fact {rid} in {self._path} has no evidence")
-            index.set_fact(rid, (subj, pred, obj, kind), dict(support[rid]))
+            index.set_fact(rid, (subj, pred, obj, kind), rows)
+
+    def texts(self) -> TextReads:
+        """A reader of committed document texts, on connections of its own."""
+        return TextReads(self._path)
 
     # ------------------------------------------------------------------ entity ids
 
@@ -247,6 +251,50 @@ class SqliteLog:
         except sqlite3.Error as exc:
             db.execute("ROLLBACK")
             raise StoreError(f"writing communities to {self._path} failed: {exc}") from exc
+
+
+class TextReads:
+    """Reads committed document texts, one query per call, on a read-only connection per
+    calling thread (never the writer's, so a read never sees a transaction half done)."""
+
+    def __init__(self, path: Path) -> None:
+        self._uri = path.resolve().as_uri() + "?mode=ro"
+        self._local = threading.local()
+        self._open: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        self._closed = False
+
+    def __call__(self, ids: Collection[DocumentId]) -> dict[DocumentId, str]:
+        """The texts of the stored documents among ``ids``."""
+        try:
+            rows = self._connection().execute(
+                "SELECT id, text FROM documents WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(ids)),),
+            )
+            return dict(rows.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"reading texts from {self._uri} failed: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            with self._guard:
+                if self._closed:
+                    raise StoreError(
+                        "the graph store is closed; open it with NetworkxGraphStore.open"
+                    )
+                db = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                self._open.append(db)
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        """Close every connection (the store's threads have stopped reading)."""
+        with self._guard:
+            self._closed = True
+            found, self._open = self._open, []
+        for db in found:
+            db.close()
 
 
 def _insert_rows(

@@ -26,8 +26,14 @@ from graph.algorithms import (
     shortest_paths,
 )
 from graph.backends import networkx_communities as communities
-from graph.backends.networkx_index import DeletePlan, FactEdge, NetworkxIndex
-from graph.backends.networkx_log import SqliteLog
+from graph.backends.networkx_index import (
+    DeletePlan,
+    DocRow,
+    FactEdge,
+    MentionRow,
+    NetworkxIndex,
+)
+from graph.backends.networkx_log import SqliteLog, TextReads
 from graph.communities import (
     Community,
     CommunityId,
@@ -73,6 +79,7 @@ class NetworkxGraphStore:
         self._path = path
         self._index = NetworkxIndex(path)
         self._log: SqliteLog | None = None
+        self._texts: TextReads | None = None
         self._communities: communities.Stored = {}
         self._write_lock = asyncio.Lock()
         # One writer thread keeps every SQLite call on one connection in order; the reader
@@ -94,12 +101,15 @@ class NetworkxGraphStore:
 
     def _open_sync(self) -> None:
         log = SqliteLog.open(self._path)
+        self._texts = log.texts()
+        self._index.texts_from = self._texts
         try:
             log.load(self._index)
             if not log.entities_scoped():
                 self._rescope(log)
         except BaseException:
             log.close()
+            self._texts.close()
             raise
         self._communities = log.load_communities()
         self._log = log
@@ -109,7 +119,7 @@ class NetworkxGraphStore:
         logger.warning("%s: rescoping entity ids by tenant and access list", self._path)
         graphs, merged = rescope([self._export(d) for d in list(self._index.docs)])
         log.replace_entities(graphs, merged)
-        self._index = NetworkxIndex(self._path)
+        self._index = NetworkxIndex(self._path, self._index.texts_from)
         log.load(self._index)
 
     async def close(self) -> None:
@@ -121,6 +131,8 @@ class NetworkxGraphStore:
         if log is not None:
             await self._in_writer(log.close)
         self._shutdown()
+        if self._texts is not None:
+            self._texts.close()
 
     def _shutdown(self) -> None:
         self._closed = True
@@ -168,13 +180,18 @@ class NetworkxGraphStore:
         plan = index.delete_plan(replaces, graphs)
         merged = index.merged_entities(graphs, plan.entities, plan.renamed)
         dropped = communities.scope_keys(index.docs[d] for d in replaces)
-        self._committed_log().commit(
-            graphs=graphs, merged=merged, deleted=replaces, plan=plan, dropped_scopes=dropped
-        )
-        with index.lock.exclusive():
-            index.apply_delete(replaces, plan)
-            index.apply_insert(graphs, merged)
-            self._drop_communities(dropped)
+        # Reads of the index as it stands still cut the replaced texts until it drops them.
+        index.retiring = index.texts(replaces)
+        try:
+            self._committed_log().commit(
+                graphs=graphs, merged=merged, deleted=replaces, plan=plan, dropped_scopes=dropped
+            )
+            with index.lock.exclusive():
+                index.apply_delete(replaces, plan)
+                index.apply_insert(graphs, merged)
+                self._drop_communities(dropped)
+        finally:
+            index.retiring = {}
 
     async def delete(self, document_ids: Sequence[DocumentId]) -> DeleteReport:
         """Delete documents and everything only they support."""
@@ -188,12 +205,16 @@ class NetworkxGraphStore:
             return DeleteReport()
         plan: DeletePlan = index.delete_plan(doc_ids)
         dropped = communities.scope_keys(index.docs[d] for d in doc_ids)
-        self._committed_log().commit(
-            graphs=[], merged={}, deleted=doc_ids, plan=plan, dropped_scopes=dropped
-        )
-        with index.lock.exclusive():
-            index.apply_delete(doc_ids, plan)
-            self._drop_communities(dropped)
+        index.retiring = index.texts(doc_ids)
+        try:
+            self._committed_log().commit(
+                graphs=[], merged={}, deleted=doc_ids, plan=plan, dropped_scopes=dropped
+            )
+            with index.lock.exclusive():
+                index.apply_delete(doc_ids, plan)
+                self._drop_communities(dropped)
+        finally:
+            index.retiring = {}
         return DeleteReport(
             documents=len(doc_ids),
             chunks=plan.chunks,
@@ -228,7 +249,7 @@ class NetworkxGraphStore:
         index = self._index
         if ids is None and source is not None:
             ids = list(index.by_source.get(source, ()))
-        pool: Iterable[Document] = (
+        pool: Iterable[DocRow] = (
             index.docs.values() if ids is None else (index.docs[i] for i in ids if i in index.docs)
         )
         found = [
@@ -237,21 +258,30 @@ class NetworkxGraphStore:
             if access.can_read(d.tenant, d.groups) and (source is None or d.source == source)
         ]
         found.sort(key=lambda d: (d.source, d.version, d.id))
-        return found[offset : offset + limit]
+        page = found[offset : offset + limit]
+        texts = index.texts(d.id for d in page)
+        return [d.model(texts[d.id]) for d in page]
 
     async def chunks(self, ids: Sequence[ChunkId], access: Access) -> list[Chunk]:
         """Readable chunks by id, in the order asked."""
         return await self._read(self._chunks, list(ids), access)
 
     def _chunks(self, ids: list[ChunkId], access: Access) -> list[Chunk]:
-        out = []
+        index = self._index
+        found = []
         for cid in ids:
-            chunk = self._index.chunks.get(cid)
+            chunk = index.chunks.get(cid)
             if chunk is not None:
-                doc = self._index.docs[chunk.document_id]
+                doc = index.docs[chunk[0]]
                 if access.can_read(doc.tenant, doc.groups):
-                    out.append(chunk)
-        return out
+                    found.append(cid)
+        return self._built_chunks(found)
+
+    def _built_chunks(self, ids: list[ChunkId]) -> list[Chunk]:
+        """Chunk models, their texts read in one query."""
+        index = self._index
+        texts = index.texts(index.chunks[c][0] for c in ids)
+        return [index.chunk(c, texts) for c in ids]
 
     async def chunks_overlapping(
         self, ranges: Sequence[tuple[DocumentId, int, int]], access: Access
@@ -263,16 +293,16 @@ class NetworkxGraphStore:
         self, ranges: list[tuple[DocumentId, int, int]], access: Access
     ) -> list[Chunk]:
         index = self._index
-        found: dict[ChunkId, Chunk] = {}
+        found: dict[ChunkId, tuple[DocumentId, int, int]] = {}
         for did, start, end in ranges:
             doc = index.docs.get(did)
             if doc is None or not access.can_read(doc.tenant, doc.groups):
                 continue
             for cid in index.doc_chunks.get(did, ()):
-                chunk = index.chunks[cid]
-                if chunk.start < end and start < chunk.end:
-                    found[cid] = chunk
-        return sorted(found.values(), key=lambda c: (c.document_id, c.start, c.index))
+                _, idx, c_start, c_end, _ = index.chunks[cid]
+                if c_start < end and start < c_end:
+                    found[cid] = (did, c_start, idx)
+        return self._built_chunks(sorted(found, key=found.__getitem__))
 
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
         """First chunks of the readable documents titled with each name."""
@@ -280,7 +310,7 @@ class NetworkxGraphStore:
 
     def _pages(self, names: list[str], access: Access) -> dict[str, list[Chunk]]:
         index = self._index
-        out: dict[str, list[Chunk]] = {}
+        found: dict[str, list[ChunkId]] = {}
         for name in dict.fromkeys(names):
             exact = normalize_name(name)
             docs = [
@@ -291,8 +321,9 @@ class NetworkxGraphStore:
             ]
             docs.sort(key=lambda d: (normalize_name(d.title) != exact, d.id))
             if docs:
-                out[name] = [index.chunks[index.first_chunk[d.id]] for d in docs]
-        return out
+                found[name] = [index.first_chunk[d.id] for d in docs]
+        texts = index.texts(index.chunks[c][0] for cids in found.values() for c in cids)
+        return {name: [index.chunk(c, texts) for c in cids] for name, cids in found.items()}
 
     async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
         """Visible entities by id, in the order asked."""
@@ -301,9 +332,7 @@ class NetworkxGraphStore:
     def _entities(self, ids: list[EntityId], access: Access) -> list[Entity]:
         index = self._index
         readable = index.readable(access)
-        return [
-            index.entities[e] for e in ids if e in index.entities and index.visible(e, readable)
-        ]
+        return [index.entity(e) for e in ids if e in index.entities and index.visible(e, readable)]
 
     async def search_entities(
         self, text: str, access: Access, *, types: Sequence[str] = (), limit: int = 20
@@ -318,14 +347,14 @@ class NetworkxGraphStore:
         needle = normalize_name(text)
         readable = index.readable(access)
         scored: list[tuple[Entity, int, int]] = []
-        for ent in index.entities.values():
+        for eid, (_, etype, _) in index.entities.items():
             # Readability first: a name or alias of an unreadable entity is never compared.
-            if not index.visible(ent.id, readable) or (types and ent.type not in types):
+            if not index.visible(eid, readable) or (types and etype not in types):
                 continue
-            match = name_match(needle, index.keys[ent.id])
+            match = name_match(needle, index.keys[eid])
             if match is None:
                 continue
-            scored.append((ent, match, index.support_count(ent.id, readable)))
+            scored.append((index.entity(eid), match, index.support_count(eid, readable)))
         return rank_entities(scored, limit)
 
     async def mentions(
@@ -344,7 +373,7 @@ class NetworkxGraphStore:
             if index.ok(row[1], readable)
         ]
         rows.sort(key=lambda t: t[:3])
-        return [index.mention(e, row) for _, _, e, row in rows[:limit]]
+        return index.mentions_built((e, row) for _, _, e, row in rows[:limit])
 
     async def match_entities(self, names: Sequence[str], access: Access) -> dict[str, list[Entity]]:
         """Readable entities named (or aliased) exactly like each name."""
@@ -356,7 +385,7 @@ class NetworkxGraphStore:
         out: dict[str, list[Entity]] = {}
         for name in dict.fromkeys(names):
             found = [
-                (index.entities[e], 0, index.support_count(e, readable))
+                (index.entity(e), 0, index.support_count(e, readable))
                 for e in index.by_key.get(normalize_name(name), ())
                 if index.visible(e, readable)
             ]
@@ -392,11 +421,11 @@ class NetworkxGraphStore:
     def _chunk_mentions(self, chunk_ids: list[ChunkId], access: Access) -> list[Mention]:
         index = self._index
         readable = index.readable(access)
-        out: list[Mention] = []
+        found: list[tuple[EntityId, MentionRow]] = []
         for cid in dict.fromkeys(chunk_ids):
             rows = sorted(index.chunk_mentions.get(cid, ()), key=lambda t: (t[1][2], t[0]))
-            out.extend(index.mention(e, row) for e, row in rows if index.ok(row[1], readable))
-        return out
+            found.extend((e, row) for e, row in rows if index.ok(row[1], readable))
+        return index.mentions_built(found)
 
     async def facts(self, ids: Sequence[RelationId], access: Access) -> list[Relation]:
         """Facts by id, with readable evidence only."""
@@ -483,9 +512,7 @@ class NetworkxGraphStore:
     ) -> list[GraphPath]:
         index = self._index
         readable = index.readable(access)
-        if not all(
-            index.graph.has_node(e) and index.visible(e, readable) for e in (source, target)
-        ):
+        if not all(index.has_node(e) and index.visible(e, readable) for e in (source, target)):
             return []
 
         async def neighbours(
@@ -505,7 +532,7 @@ class NetworkxGraphStore:
             rids: dict[RelationId, None] = {}
             for a, b in pairs:
                 for u, v in ((a, b), (b, a)):
-                    rids.update(dict.fromkeys(index.graph.get_edge_data(u, v, default={})))
+                    rids.update(dict.fromkeys(index.between(u, v)))
             return index.built(rids, readable)
 
         return _run(
@@ -521,36 +548,27 @@ class NetworkxGraphStore:
 
     def _export(self, did: DocumentId) -> DocumentGraph:
         index = self._index
+        texts = index.texts([did])
         mentions = [
-            index.mention(eid, row)
+            Mention.model_construct(entity_id=eid, span=index.span(texts, *row))
             for cid in index.doc_chunks.get(did, ())
             for eid, row in sorted(index.chunk_mentions.get(cid, ()), key=lambda t: (t[1][2], t[0]))
         ]
         relations = []
         for rid in sorted(index.doc_relations.get(did, ())):
-            rows = index.support[rid].get(did)
-            if not rows:
-                continue
-            subject, predicate, obj, kind = index.facts[rid]
-            relations.append(
-                Relation.model_construct(
-                    id=rid,
-                    subject_id=subject,
-                    predicate=predicate,
-                    object_id=obj,
-                    kind=kind,
-                    confidence=max(row[3] for row in rows),
-                    evidence=tuple(index.span(row[0], did, row[1], row[2]) for row in rows),
-                )
-            )
+            rows = [
+                (did, c, start, end, conf) for c, start, end, conf in index.doc_support(rid, did)
+            ]
+            if rows:
+                relations.append(index.relation(rid, rows, texts))
         ids = dict.fromkeys(
             [m.entity_id for m in mentions]
             + [e for r in relations for e in (r.subject_id, r.object_id)]
         )
         return DocumentGraph.model_construct(
-            document=index.docs[did],
-            chunks=tuple(index.chunks[c] for c in index.doc_chunks.get(did, ())),
-            entities=tuple(index.entities[e] for e in ids if e in index.entities),
+            document=index.document(did, texts),
+            chunks=tuple(index.chunk(c, texts) for c in index.doc_chunks.get(did, ())),
+            entities=tuple(index.entity(e) for e in ids if e in index.entities),
             mentions=tuple(mentions),
             relations=tuple(relations),
         )
@@ -626,7 +644,9 @@ class NetworkxGraphStore:
                 c for docs in index.entity_docs.values() for d, c in docs.items() if d in readable
             ),
             relations=sum(
-                1 for support in index.support.values() if not readable.isdisjoint(support)
+                1
+                for support in index.support.values()
+                if not readable.isdisjoint(row[0] for row in support)
             ),
         )
 
