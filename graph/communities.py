@@ -20,15 +20,16 @@ import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
 
-import igraph as ig
-import leidenalg as la
 from pydantic import BaseModel, ConfigDict, Field
 
 from graph.errors import StoreError
 from graph.ids import ChunkId, DocumentId, EntityId, RelationId, entity_scope
 from graph.models import PUBLIC_GROUP, Access, Mention, Span
+
+if TYPE_CHECKING:
+    import igraph as ig
 
 __all__ = [
     "Community",
@@ -164,6 +165,10 @@ def detect_communities(
     communities (and their ids) as they were. Summaries (facts, mentions, sentences) are
     left empty for the summariser to fill.
     """
+    # igraph (and the plotting library it imports) loads only when communities are detected.
+    import igraph as ig  # noqa: PLC0415
+    import leidenalg as la  # noqa: PLC0415
+
     index = {n.id: i for i, n in enumerate(graph.nodes)}
     g = ig.Graph(n=len(graph.nodes))
     weights: dict[tuple[int, int], float] = defaultdict(float)
@@ -207,6 +212,8 @@ def detect_communities(
 
 
 def _split(g: ig.Graph, members: list[int], seed: int) -> list[list[int]]:
+    import leidenalg as la  # noqa: PLC0415 - see detect_communities
+
     sub = g.induced_subgraph(members)
     if not sub.ecount():
         return []
