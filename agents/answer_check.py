@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from agents.answerer import NOT_FOUND
@@ -80,6 +79,7 @@ from agents.naming import (
 from agents.naming import (
     words as _words,
 )
+from agents.parsing import cached_parser
 from agents.question import HEAD_TYPES
 from agents.spans import answer_kind
 from agents.values import country_key, quantities
@@ -142,7 +142,7 @@ class AnswerChecker:
     """Checks an answer against the question and the validated claims."""
 
     def __init__(self, *, extractor: SpacyEntityExtractor) -> None:
-        self._parse = lru_cache(maxsize=1024)(extractor.parse)
+        self._parse = cached_parser(extractor)
         self._entailment = Entailment(extractor)
 
     def check(

@@ -15,12 +15,12 @@ import math
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
 
 from agents.answer_check import AnswerChecker
 from agents.answerer import NOT_FOUND, Draft
 from agents.naming import runs_in, words
+from agents.parsing import cached_parser
 from agents.plan import Binding, PlanTrace
 from agents.question import stem
 from agents.retrieval import Retrieval
@@ -98,7 +98,7 @@ class ExtractiveAnswerer:
         self._graph = graph
         self._embedder = embedder
         self._checker = checker
-        self._parses = lru_cache(maxsize=4096)(extractor.parse)
+        self._parses = cached_parser(extractor)
 
     async def stream(self, retrieval: Retrieval, access: Access) -> AsyncIterator[str | Draft]:
         """The :class:`Draft` (nothing is streamed before it: the answer is picked whole)."""

@@ -28,7 +28,6 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from agents.clauses import (
@@ -52,6 +51,7 @@ from agents.clauses import (
     same_thing,
     word_key,
 )
+from agents.parsing import cached_parser
 from agents.places import name_places, place_of
 from agents.values import country_key, quantities, same_quantity
 from extractors import SpacyEntityExtractor
@@ -104,7 +104,7 @@ class Entailment:
 
     def __init__(self, extractor: SpacyEntityExtractor) -> None:
         self._extractor = extractor
-        self._parse = lru_cache(maxsize=2048)(self._extractor.parse)
+        self._parse = cached_parser(extractor)
 
     def judge(self, claim: str, cited: Sequence[str], names: Iterable[str] = ()) -> Judgement:
         """Whether ``cited`` (the cited spans' texts) states ``claim``.

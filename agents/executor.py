@@ -21,6 +21,7 @@ records its input, output, evidence and time.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from graph import (
     Entity,
     EntityId,
     GraphStore,
+    Relation,
     VectorIndex,
     normalize_name,
     title_key,
@@ -262,7 +264,13 @@ class _Run:
             return (), (), "nothing to start from"
         pages = [self.chunks[ChunkId(b.home)] for b in subjects if b.home and b.home in self.chunks]
         note = ""
-        candidates = await self._candidates(step, subjects, pages, relaxed=False)
+        # The subjects' facts (read for a traversal whose relation has words) do not
+        # depend on the candidates: read side by side.
+        facts_read = step.kind == "traverse" and bool(_stems(step.relation or ""))
+        candidates, subject_facts = await asyncio.gather(
+            self._candidates(step, subjects, pages, relaxed=False),
+            self._subject_facts(subjects) if facts_read else _no_facts(),
+        )
         if not candidates and step.kind == "traverse":
             # The bridge must be found: widen to the chunks that mention the subject.
             pages = await self._lookup(subjects)
@@ -270,7 +278,7 @@ class _Run:
             note = "relaxed: read the chunks that mention the subject, best by the question"
         facts: list[str] = []
         if step.kind == "traverse":
-            facts = await self._fact_support(step, subjects, candidates)
+            facts = self._fact_support(step, subjects, candidates, subject_facts)
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.entity_id))
         beam = ranked[: self.x.limits.beam]
         if beam:  # a bridge's page, or the page of the answer a read step found
@@ -379,14 +387,18 @@ class _Run:
         if not named:
             return {}
         missing = [n.entity_id for n in named if n.entity_id not in self.entities]
-        for ent in await self.x._graph.entities(list(dict.fromkeys(missing)), self.access):
-            self.entities[ent.id] = ent
         scored = [n for n in named if n.position < limits.scored_sentences]
-        # Relaxed reads go past pages' openings, whose vectors are stored: no embedding.
-        similarity = await self.x._pages.similarity(
-            [(n.chunk, n.start, n.end) for n in scored], self.qv, self.access,
-            embed_missing=not relaxed,
+        # The names' entities and the sentences' scores are independent reads: side by side.
+        found, similarity = await asyncio.gather(
+            self.x._graph.entities(list(dict.fromkeys(missing)), self.access),
+            # Relaxed reads go past pages' openings, whose vectors are stored: no embedding.
+            self.x._pages.similarity(
+                [(n.chunk, n.start, n.end) for n in scored], self.qv, self.access,
+                embed_missing=not relaxed,
+            ),
         )  # fmt: skip
+        for ent in found:
+            self.entities[ent.id] = ent
         cues = _stems(step.relation or "")
         parent = {b.home: b for b in subjects if b.home}
         out: dict[EntityId, _Candidate] = {}
@@ -419,8 +431,17 @@ class _Run:
         offset = (named.at - named.start) / max(1, named.end - named.start)
         return bonus - 0.01 * (1 - offset if cues & _ENDINGS else offset)
 
-    async def _fact_support(
-        self, step: Step, subjects: list[Binding], candidates: dict[EntityId, _Candidate]
+    async def _subject_facts(self, subjects: list[Binding]) -> list[Relation]:
+        """The facts of the subjects' entities (the first 100)."""
+        ids = [EntityId(b.entity_id) for b in subjects if b.entity_id]
+        return await self.x._graph.relations(ids, self.access, limit=100)
+
+    def _fact_support(
+        self,
+        step: Step,
+        subjects: list[Binding],
+        candidates: dict[EntityId, _Candidate],
+        facts: Sequence[Relation],
     ) -> list[str]:
         """Graph facts subject —p→ candidate whose predicate carries the relation's words
         raise the candidate; the facts are evidence of the step."""
@@ -429,7 +450,7 @@ class _Run:
             return []
         ids = [EntityId(b.entity_id) for b in subjects if b.entity_id]
         used: list[str] = []
-        for fact in await self.x._graph.relations(ids, self.access, limit=100):
+        for fact in facts:
             if fact.kind == "cooccurrence" or not cues & _stems(fact.predicate.replace("_", " ")):
                 continue
             other = fact.object_id if fact.subject_id in ids else fact.subject_id
@@ -465,6 +486,10 @@ class _Run:
         name = self.outputs.get(root, ())
         winner = name[0].name if name else value.name
         return (value.model_copy(update={"name": winner, "via": value.name}),), ""
+
+
+async def _no_facts() -> list[Relation]:
+    return []
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agents.parsing import cached_parser
 from agents.plan import CompareOp, Plan, Planner, Step
 from agents.question import HEAD_TYPES, answer_types, stem
 from extractors import SpacyEntityExtractor
@@ -127,7 +128,7 @@ class RulePlanner:
 
     async def plan(self, question: str) -> Plan:
         """The plan for ``question``."""
-        doc = await asyncio.to_thread(self._extractor.parse, question.strip())
+        doc = await asyncio.to_thread(cached_parser(self._extractor), question.strip())
         return plan_from_parse(doc)
 
 

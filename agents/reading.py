@@ -8,6 +8,7 @@ only sentences without one are embedded at query time.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -122,14 +123,18 @@ class PageReader:
             seen.add((entity, chunk.id, start))
             found.append(Named(entity, chunk, start, end, at, index))
 
-        for m in await self._graph.chunk_mentions(list(by_id), access):
+        runs = _sentence_runs(by_id.values(), opening)
+        # The two reads are independent: side by side.
+        mentions, exact = await asyncio.gather(
+            self._graph.chunk_mentions(list(by_id), access),
+            self._graph.match_entities(list(runs), access) if runs else _no_matches(),
+        )
+        for m in mentions:
             chunk = by_id[m.span.chunk_id]
             at = m.span.start - chunk.start
             index = _index_of(opening[chunk.id], at)
             if index is not None:
                 add(m.entity_id, chunk, index, at)
-        runs = _sentence_runs(by_id.values(), opening)
-        exact = await self._graph.match_entities(list(runs), access) if runs else {}
         for run, ents in exact.items():
             if ents:
                 for chunk, index, at in runs[run]:
@@ -223,6 +228,10 @@ def _sentence_runs(
             for run, offset in _runs(chunk.text[start:end]):
                 runs[run].append((chunk, index, start + offset))
     return runs
+
+
+async def _no_matches() -> dict[str, list[Entity]]:
+    return {}
 
 
 def _index_of(sentences: list[tuple[int, int]], at: int) -> int | None:

@@ -14,18 +14,19 @@ import asyncio
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from opentelemetry import trace
 from rapidfuzz import fuzz
 
 from agents.executor import PlanExecutor
+from agents.parsing import cached_parser
 from agents.plan import Plan, Planner, PlanTrace
 from agents.planner import RulePlanner, plan_from_parse
-from agents.question import QuestionAnalysis, analysis_of, analyze_question
+from agents.question import QuestionAnalysis, analysis_of
 from agents.reading import PageReader, capitalised_runs, top_kinds
 from extractors import Bm25Encoder, Embedder, SpacyEntityExtractor, tokenize
 from graph import (
@@ -47,6 +48,7 @@ from graph.provenance import Evidence, LinkedEntity, Signal
 __all__ = ["HybridRetriever", "Mode", "Retrieval", "RetrievalWeights"]
 
 _TRACER = trace.get_tracer("threadline.agents")
+T = TypeVar("T")
 
 #: ``threadline``: planned multi-hop retrieval (falls back to single shot); ``single``: the
 #: single-shot hybrid retrieval; ``dense``: the vector-only baseline.
@@ -135,15 +137,15 @@ class HybridRetriever:
             )
             clock, wall = now, now_wall
 
-        (analysis, plan), matrix = await asyncio.gather(
-            self._understand(question, mode), self._embedder.embed([question])
-        )
-        lap("parse_embed")
         w = self.weights
         depth = max(k, w.candidates)
-        dense = await self._vectors.search(matrix[0], access, limit=depth)
-        lap("dense")
         if mode == "dense":
+            (analysis, _), matrix = await asyncio.gather(
+                self._understand(question, mode), self._embedder.embed([question])
+            )
+            lap("parse_embed")
+            dense = await self._vectors.search(matrix[0], access, limit=depth)
+            lap("dense")
             evidence = [
                 Evidence(
                     chunk_id=h.chunk_id,
@@ -154,14 +156,25 @@ class HybridRetriever:
                 for i, h in enumerate(dense[:k], 1)
             ]
             return Retrieval(question=analysis, evidence=evidence, linked=[], timings_ms=timings)
-        sparse = await self._vectors.search_sparse(
-            self._sparse.encode_query(question), access, limit=depth
+        # What needs only the question's text runs side by side: its parse (then the exact
+        # lookup of its names), its embedding (then the dense search), the keyword search.
+        (analysis, plan, phrases, exact), (matrix, dense), sparse = await asyncio.gather(
+            self._understood(question, mode, access, timings),
+            self._searched(question, access, depth, timings),
+            self._timed(
+                self._vectors.search_sparse(
+                    self._sparse.encode_query(question), access, limit=depth
+                ),
+                timings,
+                "sparse",
+            ),
         )
-        lap("sparse")
+        timings["parse_embed"] = max(timings["parse"], timings["embed"])
+        clock, wall = time.perf_counter(), time.time_ns()
         pool = [h.chunk_id for h in dense[:10]] + [h.chunk_id for h in sparse[:10]]
         pool_mentions = await self._graph.chunk_mentions(list(dict.fromkeys(pool)), access)
         pool_entities = {m.entity_id for m in pool_mentions}
-        linked = await self._link(analysis, access, pool_entities, matrix[0])
+        linked = await self._link(phrases, exact, access, pool_entities)
         lap("link")
         # The plan (or, for a question it cannot decompose, the reading hop) needs only the
         # linked entities: it runs while the graph walks.
@@ -212,35 +225,55 @@ class HybridRetriever:
         """The question's analysis and (in threadline mode) its plan; the model-free
         planner reads the same parse."""
         planner = self.planner if mode == "threadline" else None
-        if isinstance(planner, RulePlanner):
-            doc = await asyncio.to_thread(self._extractor.parse, question.strip())
-            return analysis_of(doc, self._extractor), plan_from_parse(doc)
-        analysis_task = asyncio.to_thread(analyze_question, question, self._extractor)
-        if planner is None:
-            return await analysis_task, None
-        analysis, plan = await asyncio.gather(analysis_task, planner.plan(question))
-        return analysis, plan
+        # The parse is shared with the answerer and the answer check (one parse a question).
+        parsing = asyncio.to_thread(cached_parser(self._extractor), question.strip())
+        if planner is None or isinstance(planner, RulePlanner):
+            doc = await parsing
+            plan = plan_from_parse(doc) if planner is not None else None
+            return analysis_of(doc, self._extractor), plan
+        doc, plan = await asyncio.gather(parsing, planner.plan(question))
+        return analysis_of(doc, self._extractor), plan
 
     # ------------------------------------------------------------------ linking
 
+    async def _understood(
+        self, question: str, mode: Mode, access: Access, timings: dict[str, float]
+    ) -> tuple[QuestionAnalysis, Plan | None, list[tuple[str, str]], dict[str, list[Entity]]]:
+        """The question's analysis and plan, its phrases worth linking and the entities
+        named exactly by them."""
+        analysis, plan = await self._timed(self._understand(question, mode), timings, "parse")
+        phrases = _linkable(analysis)
+        exact = await self._timed(
+            self._graph.match_entities([p for p, _ in phrases], access), timings, "match"
+        )
+        return analysis, plan, phrases, exact
+
+    async def _searched(
+        self, question: str, access: Access, depth: int, timings: dict[str, float]
+    ) -> tuple[np.ndarray, list[VectorHit]]:
+        """The question's vector and the dense search's hits."""
+        matrix = await self._timed(self._embedder.embed([question]), timings, "embed")
+        return matrix, await self._timed(
+            self._vectors.search(matrix[0], access, limit=depth), timings, "dense"
+        )
+
+    @staticmethod
+    async def _timed(work: Awaitable[T], timings: dict[str, float], name: str) -> T:
+        """``work``'s result, its milliseconds in ``timings[name]`` and a trace span
+        (stages that run side by side are timed each on its own)."""
+        started, wall = time.perf_counter(), time.time_ns()
+        result = await work
+        timings[name] = round((time.perf_counter() - started) * 1000, 2)
+        _TRACER.start_span(f"threadline.retrieve.{name}", start_time=wall).end()
+        return result
+
     async def _link(
         self,
-        analysis: QuestionAnalysis,
+        phrases: list[tuple[str, str]],
+        exact: dict[str, list[Entity]],
         access: Access,
         pool: set[EntityId],
-        question_vector: np.ndarray,
     ) -> list[LinkedEntity]:
-        # Common nouns ("country", "city") name hubs, not the question's subject; only
-        # multi-word noun phrases ("real estate") are worth linking.
-        phrases = [
-            (p, label)
-            for p, label in analysis.phrases
-            if label not in _UNLINKABLE and (label != "NOUN" or " " in p)
-        ]
-        # Titles the parser splits ("the song Changed It") still match as word runs.
-        known = {p for p, _ in phrases}
-        phrases += [(g, "NGRAM") for g in capitalised_runs(analysis.text) if g not in known]
-        exact = await self._graph.match_entities([p for p, _ in phrases], access)
         linked: dict[EntityId, LinkedEntity] = {}
         covered: set[str] = set()
         for phrase, label in phrases:
@@ -339,8 +372,13 @@ class HybridRetriever:
         facts = await self._graph.relations(seeds, access, limit=w.neighbor_facts) if seeds else []
         fact_map = {r.id: (r.subject_id, r.predicate, r.object_id) for r in facts}
         neighbours = {e for r in facts for e in (r.subject_id, r.object_id)} - set(seeds)
-        edges_raw = await self._graph.mention_edges(
-            [*seeds, *sorted(neighbours)], access, per_entity=w.per_entity_chunks
+        # Facts that read like the question seed bridge entities, unless a plan follows
+        # the question's relations to its bridges itself (scored while the edges are read).
+        edges_raw, relevance = await asyncio.gather(
+            self._graph.mention_edges(
+                [*seeds, *sorted(neighbours)], access, per_entity=w.per_entity_chunks
+            ),
+            self._fact_relevance(facts, question_vector, access) if bridges else _no_relevance(),
         )
         chunk_entities: dict[ChunkId, list[EntityId]] = defaultdict(list)
         degree: dict[EntityId, int] = defaultdict(int)
@@ -350,9 +388,6 @@ class HybridRetriever:
         edges: list[tuple[str, str, float]] = [
             (eid, cid, 1.0 + math.log(n)) for eid, cid, n in edges_raw
         ]
-        # Facts that read like the question seed bridge entities, unless a plan follows
-        # the question's relations to its bridges itself.
-        relevance = await self._fact_relevance(facts, question_vector, access) if bridges else {}
         for r in facts:
             weight = r.confidence * (1.0 if r.kind != "cooccurrence" else 0.5)
             edges.append((r.subject_id, r.object_id, weight * (0.2 + relevance.get(r.id, 0.0))))
@@ -506,6 +541,21 @@ class HybridRetriever:
         ]
 
 
+def _linkable(analysis: QuestionAnalysis) -> list[tuple[str, str]]:
+    """The question's phrases worth linking, with their labels."""
+    # Common nouns ("country", "city") name hubs, not the question's subject; only
+    # multi-word noun phrases ("real estate") are worth linking.
+    phrases = [
+        (p, label)
+        for p, label in analysis.phrases
+        if label not in _UNLINKABLE and (label != "NOUN" or " " in p)
+    ]
+    # Titles the parser splits ("the song Changed It") still match as word runs.
+    known = {p for p, _ in phrases}
+    phrases += [(g, "NGRAM") for g in capitalised_runs(analysis.text) if g not in known]
+    return phrases
+
+
 def _fact_text(fact: Relation, names: dict[EntityId, str]) -> str:
     subject, obj = names.get(fact.subject_id, ""), names.get(fact.object_id, "")
     if fact.kind == "cooccurrence":
@@ -532,6 +582,10 @@ def _keep(linked: dict[EntityId, LinkedEntity], candidate: LinkedEntity) -> None
 
 async def _nothing() -> None:
     return None
+
+
+async def _no_relevance() -> dict[RelationId, float]:
+    return {}
 
 
 async def _nothing_list() -> list[_Hop]:

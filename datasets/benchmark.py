@@ -212,7 +212,13 @@ async def api_load(
     command = [sys.executable, "-m", "engine", "serve", "--data-dir", str(data_dir)]
     server = subprocess.Popen(  # noqa: S603, ASYNC220 - our own CLI, started once
         [*command, "--port", str(port)],
-        env={**os.environ, "THREADLINE_TELEMETRY__JSON_LOGS": "false"},
+        # Every request answered: the clients repeat the dataset's questions, and cached
+        # answers would measure the cache, not the cost of an answer.
+        env={
+            **os.environ,
+            "THREADLINE_TELEMETRY__JSON_LOGS": "false",
+            "THREADLINE_CACHE__ANSWERS": "false",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

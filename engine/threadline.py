@@ -27,6 +27,7 @@ from agents import (
 from agents.communities import CommunityBuilder
 from agents.global_answer import GlobalAnswerer
 from agents.model_planner import ModelPlanner
+from agents.parsing import cached_parser
 from engine.browse import GraphBrowser
 from engine.cache import AnswerCache, CacheStats, MeteredAsks, QueryEmbeddingCache
 from engine.control import open_usage
@@ -131,6 +132,7 @@ class Threadline:
         self._journal: IngestJournal | None = None
         self._ingestor: Ingestor | None = None
         self._retriever: HybridRetriever | None = None
+        self._pipelines: dict[tuple[bool, bool, str], GlobalQueryPipeline] = {}
         self._communities: CommunityBuilder | None = None
         self._model: MeteredChatModel | None = None
         self._cache: ExtractionCache | None = None
@@ -545,7 +547,7 @@ class Threadline:
         retriever = self.retriever
         tuning = (type(retriever.planner).__name__, retriever.weights, retriever.executor.limits)
         return self._asks.stream(
-            self.global_pipeline(llm=llm),
+            self._answering(use_model),
             question,
             access or self.access(),
             k=k,
@@ -555,6 +557,15 @@ class Threadline:
             prompts=prompts,
             config=repr(tuning),
         )
+
+    def _answering(self, use_model: bool) -> GlobalQueryPipeline:
+        """The pipeline :meth:`ask_stream` runs, built once per configuration: its
+        components' parse caches then serve every question, not one."""
+        key = (use_model, self.settings.model.entailment, self.settings.privacy.injection)
+        found = self._pipelines.get(key)
+        if found is None:
+            found = self._pipelines[key] = self.global_pipeline(llm=use_model)
+        return found
 
     async def verify(self, items: Sequence[VerifyItem], access: Access) -> list[VerifyResult]:
         """Check answers written elsewhere against what ``access`` may read, with the
@@ -590,6 +601,12 @@ class Threadline:
     def query_cache(self) -> QueryEmbeddingCache:
         """The query-embedding cache."""
         return self._queries
+
+    def forget_queries(self) -> None:
+        """Drop the cached question vectors and parses (the benchmark asks each mode
+        with none left by another)."""
+        self._queries.drop(lambda _: True)
+        cached_parser(self._extractor).cache_clear()
 
     async def forget_replaced(self, replaced: Sequence[DocumentGraph]) -> None:
         """Drop the cached model extractions of replaced versions' chunks whose text no

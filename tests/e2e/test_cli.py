@@ -178,6 +178,12 @@ def test_ask_and_bench(tmp_path: Path) -> None:
         assert set(result["recall"][mode]) == {"2", "5"}
         assert 0 <= result["recall"][mode]["5"] <= 1
         assert result["latency_ms"][mode]["p50"] > 0
+    # the median of each stage stays in the output (where a mode's time goes)
+    assert {"parse_embed", "dense", "sparse", "link", "graph", "fuse", "retrieval"} <= set(
+        result["stages_ms"]["threadline"]
+    )
+    assert {"parse_embed", "dense", "retrieval"} <= set(result["stages_ms"]["dense"])
+    assert any(stage.startswith("plan.") for stage in result["stages_ms"]["threadline"])
     assert result["ingest"]["added"] == 0  # the corpus was already indexed
     assert len(per_question.read_text().splitlines()) == 3
 

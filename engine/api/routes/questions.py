@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sse_starlette.sse import EventSourceResponse
 
 from engine.api.deps import Caller, Redact, Service, Svc
@@ -67,7 +67,9 @@ async def ask(body: AskRequest, request: Request, service: Svc, key: Caller, red
     if not wants_stream:
         answer = await service.bounded(service.tl.ask(question, key.access, **options))
         await _record_answer(service, key, request_id, answer)
-        return (await redact.scrubbed(answer)).model_dump(mode="json")
+        # Serialised once, by pydantic (not dumped to dicts and encoded again).
+        shown = await redact.scrubbed(answer)
+        return Response(shown.model_dump_json(), media_type="application/json")
 
     events = _events(service, key, redact, request_id, question, options, draft=body.stream_draft)
     return EventSourceResponse(events, ping=15)
@@ -145,8 +147,8 @@ async def _events(
                 yield {"event": "claims", "data": _json(data)}
             elif event.answer is not None:
                 await _record_answer(service, key, request_id, event.answer)
-                done = (await redact.scrubbed(event.answer)).model_dump(mode="json")
-                yield {"event": "done", "data": _json(done)}
+                done = await redact.scrubbed(event.answer)
+                yield {"event": "done", "data": done.model_dump_json()}
     except ThreadlineError as exc:
         _, code, _ = error_status(exc)
         yield {"event": "error", "data": _json(error_body(code, str(exc)))}
