@@ -50,6 +50,12 @@ process, then with the worker stage (chunking, spaCy, embeddings) on Ray (``--cl
 default ``local[2]``: a Ray runtime on this machine with 2 workers); it prints passages/s
 of each, the Ray start-up time apart, and whether both stored the same counts.
 
+``perf`` is the performance gate (``datasets/perf_bench.py``): indexing against the
+embedding floor, peak memory of ``threadline bench``, planned retrieval's p50/p95 as ratios
+to dense, and the HTTP API's requests/s and CPU per answer, each target with its limit, in
+one JSON object. ``index`` also reports the embedding floor of its corpus: every chunk
+embedded with the default embedder and nothing else, after the ingest, same process.
+
 ``graph`` compares graph stores on a data dir that ``threadline bench`` already indexed:
 it bulk-loads the embedded graph into the Neo4j server named by ``THREADLINE_GRAPH__*``
 (``threadline migrate``; entities/s, mentions/s and facts/s), then runs the dataset's
@@ -75,7 +81,7 @@ sys.path.insert(0, str(ROOT))
 
 from agents import NOT_FOUND  # noqa: E402 - the path is set up first
 from engine import Settings, Threadline  # noqa: E402
-from graph import Access  # noqa: E402
+from graph import Access, DocumentId  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loaders import load_corpus  # noqa: E402
@@ -85,12 +91,14 @@ from verify_cases import SentenceSource, VerifyCase, build_cases  # noqa: E402
 async def index(corpus: Path, data_dir: Path) -> dict[str, object]:
     passages = load_corpus(corpus)
     words = sum(len(p.text.split()) for p in passages)
-    async with await Threadline.open(Settings(data_dir=data_dir)) as tl:
+    settings = Settings(data_dir=data_dir)
+    async with await Threadline.open(settings) as tl:
         sources = tl.read([corpus])
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = await tl.ingest(sources)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         stats = await tl.stats(Access.admin())
+    floor = embedding_floor(settings, [p.text for p in passages])
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "corpus": str(corpus),
@@ -98,13 +106,34 @@ async def index(corpus: Path, data_dir: Path) -> dict[str, object]:
         "words": words,
         "seconds": round(seconds, 1),
         "passages_per_s": round(len(passages) / seconds, 1),
+        "cpu_s": round(cpu, 1),
         "words_per_s": round(words / seconds),
+        "floor_seconds": floor,
+        "floor_passages_per_s": round(len(passages) / floor, 1),
+        "ratio_to_floor": round(seconds / floor, 2),
         "peak_rss_mib": round(peak_kib / 1024),
         "added": report.added,
         "stats": stats.model_dump(),
         "machine": f"{platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}",
     }
+
+
+def embedding_floor(settings: Settings, texts: list[str]) -> float:
+    """Seconds to embed every chunk of ``texts`` with the default embedder and nothing else:
+    the chunks ingest makes, in one call (sorted by length, the least padding), the model
+    loaded before the clock starts."""
+    from engine.ingest import embedder_for, stage_for  # noqa: PLC0415
+
+    chunker = stage_for(settings).chunker
+    chunks = [
+        c.text for i, text in enumerate(texts) for c in chunker.chunk(DocumentId(f"d{i}"), text)
+    ]
+    embedder = embedder_for(settings)
+    embedder.embed_sync(chunks[:8])
+    started = time.perf_counter()
+    embedder.embed_sync(chunks)
+    return round(time.perf_counter() - started, 1)
 
 
 async def cluster_compare(corpus: Path, root: Path, cluster: str) -> dict[str, object]:
@@ -582,6 +611,7 @@ def main() -> None:
     idx.add_argument("corpus", type=Path)
     idx.add_argument("--data-dir", type=Path, default=None)
     _cluster_parser(sub)
+    _perf_parser(sub)
     cmp = sub.add_parser("graph", help="bulk-load into Neo4j and compare retrieval per store")
     cmp.add_argument("dataset", type=Path)
     cmp.add_argument("--data-dir", type=Path, required=True)
@@ -615,6 +645,7 @@ def main() -> None:
         "verify": _run_verify_bench,
         "communities": _run_communities,
         "cluster": _run_cluster,
+        "perf": _run_perf,
     }
     if args.command in runners:
         print(json.dumps(runners[args.command](args), indent=2))
@@ -636,6 +667,34 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _perf_parser(sub: Any) -> None:
+    gate = sub.add_parser("perf", help="the performance gate: speed and memory ratios as JSON")
+    gate.add_argument("datasets", type=Path, help="the folder holding the shared datasets")
+    gate.add_argument("--work-dir", type=Path, required=True, help="fresh folder for data dirs")
+    gate.add_argument("--index", default="musique,2wikimultihopqa")
+    gate.add_argument("--latency", default="2wikimultihopqa,musique,hotpotqa")
+    gate.add_argument("--memory", default="2wikimultihopqa")
+    gate.add_argument("--clients", type=int, default=50, help="0: no API load run")
+    gate.add_argument("--seconds", type=float, default=60)
+
+
+def _run_perf(args: argparse.Namespace) -> dict[str, object]:
+    from perf_bench import perf  # noqa: PLC0415
+
+    def names(value: str) -> list[str]:
+        return [n for n in value.split(",") if n]
+
+    return perf(
+        args.datasets,
+        args.work_dir,
+        index_sets=names(args.index),
+        latency_sets=names(args.latency),
+        memory_set=args.memory,
+        clients=args.clients,
+        seconds=args.seconds,
+    )
 
 
 def _cluster_parser(sub: Any) -> None:

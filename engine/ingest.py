@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from engine.journal import IngestJournal
@@ -35,6 +36,7 @@ from extractors import (
     SentenceChunker,
     SentenceTransformerEmbedder,
     SpacyEntityExtractor,
+    SpanEmbedder,
     packaged_minilm_path,
     split_sentences,
 )
@@ -124,6 +126,7 @@ class BatchStage:
     embedder: Embedder
     sparse: Bm25Encoder
     opening_sentences: int = 3
+    pooled_sentences: bool = True
 
     def __call__(self, documents: Sequence[Document]) -> BatchWork:
         """The whole stage for one batch (CPU-bound; call from a worker thread)."""
@@ -145,38 +148,42 @@ class BatchStage:
     def embed(
         self, documents: Sequence[Document], extractions: Sequence[Sequence[ChunkExtraction]]
     ) -> BatchWork:
-        """Vector points of the extracted chunks: one embedding call for the chunks and,
-        after them, every page's opening sentences (first chunk of each document)."""
+        """Vector points of the extracted chunks, with each page's opening sentences (first
+        chunk of each document): pooled from the chunk's own forward pass where the
+        embedder can (``pooled_sentences``), else embedded after the chunks in one call."""
         chunks = [
             (doc, e.chunk) for doc, exts in zip(documents, extractions, strict=True) for e in exts
         ]
         texts = [c.text for _, c in chunks]
-        openings = {
-            c.id: list(split_sentences(c.text))[: self.opening_sentences]
-            for _, c in chunks
+        spans = [
+            list(split_sentences(c.text))[: self.opening_sentences]
             if c.index == 0 and self.opening_sentences
-        }
-        texts += [c.text[a:b] for _, c in chunks for a, b in openings.get(c.id, [])]
-        matrix = self.embedder.embed_sync(texts)
-        points: list[VectorPoint] = []
-        sentence_row = len(chunks)
-        for row, (doc, chunk) in enumerate(chunks):
-            sentences = []
-            for a, b in openings.get(chunk.id, []):
-                vector = tuple(float(x) for x in matrix[sentence_row])
-                sentences.append(SentenceVector(start=a, end=b, vector=vector))
-                sentence_row += 1
-            points.append(
-                VectorPoint(
-                    chunk_id=chunk.id,
-                    document_id=doc.id,
-                    tenant=doc.tenant,
-                    groups=doc.groups,
-                    vector=tuple(float(x) for x in matrix[row]),
-                    sparse=self.sparse.encode_document(chunk.text),
-                    sentences=tuple(sentences),
-                )
+            else []
+            for _, c in chunks
+        ]
+        if self.pooled_sentences and isinstance(self.embedder, SpanEmbedder):
+            matrix, per_chunk = self.embedder.embed_with_spans(texts, spans)
+        else:
+            flat = [c.text[a:b] for (_, c), own in zip(chunks, spans, strict=True) for a, b in own]
+            both = self.embedder.embed_sync(texts + flat)
+            matrix, rest = both[: len(texts)], both[len(texts) :]
+            bounds = np.cumsum([0, *(len(own) for own in spans)])
+            per_chunk = [rest[bounds[i] : bounds[i + 1]] for i in range(len(spans))]
+        points = [
+            VectorPoint(
+                chunk_id=chunk.id,
+                document_id=doc.id,
+                tenant=doc.tenant,
+                groups=doc.groups,
+                vector=tuple(matrix[row].tolist()),
+                sparse=self.sparse.encode_document(chunk.text),
+                sentences=tuple(
+                    SentenceVector(start=a, end=b, vector=tuple(v.tolist()))
+                    for (a, b), v in zip(spans[row], per_chunk[row], strict=True)
+                ),
             )
+            for row, (doc, chunk) in enumerate(chunks)
+        ]
         return BatchWork(
             extractions=tuple(tuple(exts) for exts in extractions), points=tuple(points)
         )
@@ -516,7 +523,9 @@ def embedder_for(settings: Settings) -> Embedder:
             batch_size=emb.batch_size,
         )
     return SentenceTransformerEmbedder(
-        model_path=emb.model_path or packaged_minilm_path(), batch_size=emb.batch_size
+        model_path=emb.model_path or packaged_minilm_path(),
+        batch_size=emb.batch_size,
+        precision=emb.precision,
     )
 
 
@@ -557,4 +566,5 @@ def stage_for(
         embedder=embedder or embedder_for(settings),
         sparse=Bm25Encoder(),
         opening_sentences=settings.ingest.opening_sentences,
+        pooled_sentences=settings.ingest.pooled_sentences,
     )

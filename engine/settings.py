@@ -90,6 +90,11 @@ class EmbeddingSettings(_Section):
     )
     model: str | None = Field(default=None, description="the served embedding model's name")
     api_key: SecretStr | None = None
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="forward-pass arithmetic of the local embedder: auto is bfloat16 where "
+        "the CPU has native bfloat16 (AVX512-BF16/AMX), float32 elsewhere",
+    )
 
     @model_validator(mode="after")
     def _remote(self) -> EmbeddingSettings:
@@ -120,6 +125,9 @@ class IngestSettings(_Section):
     # Each document's first sentences get their own vectors, so queries that read a
     # page's opening (the retrieval's reading hop) embed only the question. 0 turns it off.
     opening_sentences: int = Field(default=3, ge=0, le=20)
+    # Their vectors are pooled from the chunk's own forward pass (the tokens inside each
+    # sentence), not embedded again; false embeds each sentence on its own.
+    pooled_sentences: bool = True
     # Communities of the written scopes are rebuilt right after an ingest or delete (the
     # write takes longer); otherwise the first read of communities after a write does it.
     communities: bool = False

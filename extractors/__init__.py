@@ -23,7 +23,13 @@ from extractors.chat import (
     strict_schema,
 )
 from extractors.chunker import SentenceChunker, split_sentences
-from extractors.embedder import Embedder, SentenceTransformerEmbedder, packaged_minilm_path
+from extractors.embedder import (
+    Embedder,
+    Precision,
+    SentenceTransformerEmbedder,
+    SpanEmbedder,
+    packaged_minilm_path,
+)
 from extractors.injection import INJECTION_TYPES, find_injections
 from extractors.privacy import (
     DIRECT_IDENTIFIERS,
@@ -53,12 +59,14 @@ __all__ = [
     "Message",
     "ModelReplyError",
     "PiiDetector",
+    "Precision",
     "RawMention",
     "RawRelation",
     "ReplyFormat",
     "SentenceChunker",
     "SentenceTransformerEmbedder",
     "SpacyEntityExtractor",
+    "SpanEmbedder",
     "ToolCall",
     "Usage",
     "ValueMasker",

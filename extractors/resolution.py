@@ -198,11 +198,45 @@ class EntityResolver:
     def resolve_batch(
         self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]
     ) -> list[DocumentGraph]:
-        """Resolve several documents (name vectors are cached for the batch)."""
+        """Resolve several documents (name vectors are cached for the batch).
+
+        The names the batch will compare are embedded first, in one call (the model's cost
+        is per call as much as per name): each mention no rule will match that shares a
+        word with a known name or an earlier name of the batch, and the known names it
+        will be compared with. Names the batch introduces later are embedded as needed.
+        """
         try:
+            self._prefetch(items)
             return [self.resolve(doc, extractions) for doc, extractions in items]
         finally:
             self._vectors.clear()
+
+    def _prefetch(self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]) -> None:
+        if self._embed is None:
+            return
+        needed: list[str] = []
+        keys: set[str] = set()
+        words: set[str] = set()
+        for doc, extractions in items:
+            registry = self._registries.get(self.scope_of(doc), _Registry())
+            for raw in (raw for ext in extractions for raw in ext.mentions):
+                key = normalize_name(raw.text)
+                if type_family(raw.label) in _EXACT_ONLY or key in keys:
+                    continue
+                keys.add(key)
+                if registry.find(registry.by_key, key, raw.label):
+                    continue  # a rule will match it: no comparison
+                tokens = _tokens(raw.text)
+                candidates = registry.candidates(raw)
+                if candidates or tokens & words:
+                    needed += [raw.text, *(c.name for c in candidates)]
+                words |= tokens
+        self._embed_names(needed)
+
+    def _embed_names(self, names: Iterable[str]) -> None:
+        unique = [n for n in dict.fromkeys(names) if n not in self._vectors]
+        if unique and self._embed is not None:
+            self._vectors.update(zip(unique, self._embed(unique), strict=True))
 
     def resolve(self, document: Document, extractions: Sequence[ChunkExtraction]) -> DocumentGraph:
         """Resolve one document's mentions to entities of its scope and build its facts."""
@@ -245,24 +279,24 @@ class EntityResolver:
     def _match_embeddings(
         self, pending: list[tuple[int, int, RawMention]], surnames: dict[str, Entity]
     ) -> list[Entity]:
-        candidates = {raw.text: self._registry.candidates(raw) for _, _, raw in pending}
+        candidates = {
+            raw.text: self._registry.candidates(raw)
+            for _, _, raw in pending
+            if type_family(raw.label) not in _EXACT_ONLY  # compared by exact name only
+        }
         if self._embed is not None:
-            needed = [
+            self._embed_names(
                 name
                 for text, cands in candidates.items()
                 if cands
                 for name in (text, *(c.name for c in cands))
-                if name not in self._vectors
-            ]
-            if needed:
-                unique = list(dict.fromkeys(needed))
-                self._vectors.update(zip(unique, self._embed(unique), strict=True))
+            )
         out: list[Entity] = []
         for _, _, raw in pending:
             # An earlier mention of this document may have created the entity already.
             ent = self._match_rules(raw, surnames)
             if ent is None and self._embed is not None:
-                ent = self._nearest(raw, candidates[raw.text])
+                ent = self._nearest(raw, candidates.get(raw.text, []))
             if ent is None:
                 ent = Entity(
                     id=entity_id(raw.text, raw.label, scope=self._scope),

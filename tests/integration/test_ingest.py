@@ -200,16 +200,19 @@ async def test_failed_graph_write_is_rolled_back_on_next_open(
         assert report.added == 30
 
 
-@pytest.mark.parametrize("backend", ["edge", "qdrant"])
+@pytest.mark.parametrize(("backend", "pooled"), [("edge", True), ("qdrant", False)])
 async def test_opening_sentences_are_embedded_at_ingest(
-    tmp_path: Path, small_corpus: Path, backend: str
+    tmp_path: Path, small_corpus: Path, backend: str, pooled: bool
 ) -> None:
-    """Each document's first sentences get their own vectors (the same ones the embedder
-    gives them alone), stored on the first chunk's point; later chunks have none."""
+    """Each document's first sentences get their own vectors, stored on the first chunk's
+    point (later chunks have none): pooled from the chunk's own forward pass (the default)
+    or, with ``pooled_sentences`` off, the ones the embedder gives each sentence alone."""
     vector: dict[str, object] = {"backend": backend}
     if backend == "qdrant":
         vector |= {"path": tmp_path / "qdrant", "collection": "chunks"}
-    settings = Settings(data_dir=tmp_path / "data", vector=vector)
+    settings = Settings(
+        data_dir=tmp_path / "data", vector=vector, ingest={"pooled_sentences": pooled}
+    )
     async with await Threadline.open(settings) as tl:
         await _ingest(tl, small_corpus)
         access = Access(tenant="default")
@@ -224,7 +227,13 @@ async def test_opening_sentences_are_embedded_at_ingest(
             assert 1 <= len(sentences) <= 3
             texts = [chunk.text[s.start : s.end] for s in sentences]
             assert all(t.strip() == t and t for t in texts)
-            alone = await tl._embedder.embed(texts)
-            for sentence, row in zip(sentences, alone, strict=True):
+            if pooled:
+                _, rows = tl._embedder.embed_with_spans(
+                    [chunk.text], [[(s.start, s.end) for s in sentences]]
+                )
+                expected = rows[0]
+            else:
+                expected = await tl._embedder.embed(texts)
+            for sentence, row in zip(sentences, expected, strict=True):
                 assert sum(a * b for a, b in zip(sentence.vector, row, strict=True)) > 0.99
         assert await tl.vectors.sentences([c.id for c in firsts], Access(tenant="other")) == {}
