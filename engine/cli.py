@@ -616,7 +616,10 @@ def audit_verify(data_dir: DataDir = None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from engine.allocator import limit_arenas  # noqa: PLC0415
     from engine.telemetry import PiiFilter  # noqa: PLC0415
+
+    limit_arenas()  # before any thread starts
 
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(message)s"

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from engine.allocator import trim
 from engine.journal import IngestJournal
 from engine.readers import SourceDocument
 from extractors import (
@@ -339,6 +340,7 @@ class Ingestor:
                 top_up(index)
                 upcoming = self._start_prepare(pending)
                 counts = await self._write_batch(graphs, work, batch)
+                trim()  # the batch's parses, tensors and rows were freed: give them back
                 for key, value in counts.items():
                     totals[key] += value
                 done += len(batch)
