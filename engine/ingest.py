@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from engine.allocator import trim
@@ -39,6 +38,7 @@ from extractors import (
     SpacyEntityExtractor,
     SpanEmbedder,
     packaged_minilm_path,
+    spans_embedded_alone,
     split_sentences,
 )
 from extractors.model_extractor import ExtractionStats, ModelExtractor
@@ -165,11 +165,7 @@ class BatchStage:
         if self.pooled_sentences and isinstance(self.embedder, SpanEmbedder):
             matrix, per_chunk = self.embedder.embed_with_spans(texts, spans)
         else:
-            flat = [c.text[a:b] for (_, c), own in zip(chunks, spans, strict=True) for a, b in own]
-            both = self.embedder.embed_sync(texts + flat)
-            matrix, rest = both[: len(texts)], both[len(texts) :]
-            bounds = np.cumsum([0, *(len(own) for own in spans)])
-            per_chunk = [rest[bounds[i] : bounds[i + 1]] for i in range(len(spans))]
+            matrix, per_chunk = spans_embedded_alone(self.embedder, texts, spans)
         points = [
             VectorPoint(
                 chunk_id=chunk.id,

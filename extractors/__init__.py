@@ -29,6 +29,7 @@ from extractors.embedder import (
     SentenceTransformerEmbedder,
     SpanEmbedder,
     packaged_minilm_path,
+    spans_embedded_alone,
 )
 from extractors.injection import INJECTION_TYPES, find_injections
 from extractors.privacy import (
@@ -78,6 +79,7 @@ __all__ = [
     "parse_json",
     "reply_usage",
     "salvage_json",
+    "spans_embedded_alone",
     "split_sentences",
     "strict_schema",
     "tokenize",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "SpanEmbedder",
     "packaged_minilm_path",
+    "spans_embedded_alone",
 ]
 
 #: Arithmetic of the forward pass: ``auto`` is bfloat16 where the CPU multiplies bfloat16
@@ -179,11 +181,14 @@ class SentenceTransformerEmbedder:
         """One forward pass per batch: each text's vector (as :meth:`embed_sync` gives it)
         and each span's, the mean of the contextual token vectors inside the span.
 
-        A span past the model's input length (truncated away) gets the text's own vector.
+        A span past the model's input length (truncated away) gets the text's own vector. A
+        model without a fast tokenizer (no character offsets) embeds the spans on their own.
         """
         self.load()
         if len(spans) != len(texts):
             raise ValueError("embed_with_spans needs one list of spans per text")
+        if not getattr(self._model.tokenizer, "is_fast", False):
+            return spans_embedded_alone(self, texts, spans)
         dim = self.dimension
         out = np.zeros((len(texts), dim), dtype=np.float32)
         pooled = [np.zeros((len(s), dim), dtype=np.float32) for s in spans]
@@ -229,6 +234,17 @@ class SentenceTransformerEmbedder:
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts in a worker thread."""
         return await asyncio.to_thread(self.embed_sync, texts)
+
+
+def spans_embedded_alone(
+    embedder: Embedder, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+) -> SpanVectors:
+    """Text and span vectors as :meth:`SpanEmbedder.embed_with_spans` returns them, each
+    span embedded on its own (one call for all)."""
+    parts = [t[a:b] for t, own in zip(texts, spans, strict=True) for a, b in own]
+    both = embedder.embed_sync([*texts, *parts])
+    bounds = np.cumsum([len(texts), *(len(own) for own in spans)])
+    return both[: len(texts)], [both[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _use_bfloat16(precision: Precision, device: str) -> bool:

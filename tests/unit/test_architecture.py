@@ -124,6 +124,7 @@ PUBLIC_NAMES: dict[str, list[str]] = {
         "parse_json",
         "reply_usage",
         "salvage_json",
+        "spans_embedded_alone",
         "split_sentences",
         "strict_schema",
         "tokenize",

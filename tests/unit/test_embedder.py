@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extractors import SentenceTransformerEmbedder, SpanEmbedder, packaged_minilm_path
+from extractors import (
+    SentenceTransformerEmbedder,
+    SpanEmbedder,
+    packaged_minilm_path,
+    spans_embedded_alone,
+)
 
 SENTENCES = [
     "Northwind Traders reported quarterly revenue of 4.2 million dollars.",
@@ -74,3 +79,15 @@ def test_precision_follows_the_setting() -> None:
     b = half.embed_sync(SENTENCES)
     assert not np.array_equal(a, b)
     assert float((a * b).sum(axis=1).min()) > 0.999
+
+
+def test_spans_embedded_alone_are_the_sentences_own_vectors(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    """The fallback for embedders without token vectors (a remote server): each span is
+    embedded on its own, rows in the order asked."""
+    texts, rows = spans_embedded_alone(embedder, [MEMO, "No spans."], [_spans(MEMO, SENTENCES), []])
+    each = embedder.embed_sync(SENTENCES)
+    assert texts.shape == (2, embedder.dimension)
+    assert rows[1].shape == (0, embedder.dimension)
+    assert np.allclose((rows[0] * each).sum(axis=1), 1.0, atol=1e-3)
