@@ -127,7 +127,7 @@ class BatchStage:
     embedder: Embedder
     sparse: Bm25Encoder
     opening_sentences: int = 3
-    pooled_sentences: bool = True
+    pooled_sentences: bool = False
 
     def __call__(self, documents: Sequence[Document]) -> BatchWork:
         """The whole stage for one batch (CPU-bound; call from a worker thread)."""
@@ -150,8 +150,9 @@ class BatchStage:
         self, documents: Sequence[Document], extractions: Sequence[Sequence[ChunkExtraction]]
     ) -> BatchWork:
         """Vector points of the extracted chunks, with each page's opening sentences (first
-        chunk of each document): pooled from the chunk's own forward pass where the
-        embedder can (``pooled_sentences``), else embedded after the chunks in one call."""
+        chunk of each document): embedded with the chunks in one call, or, with
+        ``pooled_sentences``, pooled from the chunk's own forward pass where the embedder
+        can."""
         chunks = [
             (doc, e.chunk) for doc, exts in zip(documents, extractions, strict=True) for e in exts
         ]

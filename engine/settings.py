@@ -125,9 +125,10 @@ class IngestSettings(_Section):
     # Each document's first sentences get their own vectors, so queries that read a
     # page's opening (the retrieval's reading hop) embed only the question. 0 turns it off.
     opening_sentences: int = Field(default=3, ge=0, le=20)
-    # Their vectors are pooled from the chunk's own forward pass (the tokens inside each
-    # sentence), not embedded again; false embeds each sentence on its own.
-    pooled_sentences: bool = True
+    # True pools their vectors from the chunk's own forward pass (the tokens inside each
+    # sentence) instead of embedding each sentence on its own: less indexing time, but a
+    # sentence read in its page's context matches a relation less sharply.
+    pooled_sentences: bool = False
     # Communities of the written scopes are rebuilt right after an ingest or delete (the
     # write takes longer); otherwise the first read of communities after a write does it.
     communities: bool = False

@@ -200,13 +200,13 @@ async def test_failed_graph_write_is_rolled_back_on_next_open(
         assert report.added == 30
 
 
-@pytest.mark.parametrize(("backend", "pooled"), [("edge", True), ("qdrant", False)])
+@pytest.mark.parametrize(("backend", "pooled"), [("edge", False), ("qdrant", True)])
 async def test_opening_sentences_are_embedded_at_ingest(
     tmp_path: Path, small_corpus: Path, backend: str, pooled: bool
 ) -> None:
     """Each document's first sentences get their own vectors, stored on the first chunk's
-    point (later chunks have none): pooled from the chunk's own forward pass (the default)
-    or, with ``pooled_sentences`` off, the ones the embedder gives each sentence alone."""
+    point (later chunks have none): the ones the embedder gives each sentence alone (the
+    default) or, with ``pooled_sentences``, pooled from the chunk's own forward pass."""
     vector: dict[str, object] = {"backend": backend}
     if backend == "qdrant":
         vector |= {"path": tmp_path / "qdrant", "collection": "chunks"}
