@@ -239,6 +239,11 @@ class Threadline:
         return self._graph
 
     @property
+    def extractor(self) -> SpacyEntityExtractor:
+        """The spaCy pipeline ingest and queries share (loaded on first use)."""
+        return self._extractor
+
+    @property
     def vectors(self) -> VectorIndex:
         """The vector index."""
         if self._vectors is None:
