@@ -1,4 +1,4 @@
-"""The embedded graph store: networkx in memory, made durable by SQLite in WAL mode.
+"""The embedded graph store: an in-memory index, made durable by SQLite in WAL mode.
 
 SQLite (:mod:`graph.backends.networkx_log`) is the source of truth; the in-memory index
 (:mod:`graph.backends.networkx_index`) answers reads. A write is planned from the index
@@ -70,7 +70,8 @@ READ_THREADS = 4
 
 
 class NetworkxGraphStore:
-    """Graph store for one process: networkx in memory, SQLite (WAL) on disk.
+    """Graph store for one process: ids, adjacency and names in memory, SQLite (WAL) on disk
+    (texts are read from it when a read returns them).
 
     Create it with :meth:`open`; the constructor does no I/O.
     """
