@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -240,11 +239,22 @@ def spans_embedded_alone(
     embedder: Embedder, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
 ) -> SpanVectors:
     """Text and span vectors as :meth:`SpanEmbedder.embed_with_spans` returns them, each
-    span embedded on its own (one call for all)."""
-    parts = [t[a:b] for t, own in zip(texts, spans, strict=True) for a, b in own]
-    both = embedder.embed_sync([*texts, *parts])
-    bounds = np.cumsum([len(texts), *(len(own) for own in spans)])
-    return both[: len(texts)], [both[a:b] for a, b in itertools.pairwise(bounds)]
+    span embedded on its own (one call for all); a span that is its whole text (a
+    one-sentence chunk) takes the text's vector, the same words embedded once."""
+    parts: dict[str, int] = {}
+    for text, own in zip(texts, spans, strict=True):
+        for a, b in own:
+            part = text[a:b].strip()
+            if part != text.strip():
+                parts.setdefault(part, len(texts) + len(parts))
+    matrix = embedder.embed_sync([*texts, *parts])
+    rows = [
+        np.stack([matrix[parts.get(text[a:b].strip(), i)] for a, b in own])
+        if own
+        else np.zeros((0, matrix.shape[1]), dtype=matrix.dtype)
+        for i, (text, own) in enumerate(zip(texts, spans, strict=True))
+    ]
+    return matrix[: len(texts)], rows
 
 
 def _use_bfloat16(precision: Precision, device: str) -> bool:

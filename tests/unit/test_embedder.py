@@ -91,3 +91,14 @@ def test_spans_embedded_alone_are_the_sentences_own_vectors(
     assert texts.shape == (2, embedder.dimension)
     assert rows[1].shape == (0, embedder.dimension)
     assert np.allclose((rows[0] * each).sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_a_span_that_is_its_whole_text_is_embedded_once(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    one = "Globex acquired Initech in 2019."
+    texts, rows = spans_embedded_alone(embedder, [one, MEMO], [[(0, len(one))], [(0, 10)]])
+    assert np.array_equal(rows[0][0], texts[0])
+    assert not np.array_equal(rows[1][0], texts[1])
+    alone = embedder.embed_sync([MEMO[:10]])[0]
+    assert float(rows[1][0] @ alone) > 0.999
