@@ -17,8 +17,9 @@ from extractors import SpacyEntityExtractor
 
 __all__ = ["PARSE_CACHE_SIZE", "cached_parser"]
 
-#: parsed texts kept per extractor (questions, evidence sentences and their asides, claims)
-PARSE_CACHE_SIZE = 8192
+#: parsed texts kept per extractor (questions, evidence sentences and their asides, claims;
+#: about 18 KiB each: one question reads a few dozen, so this holds the last ~50 questions)
+PARSE_CACHE_SIZE = 2048
 
 _PARSERS: WeakKeyDictionary[SpacyEntityExtractor, _lru_cache_wrapper[Any]] = WeakKeyDictionary()
 _LOCK = threading.Lock()
