@@ -13,6 +13,7 @@ tenant's or one group's documents is never matched, adopted or aliased in anothe
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import defaultdict
@@ -153,6 +154,9 @@ class EntityResolver:
             no rule matched are merged with a known entity of a compatible type whose name
             vector has cosine similarity >= ``threshold``.
         threshold: embedding similarity needed to merge.
+        names_kept: name vectors kept across batches (oldest dropped first): a name is
+            compared again in later batches as the corpus grows, and a vector is a function
+            of the name alone, so it is embedded once.
     """
 
     def __init__(
@@ -160,9 +164,11 @@ class EntityResolver:
         *,
         embed: EmbedNames | None = None,
         threshold: float = 0.92,
+        names_kept: int = 32_768,
     ) -> None:
         self._embed = embed
         self.threshold = threshold
+        self.names_kept = names_kept
         self._registries: dict[str, _Registry] = {}
         self._registry = _Registry()
         self._scope = ""
@@ -198,18 +204,15 @@ class EntityResolver:
     def resolve_batch(
         self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]
     ) -> list[DocumentGraph]:
-        """Resolve several documents (name vectors are cached for the batch).
+        """Resolve several documents.
 
         The names the batch will compare are embedded first, in one call (the model's cost
         is per call as much as per name): each mention no rule will match that shares a
         word with a known name or an earlier name of the batch, and the known names it
         will be compared with. Names the batch introduces later are embedded as needed.
         """
-        try:
-            self._prefetch(items)
-            return [self.resolve(doc, extractions) for doc, extractions in items]
-        finally:
-            self._vectors.clear()
+        self._prefetch(items)
+        return [self.resolve(doc, extractions) for doc, extractions in items]
 
     def _prefetch(self, items: Sequence[tuple[Document, Sequence[ChunkExtraction]]]) -> None:
         if self._embed is None:
@@ -237,6 +240,10 @@ class EntityResolver:
         unique = [n for n in dict.fromkeys(names) if n not in self._vectors]
         if unique and self._embed is not None:
             self._vectors.update(zip(unique, self._embed(unique), strict=True))
+            # Oldest first out; the names just embedded stay whatever the cap.
+            excess = min(len(self._vectors) - self.names_kept, len(self._vectors) - len(unique))
+            for name in list(itertools.islice(self._vectors, max(excess, 0))):
+                del self._vectors[name]
 
     def resolve(self, document: Document, extractions: Sequence[ChunkExtraction]) -> DocumentGraph:
         """Resolve one document's mentions to entities of its scope and build its facts."""

@@ -48,7 +48,9 @@ pytestmark = pytest.mark.cluster
 # that the runs name the same documents alike.
 ID_KEY = "cluster-test-id-key-0123456789abcdef"
 BATCH = 16  # 13 batches of the 196 sample passages
-TOLERANCE = 1e-6  # dense vectors: float32 math in other processes, other thread counts
+# Dense vectors: the same model in other processes with other thread counts; in bfloat16
+# (where the CPU has it) the sums round differently, by about 1e-5.
+TOLERANCE = 1e-4
 
 
 def _settings(data_dir: Path) -> Settings:

@@ -175,3 +175,41 @@ def test_learn_keeps_only_entities_of_the_scope() -> None:
     assert not resolver.knows(bravo)
     graph, _ = _resolve(resolver, ZQH_SHORT, [("ZQH", "ORG")], source="s3", tenant="bravo")
     assert [e.name for e in graph.entities] == ["ZQH"]
+
+
+def test_batches_embed_the_names_they_compare_once(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    """A batch's comparisons are embedded in one call before it resolves; a name compared
+    again in a later batch is not embedded again; with a cap, the oldest vectors go but
+    never the ones just embedded."""
+    for kept in (32_768, 1):
+        calls: list[list[str]] = []
+
+        def embed(names: list[str]) -> Any:
+            calls.append(list(names))  # noqa: B023 - read within this iteration
+            return embedder.embed_sync(names)
+
+        resolver = EntityResolver(embed=embed, names_kept=kept)
+        first = _doc("Acme Holdings Group filed a report.", "a")
+        resolver.resolve_batch([(first, _mentions(first, [("Acme Holdings Group", "ORG")]))])
+        assert calls == []  # nothing known yet, nothing to compare
+        docs = [_doc("Acme Holdings filed late.", "b"), _doc("Acme Holding Grp won.", "c")]
+        resolver.resolve_batch(
+            [
+                (docs[0], _mentions(docs[0], [("Acme Holdings", "ORG")])),
+                (docs[1], _mentions(docs[1], [("Acme Holding Grp", "ORG")])),
+            ]
+        )
+        assert len(calls) == 1  # one call for the whole batch
+        assert set(calls[0]) >= {"Acme Holdings", "Acme Holding Grp", "Acme Holdings Group"}
+        assert len(resolver._vectors) == len(set(calls[0]))
+        later = _doc("Acme Holding Group Ltd said so.", "d")
+        calls.clear()
+        resolver.resolve_batch([(later, _mentions(later, [("Acme Holding Group Ltd", "ORG")]))])
+        embedded = {n for c in calls for n in c}
+        assert "Acme Holding Group Ltd" in embedded
+        if kept > 1:  # the names compared before are not embedded again
+            assert embedded == {"Acme Holding Group Ltd"}
+        else:  # the cap drops the older ones (embedded again if needed); the last stay
+            assert set(resolver._vectors) == set(calls[-1])
