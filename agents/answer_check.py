@@ -23,12 +23,11 @@ the same way for an extractive answer, a model's answer and one written elsewher
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from agents.answerer import NOT_FOUND
+from agents.choices import EARLY, AnswerCheck, choose, options_of
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
@@ -62,6 +61,9 @@ from agents.naming import (
     lemmas as _lemmas,
 )
 from agents.naming import (
+    life_events as _life_events,
+)
+from agents.naming import (
     located_at as _located_at,
 )
 from agents.naming import (
@@ -81,21 +83,13 @@ from agents.naming import (
 )
 from agents.parsing import cached_parser
 from agents.question import HEAD_TYPES
-from agents.spans import answer_kind
+from agents.spans import answer_kind, sentence_views
 from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
 from graph import normalize_name
 from graph.provenance import Claim, Verdict
 
 __all__ = ["AnswerCheck", "AnswerChecker"]
-
-
-@dataclass(frozen=True, slots=True)
-class AnswerCheck:
-    """An answer's verdict (``None``: there was no answer to check) and why."""
-
-    verdict: Verdict | None
-    reason: str
 
 
 _YES = frozenset({"yes", "true", "correct"})
@@ -134,8 +128,6 @@ _INVERSES: dict[str, frozenset[str]] = {
     "bear": frozenset({"birth", "born"}),
     "birth": frozenset({"bear", "born"}),
 }
-_EARLY = frozenset("first earliest earlier older oldest before sooner elder eldest".split())
-_LATE = frozenset("last latest later younger youngest after newer newest recent".split())
 
 
 class AnswerChecker:
@@ -158,9 +150,20 @@ class AnswerChecker:
         supported = [c for c in claims if c.verdict == "supported"]
         if not supported:
             return AnswerCheck("unsupported", "no claim supports the answer")
-        texts = [self._parse(" ".join(c.text.split())) for c in supported]
-        documents = [{str(d.document_id) for d in c.documents} for c in supported]
-        titles = [tuple(d.title for d in c.documents) for c in supported]
+        # an entity answer reads each claim whole, and without its parenthetical asides
+        # when it has any (an aside often breaks the parse of the sentence around it);
+        # values (numbers, dates, options) are read once per claim
+        views: list[tuple[Claim, str, bool]] = []
+        for claim in supported:
+            text = " ".join(claim.text.split())
+            views.append((claim, text, True))
+            main = " ".join(sentence_views(text)[0].split())
+            if main != text:
+                views.append((claim, main, False))
+        texts = [self._parse(view) for _, view, _ in views]
+        documents = [{str(d.document_id) for d in c.documents} for c, _, _ in views]
+        titles = [tuple(d.title for d in c.documents) for c, _, _ in views]
+        whole = [i for i, (_, _, is_whole) in enumerate(views) if is_whole]
         key = normalize_name(answer).strip(" .")
         asked = self._parse(" ".join(question.split())) if question and question.strip() else None
         if asked is None:
@@ -168,12 +171,12 @@ class AnswerChecker:
                 return AnswerCheck("unsupported", "a yes/no answer needs its question")
             kept = _chained(texts, documents, answer)
             return _entity(None, answer, [texts[i] for i in kept])
-        return self._asked(asked, answer, key, texts, (documents, titles))
+        return self._asked(asked, answer, key, texts, (documents, titles), whole)
 
     def options(self, question: str) -> list[str]:
         """The options of a "which …, A or B" question (empty for other questions)."""
         text = " ".join(question.split())
-        return _options(self._parse(text)) if text else []
+        return options_of(self._parse(text)) if text else []
 
     def _asked(
         self,
@@ -182,17 +185,19 @@ class AnswerChecker:
         key: str,
         texts: list[Any],
         cited: tuple[list[set[str]], list[tuple[str, ...]]],
+        whole: list[int],
     ) -> AnswerCheck:
+        claims = [texts[i] for i in whole]  # one parse per claim, for reading values
         if key in _YES | _NO:
-            checked = _yes_no(asked, key in _YES, texts)
+            checked = _yes_no(asked, key in _YES, claims)
             if checked is None:
-                return self._stated(asked, key in _YES, texts)
+                return self._stated(asked, key in _YES, claims)
             return checked
-        options = _options(asked)
+        options = options_of(asked)
         if options:
-            return _choice(asked, answer, options, texts)
+            return choose(asked, answer, options, claims)
         if _asks_number(asked):
-            return _number(answer, texts, self._parse(answer))
+            return _number(answer, claims, self._parse(answer))
         kept = _chained(texts, cited[0], answer)
         return _entity(asked, answer, [texts[i] for i in kept], [cited[1][i] for i in kept])
 
@@ -285,7 +290,7 @@ def _off_topic(
     if missing_anchor:
         return f"no supported claim names {missing_anchor[0]!r}, which the question asks about"
     relation = _relation_words(asked, anchors)
-    said = {w for t in texts for w in _lemmas(t)}
+    said = {w for t in texts for w in _lemmas(t)} | _life_events(answer, stating)
     unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
     subjects = [t.text for t in asked if t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "NOUN"]
     if _located_at([*anchors, *subjects], texts, _WHERE):  # "where is X found": "X … in Y"
@@ -518,7 +523,7 @@ def _earlier(comparative: Any, yes: bool, anchors: list[str], texts: list[Any]) 
     dates = [_date_of(a, texts) for a in anchors[:2]]
     if dates[0] is None or dates[1] is None:
         return AnswerCheck("unsupported", "the claims do not give both values to compare")
-    early = comparative.lower_ in _EARLY
+    early = comparative.lower_ in EARLY
     holds = dates[0] < dates[1] if early else dates[0] > dates[1]
     return AnswerCheck(
         "supported" if holds == yes else "contradicted",
@@ -563,89 +568,6 @@ def _attribute(anchor: str, texts: list[Any], asked: Any) -> str | None:
                 return country_key(ent.text) or normalize_name(ent.text)
     del asked
     return None
-
-
-def _options(asked: Any) -> list[str]:
-    """The options of a "which …, A or B" question."""
-    text = asked.text
-    if " or " not in text:
-        return []
-    names = _anchors(asked)
-    ors = [
-        n for n in names if re.search(rf"{re.escape(n)},? or\b|\bor (?:the )?{re.escape(n)}", text)
-    ]
-    return ors if len(ors) >= 2 else []
-
-
-def _choice(asked: Any, answer: str, options: list[str], texts: list[Any]) -> AnswerCheck:
-    key = _bare(answer)
-    chosen = next((o for o in options if _bare(o) == key), None)
-    if chosen is None:
-        return AnswerCheck("unsupported", f"the answer is none of the options {options}")
-    words = {t.lower_ for t in asked}
-    early, late = bool(words & _EARLY), bool(words & _LATE)
-    if early == late:
-        more, less = bool(words & _GREATER), bool(words & _LESSER)
-        if more != less:
-            return _measured(chosen, options, texts, greater=more)
-        return _entity(asked, chosen, texts)
-    dates = {o: _date_of(o, texts) for o in options}
-    missing = [o for o, d in dates.items() if d is None]
-    if missing:
-        return AnswerCheck(
-            "unsupported", f"no supported claim gives a date for {missing[0]!r} to compare"
-        )
-    pick = min if early else max
-    winner = pick(options, key=lambda o: dates[o] or (0, 0, 0))
-    cited = ", ".join(f"{o} {dates[o]}" for o in options)
-    if _bare(winner) == key:
-        return AnswerCheck("supported", f"recomputed from the cited dates: {cited}")
-    return AnswerCheck("contradicted", f"the cited dates ({cited}) give {winner!r}")
-
-
-_GREATER = frozenset(
-    "longer longest larger largest bigger biggest higher highest taller tallest more most "
-    "greater greatest heavier heaviest wider widest deeper deepest richer richest".split()
-)
-_LESSER = frozenset(
-    "shorter shortest smaller smallest lower lowest fewer fewest less least lighter "
-    "lightest narrower narrowest shallower shallowest poorer poorest".split()
-)
-# units that convert to one base unit (lengths in metres, weights in kilograms)
-_BASE = {
-    "kilometre": ("metre", 1000.0),
-    "metre": ("metre", 1.0),
-    "mile": ("metre", 1609.344),
-    "foot": ("metre", 0.3048),
-    "kilogram": ("kilogram", 1.0),
-    "pound-weight": ("kilogram", 0.45359237),
-    "tonne": ("kilogram", 1000.0),
-}
-
-
-def _measured(chosen: str, options: list[str], texts: list[Any], *, greater: bool) -> AnswerCheck:
-    """A choice by size: the options' cited amounts, in one unit, compared."""
-    amounts: dict[str, tuple[str, float]] = {}
-    for option in options:
-        for doc in texts:
-            if not _names(doc, option):
-                continue
-            value = next((q for q in quantities(doc) if not q.year), None)
-            if value is not None:
-                unit, scale = _BASE.get(value.unit, (value.unit, 1.0))
-                amounts[option] = (unit, value.value * scale)
-                break
-    missing = [o for o in options if o not in amounts]
-    if missing:
-        return AnswerCheck("unsupported", f"no supported claim gives an amount for {missing[0]!r}")
-    if len({u for u, _ in amounts.values()}) > 1:
-        return AnswerCheck("unsupported", "the cited amounts are in units that do not compare")
-    pick = max if greater else min
-    winner = pick(options, key=lambda o: amounts[o][1])
-    cited = ", ".join(f"{o} {amounts[o][1]:g} {amounts[o][0]}".strip() for o in options)
-    if winner == chosen:
-        return AnswerCheck("supported", f"recomputed from the cited amounts: {cited}")
-    return AnswerCheck("contradicted", f"the cited amounts ({cited}) give {winner!r}")
 
 
 def _bare(name: str) -> str:

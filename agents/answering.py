@@ -19,6 +19,7 @@ from typing import Any
 
 from agents.answer_check import AnswerChecker
 from agents.answerer import NOT_FOUND, Draft
+from agents.choices import mentions
 from agents.naming import runs_in, words
 from agents.parsing import cached_parser
 from agents.plan import Binding, PlanTrace
@@ -119,12 +120,13 @@ class ExtractiveAnswerer:
                 access, ids=list({c.document_id for c in chunks.values()}), limit=len(chunks) or 1
             )
         }
-        clues = clues_of(qdoc, [e.mention for e in retrieval.linked], kind.category)
+        options = self._checker.options(question.text)
+        names = [*options, *(e.mention for e in retrieval.linked)]
+        clues = clues_of(qdoc, names, kind.category)
         sentences = await self._scored_sentences(retrieval, chunks, clues) if chunks else []
         if not sentences:
             return planned or Draft(answer=NOT_FOUND, claims=())
         asked = _Asked(qdoc, kind, clues, planned, sentences, docs)
-        options = self._checker.options(question.text)
         if kind.kind == "yes_no" or options:
             return self._compared(asked, options)
         return await self._named(asked, retrieval, access)
@@ -134,8 +136,11 @@ class ExtractiveAnswerer:
         decided = self._decide(asked, options, options or list(asked.clues.anchors))
         if decided is not None:
             return decided
-        if asked.planned is not None:
-            return asked.planned  # the plan's comparison (the answer check has the last word)
+        planned = asked.planned
+        if planned is not None and (
+            not options or any(mentions(words(planned.answer), o) for o in options)
+        ):
+            return planned  # the plan's comparison (the answer check has the last word)
         # neither stated nor denied, no option recomputed: no guess
         return Draft(answer=NOT_FOUND, claims=_distinct_claims(asked.sentences[:1], asked.docs))
 
@@ -177,8 +182,7 @@ class ExtractiveAnswerer:
         the plan's claims (the answer check decides; every branch is cited)."""
         chosen: list[_Sentence] = []
         for branch in branches:
-            key = words(branch)
-            naming = [s for s in asked.sentences if key and runs_in(key, words(s.text))]
+            naming = [s for s in asked.sentences if mentions(words(s.text), branch)]
             chosen += naming[:2]
         chosen += asked.sentences[:2]
         planned = asked.planned.claims if asked.planned is not None else ()
@@ -208,6 +212,7 @@ class ExtractiveAnswerer:
         names = [e.name for e in await self._graph.entities(bridged, access)] if bridged else []
         if planned is not None:
             names.append(planned.answer)
+        names += _last_bindings(retrieval.plan)
         return names
 
     async def _draft(
@@ -527,6 +532,17 @@ def _as_written(answer: str, ranked: Sequence[Candidate]) -> str:
     """The answer as the source writes it (the candidate span with the same name)."""
     key = normalize_name(answer)
     return next((c.text for c in ranked if c.key == key), answer)
+
+
+def _last_bindings(trace: PlanTrace | None, limit: int = 5) -> list[str]:
+    """The names the step that answers a complete plan produced, best first (its best
+    one is the plan's answer; a parser-made name such as "drang" can stand before the
+    right one, which the answer's kind then picks)."""
+    if trace is None or not _complete(trace):
+        return []
+    last = trace.plan.steps[-1]
+    feeding = last.subject if last.kind == "answer" else last.id
+    return [b.name for b in trace.output(feeding or "")[:limit]]
 
 
 def _complete(trace: PlanTrace) -> bool:

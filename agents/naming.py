@@ -4,6 +4,7 @@ that share a name or a document."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from agents.clauses import identity_path, path_between
@@ -21,6 +22,7 @@ __all__ = [
     "inside",
     "lacking",
     "lemmas",
+    "life_events",
     "located_at",
     "name_root",
     "names",
@@ -46,7 +48,7 @@ def names(doc: Any, name: str) -> bool:
         return False
     if runs_in(wanted, words(doc.text)):
         return True
-    if len(wanted) > 1 and any(shortened(wanted, words(f.text)) for f in people(doc)):
+    if len(wanted) > 1 and _fuller(doc, wanted):
         return True
     country = country_key(name)
     return country is not None and any(country_key(t.text) == country for t in doc)
@@ -79,8 +81,39 @@ def spans_of(doc: Any, name: str) -> list[Any]:
         if [w for w, _ in said[i : i + len(wanted)]] == wanted:
             found.append(doc[said[i][1] : said[i + len(wanted) - 1][1] + 1])
     if not found and len(wanted) > 1:
-        found = [n for n in people(doc) if shortened(wanted, words(n.text))]
+        found = _fuller(doc, wanted)
     return found
+
+
+def _fuller(doc: Any, wanted: list[str]) -> list[Any]:
+    """The names of a parsed text that ``wanted`` shortens: a person's fuller name, or
+    any name written with whole words where ``wanted`` has initials (the parser does
+    not always type a name with initials as a person)."""
+    found = [
+        e
+        for e in doc.ents
+        if (said := words(e.text))
+        and shortened(wanted, said)
+        and (e.label_ == "PERSON" or len(said) == len(wanted))
+    ]
+    if found:
+        return found
+    # a run of proper nouns the parser cut short or typed otherwise ("Eleanor McCutcheon
+    # Davis" read as "McCutcheon Davis", "Herlyn Iván Espinal Martínez" as an
+    # organisation): at most two words longer, as for a person's name
+    return [run for run in _proper_runs(doc) if shortened(wanted, words(run.text))]
+
+
+def _proper_runs(doc: Any) -> list[Any]:
+    runs, start = [], None
+    for token in [*doc, None]:
+        if token is not None and token.pos_ == "PROPN":
+            start = token.i if start is None else start
+            continue
+        if start is not None:
+            runs.append(doc[start : token.i if token is not None else len(doc)])
+        start = None
+    return runs
 
 
 def people(doc: Any) -> list[Any]:
@@ -91,13 +124,21 @@ def people(doc: Any) -> list[Any]:
 
 
 def shortened(wanted: list[str], name: list[str]) -> bool:
-    """Whether ``wanted`` is ``name`` without one or two of its words ("George Rankin" of
-    "George James Rankin", "Herlyn Espinal" of "Herlyn Iván Espinal Martínez"): the same
-    first word, the others in order."""
-    if not len(wanted) < len(name) <= len(wanted) + 2 or wanted[0] != name[0]:
+    """Whether ``wanted`` is ``name`` without one or two of its words, or with some of
+    them written as initials ("George Rankin" of "George James Rankin", "Herlyn Espinal"
+    of "Herlyn Iván Espinal Martínez", "Fairfax M. Cone" of "Fairfax Mastick Cone"): the
+    same first word, the others in order, the last one written out."""
+    if not len(wanted) <= len(name) <= len(wanted) + 2 or wanted == name:
+        return False
+    if len(wanted[-1]) == 1 or not _initial_of(wanted[0], name[0]):
         return False
     rest = iter(name[1:])
-    return all(w in rest for w in wanted[1:])
+    return all(any(_initial_of(w, n) for n in rest) for w in wanted[1:])
+
+
+def _initial_of(word: str, full: str) -> bool:
+    """Whether ``word`` is ``full`` or its initial."""
+    return word == full or (len(word) == 1 and len(full) > 1 and full.startswith(word))
 
 
 def name_root(token: Any) -> Any:
@@ -362,6 +403,29 @@ def _type_word(token: Any, named: set[str]) -> bool:
         t.lower_ in named and t.dep_ in ("appos", "compound", "pobj", "nsubj", "dobj", "attr")
         for t in near
     ) and not any(c.dep_ == "poss" for c in token.children)
+
+
+def life_events(answer: str, stating: list[Any]) -> set[str]:
+    """What a life written as a range says of a place in it: "(10 November 1875 in
+    Vienna - 4 April 1934 in Graz)" gives Vienna as the place of birth and Graz as the
+    place of death (the words a question would use for them)."""
+    wanted = re.escape(" ".join(answer.split()))
+    out: set[str] = set()
+    for doc in stating:
+        for aside in re.findall(r"\(([^()]*)\)", doc.text):
+            halves = re.split(r"\s[-\u2013\u2014]\s|[\u2013\u2014]", aside, maxsplit=1)
+            if len(halves) != 2:
+                continue
+            for half, said in zip(halves, (_BORN, _DIED), strict=True):
+                dated = re.search(r"\d{3,4}", half)
+                placed = re.search(rf"\bin\s+(?:[\w.'-]+,?\s+){{0,3}}?{wanted}\b", half)
+                if dated and placed:
+                    out |= said
+    return out
+
+
+_BORN = frozenset({"bear", "born", "birth", "birthplace"})
+_DIED = frozenset({"die", "died", "death"})
 
 
 def lemmas(doc: Any) -> set[str]:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agents.naming import anchors_of, words
+from agents.naming import anchors_of, spans_of, words
 from agents.question import HEAD_TYPES, stem
 from graph import normalize_name
 
@@ -187,9 +187,16 @@ def _asked_noun(wh: Any) -> Any | None:
     """The noun a "what is X's occupation" / "what genre" question asks for."""
     head = wh.head
     if head.lemma_ == "be":
-        for child in head.children:
-            if child.i != wh.i and child.dep_ in ("nsubj", "attr") and child.pos_ == "NOUN":
+        subjects = [c for c in head.children if c.i != wh.i and c.dep_ in ("nsubj", "attr")]
+        for child in subjects:
+            if child.pos_ == "NOUN":
                 return child
+        # "What is Bae Geu-rin's occupation?" parsed as the name with "occupation" in
+        # apposition
+        for child in subjects:
+            for noun in child.children:
+                if noun.dep_ == "appos" and noun.pos_ == "NOUN":
+                    return noun
     return None
 
 
@@ -299,7 +306,7 @@ def score_candidates(
         matched = _matched(doc, clues)
         anchored = _anchored(doc, clues)
         seen: set[str] = set()
-        for span, label in _spans(doc, kind):
+        for span, label in _spans(doc, kind) + _favoured_spans(doc, kind, favoured):
             key = normalize_name(span.text)
             if not key or key in seen or _repeats(key, asked, asked_words, clues):
                 continue
@@ -388,6 +395,21 @@ def _spans(doc: Any, kind: AnswerKind) -> list[tuple[Any, str]]:
                 out.append((bare, label))
     if kind.kind == "description":
         out += [(s, "CLAUSE") for s in _clauses(doc, kind)]
+    return out
+
+
+def _favoured_spans(doc: Any, kind: AnswerKind, favoured: frozenset[str]) -> list[tuple[Any, str]]:
+    """Proper names a graph fact or the plan ties to the question, where the parser
+    typed them as nothing ("Hall, who was the first president …"): candidates of a
+    name kind with a loose fit."""
+    if not favoured or not kind.named or kind.kind in ("date", "number"):
+        return []
+    typed = {t.i for e in doc.ents for t in e}
+    out = []
+    for name in favoured:
+        for span in spans_of(doc, name):
+            if span.root.pos_ == "PROPN" and not any(t.i in typed for t in span):
+                out.append((span, "PROPN"))
     return out
 
 
@@ -487,8 +509,8 @@ def _fit(label: str, kind: AnswerKind) -> float:
 #: for (the parser confuses places, organisations and people; "which company": a
 #: proper-noun phrase it left untyped)
 _LOOSE: dict[str, dict[str, float]] = {
-    "place": {"ORG": 0.5, "PERSON": 0.3},
-    "person": {"ORG": 0.3, "GPE": 0.2},
+    "place": {"ORG": 0.5, "PERSON": 0.3, "PROPN": 0.4},
+    "person": {"ORG": 0.3, "GPE": 0.2, "PROPN": 0.5},
     "organization": {"PROPN": 0.6, "NOUN": 0.35, "GPE": 0.3, "PERSON": 0.3},
     "thing": {"PROPN": 0.6, "NOUN": 0.35},
     "title": {"PROPN": 0.6, "NOUN": 0.35, "ORG": 0.5, "PERSON": 0.3},

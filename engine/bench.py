@@ -178,6 +178,7 @@ async def run_bench(
             row[mode] = {
                 "answer": answer.answer,
                 "draft": drafted,
+                "reason": answer.answer_reason,
                 "kind": kind,
                 "retrieved": keys,
                 "recall": {str(k): recall[mode][k][-1] for k in ks},

@@ -62,6 +62,9 @@ ANSWER_KINDS = {
     "locative": 5,
     "kind_noun": 2,
     "shortened_name": 2,
+    # choices decided by what each option's own claims state, and lives written as ranges
+    "choice_statement": 4,
+    "life_range": 3,
 }
 #: Claims quoted in the issue that asked for meaning checks, each with its kind.
 ISSUE_CLAIMS = {

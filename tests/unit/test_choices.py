@@ -1,0 +1,176 @@
+"""Choice questions on hand-written questions and claims (memos, filings, news items;
+none from a benchmark set): the options read from the question, and the option the
+claims single out — by the date of the asked event, by the counted amount, or by what
+each option's own claims state — with the real spaCy pipeline.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.choices import choose, mentions, options_of
+from agents.naming import words
+from extractors import SpacyEntityExtractor
+
+
+@pytest.mark.parametrize(
+    ("question", "options"),
+    [
+        (
+            "Which supplier was paid first, Halvorsen Metals or the Brightwater Group?",
+            ["Halvorsen Metals", "Brightwater Group"],
+        ),
+        (
+            "Which subsidiary, Norland Foods or Castell Logistics, had the higher revenue?",
+            ["Norland Foods", "Castell Logistics"],
+        ),
+        (
+            "Who joined the board earlier Priya Natarajan or Tom O'Neill?",
+            ["Priya Natarajan", "Tom O'Neill"],
+        ),
+        (
+            "Is Kestrel Airways or Northwind Holdings based in Oslo?",
+            ["Kestrel Airways", "Northwind Holdings"],
+        ),
+        (
+            "Which report came out later: the Q3 Outlook or the 2024 Annual Review?",
+            ["Q3 Outlook", "2024 Annual Review"],
+        ),
+        (
+            "Which case was settled first, Marsh v. Dalton or Reyes v. Hallam Steel?",
+            ["Marsh v. Dalton", "Reyes v. Hallam Steel"],
+        ),
+        (
+            "Who chaired the meeting, Anna de la Cruz or Omar al-Rashid?",
+            ["Anna de la Cruz", "Omar al-Rashid"],
+        ),
+        ("Did the plant close in or around 2019?", []),
+        ("Was the loan paid in euros or dollars?", []),
+        ("Who chairs the audit or risk committee at Castell Logistics?", []),
+        ("Which memo mentions Globex?", []),
+    ],
+)
+def test_options_are_read_from_the_question(
+    extractor: SpacyEntityExtractor, question: str, options: list[str]
+) -> None:
+    assert options_of(extractor.parse(question)) == options
+
+
+def test_a_shortened_option_names_the_fuller_name() -> None:
+    said = words("Priya Anand Natarajan joined the board in 2019.")
+    assert mentions(said, "Priya Natarajan")
+    assert mentions(said, "Priya A. Natarajan")
+    assert not mentions(said, "Priya B. Natarajan")
+    assert not mentions(said, "Tom Natarajan")
+
+
+def _check(extractor: SpacyEntityExtractor, question: str, answer: str, claims: list[str]) -> str:
+    asked = extractor.parse(question)
+    result = choose(asked, answer, options_of(asked), [extractor.parse(c) for c in claims])
+    return f"{result.verdict}: {result.reason}"
+
+
+DATED = [
+    "Helena Marsh (12 June 1910 - 2 February 1975) was a Welsh novelist.",
+    "Tomas Vidal (3 May 1901 - 9 June 1980) was a Spanish painter.",
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "verdict"),
+    [
+        # deaths and births of the same two lives give opposite answers
+        ("Who died first, Helena Marsh or Tomas Vidal?", "Helena Marsh", "supported"),
+        ("Who died first, Helena Marsh or Tomas Vidal?", "Tomas Vidal", "contradicted"),
+        ("Who was born first, Helena Marsh or Tomas Vidal?", "Tomas Vidal", "supported"),
+        ("Who is older, Helena Marsh or Tomas Vidal?", "Helena Marsh", "contradicted"),
+        ("Who was born later, Helena Marsh or Tomas Vidal?", "Helena Marsh", "supported"),
+    ],
+)
+def test_a_date_choice_reads_the_asked_event(
+    extractor: SpacyEntityExtractor, question: str, answer: str, verdict: str
+) -> None:
+    assert _check(extractor, question, answer, DATED).startswith(verdict)
+
+
+def test_a_date_choice_reads_the_date_next_to_the_asked_event(
+    extractor: SpacyEntityExtractor,
+) -> None:
+    claims = [
+        "Castell Logistics, incorporated in 1998, was acquired by Norland in 2015.",
+        "Brightwater Group was acquired by Norland in 2009 after it was incorporated in 2001.",
+    ]
+    question = "Which company was acquired first, Castell Logistics or Brightwater Group?"
+    assert _check(extractor, question, "Brightwater Group", claims).startswith("supported")
+    question = "Which company was incorporated first, Castell Logistics or Brightwater Group?"
+    assert _check(extractor, question, "Castell Logistics", claims).startswith("supported")
+
+
+def test_a_death_is_not_read_from_a_birth(extractor: SpacyEntityExtractor) -> None:
+    claims = ["Arno Kessler was born in 1920 in Kiel.", "Lise Brandt was born in 1931."]
+    result = _check(
+        extractor, "Who died first, Arno Kessler or Lise Brandt?", "Arno Kessler", claims
+    )
+    assert result.startswith("unsupported")
+    assert "date of death" in result
+
+
+def test_an_amount_choice_counts_the_asked_noun(extractor: SpacyEntityExtractor) -> None:
+    claims = [
+        "Norland Foods, founded in 1952, runs 14 plants and employs 3,100 people.",
+        "Castell Logistics runs 22 plants and employs 2,400 people.",
+    ]
+    plants = "Which subsidiary has more plants, Norland Foods or Castell Logistics?"
+    assert _check(extractor, plants, "Castell Logistics", claims).startswith("supported")
+    assert _check(extractor, plants, "Norland Foods", claims).startswith("contradicted")
+    staff = "Which subsidiary has fewer staff, Norland Foods or Castell Logistics?"
+    # no claim counts "staff": the first amounts (plants) compare, in one unit
+    assert _check(extractor, staff, "Norland Foods", claims).startswith("supported")
+
+
+def test_amounts_in_other_units_do_not_decide(extractor: SpacyEntityExtractor) -> None:
+    claims = ["Norland Foods employs 3,100 people.", "Castell Logistics has 4,000 shareholders."]
+    question = "Which subsidiary has more employees, Norland Foods or Castell Logistics?"
+    assert _check(extractor, question, "Castell Logistics", claims).startswith("unsupported")
+
+
+@pytest.mark.parametrize(
+    ("claims", "answer", "verdict"),
+    [
+        (
+            ["Harrow Lane is an American rock band.", "Cold Meridian were an English band."],
+            "Cold Meridian",
+            "supported",
+        ),
+        (
+            ["Harrow Lane is an American rock band.", "Cold Meridian were an English band."],
+            "Harrow Lane",
+            "contradicted",
+        ),
+        # a negated statement says nothing for its option
+        (
+            ["Harrow Lane is not from England.", "Cold Meridian toured Spain."],
+            "Harrow Lane",
+            "unsupported",
+        ),
+        # both say it: nothing singles one out
+        (
+            ["Harrow Lane is a band from England.", "Cold Meridian is a band from England."],
+            "Harrow Lane",
+            "unsupported",
+        ),
+        # no claim about one option at all
+        (["Cold Meridian were an English band."], "Cold Meridian", "unsupported"),
+    ],
+)
+def test_a_statement_choice_needs_one_option_singled_out(
+    extractor: SpacyEntityExtractor, claims: list[str], answer: str, verdict: str
+) -> None:
+    question = "Which band is from England, Harrow Lane or Cold Meridian?"
+    assert _check(extractor, question, answer, claims).startswith(verdict)
+
+
+def test_an_answer_outside_the_options_is_not_a_choice(extractor: SpacyEntityExtractor) -> None:
+    claims = ["Harrow Lane is an American rock band.", "Cold Meridian were an English band."]
+    question = "Which band is from England, Harrow Lane or Cold Meridian?"
+    assert _check(extractor, question, "The Libertines", claims).startswith("unsupported")
