@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.clauses import path_between
-from agents.naming import names, relation_words, shortened, words
+from agents.naming import names, relation_words, shortened, spans_of, words
 from agents.question import stem
 from agents.values import Quantity, country_key, month_number, quantities
 from graph import normalize_name
@@ -56,6 +56,7 @@ _BASE = {
     "pound-weight": ("kilogram", 0.45359237),
     "tonne": ("kilogram", 1000.0),
 }
+_JOINED_RANGE = re.compile(r"^(\d{3,4})[-\u2013\u2014](\d{3,4})$")
 _DEATH = frozenset("die dead death kill killed".split())
 _BIRTH = frozenset("bear born birth old young elder".split())
 #: lower-case words that stay inside a name ("Mahbub ul Haq", "Selle v. Gibb")
@@ -197,7 +198,8 @@ def choose(asked: Any, answer: str, options: list[str], texts: list[Any]) -> Ans
     said = {t.lower_ for t in asked}
     # "born first", "released earlier", "published most recently" (not "the first
     # Russian composer": a rank, not a time)
-    timed = {t.lower_ for t in asked if t.dep_ != "amod"}
+    inside = {w for o in options for w in words(o)}
+    timed = {t.lower_ for t in asked if t.dep_ != "amod" or t.head.lower_ in inside}
     early, late = bool(timed & EARLY), bool(timed & LATE)
     if early != late:
         return _by_date(asked, chosen, options, texts, early=early)
@@ -244,8 +246,10 @@ def _event(asked: Any) -> tuple[str, frozenset[str]]:
     lemmas = {t.lemma_.lower() for t in asked} | {t.lower_ for t in asked}
     if lemmas & _DEATH:
         return "death", frozenset()
-    if lemmas & _BIRTH or lemmas & {"older", "younger", "oldest", "youngest", "elder"}:
+    if lemmas & {"bear", "born", "birth"}:
         return "birth", frozenset()
+    if lemmas & _BIRTH:
+        return "age", frozenset()  # a person's birth, a thing's first date
     stems = frozenset(
         stem(t.lemma_.lower())
         for t in asked
@@ -261,12 +265,18 @@ def date_for(
     or — when none does — the date a claim gives for a person or organisation the
     option's claims name ("the film whose director died first")."""
     own = [d for d in texts if mentions(words(d.text), option) or names(d, option)]
+    people = {e.text for d in own for e in d.ents if e.label_ == "PERSON"}
+    person = any(mentions(words(p), option) or mentions(words(option), p) for p in people)
+    if event[0] == "age":
+        # a person's age is a birth date (so is a life written after a name: "Ada Brook
+        # (1894-1945)"); a thing's age is its own date
+        lived = person or any(_aside_after(d, option) for d in own)
+        event = ("birth", frozenset()) if lived else ("event", frozenset())
     for doc in own:
         found = _event_date(doc, event)
         if found is not None:
             return found
-    people = {e.text for d in own for e in d.ents if e.label_ == "PERSON"}
-    if depth == 0 or any(mentions(words(p), option) for p in people):
+    if depth == 0 or person:
         return None  # a person's own dates are not read off someone they name
     for doc in own:
         for ent in doc.ents:
@@ -277,26 +287,22 @@ def date_for(
     return None
 
 
+def _aside_after(doc: Any, option: str) -> bool:
+    """Whether a parenthetical aside follows the option's name in a parsed claim."""
+    return any(
+        span.end < len(doc) and doc[span.end].text == "(" for span in spans_of(doc, option)
+    )
+
+
 def _event_date(doc: Any, event: tuple[str, frozenset[str]]) -> tuple[int, int, int] | None:
+    """The date a parsed claim gives for the event (None: it gives none for it)."""
     tokens = list(doc)
     dates = _dates(doc)
-    if not dates:
-        return None
     kind, stems = event
     if kind in ("death", "birth"):
-        cue = _DEATH | {"d."} if kind == "death" else _BIRTH | {"b."}
-        for at, date in dates:
-            before = tokens[max(0, at - 6) : at]
-            if any(t.lemma_.lower() in cue or t.lower_ in cue for t in before):
-                return date
-        ranged = _range(doc, dates)
-        if ranged is not None:
-            return ranged[1] if kind == "death" else ranged[0]
-        # "Tom Lenz (1950) …": a lone date in the aside after the name is a birth
-        opened = next((t.i for t in tokens if t.text == "("), None)
-        closed = next((t.i for t in tokens if t.text == ")"), None)
-        lone = [d for at, d in dates if opened is not None and closed and opened < at < closed]
-        return lone[0] if kind == "birth" and len(lone) == 1 else None
+        return _life_date(tokens, dates, kind)
+    if not dates:
+        return None
     cues = [t for t in tokens if stems and stem(t.lemma_.lower()) in stems]
     if cues:
         # the date nearest the event's word in the parse ("acquired by Norland in 2015",
@@ -306,6 +312,28 @@ def _event_date(doc: Any, event: tuple[str, frozenset[str]]) -> tuple[int, int, 
             key=lambda d: min((_tree_distance(tokens[d[0]], c), abs(d[0] - c.i)) for c in cues),
         )[1]
     return dates[0][1]
+
+
+def _life_date(
+    tokens: list[Any], dates: list[tuple[int, tuple[int, int, int]]], kind: str
+) -> tuple[int, int, int] | None:
+    """A birth or death date: after "born"/"died", as one end of a life written as a
+    range ("(1894 - 1945)", with any dash, also as one word), or — for a birth — the
+    lone date in an aside ("Tom Lenz (1950) ...")."""
+    joined = next((m for t in tokens if (m := _JOINED_RANGE.match(t.text))), None)
+    if joined is not None:
+        return (int(joined.group(2 if kind == "death" else 1)), 0, 0)
+    cue = _DEATH | {"d."} if kind == "death" else _BIRTH | {"b."}
+    for at, date in dates:
+        if any(t.lemma_.lower() in cue or t.lower_ in cue for t in tokens[max(0, at - 6) : at]):
+            return date
+    ranged = _range(tokens, dates)
+    if ranged is not None:
+        return ranged[1] if kind == "death" else ranged[0]
+    opened = next((t.i for t in tokens if t.text == "("), None)
+    closed = next((t.i for t in tokens if t.text == ")"), None)
+    lone = [d for at, d in dates if opened is not None and closed and opened < at < closed]
+    return lone[0] if kind == "birth" and len(lone) == 1 else None
 
 
 def _tree_distance(a: Any, b: Any) -> int:
@@ -318,27 +346,29 @@ def _dates(doc: Any) -> list[tuple[int, tuple[int, int, int]]]:
     out = []
     values = quantities(doc)
     for n, value in enumerate(values):
-        if not value.year:
+        at = _token_at(doc, value)
+        # "a 1971 report": a year the parser dates, though a noun follows it
+        dated = doc[at].ent_type_ == "DATE" and re.fullmatch(r"1\d{3}|20\d{2}", doc[at].text)
+        if not (value.year or dated):
             continue
         day, month = 0, 0
         if n > 0 and values[n - 1].unit.startswith("day:"):
             day = int(values[n - 1].value)
             month = month_number(values[n - 1].unit[4:])
-        at = _token_at(doc, value)
         out.append((at, (int(value.value), month, day)))
     return out
 
 
 def _token_at(doc: Any, value: Quantity) -> int:
-    digits = value.text.split()[-1]
+    """The token a stated value's number stands at."""
+    digits = next((w for w in value.text.split() if any(c.isdigit() for c in w)), "")
     return next((t.i for t in doc if t.text == digits), 0)
 
 
 def _range(
-    doc: Any, dates: list[tuple[int, tuple[int, int, int]]]
+    tokens: list[Any], dates: list[tuple[int, tuple[int, int, int]]]
 ) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
     """A life or a run written as a range ("(March 10, 1892 - March 1, 1952)", with any dash)."""
-    tokens = list(doc)
     for (a, first), (b, second) in itertools.pairwise(dates):
         between = tokens[a + 1 : b]
         if any(t.text in _DASHES for t in between) and len(between) <= 5:
@@ -428,6 +458,8 @@ def _singled_out(asked: Any, options: list[str], texts: list[Any]) -> tuple[str 
     )
     if not wanted:
         return None, "the question names nothing that tells its options apart"
+    # verbs ("include", "rely") weigh nothing alone: a thing is told apart by what it is
+    verbs = {t.lemma_.lower() for t in asked if t.pos_ in ("VERB", "AUX")}
     covered: dict[str, list[str]] = {}
     for option in options:
         own = [d for d in texts if mentions(words(d.text), option) or names(d, option)]
@@ -445,10 +477,11 @@ def _singled_out(asked: Any, options: list[str], texts: list[Any]) -> tuple[str 
             return None, f"no supported claim names {option!r}"
     ranked = sorted(options, key=lambda o: -len(covered[o]))
     best, other = ranked[0], ranked[1]
-    if len(covered[best]) * 2 < len(wanted):
+    content = [w for w in wanted if w not in verbs]
+    if 3 * len([w for w in covered[best] if w not in verbs]) < len(content) or not content:
         return None, (
-            f"the claims about {best!r} state {len(covered[best])} of the question's "
-            f"{len(wanted)} words; not enough to single it out"
+            f"the claims about {best!r} state too few of the question's words "
+            f"({', '.join(covered[best]) or 'none'} of {', '.join(wanted)}) to single it out"
         )
     if len(covered[best]) == len(covered[other]):
         return None, (

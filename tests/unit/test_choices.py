@@ -174,3 +174,20 @@ def test_an_answer_outside_the_options_is_not_a_choice(extractor: SpacyEntityExt
     claims = ["Harrow Lane is an American rock band.", "Cold Meridian were an English band."]
     question = "Which band is from England, Harrow Lane or Cold Meridian?"
     assert _check(extractor, question, "The Libertines", claims).startswith("unsupported")
+
+
+def test_age_is_a_birth_for_people_and_a_date_for_things(extractor: SpacyEntityExtractor) -> None:
+    people = [
+        "Ada Brook (1894\u20131945) was a British film director.",
+        "The Lantern is a 1936 film directed by Ada Brook.",
+        "Owen Hale (October 7, 1889 \u2013 August 27, 1968) was an American director.",
+    ]
+    question = "Which director is younger, Owen Hale or Ada Brook?"
+    assert _check(extractor, question, "Ada Brook", people).endswith("Ada Brook 1894")
+    things = [
+        "The Harlow Review is a 1971 report on coastal shipping.",
+        "The Castell Memo is a 1992 internal memo written by Owen Hale (born 1950).",
+    ]
+    question = "Which document is older, the Harlow Review or the Castell Memo?"
+    assert _check(extractor, question, "Harlow Review", things).startswith("supported")
+    assert _check(extractor, question, "Castell Memo", things).startswith("contradicted")
