@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.answerer import NOT_FOUND
-from agents.choices import EARLY, AnswerCheck, choose, options_of
+from agents.choices import EARLY, AnswerCheck, choose, options_of, shared_by, shared_value
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
@@ -173,6 +173,12 @@ class AnswerChecker:
             return _entity(None, answer, [texts[i] for i in kept])
         return self._asked(asked, answer, key, texts, (documents, titles), whole)
 
+    def sharing(self, question: str) -> list[str]:
+        """The names a "what do A and B have in common" question asks about ([] for
+        other questions)."""
+        text = " ".join(question.split())
+        return shared_by(self._parse(text)) if text else []
+
     def options(self, question: str) -> list[str]:
         """The options of a "which …, A or B" question (empty for other questions)."""
         text = " ".join(question.split())
@@ -196,6 +202,9 @@ class AnswerChecker:
         options = options_of(asked)
         if options:
             return choose(asked, answer, options, claims)
+        sharing = shared_by(asked)
+        if sharing:
+            return shared_value(answer, sharing, texts)
         if _asks_number(asked):
             return _number(answer, claims, self._parse(answer))
         kept = _chained(texts, cited[0], answer)

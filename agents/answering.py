@@ -23,7 +23,7 @@ from agents.choices import mentions
 from agents.naming import runs_in, words
 from agents.parsing import cached_parser
 from agents.plan import Binding, PlanTrace
-from agents.question import stem
+from agents.question import HEAD_TYPES, stem
 from agents.retrieval import Retrieval
 from agents.spans import (
     AnswerKind,
@@ -51,6 +51,10 @@ from graph import (
 from graph.provenance import Claim, DocumentRef, FactRef, SpanRef
 
 __all__ = ["ExtractiveAnswerer"]
+
+
+#: labels of nouns that name a kind of entity (a band, a city), not an attribute
+_ENTITY_LABELS = frozenset({"ORG", "GPE", "LOC", "FAC"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,9 @@ class ExtractiveAnswerer:
             owners=[i for i, _ in views],
             favoured=favoured,
         )
+        sharing = self._checker.sharing(asked.doc.text)
+        if sharing:
+            return self._shared(asked, ranked, sharing)
         planned = asked.planned
         if planned is not None and ranked and ranked[0].key == normalize_name(planned.answer):
             return replace(planned, answer=_as_written(planned.answer, ranked))
@@ -173,6 +180,25 @@ class ExtractiveAnswerer:
             return await self._draft(good[0], asked, retrieval, access)
         best = asked.sentences[0]
         return Draft(answer=NOT_FOUND, claims=(_claim(best.text, best, asked.docs),))
+
+    def _shared(self, asked: _Asked, ranked: list[Candidate], sharing: list[str]) -> Draft:
+        """A value each of the question's names is said to have ("What occupation do A
+        and B share?"): the best candidate the claims about both state, as the check
+        reads it; the claims are the best sentences naming each."""
+        chosen: list[_Sentence] = []
+        for name in sharing:
+            chosen += [s for s in asked.sentences if mentions(words(s.text), name)][:2]
+        claims = _distinct_claims(chosen, asked.docs)
+        asked_labels = HEAD_TYPES.get(asked.kind.category or "", frozenset())
+        for candidate in ranked[: self.tries * 3]:
+            for value in dict.fromkeys([candidate.text, *words(candidate.text)[-1:]]):
+                labels = HEAD_TYPES.get(words(value)[-1] if words(value) else "", frozenset())
+                if labels & _ENTITY_LABELS and not labels & asked_labels:
+                    continue  # "band" is what they are, not the genre asked for
+                checked = self._checker.check(asked.doc.text, value, _assumed(claims))
+                if checked.verdict == "supported":
+                    return Draft(answer=value, claims=claims)
+        return Draft(answer=NOT_FOUND, claims=claims)
 
     def _parse(self, text: str) -> Any:
         return self._parses(text)

@@ -1,5 +1,5 @@
-"""Choice questions: "which …, A or B?" — what the options are, and which one the
-claims single out.
+"""Choice questions ("which …, A or B?": what the options are, and which one the
+claims single out) and shared-value questions ("What occupation do A and B share?").
 
 The question says one of its options is the answer, so a choice is recomputed, never
 guessed: from the dates the claims give for each option (the date of the event the
@@ -19,13 +19,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.clauses import path_between
-from agents.naming import names, relation_words, shortened, spans_of, words
+from agents.naming import (
+    anchors_of,
+    attribute_of,
+    names,
+    relation_words,
+    shortened,
+    spans_of,
+    words,
+)
 from agents.question import stem
 from agents.values import Quantity, country_key, month_number, quantities
 from graph import normalize_name
 from graph.provenance import Verdict
 
-__all__ = ["EARLY", "LATE", "AnswerCheck", "choose", "mentions", "options_of"]
+__all__ = [
+    "EARLY",
+    "LATE",
+    "AnswerCheck",
+    "choose",
+    "mentions",
+    "options_of",
+    "shared_by",
+    "shared_value",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +306,7 @@ def date_for(
 
 def _aside_after(doc: Any, option: str) -> bool:
     """Whether a parenthetical aside follows the option's name in a parsed claim."""
-    return any(
-        span.end < len(doc) and doc[span.end].text == "(" for span in spans_of(doc, option)
-    )
+    return any(span.end < len(doc) and doc[span.end].text == "(" for span in spans_of(doc, option))
 
 
 def _event_date(doc: Any, event: tuple[str, frozenset[str]]) -> tuple[int, int, int] | None:
@@ -517,3 +532,36 @@ def _unmarked(word: str) -> tuple[str, ...]:
 
 def _bare(name: str) -> str:
     return re.sub(r"\s+", " ", normalize_name(name).removeprefix("the ")).strip(" .")
+
+
+# -- shared values -------------------------------------------------------------------------
+
+_SHARING = frozenset("common share shared both".split())
+
+
+def shared_by(asked: Any) -> list[str]:
+    """The names a "what … do A and B have in common / share / both …" question asks
+    about ([] for other questions: yes/no questions and choices ask something else)."""
+    tokens = [t for t in asked if not t.is_punct]
+    if not tokens or tokens[0].lower_ in _QUESTION_OPENERS - {"which", "who"}:
+        return []
+    said = {t.lower_ for t in tokens}
+    if not said & _SHARING or not said & {"what", "which", "who", "whom"}:
+        return []
+    if options_of(asked):
+        return []
+    named = anchors_of(asked)
+    return named[:2] if len(named) >= 2 else []
+
+
+def shared_value(answer: str, sharing: list[str], texts: list[Any]) -> AnswerCheck:
+    """Whether the claims say the answer of each name (what it is: "A is an English
+    cinematographer and film director", "B was an American film editor and director")."""
+    for name in sharing:
+        own = [d for d in texts if mentions(words(d.text), name) or names(d, name)]
+        if not own:
+            return AnswerCheck("unsupported", f"no supported claim names {name!r}")
+        if not attribute_of(answer, own, [name]):
+            return AnswerCheck("unsupported", f"no supported claim says {name!r} is {answer!r}")
+    said = " and ".join(repr(n) for n in sharing)
+    return AnswerCheck("supported", f"the claims say {said} each is {answer!r}")

@@ -65,6 +65,7 @@ ANSWER_KINDS = {
     # choices decided by what each option's own claims state, and lives written as ranges
     "choice_statement": 4,
     "life_range": 3,
+    "shared_value": 3,
 }
 #: Claims quoted in the issue that asked for meaning checks, each with its kind.
 ISSUE_CLAIMS = {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.choices import choose, mentions, options_of
+from agents.choices import choose, mentions, options_of, shared_by, shared_value
 from agents.naming import words
 from extractors import SpacyEntityExtractor
 
@@ -191,3 +191,49 @@ def test_age_is_a_birth_for_people_and_a_date_for_things(extractor: SpacyEntityE
     question = "Which document is older, the Harlow Review or the Castell Memo?"
     assert _check(extractor, question, "Harlow Review", things).startswith("supported")
     assert _check(extractor, question, "Castell Memo", things).startswith("contradicted")
+
+
+@pytest.mark.parametrize(
+    ("question", "sharing"),
+    [
+        ("What occupation do Dana Reyes and Owen Hale share?", ["Dana Reyes", "Owen Hale"]),
+        (
+            "What type of firm do Castell Logistics and Norland Foods have in common?",
+            ["Castell Logistics", "Norland Foods"],
+        ),
+        ("Dana Reyes and Owen Hale are both what?", ["Dana Reyes", "Owen Hale"]),
+        ("Are Dana Reyes and Owen Hale both chemists?", []),
+        ("Which firm, Castell Logistics or Norland Foods, has more plants?", []),
+        ("What did Dana Reyes and Owen Hale discuss at the meeting?", []),
+    ],
+)
+def test_shared_value_questions_are_recognised(
+    extractor: SpacyEntityExtractor, question: str, sharing: list[str]
+) -> None:
+    assert shared_by(extractor.parse(question)) == sharing
+
+
+@pytest.mark.parametrize(
+    ("answer", "claims", "verdict"),
+    [
+        (
+            "chemist",
+            ["Dana Reyes is a Chilean chemist and author.", "Owen Hale was a chemist."],
+            "supported",
+        ),
+        # named near B, but not said of B
+        ("chemist", ["Dana Reyes is a chemist.", "Owen Hale hired a chemist."], "unsupported"),
+        # what only one of them is
+        (
+            "author",
+            ["Dana Reyes is a chemist and author.", "Owen Hale was a chemist."],
+            "unsupported",
+        ),
+        ("chemist", ["Dana Reyes is not a chemist.", "Owen Hale was a chemist."], "unsupported"),
+    ],
+)
+def test_a_shared_value_is_said_of_each_name(
+    extractor: SpacyEntityExtractor, answer: str, claims: list[str], verdict: str
+) -> None:
+    result = shared_value(answer, ["Dana Reyes", "Owen Hale"], [extractor.parse(c) for c in claims])
+    assert result.verdict == verdict, result.reason
