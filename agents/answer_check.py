@@ -40,6 +40,9 @@ from agents.naming import (
     chained as _chained,
 )
 from agents.naming import (
+    coreferent as _coreferent,
+)
+from agents.naming import (
     date_of as _date_of,
 )
 from agents.naming import (
@@ -208,7 +211,13 @@ class AnswerChecker:
         if _asks_number(asked):
             return _number(answer, claims, self._parse(answer))
         kept = _chained(texts, cited[0], answer)
-        return _entity(asked, answer, [texts[i] for i in kept], [cited[1][i] for i in kept])
+        return _entity(
+            asked,
+            answer,
+            [texts[i] for i in kept],
+            [cited[1][i] for i in kept],
+            [cited[0][i] for i in kept],
+        )
 
     def _stated(self, asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck:
         """A yes/no answer to a question about one fact: the claims state the fact
@@ -253,6 +262,7 @@ def _entity(
     answer: str,
     texts: list[Any],
     titles: Sequence[tuple[str, ...]] = (),
+    documents: Sequence[set[str]] = (),
 ) -> AnswerCheck:
     stating = [t for t in texts if _names(t, answer)]
     if not stating:
@@ -260,7 +270,7 @@ def _entity(
     if asked is None:
         return AnswerCheck("supported", "a supported claim states the answer")
     anchors = _anchors(asked)
-    problem = _off_topic(asked, answer, texts, stating, anchors, titles)
+    problem = _off_topic(asked, answer, texts, stating, anchors, (titles, documents))
     if problem is not None:
         return AnswerCheck("unsupported", problem)
     role = _role(asked, answer, stating, anchors)
@@ -278,7 +288,7 @@ def _off_topic(
     texts: list[Any],
     stating: list[Any],
     anchors: list[str],
-    titles: Sequence[tuple[str, ...]] = (),
+    cited: tuple[Sequence[tuple[str, ...]], Sequence[set[str]]] = ((), ()),
 ) -> str | None:
     """Why the claims do not answer what was asked: the answer repeats the question, is
     of the wrong kind, or the claims leave out a name or relation the question asks about."""
@@ -294,7 +304,7 @@ def _off_topic(
         a
         for a in anchors
         if not any(_names(t, a) for t in texts)
-        and not any(_titled(a, doc, own) for doc, own in zip(texts, titles, strict=False))
+        and not any(_titled(a, doc, own) for doc, own in zip(texts, cited[0], strict=False))
     ]
     if missing_anchor:
         return f"no supported claim names {missing_anchor[0]!r}, which the question asks about"
@@ -323,7 +333,7 @@ def _off_topic(
             f"the supported claims do not say {', '.join(repr(w) for w in unsaid[:3])}, "
             "which the question asks about"
         )
-    return _one_hop(relation, anchors, texts, stating, titles)
+    return _one_hop(relation, anchors, texts, stating, cited)
 
 
 def _one_hop(
@@ -331,11 +341,14 @@ def _one_hop(
     anchors: list[str],
     texts: list[Any],
     stating: list[Any],
-    titles: Sequence[tuple[str, ...]],
+    cited: tuple[Sequence[tuple[str, ...]], Sequence[set[str]]],
 ) -> str | None:
     """A claim that says every relation of the question itself must also name what the
     question asks about: "Tom Lenz was born in Ghent" does not say where Vera Dua was
-    born, even chained to "Vera Dua met Tom Lenz" (the question asks no hop)."""
+    born, even chained to "Vera Dua met Tom Lenz" (the question asks no hop). "He was
+    born in Ghent" names Vera Dua when a claim of the same document names her and no
+    other person (the pronoun has no one else to stand for)."""
+    titles, documents = cited
     own = {w for t in stating for w in _lemmas(t)}
     if not relation or any(
         w not in own and not (_INVERSES.get(w, frozenset()) & own) for w in relation
@@ -343,8 +356,10 @@ def _one_hop(
         return None
     own_titles = [titles[i] for i, t in enumerate(texts) if i < len(titles) and t in stating]
     for anchor in anchors:
-        if not any(_names(t, anchor) for t in stating) and not any(
-            _titled(anchor, t, own) for t in stating for own in own_titles
+        if (
+            not any(_names(t, anchor) for t in stating)
+            and not any(_titled(anchor, t, own) for t in stating for own in own_titles)
+            and not _coreferent(anchor, texts, stating, documents)
         ):
             return (
                 f"the claim stating the answer does not name {anchor!r}, which the question "

@@ -169,7 +169,11 @@ class ExtractiveAnswerer:
             return self._shared(asked, ranked, sharing)
         planned = asked.planned
         if planned is not None and ranked and ranked[0].key == normalize_name(planned.answer):
-            return replace(planned, answer=_as_written(planned.answer, ranked))
+            draft = replace(planned, answer=_as_written(planned.answer, ranked))
+            checked = self._checker.check(asked.doc.text, draft.answer, _assumed(draft.claims))
+            if checked.verdict == "supported":
+                return draft
+            # the plan's claims leave something out: the span's own draft cites more
         good = [c for c in ranked[: self.tries] if c.score >= self.floor]
         for candidate in good:
             draft = await self._draft(candidate, asked, retrieval, access)
@@ -248,10 +252,10 @@ class ExtractiveAnswerer:
         question's other names (the hops that lead to it)."""
         sentences, clues, docs = asked.sentences, asked.clues, asked.docs
         sentence = sentences[candidate.sentence]
-        mentions = await self._graph.chunk_mentions([sentence.chunk.id], access)
+        in_chunk = await self._graph.chunk_mentions([sentence.chunk.id], access)
         here = [
             m
-            for m in mentions
+            for m in in_chunk
             if sentence.start <= m.span.start < sentence.end
             and normalize_name(m.span.text) == candidate.key
         ]
@@ -264,9 +268,13 @@ class ExtractiveAnswerer:
         for anchor in clues.anchors:
             if normalize_name(anchor) in said:
                 continue
-            # the sentence naming it in the same chunk first (where "he" comes from)
-            naming = [s for s in sentences if normalize_name(anchor) in normalize_name(s.text)]
+            # the sentence naming it in the same chunk first (where "he" comes from), also
+            # one not among the sentences read (a chunk's opening: "Karl Wilhelm
+            # Rosenmund (1884-1965) was a German chemist. He was born in Berlin ...")
+            naming = [s for s in sentences if mentions(words(s.text), anchor)]
             naming.sort(key=lambda s: s.chunk.id != sentence.chunk.id)
+            if not naming or naming[0].chunk.id != sentence.chunk.id:
+                naming = _naming_in(sentence.chunk, anchor) + naming
             other = naming[0] if naming else None
             if other is not None and all(c.text != other.text for c in claims):
                 claims.append(_claim(other.text, other, docs))
@@ -503,6 +511,16 @@ def _hops(
             said |= stems
             names |= set(_capitalised(sentence.text))
             documents.add(sentence.chunk.document_id)
+    return out
+
+
+def _naming_in(chunk: Chunk, name: str) -> list[_Sentence]:
+    """The sentences of a chunk that name ``name``, in order."""
+    out = []
+    for start, end in split_sentences(chunk.text):
+        text = chunk.text[start:end].strip()
+        if mentions(words(text), name):
+            out.append(_Sentence(chunk, chunk.start + start, chunk.start + end, text, 0.0, 0.0))
     return out
 
 

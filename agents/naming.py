@@ -5,6 +5,7 @@ that share a name or a document."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from agents.clauses import identity_path, path_between
@@ -15,6 +16,7 @@ __all__ = [
     "anchors_of",
     "attribute_of",
     "chained",
+    "coreferent",
     "date_of",
     "detached",
     "find",
@@ -405,6 +407,35 @@ def _type_word(token: Any, named: set[str]) -> bool:
     ) and not any(c.dep_ == "poss" for c in token.children)
 
 
+def coreferent(
+    name: str, texts: list[Any], stating: list[Any], documents: Sequence[set[str]]
+) -> bool:
+    """Whether a claim stating the answer speaks of ``name`` by a pronoun: it opens with
+    "he", "she" or "they" as its subject, and the other claims of its document name
+    ``name`` and no other person ("Karl Rosenmund was a German chemist. He was born in
+    Berlin")."""
+    if len(documents) != len(texts):
+        return False
+    for n, doc in enumerate(texts):
+        first = next((t for t in doc if not t.is_punct and not t.is_space), None)
+        if doc not in stating or first is None:
+            continue
+        if not (first.lower_ in _PRONOUNS and first.dep_ in ("nsubj", "nsubjpass")):
+            continue
+        same = [t for i, t in enumerate(texts) if documents[i] & documents[n] and i != n]
+        others = {e.text for t in same for e in people(t) if not _same_person(e.text, name)}
+        if any(names(t, name) for t in same) and not others:
+            return True
+    return False
+
+
+def _same_person(written: str, name: str) -> bool:
+    """Whether a person's name as written stands for ``name`` (the same words, part of
+    them, or one a shortened form of the other)."""
+    a, b = words(written), words(name)
+    return bool(a) and (set(a) <= set(b) or shortened(b, a) or shortened(a, b))
+
+
 def life_events(answer: str, stating: list[Any]) -> set[str]:
     """What a life written as a range says of a place in it: "(10 November 1875 in
     Vienna - 4 April 1934 in Graz)" gives Vienna as the place of birth and Graz as the
@@ -424,6 +455,7 @@ def life_events(answer: str, stating: list[Any]) -> set[str]:
     return out
 
 
+_PRONOUNS = frozenset({"he", "she", "they"})
 _BORN = frozenset({"bear", "born", "birth", "birthplace"})
 _DIED = frozenset({"die", "died", "death"})
 
