@@ -612,6 +612,7 @@ def main() -> None:
     idx.add_argument("--data-dir", type=Path, default=None)
     _cluster_parser(sub)
     _perf_parser(sub)
+    _variants_parser(sub)
     cmp = sub.add_parser("graph", help="bulk-load into Neo4j and compare retrieval per store")
     cmp.add_argument("dataset", type=Path)
     cmp.add_argument("--data-dir", type=Path, required=True)
@@ -646,6 +647,7 @@ def main() -> None:
         "communities": _run_communities,
         "cluster": _run_cluster,
         "perf": _run_perf,
+        "variants": _run_variants,
     }
     if args.command in runners:
         print(json.dumps(runners[args.command](args), indent=2))
@@ -667,6 +669,18 @@ def main() -> None:
         data_dir = args.data_dir or Path(tmp) / "data"
         result = asyncio.run(index(args.corpus, data_dir))
     print(json.dumps(result, indent=2))
+
+
+def _variants_parser(sub: Any) -> None:
+    var = sub.add_parser("variants", help="a shared set with titles replaced by opaque ids")
+    var.add_argument("dataset", type=Path, nargs="+")
+    var.add_argument("--out", type=Path, required=True)
+
+
+def _run_variants(args: argparse.Namespace) -> dict[str, object]:
+    from variants import untitled  # noqa: PLC0415
+
+    return {"variants": [untitled(dataset, args.out) for dataset in args.dataset]}
 
 
 def _perf_parser(sub: Any) -> None:
