@@ -375,9 +375,7 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
         return None
     verb = wh.head
     if verb.lemma_ == "be":
-        subject = next(
-            (c for c in verb.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i), None
-        )
+        subject = _described_noun(verb, wh)
         if subject is None:
             return None
         if subject.pos_ == "PROPN" or subject.ent_type_:
@@ -404,6 +402,15 @@ def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> An
             if found is not None:
                 return found
     return None
+
+
+def _described_noun(verb: Any, wh: Any) -> Any | None:
+    """What a "what/who is …" question describes: the copula's subject, or what "the
+    name" is of ("What is the name of the actress who …": the actress)."""
+    subject = next((c for c in verb.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i), None)
+    if subject is not None and subject.lemma_.lower() == "name":
+        return next((g for c in subject.children if c.lower_ == "of" for g in c.children), subject)
+    return subject
 
 
 #: verbs that say no more than where something is (a locative preposition says the same)
