@@ -79,6 +79,9 @@ from agents.naming import (
     runs_in as _runs_in,
 )
 from agents.naming import (
+    spans_of as _spans_of,
+)
+from agents.naming import (
     titled as _titled,
 )
 from agents.naming import (
@@ -295,7 +298,7 @@ def _off_topic(
     said = set(_words(answer))
     if any(
         _runs_in(_words(answer), _words(a)) or set(_words(a)) <= said for a in anchors if _words(a)
-    ):
+    ) or _inside_name(answer, stating, anchors):
         return f"the answer {answer!r} repeats a name the question gives"
     kind = _kind_problem(asked, answer, stating)
     if kind is not None:
@@ -436,11 +439,25 @@ _WHEN_WORDS = frozenset(
 )
 
 
+def _inside_name(answer: str, stating: list[Any], anchors: list[str]) -> bool:
+    """Whether the answer is part of the way a claim writes one of the question's names
+    ("Mark Thomas" of "Mark Thomas Vande Hei" for "Mark T. Vande Hei")."""
+    for doc in stating:
+        named = {t.i for a in anchors for span in _spans_of(doc, a) for t in span}
+        found = _find(doc, answer)
+        if found is not None and named and all(t.i in named for t in found):
+            return True
+    return False
+
+
 def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
     """Why the answer is not of the kind the question asks for ("where" → not a person,
-    "when" → a date or a time, "who" → not a date or a number)."""
+    "when" → a date or a time, "who" → not a date or a number, "what is X's occupation"
+    → not a name, a people, a place or a date)."""
     # the word that asks, not a relative one later ("the country where the river is")
     wh = next((t.lower_ for t in asked if t.lower_ in _WH), None)
+    if wh in ("what", "which"):
+        return _not_a_thing(asked, answer, stating)
     if wh not in ("who", "whom", "when", "where"):
         return None
     labels = {
@@ -455,6 +472,31 @@ def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
         return f"the question asks when; {answer!r} is not a date or a time"
     if wh in ("who", "whom") and labels and labels <= {"DATE", "TIME", "CARDINAL", "MONEY"}:
         return f"the question asks who; {answer!r} is a {sorted(labels)[0].lower()}"
+    return None
+
+
+#: entity labels no plain noun category ("occupation", "genre", "sport") is answered by
+_NAMED_LABELS = frozenset(
+    "PERSON NORP GPE LOC FAC ORG DATE TIME CARDINAL MONEY PERCENT QUANTITY".split()
+)
+#: categories a people or a faith answers ("What is X's nationality?": "French")
+_PEOPLES = frozenset("nationality citizenship ethnicity religion faith denomination".split())
+
+
+def _not_a_thing(asked: Any, answer: str, stating: list[Any]) -> str | None:
+    """A question asking for a plain noun of a category the entity labels do not cover
+    ("occupation", "genre") is not answered by a name, a people, a place or a date."""
+    kind = answer_kind(asked)
+    category = kind.category
+    if kind.kind != "thing" or category is None or category in HEAD_TYPES:
+        return None
+    labels = {
+        t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
+    } - {""}
+    if category in _PEOPLES:
+        labels -= {"NORP", "GPE"}
+    if labels and labels <= _NAMED_LABELS:
+        return f"the question asks for its {category}; {answer!r} is a name ({sorted(labels)[0]})"
     return None
 
 

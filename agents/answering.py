@@ -242,7 +242,6 @@ class ExtractiveAnswerer:
         names = [e.name for e in await self._graph.entities(bridged, access)] if bridged else []
         if planned is not None:
             names.append(planned.answer)
-        names += _last_bindings(retrieval.plan)
         return names
 
     async def _draft(
@@ -576,17 +575,6 @@ def _as_written(answer: str, ranked: Sequence[Candidate]) -> str:
     """The answer as the source writes it (the candidate span with the same name)."""
     key = normalize_name(answer)
     return next((c.text for c in ranked if c.key == key), answer)
-
-
-def _last_bindings(trace: PlanTrace | None, limit: int = 5) -> list[str]:
-    """The names the step that answers a complete plan produced, best first (its best
-    one is the plan's answer; a parser-made name such as "drang" can stand before the
-    right one, which the answer's kind then picks)."""
-    if trace is None or not _complete(trace):
-        return []
-    last = trace.plan.steps[-1]
-    feeding = last.subject if last.kind == "answer" else last.id
-    return [b.name for b in trace.output(feeding or "")[:limit]]
 
 
 def _complete(trace: PlanTrace) -> bool:
