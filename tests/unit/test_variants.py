@@ -3,29 +3,14 @@ opaque id, passages, ids and questions unchanged, supporting titles mapped alike
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.scripts import load
 
-
-def _load() -> ModuleType:
-    # datasets/ is a folder of scripts, not a package (the name belongs to another library).
-    spec = importlib.util.spec_from_file_location("variants", ROOT / "datasets" / "variants.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["variants"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-variants = _load()
+variants = load("variants")
 
 
 def _write(path: Path, rows: list[dict[str, object]]) -> None:

@@ -6,34 +6,15 @@ edits must keep who did what to whom; an edit that cannot be made cleanly gives 
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from extractors import SpacyEntityExtractor
+from tests.scripts import load
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-def _load() -> ModuleType:
-    # datasets/ is a folder of scripts, not a package (the name belongs to another library).
-    spec = importlib.util.spec_from_file_location(
-        "verify_cases", ROOT / "datasets" / "verify_cases.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["verify_cases"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vc = _load()
+vc = load("verify_cases")
 
 
 @pytest.fixture(scope="module")
