@@ -488,11 +488,18 @@ def _not_a_thing(asked: Any, answer: str, stating: list[Any]) -> str | None:
     ("occupation", "genre") is not answered by a name, a people, a place or a date."""
     kind = answer_kind(asked)
     category = kind.category
-    if kind.kind != "thing" or category is None or category in HEAD_TYPES:
+    if category is None:
         return None
     labels = {
         t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
     } - {""}
+    typed = HEAD_TYPES.get(category)
+    if typed is not None:
+        # "What nationality is the director …?" is not answered by a person's name
+        wrong = labels == {"PERSON"} and "PERSON" not in typed
+        return f"the question asks for a {category}, not a person" if wrong else None
+    if kind.kind != "thing":
+        return None
     if category in _PEOPLES:
         labels -= {"NORP", "GPE"}
     if labels and labels <= _NAMED_LABELS:

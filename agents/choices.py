@@ -28,7 +28,7 @@ from agents.naming import (
     spans_of,
     words,
 )
-from agents.question import stem
+from agents.question import HEAD_TYPES, stem
 from agents.values import Quantity, country_key, month_number, quantities
 from graph import normalize_name
 from graph.provenance import Verdict
@@ -233,7 +233,17 @@ def _by_date(
     asked: Any, chosen: str, options: list[str], texts: list[Any], *, early: bool
 ) -> AnswerCheck:
     event = _event(asked)
-    dates = {o: date_for(o, texts, event) for o in options}
+    # "Which film has the director who is older": the options are things (films), the
+    # dates are their people's ("Which tennis player is younger": the options' own)
+    people = [
+        t
+        for t in asked
+        if t.pos_ == "NOUN" and "PERSON" in HEAD_TYPES.get(t.lemma_.lower(), frozenset())
+    ]
+    kinds = [t.head for t in asked if t.lower_ in ("which", "what") and t.dep_ == "det"]
+    things = bool(kinds) and all(k not in people for k in kinds)
+    role = things and bool(people)
+    dates = {o: date_for(o, texts, event, role=role, things=things) for o in options}
     missing = [o for o, d in dates.items() if d is None]
     if missing:
         what = {"death": "a date of death", "birth": "a date of birth"}.get(event[0], "a date")
@@ -276,29 +286,43 @@ def _event(asked: Any) -> tuple[str, frozenset[str]]:
 
 
 def date_for(
-    option: str, texts: list[Any], event: tuple[str, frozenset[str]], depth: int = 1
+    option: str,
+    texts: list[Any],
+    event: tuple[str, frozenset[str]],
+    depth: int = 1,
+    *,
+    role: bool = False,
+    things: bool = False,
 ) -> tuple[int, int, int] | None:
     """The date the first claim about ``option`` that gives one states for the event,
     or — when none does — the date a claim gives for a person or organisation the
-    option's claims name ("the film whose director died first")."""
+    option's claims name ("the film whose director died first"). ``role``: the question
+    names a person's role ("the director who is older"), so a thing's age, birth or
+    death is its person's; ``things``: the question says the options are things ("which
+    film"), whatever the parser typed them."""
     own = [d for d in texts if mentions(words(d.text), option) or names(d, option)]
     people = {e.text for d in own for e in d.ents if e.label_ == "PERSON"}
-    person = any(mentions(words(p), option) or mentions(words(option), p) for p in people)
+    # the question's "which film" says what the options are, whatever the parser typed
+    person = not things and any(
+        mentions(words(p), option) or mentions(words(option), p) for p in people
+    )
+    lived = person or (not things and any(_aside_after(d, option) for d in own))
     if event[0] == "age":
         # a person's age is a birth date (so is a life written after a name: "Ada Brook
-        # (1894-1945)"); a thing's age is its own date
-        lived = person or any(_aside_after(d, option) for d in own)
-        event = ("birth", frozenset()) if lived else ("event", frozenset())
+        # (1894-1945)"); a thing's age is its own date, unless a role is asked about
+        event = ("birth", frozenset()) if lived or role else ("event", frozenset())
+    if role and event[0] in ("birth", "death"):
+        own = []  # "the film whose director was born first": not the film's own date
     for doc in own:
         found = _event_date(doc, event)
         if found is not None:
             return found
     if depth == 0 or person:
         return None  # a person's own dates are not read off someone they name
-    for doc in own:
+    for doc in [d for d in texts if mentions(words(d.text), option) or names(d, option)]:
         for ent in doc.ents:
             if ent.label_ in ("PERSON", "ORG") and not set(words(ent.text)) & set(words(option)):
-                found = date_for(ent.text, texts, event, depth - 1)
+                found = date_for(ent.text, texts, event, depth - 1)  # the person's own
                 if found is not None:
                     return found
     return None

@@ -237,3 +237,18 @@ def test_a_shared_value_is_said_of_each_name(
 ) -> None:
     result = shared_value(answer, ["Dana Reyes", "Owen Hale"], [extractor.parse(c) for c in claims])
     assert result.verdict == verdict, result.reason
+
+
+def test_the_age_of_a_things_person_is_that_persons(extractor: SpacyEntityExtractor) -> None:
+    claims = [
+        "The Lantern is a 1936 film directed by Ada Brook.",
+        "Grey Harbour is a 1958 film directed by Owen Hale.",
+        "Ada Brook (1901\u20131970) was a British film director.",
+        "Owen Hale (1889\u20131968) was an American film director.",
+    ]
+    question = "Which film has the director who is older, The Lantern or Grey Harbour?"
+    assert _check(extractor, question, "Grey Harbour", claims).startswith("supported")
+    assert _check(extractor, question, "The Lantern", claims).startswith("contradicted")
+    # the films' own dates for the films' age
+    question = "Which film is older, The Lantern or Grey Harbour?"
+    assert _check(extractor, question, "The Lantern", claims).startswith("supported")
