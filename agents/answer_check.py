@@ -9,8 +9,9 @@ the same way for an extractive answer, a model's answer and one written elsewher
   from the value each branch's claim states (nationalities normalised: "American" and
   "America" agree), and every branch must be cited;
 - a **choice** ("which came first, A or B") must be one of the options, and is
-  recomputed from the dates the claims give for each option (directly, or through an
-  entity the option's claim names: a film's director's birth date);
+  recomputed (:mod:`agents.choices`) from the date of the asked event, the counted
+  amount, or what each option's own claims state;
+- a **shared value** ("what occupation do A and B share") must be said of each name;
 - a **number** must be a value a supported claim states, or the difference of two
   cited values;
 - an **entity or value** must be named (whole words, not inside another word) in a
