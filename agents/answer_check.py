@@ -28,7 +28,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.answerer import NOT_FOUND
-from agents.choices import EARLY, AnswerCheck, choose, options_of, shared_by, shared_value
+from agents.choices import (
+    EARLY,
+    AnswerCheck,
+    choose,
+    dated,
+    options_of,
+    shared_by,
+    shared_value,
+)
 from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
@@ -42,9 +50,6 @@ from agents.naming import (
 )
 from agents.naming import (
     coreferent as _coreferent,
-)
-from agents.naming import (
-    date_of as _date_of,
 )
 from agents.naming import (
     detached as _detached,
@@ -595,13 +600,16 @@ def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck | None:
         )
     comparative = next((t for t in asked if t.tag_ in ("JJR", "RBR")), None)
     if len(anchors) >= 2 and comparative is not None:
-        return _earlier(comparative, yes, anchors, texts)
+        return _earlier(asked, comparative, yes, anchors, texts)
     return None
 
 
-def _earlier(comparative: Any, yes: bool, anchors: list[str], texts: list[Any]) -> AnswerCheck:
-    """ "Is A older than B?" recomputed from the dates the claims give."""
-    dates = [_date_of(a, texts) for a in anchors[:2]]
+def _earlier(
+    asked: Any, comparative: Any, yes: bool, anchors: list[str], texts: list[Any]
+) -> AnswerCheck:
+    """ "Is A older than B?" recomputed from the dates the claims give for the asked
+    event (:func:`agents.choices.dated`)."""
+    dates = [dated(asked, a, texts) for a in anchors[:2]]
     if dates[0] is None or dates[1] is None:
         return AnswerCheck("unsupported", "the claims do not give both values to compare")
     early = comparative.lower_ in EARLY

@@ -38,6 +38,7 @@ __all__ = [
     "LATE",
     "AnswerCheck",
     "choose",
+    "dated",
     "mentions",
     "options_of",
     "shared_by",
@@ -283,6 +284,12 @@ def _event(asked: Any) -> tuple[str, frozenset[str]]:
         if t.pos_ in ("VERB", "NOUN") and not t.is_stop and t.lower_ not in EARLY | LATE
     )
     return "event", stems
+
+
+def dated(asked: Any, name: str, texts: list[Any]) -> tuple[int, int, int] | None:
+    """The date the claims give ``name`` for the event the question asks about ("Is A
+    older than B?": a person's birth, a thing's own date)."""
+    return date_for(name, texts, _event(asked))
 
 
 def date_for(

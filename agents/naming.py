@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.clauses import identity_path, path_between
-from agents.values import country_key, month_number, quantities
+from agents.values import country_key
 from graph import normalize_name
 
 __all__ = [
@@ -17,7 +17,6 @@ __all__ = [
     "attribute_of",
     "chained",
     "coreferent",
-    "date_of",
     "detached",
     "find",
     "finds",
@@ -242,40 +241,6 @@ def _hedged(token: Any) -> bool:
         c.dep_ == "advcl" and any(g.lower_ in ("if", "unless") for g in c.children)
         for c in token.children
     )
-
-
-def date_of(name: str, texts: list[Any], depth: int = 1) -> tuple[int, int, int] | None:
-    """The first date a claim about ``name`` states (through one named entity if the
-    claims about ``name`` give none)."""
-    for doc in texts:
-        if names(doc, name):
-            found = first_date(doc, name)
-            if found is not None:
-                return found
-    if depth == 0:
-        return None
-    for doc in texts:
-        if not names(doc, name):
-            continue
-        for ent in doc.ents:
-            if ent.label_ in ("PERSON", "ORG") and not inside(name, ent.text):
-                found = date_of(ent.text, texts, depth - 1)
-                if found is not None:
-                    return found
-    return None
-
-
-def first_date(doc: Any, name: str) -> tuple[int, int, int] | None:
-    values = quantities(doc)
-    for n, value in enumerate(values):
-        if not value.year or inside(name, value.text):
-            continue
-        day, month = 0, 0
-        if n > 0 and values[n - 1].unit.startswith("day:"):
-            day = int(values[n - 1].value)
-            month = month_number(values[n - 1].unit[4:])
-        return (int(value.value), month, day)
-    return None
 
 
 def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
