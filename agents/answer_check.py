@@ -456,6 +456,13 @@ def _inside_name(answer: str, stating: list[Any], anchors: list[str]) -> bool:
     return False
 
 
+def _labels(answer: str, stating: list[Any]) -> set[str]:
+    """The entity labels the claims stating the answer give its words."""
+    return {
+        t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
+    } - {""}
+
+
 def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
     """Why the answer is not of the kind the question asks for ("where" → not a person,
     "when" → a date or a time, "who" → not a date or a number, "what is X's occupation"
@@ -466,9 +473,7 @@ def _kind_problem(asked: Any, answer: str, stating: list[Any]) -> str | None:
         return _not_a_thing(asked, answer, stating)
     if wh not in ("who", "whom", "when", "where"):
         return None
-    labels = {
-        t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
-    } - {""}
+    labels = _labels(answer, stating)
     has_number = any(c.isdigit() for c in answer)
     if wh == "where" and not (labels & _PLACES or _located(answer, stating)):
         return f"the question asks where; no supported claim gives {answer!r} as a place"
@@ -496,9 +501,7 @@ def _not_a_thing(asked: Any, answer: str, stating: list[Any]) -> str | None:
     category = kind.category
     if category is None:
         return None
-    labels = {
-        t.ent_type_ for doc in stating if (span := _find(doc, answer)) is not None for t in span
-    } - {""}
+    labels = _labels(answer, stating)
     typed = HEAD_TYPES.get(category)
     if typed is not None:
         # "What nationality is the director …?" is not answered by a person's name

@@ -189,10 +189,7 @@ class ExtractiveAnswerer:
         """A value each of the question's names is said to have ("What occupation do A
         and B share?"): the best candidate the claims about both state, as the check
         reads it; the claims are the best sentences naming each."""
-        chosen: list[_Sentence] = []
-        for name in sharing:
-            chosen += [s for s in asked.sentences if mentions(words(s.text), name)][:2]
-        claims = _distinct_claims(chosen, asked.docs)
+        claims = _distinct_claims(_naming_each(asked.sentences, sharing), asked.docs)
         asked_labels = HEAD_TYPES.get(asked.kind.category or "", frozenset())
         for candidate in ranked[: self.tries * 3]:
             for value in dict.fromkeys([candidate.text, *words(candidate.text)[-1:]]):
@@ -210,11 +207,7 @@ class ExtractiveAnswerer:
     def _decide(self, asked: _Asked, options: list[str], branches: list[str]) -> Draft | None:
         """A yes/no or "A or B" answer recomputed from each branch's best sentences and
         the plan's claims (the answer check decides; every branch is cited)."""
-        chosen: list[_Sentence] = []
-        for branch in branches:
-            naming = [s for s in asked.sentences if mentions(words(s.text), branch)]
-            chosen += naming[:2]
-        chosen += asked.sentences[:2]
+        chosen = _naming_each(asked.sentences, branches) + asked.sentences[:2]
         planned = asked.planned.claims if asked.planned is not None else ()
         claims = tuple(planned) + _distinct_claims(chosen, asked.docs)
         claims = tuple({c.text: c for c in claims}.values())
@@ -510,6 +503,15 @@ def _hops(
             said |= stems
             names |= set(_capitalised(sentence.text))
             documents.add(sentence.chunk.document_id)
+    return out
+
+
+def _naming_each(sentences: Sequence[_Sentence], names: list[str], per: int = 2) -> list[_Sentence]:
+    """The best ``per`` sentences naming each of ``names`` (every branch of a
+    comparison, every name a shared value is asked of)."""
+    out: list[_Sentence] = []
+    for name in names:
+        out += [s for s in sentences if mentions(words(s.text), name)][:per]
     return out
 
 

@@ -29,7 +29,7 @@ from agents.naming import (
     words,
 )
 from agents.question import HEAD_TYPES, stem
-from agents.values import Quantity, country_key, month_number, quantities
+from agents.values import country_key, month_number, quantities
 from graph import normalize_name
 from graph.provenance import Verdict
 
@@ -202,6 +202,11 @@ def mentions(text_words: list[str], option: str) -> bool:
     )
 
 
+def _about(texts: list[Any], name: str) -> list[Any]:
+    """The parsed claims that name ``name`` (as written, shortened or fuller)."""
+    return [d for d in texts if mentions(words(d.text), name) or names(d, name)]
+
+
 # -- the choice ----------------------------------------------------------------------------
 
 
@@ -307,7 +312,7 @@ def date_for(
     names a person's role ("the director who is older"), so a thing's age, birth or
     death is its person's; ``things``: the question says the options are things ("which
     film"), whatever the parser typed them."""
-    own = [d for d in texts if mentions(words(d.text), option) or names(d, option)]
+    own = _about(texts, option)
     people = {e.text for d in own for e in d.ents if e.label_ == "PERSON"}
     # the question's "which film" says what the options are, whatever the parser typed
     person = not things and any(
@@ -326,7 +331,7 @@ def date_for(
             return found
     if depth == 0 or person:
         return None  # a person's own dates are not read off someone they name
-    for doc in [d for d in texts if mentions(words(d.text), option) or names(d, option)]:
+    for doc in _about(texts, option):
         for ent in doc.ents:
             if ent.label_ in ("PERSON", "ORG") and not set(words(ent.text)) & set(words(option)):
                 found = date_for(ent.text, texts, event, depth - 1)  # the person's own
@@ -392,7 +397,7 @@ def _dates(doc: Any) -> list[tuple[int, tuple[int, int, int]]]:
     out = []
     values = quantities(doc)
     for n, value in enumerate(values):
-        at = _token_at(doc, value)
+        at = value.at
         # "a 1971 report": a year the parser dates, though a noun follows it
         dated = doc[at].ent_type_ == "DATE" and re.fullmatch(r"1\d{3}|20\d{2}", doc[at].text)
         if not (value.year or dated):
@@ -403,12 +408,6 @@ def _dates(doc: Any) -> list[tuple[int, tuple[int, int, int]]]:
             month = month_number(values[n - 1].unit[4:])
         out.append((at, (int(value.value), month, day)))
     return out
-
-
-def _token_at(doc: Any, value: Quantity) -> int:
-    """The token a stated value's number stands at."""
-    digits = next((w for w in value.text.split() if any(c.isdigit() for c in w)), "")
-    return next((t.i for t in doc if t.text == digits), 0)
 
 
 def _range(
@@ -430,9 +429,7 @@ def _by_amount(
     counted = _counted(asked)
     amounts: dict[str, tuple[str, float]] = {}
     for option in options:
-        for doc in texts:
-            if not (mentions(words(doc.text), option) or names(doc, option)):
-                continue
+        for doc in _about(texts, option):
             found = _amount(doc, counted)
             if found is not None:
                 amounts[option] = found
@@ -477,7 +474,7 @@ def _amount(doc: Any, counted: str | None) -> tuple[str, float] | None:
     tokens = list(doc)
     cues = [t.i for t in tokens if t.lemma_.lower() == counted]
     for value in values:
-        at = _token_at(doc, value)
+        at = value.at
         if not value.unit and any(0 < at - c <= 4 for c in cues):
             return counted, value.value
     # "employs 2,800 people" for "more employees": the first amount, whose unit must
@@ -508,7 +505,7 @@ def _singled_out(asked: Any, options: list[str], texts: list[Any]) -> tuple[str 
     verbs = {t.lemma_.lower() for t in asked if t.pos_ in ("VERB", "AUX")}
     covered: dict[str, list[str]] = {}
     for option in options:
-        own = [d for d in texts if mentions(words(d.text), option) or names(d, option)]
+        own = _about(texts, option)
         stated = [t for d in own for t in d if not _negated(t)]
         lemmas = {t.lemma_.lower() for t in stated} | {t.lower_ for t in stated}
         lemmas |= {base for w in lemmas for base in _unmarked(w)}
@@ -589,7 +586,7 @@ def shared_value(answer: str, sharing: list[str], texts: list[Any]) -> AnswerChe
     """Whether the claims say the answer of each name (what it is: "A is an English
     cinematographer and film director", "B was an American film editor and director")."""
     for name in sharing:
-        own = [d for d in texts if mentions(words(d.text), name) or names(d, name)]
+        own = _about(texts, name)
         if not own:
             return AnswerCheck("unsupported", f"no supported claim names {name!r}")
         if not attribute_of(answer, own, [name]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Quantity", "country_key", "month_number", "quantities", "same_quantity"]
@@ -136,12 +136,14 @@ def country_key(name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Quantity:
-    """A number a text states: its value, unit (``""`` when bare) and surface text."""
+    """A number a text states: its value, unit (``""`` when bare), surface text, and
+    the index of the token its number stands at (not part of the value)."""
 
     value: float
     unit: str
     text: str
     year: bool = False
+    at: int = field(default=0, compare=False)
 
 
 _WORD_NUMBERS = {
@@ -295,7 +297,8 @@ def _quantity(doc: Any, tokens: list[Any], i: int, value: float) -> tuple[Quanti
             or (start > 1 and tokens[start - 2].text.lower() in _MONTHS)
         )
     )
-    return Quantity(value=value, unit=unit, text=doc[start:end].text, year=year), end
+    quantity = Quantity(value=value, unit=unit, text=doc[start:end].text, year=year, at=token.i)
+    return quantity, end
 
 
 def _unit_after(tokens: list[Any], end: int) -> tuple[str, int]:
