@@ -37,7 +37,6 @@ from agents.choices import (
     shared_by,
     shared_value,
 )
-from agents.clauses import arguments, identity_path, path_between
 from agents.entailment import Entailment
 from agents.naming import (
     anchors_of as _anchors,
@@ -56,9 +55,6 @@ from agents.naming import (
 )
 from agents.naming import (
     find as _find,
-)
-from agents.naming import (
-    finds as _finds,
 )
 from agents.naming import (
     inside as _inside,
@@ -85,6 +81,9 @@ from agents.naming import (
     runs_in as _runs_in,
 )
 from agents.naming import (
+    said as _said,
+)
+from agents.naming import (
     spans_of as _spans_of,
 )
 from agents.naming import (
@@ -95,6 +94,7 @@ from agents.naming import (
 )
 from agents.parsing import cached_parser
 from agents.question import HEAD_TYPES
+from agents.roles import filled_role
 from agents.spans import answer_kind, sentence_views
 from agents.values import country_key, quantities
 from extractors import SpacyEntityExtractor
@@ -174,7 +174,7 @@ class AnswerChecker:
                 views.append((claim, main, False))
         texts = [self._parse(view) for _, view, _ in views]
         documents = [{str(d.document_id) for d in c.documents} for c, _, _ in views]
-        titles = [tuple(d.title for d in c.documents) for c, _, _ in views]
+        titles = [tuple(n for d in c.documents for n in (d.title, *d.about)) for c, _, _ in views]
         whole = [i for i, (_, _, is_whole) in enumerate(views) if is_whole]
         key = normalize_name(answer).strip(" .")
         asked = self._parse(" ".join(question.split())) if question and question.strip() else None
@@ -282,7 +282,7 @@ def _entity(
     problem = _off_topic(asked, answer, texts, stating, anchors, (titles, documents))
     if problem is not None:
         return AnswerCheck("unsupported", problem)
-    role = _role(asked, answer, stating, anchors)
+    role = filled_role(asked, answer, stating, anchors)
     if role is not None:
         return role
     loose = _detached(asked, answer, stating)
@@ -319,7 +319,7 @@ def _off_topic(
         return f"no supported claim names {missing_anchor[0]!r}, which the question asks about"
     relation = _relation_words(asked, anchors)
     said = {w for t in texts for w in _lemmas(t)} | _life_events(answer, stating)
-    unsaid = [w for w in relation if w not in said and not (_INVERSES.get(w, frozenset()) & said)]
+    unsaid = [w for w in relation if not _said(w, said, _INVERSES)]
     subjects = [t.text for t in asked if t.dep_ in ("nsubj", "nsubjpass") and t.pos_ == "NOUN"]
     if _located_at([*anchors, *subjects], texts, _WHERE):  # "where is X found": "X … in Y"
         passive = {t.lemma_.lower() for t in asked if t.tag_ == "VBN" or t.lemma_ in ("lie", "sit")}
@@ -359,9 +359,7 @@ def _one_hop(
     other person (the pronoun has no one else to stand for)."""
     titles, documents = cited
     own = {w for t in stating for w in _lemmas(t)}
-    if not relation or any(
-        w not in own and not (_INVERSES.get(w, frozenset()) & own) for w in relation
-    ):
+    if not relation or any(not _said(w, own, _INVERSES) for w in relation):
         return None
     own_titles = [titles[i] for i, t in enumerate(texts) if i < len(titles) and t in stating]
     for anchor in anchors:
@@ -375,51 +373,6 @@ def _one_hop(
                 "asks about"
             )
     return None
-
-
-def _role(asked: Any, answer: str, stating: list[Any], anchors: list[str]) -> AnswerCheck | None:
-    """Why the answer does not fill the asked role (None: it does, or no role is asked)."""
-    wh = next((t for t in asked if t.lower_ in ("who", "whom", "what", "which")), None)
-    if wh is None or wh.head.pos_ not in ("VERB", "AUX"):
-        return None
-    verb = wh.head
-    if verb.lemma_ == "be":
-        subject = _described_noun(verb, wh)
-        if subject is None:
-            return None
-        if subject.pos_ == "PROPN" or subject.ent_type_:
-            described = [a for a in anchors if _inside(a, subject.text)] or anchors
-            checked = _described(answer, stating, described, by_name=True)
-        elif subject.lemma_.lower() == answer_kind(asked).category and not any(
-            _names(doc, subject.lemma_) for doc in stating
-        ):
-            # "What is X's occupation?": the answer must be what X is said to be
-            checked = AnswerCheck(
-                "supported" if _attribute_of(answer, stating, anchors) else "unsupported",
-                f"no supported claim says {', '.join(anchors) or 'it'} is {answer!r}",
-            )
-        else:
-            checked = _described(answer, stating, [subject.lemma_.lower()], by_name=False)
-        return None if checked.verdict == "supported" else checked
-    asked_role = _asked_role(wh, verb)
-    if asked_role is None:
-        return None
-    for doc in stating:
-        span = _find(doc, answer)
-        if span is not None:
-            found = _filled(doc, span, verb.lemma_, asked_role, answer)
-            if found is not None:
-                return found
-    return None
-
-
-def _described_noun(verb: Any, wh: Any) -> Any | None:
-    """What a "what/who is …" question describes: the copula's subject, or what "the
-    name" is of ("What is the name of the actress who …": the actress)."""
-    subject = next((c for c in verb.children if c.dep_ in ("nsubj", "attr") and c.i != wh.i), None)
-    if subject is not None and subject.lemma_.lower() == "name":
-        return next((g for c in subject.children if c.lower_ == "of" for g in c.children), subject)
-    return subject
 
 
 #: verbs that say no more than where something is (a locative preposition says the same)
@@ -514,65 +467,6 @@ def _not_a_thing(asked: Any, answer: str, stating: list[Any]) -> str | None:
     if labels and labels <= _NAMED_LABELS:
         return f"the question asks for its {category}; {answer!r} is a name ({sorted(labels)[0]})"
     return None
-
-
-def _asked_role(wh: Any, verb: Any) -> str | None:
-    subjects, objects = arguments(verb)
-    if wh.dep_ == "nsubjpass" or wh in objects or wh.dep_ in ("dobj", "pobj"):
-        return "object"
-    if wh in subjects or wh.dep_ == "nsubj":
-        return "subject"
-    return None
-
-
-def _filled(doc: Any, span: Any, lemma: str, asked_role: str, answer: str) -> AnswerCheck | None:
-    """The contradiction when the claim puts the answer in the other role of the verb."""
-    inside = range(span.start, span.end)
-    for token in doc:
-        if token.lemma_ != lemma or token.pos_ not in ("VERB", "AUX"):
-            continue
-        subj, obj = arguments(token)
-        mine, other = (subj, obj) if asked_role == "subject" else (obj, subj)
-        if any(t.i in inside for t in mine):
-            return None
-        if any(t.i in inside for t in other):
-            flipped = "object" if asked_role == "subject" else "subject"
-            return AnswerCheck(
-                "contradicted",
-                f"the claim states {answer!r} as the {flipped} of {token.text!r}, "
-                f"the question asks for its {asked_role}",
-            )
-    return None
-
-
-def _described(
-    answer: str, stating: list[Any], targets: list[str], *, by_name: bool
-) -> AnswerCheck:
-    """ "Who is Fred?", "Who was Scrooge's clerk?": the answer must be what the claim says
-    the named thing (or the asked noun: "clerk") is — an apposition or a copula links
-    them — not its owner ("Scrooge's nephew"), nor a name coordinated with it."""
-    said = ", ".join(targets)
-    for doc in stating:
-        span = _find(doc, answer)
-        if span is None:
-            continue
-        head = span.root
-        if by_name:
-            found = [t for name in targets for t in _finds(doc, name)]
-        else:
-            found = [t for t in doc if t.lemma_.lower() in targets or t.lower_ in targets]
-        for target in found:
-            path = path_between(head, target)
-            if path is None or len(path) > 4:
-                continue
-            if head.dep_ in ("poss", "amod") and len(path) > 1 and head.head.i == path[1].i:
-                continue  # the owner: "Scrooge's nephew"
-            if identity_path(path):
-                return AnswerCheck("supported", f"a supported claim says {answer!r} is {said}")
-    return AnswerCheck("unsupported", f"no supported claim says {answer!r} is {said}")
-
-
-# -- yes/no and choices --------------------------------------------------------------------
 
 
 def _yes_no(asked: Any, yes: bool, texts: list[Any]) -> AnswerCheck | None:

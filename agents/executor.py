@@ -271,8 +271,9 @@ class _Run:
             self._candidates(step, subjects, pages, relaxed=False),
             self._subject_facts(subjects) if facts_read else _no_facts(),
         )
-        if not candidates and step.kind == "traverse":
-            # The bridge must be found: widen to the chunks that mention the subject.
+        if not candidates and (step.kind == "traverse" or not pages):
+            # The bridge must be found, and a subject without a page of its own is
+            # described where it is mentioned: widen to the chunks that mention it.
             pages = await self._lookup(subjects)
             candidates = await self._candidates(step, subjects, pages, relaxed=True)
             note = "relaxed: read the chunks that mention the subject, best by the question"

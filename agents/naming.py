@@ -5,7 +5,7 @@ that share a name or a document."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agents.clauses import identity_path, path_between
@@ -31,6 +31,7 @@ __all__ = [
     "proper_words",
     "relation_words",
     "runs_in",
+    "said",
     "shortened",
     "spans_of",
     "titled",
@@ -150,10 +151,11 @@ def name_root(token: Any) -> Any:
 
 
 def titled(name: str, doc: Any, titles: tuple[str, ...]) -> bool:
-    """Whether a claim speaks of ``name`` in a document titled with that name: by its
-    surname alone ("Brand was born in Berlin" in "August Brand", not "Max Brand …"), or
+    """Whether a claim speaks of ``name`` in a document titled with or about that name: by
+    its surname alone ("Brand was born in Berlin" in "August Brand", not "Max Brand …"), or
     by "he"/"she" as the subject of its main clause when it names no other person ("He
-    was born in Paris" in "Nikolai Kinski")."""
+    was born in Paris" in "Nikolai Kinski"), or by an opening "it" ("It was founded by
+    …" in a memo about Initech)."""
     wanted = words(name)
     if not wanted or not any(words(t) == wanted for t in titles):
         return False
@@ -168,9 +170,12 @@ def titled(name: str, doc: Any, titles: tuple[str, ...]) -> bool:
     ]
     if len(wanted) > 1 and alone:
         return True
-    # "He was born in Paris": he or she as the main clause's subject, no one else named
-    return not people and any(
-        t.lower_ in ("he", "she") and t.dep_ in ("nsubj", "nsubjpass") and t.head.dep_ == "ROOT"
+    # "He was born in Paris": he or she as the main clause's subject, no one else named;
+    # "It was founded in 1998 by …": "it" opening the claim as its main clause's subject
+    return any(
+        t.dep_ in ("nsubj", "nsubjpass")
+        and t.head.dep_ == "ROOT"
+        and ((t.lower_ in ("he", "she") and not people) or (t.lower_ == "it" and t.i == 0))
         for t in doc
     )
 
@@ -181,7 +186,16 @@ def runs_in(wanted: list[str], words: list[str]) -> bool:
 
 
 def proper_words(doc: Any) -> set[str]:
-    return {t.lower_ for t in doc if t.pos_ == "PROPN" and len(t.text) > 2 and not t.is_stop}
+    """The words of the names a text gives, without the last word of a name that is not a
+    person's: "Umbrella" of "Umbrella Corporation" says which one, "Corporation" only
+    what kind (two claims naming different corporations are not about the same thing;
+    "Wood" of "Ed Wood" is the surname that says who)."""
+    kinds = {t.i for e in doc.ents if e.label_ != "PERSON" and len(e) > 1 for t in e[-1:]}
+    return {
+        t.lower_
+        for t in doc
+        if t.pos_ == "PROPN" and len(t.text) > 2 and not t.is_stop and t.i not in kinds
+    }
 
 
 def chained(texts: list[Any], documents: list[set[str]], answer: str) -> list[int]:
@@ -257,11 +271,18 @@ def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
     if verb is None or verb.pos_ != "VERB" or verb.lemma_ in ("be", "have", "do"):
         return None
     forms = {verb.lemma_.lower(), verb.lower_}
-    uses = [(d, t) for d in stating for t in d if t.lemma_.lower() in forms or t.lower_ in forms]
+    uses = [
+        (d, t)
+        for d in stating
+        for t in d
+        if t.lemma_.lower() in forms
+        or t.lower_ in forms
+        or (t.pos_ == "NOUN" and said(verb.lemma_.lower(), {t.lemma_.lower()}, {}))
+    ]
     if not uses:
         return None
     for doc, used in uses:
-        if _hedged(used):
+        if _hedged(used) or (used.pos_ == "NOUN" and _unrealised(used)):
             continue
         for span in spans_of(doc, answer):
             path = path_between(span.root, used)
@@ -275,6 +296,26 @@ def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
 
 
 _ASKING_WORDS = frozenset("who whom what which when where".split())
+
+#: Verbs whose object is an event that did not (yet) happen: "abandoned its acquisition".
+_UNREALISING = frozenset(
+    "abandon cancel block reject terminate drop withdraw oppose halt propose plan seek "
+    "consider explore discuss attempt deny postpone delay suspend prevent".split()
+)
+
+
+def _unrealised(noun: Any) -> bool:
+    """Whether the event a noun names is denied, hedged or not carried out by the verbs
+    it depends on ("did not complete its acquisition", "abandoned its acquisition",
+    "plans an acquisition")."""
+    head = noun
+    for _ in range(4):
+        if head.head.i == head.i:
+            return False
+        head = head.head
+        if head.pos_ in ("VERB", "AUX") and (_hedged(head) or head.lemma_ in _UNREALISING):
+            return True
+    return False
 
 
 def located_at(anchors: list[str], texts: list[Any], places: frozenset[str]) -> bool:
@@ -427,3 +468,18 @@ _DIED = frozenset({"die", "died", "death"})
 
 def lemmas(doc: Any) -> set[str]:
     return {t.lemma_.lower() for t in doc} | {t.lower_ for t in doc}
+
+
+def said(word: str, lemmas: set[str], inverses: Mapping[str, frozenset[str]]) -> bool:
+    """Whether a word the question asks about is said among ``lemmas``: the word, its
+    inverse ("child" for "parent"), or a word of the same stem ("acquisition" for
+    "acquire", "founder" for "found", "composition" for "compose"). Words of the same
+    stem share their first five letters and all but the last two of the shorter one's."""
+    if word in lemmas or inverses.get(word, frozenset()) & lemmas:
+        return True
+    return len(word) >= 5 and any(_derived(word, w) for w in lemmas)
+
+
+def _derived(a: str, b: str) -> bool:
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return n >= 5 and n >= min(len(a), len(b)) - 2

@@ -62,16 +62,33 @@ class PageReader:
     ) -> dict[EntityId, Chunk]:
         """Each entity's own page: the first chunk of a document titled with the name
         given (which decides between "Dark River (2017 film)" and "Dark River (1990
-        film)"); an entity listed twice gets the page of its last name that has one.
+        film)"), else of a document about it (whose opening sentence has it as its
+        subject); an entity listed twice gets the page of its last name that has one.
         When several pages fit equally well ("George Rankin (soldier)", "George
-        Rankin (politician)"), the one closest to ``query`` wins."""
+        Rankin (politician)", or two memos both about Globex), the one closest to
+        ``query`` wins."""
         if not entities:
             return {}
+        entities = list(entities)
         found = await self._graph.pages([name for _, name in entities], access)
-        # The full titles of every page that competes with another, read once.
+        missing = list(dict.fromkeys(e for e, name in entities if name not in found))
+        if missing:
+            # A name the text wrote longer than the graph names it now ("Globex
+            # Corporation" for "Globex"): the entity's aliases that extend a name given.
+            given = {e: [_words(n) for f, n in entities if f == e] for e in missing}
+            longer = [
+                (ent.id, alias)
+                for ent in await self._graph.entities(missing, access)
+                for alias in ent.aliases
+                if any(_extends(_words(alias), w) for w in given[ent.id])
+            ]
+            if longer:
+                found.update(await self._graph.pages([a for _, a in longer], access))
+                entities += longer
+        # The full titles and subjects of every page that competes with another, read once.
         shared = [c.document_id for pages in found.values() if len(pages) > 1 for c in pages]
-        titles = {
-            d.id: normalize_name(d.title)
+        docs = {
+            d.id: d
             for d in (
                 await self._graph.documents(access, ids=shared, limit=len(shared)) if shared else []
             )
@@ -79,9 +96,13 @@ class PageReader:
         homes: dict[EntityId, Chunk] = {}
         for eid, name in entities:
             pages = found.get(name)
-            if not pages:
+            if not pages or (eid in homes and eid in missing):
                 continue
-            exact = [c for c in pages if titles.get(c.document_id) == normalize_name(name)]
+            key = normalize_name(name)
+            read = [(c, docs[c.document_id]) for c in pages if c.document_id in docs]
+            titled = [c for c, doc in read if normalize_name(doc.title) == key]
+            about = [c for c, doc in read if any(normalize_name(n) == key for n in doc.about)]
+            exact = titled if len(titled) == 1 else (titled or about)
             if len(pages) == 1 or len(exact) == 1:
                 homes[eid] = (exact or pages)[0]
                 continue
@@ -171,6 +192,18 @@ class PageReader:
             for c, s, _ in spans
             if (c.id, s) in vectors
         }
+
+
+def _words(name: str) -> list[str]:
+    return normalize_name(name).split()
+
+
+def _extends(longer: list[str], name: list[str]) -> bool:
+    """Whether ``longer`` holds every word of ``name``, in a run, and more."""
+    n = len(name)
+    return 0 < n < len(longer) and any(
+        longer[i : i + n] == name for i in range(len(longer) - n + 1)
+    )
 
 
 def top_kinds(entities: Sequence[Entity], kinds: int = 2) -> list[Entity]:

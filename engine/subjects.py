@@ -310,6 +310,8 @@ def _document_hits(
     hits: list[Occurrence] = []
     for name, text in (("source", doc.source), ("title", doc.title)):
         hits += _text_hits("document", doc.id, name, text, matcher, **base)
+    for number, about in enumerate(doc.about):  # read from the text: re-read on redaction
+        hits += _text_hits("document", doc.id, f"about[{number}]", about, matcher, **base)
     for number, section in enumerate(doc.sections):
         field = f"sections[{number}].heading"
         hits += _text_hits("document", doc.id, field, section.heading or "", matcher, **base)

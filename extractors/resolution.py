@@ -263,6 +263,14 @@ class EntityResolver:
             pending, self._match_embeddings(pending, surnames), strict=True
         ):
             resolved[(ci, mi)] = ent
+        about = [
+            name
+            for ci, ext in enumerate(extractions)
+            for mi in ext.subjects
+            for name in (ext.mentions[mi].text, resolved[(ci, mi)].name)
+        ]
+        if about:
+            document = document.model_copy(update={"about": tuple(dict.fromkeys(about))})
         return self._build(document, extractions, resolved)
 
     # ------------------------------------------------------------------ matching

@@ -206,7 +206,14 @@ class SpacyEntityExtractor:
         relations = list(_RelationFinder(doc, token_mention, chunk.start).find())
         if tags != chunk.tags:
             chunk = chunk.model_copy(update={"tags": tags})
-        return ChunkExtraction(chunk=chunk, mentions=mentions, relations=tuple(relations))
+        return ChunkExtraction(
+            chunk=chunk,
+            mentions=mentions,
+            relations=tuple(relations),
+            subjects=(
+                _opening_subjects(doc, spans, token_mention, self._nlp) if chunk.index == 0 else ()
+            ),
+        )
 
     def tags(self, chunk: Chunk, doc: Any) -> tuple[Tag, ...]:
         """The chunk's tags from its parse: personal data (when detected) and text aimed at
@@ -235,6 +242,56 @@ class SpacyEntityExtractor:
                     taken.update(range(span.start, span.end))
         found.sort(key=lambda pair: pair[0].start)
         return found
+
+
+#: Mention labels that never name what a document is about.
+_NOT_SUBJECTS = frozenset({"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"})
+
+
+def _opening_subjects(
+    doc: Any, spans: list[tuple[Any, str]], token_mention: dict[int, int], nlp: Any
+) -> tuple[int, ...]:
+    """The mentions the document's opening sentence is about: the names holding the
+    grammatical subject of its main verb ("Globex Corp. announced …", "Dark River is a
+    2017 film …", "The film Dark River was …") and the names joined to it by "and".
+
+    A heading without a verb gives way to the next sentence (re-parsed on its own when
+    the parser ran it into the heading); the first sentence with a subject decides,
+    whatever it is ("We", "The board"): a document is not given a subject its opening
+    does not state.
+    """
+    for sent in list(doc.sents)[:3]:
+        breaks = [t.i for t in sent if t.i < sent.root.i and "\n\n" in t.text_with_ws]
+        if breaks:  # "Quarterly note, Q3 2024\n\nGlobex and Initech signed …"
+            start = doc[breaks[-1]].idx + len(doc[breaks[-1]].text_with_ws)
+            clause = nlp(doc.text[start : sent.end_char])
+            heads = [(doc.char_span(start + t.idx, start + t.idx + len(t)), t) for t in clause]
+            at = {t.i: span.start for span, t in heads if span is not None and len(span) == 1}
+            found = _subjects_of(next(iter(clause.sents)), at, spans, token_mention)
+        else:
+            found = _subjects_of(sent, {t.i: t.i for t in sent}, spans, token_mention)
+        if found is not None:
+            return found
+    return ()
+
+
+def _subjects_of(
+    sent: Any, at: dict[int, int], spans: list[tuple[Any, str]], token_mention: dict[int, int]
+) -> tuple[int, ...] | None:
+    """The mentions holding ``sent``'s subject (None when it has no subject); ``at`` maps
+    the sentence's tokens to the chunk's."""
+    subjects = [t for t in sent.root.children if t.dep_ in _SUBJECT_DEPS]
+    if not subjects:
+        return None
+    found: list[int] = []
+    for subject in subjects:
+        for head in [subject, *(c for c in subject.conjuncts if c.i > subject.i)]:
+            # The head itself, else a name it is described by ("the film Dark River").
+            near = [head, *(c for c in head.children if c.dep_ in ("appos", "compound"))]
+            idx = next((token_mention[at[t.i]] for t in near if at.get(t.i) in token_mention), None)
+            if idx is not None and spans[idx][1] not in _NOT_SUBJECTS and idx not in found:
+                found.append(idx)
+    return tuple(found)
 
 
 def _title_forms(title: str) -> list[str]:

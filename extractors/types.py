@@ -40,3 +40,6 @@ class ChunkExtraction(_Frozen):
     chunk: Chunk
     mentions: tuple[RawMention, ...]
     relations: tuple[RawRelation, ...]
+    #: Indexes of the mentions the chunk's opening sentence is about (its grammatical
+    #: subject), on a document's first chunk only.
+    subjects: tuple[int, ...] = ()

@@ -112,6 +112,10 @@ class Document(_Frozen):
     ingested_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     text: str
     sections: tuple[Section, ...] = ()
+    #: Names the text says the document is about (the grammatical subject of its
+    #: opening sentence, as written and as resolved), read at ingest. Pages are found by
+    #: these as by the title, so documents titled by file name or topic still have them.
+    about: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _sections_fit(self) -> Document:

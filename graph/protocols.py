@@ -84,12 +84,13 @@ class GraphStore(Protocol):
         ...
 
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
-        """Each name's pages: the first chunk of every readable document titled with it.
+        """Each name's pages: the first chunk of every readable document titled with it or
+        about it (``Document.about``: what its opening sentence is about).
 
-        Titles compare by :func:`~graph.ids.title_key` (case-folded, a trailing
+        Names compare by :func:`~graph.ids.title_key` (case-folded, a trailing
         parenthesis ignored: "Brand (play)" is a page of "Brand"). Pages whose full title
-        equals the name come first, then by document id; names without a page are left
-        out.
+        equals the name come first, then those about exactly that name, then by document
+        id; names without a page are left out.
         """
         ...
 

@@ -93,11 +93,19 @@ class DocumentRef(_Frozen):
     title: str
     version: int
     source: str
+    #: What the document's opening sentence is about (``Document.about``).
+    about: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, doc: Document) -> DocumentRef:
         """A citation of ``doc`` at its current version."""
-        return cls(document_id=doc.id, title=doc.title, version=doc.version, source=doc.source)
+        return cls(
+            document_id=doc.id,
+            title=doc.title,
+            version=doc.version,
+            source=doc.source,
+            about=doc.about,
+        )
 
 
 class Claim(_Frozen):

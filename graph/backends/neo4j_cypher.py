@@ -74,6 +74,7 @@ def schema() -> list[str]:
         ("Chunk", "id"),
         ("Entity", "id"),
         ("Name", "key"),
+        ("Topic", "key"),
         ("Fact", "id"),
         ("Community", "id"),
         ("CommunityScope", "key"),
@@ -113,6 +114,28 @@ def set_title_keys() -> str:
 
 def create_documents() -> str:
     return "UNWIND $rows AS r CREATE (d:Document) SET d = r RETURN count(d) AS n"
+
+
+def link_topics() -> str:
+    """Each document to the page keys of what it is about (see ``Document.about``)."""
+    return (
+        "UNWIND $rows AS r MATCH (d:Document {id: r.id}) UNWIND r.keys AS key "
+        "MERGE (t:Topic {key: key}) MERGE (d)-[:ABOUT]->(t) RETURN count(*) AS n"
+    )
+
+
+def document_topics() -> str:
+    return (
+        "UNWIND $ids AS did MATCH (:Document {id: did})-[:ABOUT]->(t:Topic) "
+        "RETURN DISTINCT t.key AS key"
+    )
+
+
+def delete_orphan_topics() -> str:
+    return (
+        "UNWIND $rows AS key MATCH (t:Topic {key: key}) "
+        "WHERE NOT EXISTS { MATCH (t)<-[:ABOUT]-() } DELETE t RETURN count(*) AS n"
+    )
 
 
 def merge_entities() -> str:
@@ -277,7 +300,7 @@ def documents(*, by_ids: bool, by_source: bool) -> str:
     return (
         f"{match} WHERE {' AND '.join(where)} "
         "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
-        ".ingested_at, .text, .sections} AS d "
+        ".ingested_at, .text, .sections, .about} AS d "
         "ORDER BY d.source, d.version, d.id SKIP $offset LIMIT $limit"
     )
 
@@ -285,13 +308,19 @@ def documents(*, by_ids: bool, by_source: bool) -> str:
 _CHUNK = "c {.id, .document_id, .index, .start, .end, .text, .tags} AS c"
 
 
-def pages() -> str:
-    """First chunks of the readable documents titled with each key."""
+def pages(*, about: bool) -> str:
+    """First chunks of the readable documents titled with each key (``about``: of the
+    documents about it)."""
+    match = (
+        "MATCH (:Topic {key: key})<-[:ABOUT]-(d:Document)"
+        if about
+        else "MATCH (d:Document {title_key: key})"
+    )
     return (
-        "UNWIND $keys AS key MATCH (d:Document {title_key: key}) WHERE " + readable("d") + " "
+        "UNWIND $keys AS key " + match + " WHERE " + readable("d") + " "
         "MATCH (c:Chunk {document_id: d.id}) WITH key, d, c ORDER BY c.index "
         "WITH key, d, collect(c)[0] AS c "
-        "RETURN key, d.title AS title, " + _CHUNK
+        "RETURN key, d.title AS title, d.about AS about, " + _CHUNK
     )
 
 
@@ -477,7 +506,7 @@ def export_documents() -> str:
     return (
         "UNWIND $ids AS did MATCH (d:Document {id: did}) "
         "RETURN d {.id, .source, .title, .version, .tenant, .groups, .content_hash, "
-        ".ingested_at, .text, .sections} AS d"
+        ".ingested_at, .text, .sections, .about} AS d"
     )
 
 

@@ -304,26 +304,30 @@ class Neo4jGraphStore:
         return sorted(found.values(), key=lambda c: (c.document_id, c.start, c.index))
 
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
-        """First chunks of the readable documents titled with each name."""
+        """First chunks of the readable documents titled with each name or about it."""
         keys = {name: title_key(name) for name in dict.fromkeys(names)}
         if not keys:
             return {}
-        records = await self._read(
-            cypher.pages(), keys=sorted(set(keys.values())), **_access(access)
+        wanted = sorted(set(keys.values()))
+        titled, subject = await asyncio.gather(
+            self._read(cypher.pages(about=False), keys=wanted, **_access(access)),
+            self._read(cypher.pages(about=True), keys=wanted, **_access(access)),
         )
-        by_key: dict[str, list[tuple[str, Chunk]]] = defaultdict(list)
-        for r in records:
+        by_key: dict[str, dict[ChunkId, tuple[str, set[str], Chunk]]] = defaultdict(dict)
+        for r in [*titled, *subject]:
             if r["c"] is not None:
-                by_key[r["key"]].append((r["title"], _chunk(r["c"])))
+                chunk = _chunk(r["c"])
+                said = {normalize_name(n) for n in r["about"] or ()}
+                by_key[r["key"]][chunk.id] = (normalize_name(r["title"]), said, chunk)
         out: dict[str, list[Chunk]] = {}
         for name, key in keys.items():
             exact = normalize_name(name)
             found = sorted(
-                by_key.get(key, []),
-                key=lambda t: (normalize_name(t[0]) != exact, t[1].document_id),
+                by_key.get(key, {}).values(),
+                key=lambda t: (t[0] != exact, exact not in t[1], t[2].document_id),
             )
             if found:
-                out[name] = [c for _, c in found]
+                out[name] = [c for _, _, c in found]
         return out
 
     async def entities(self, ids: Sequence[EntityId], access: Access) -> list[Entity]:
@@ -595,6 +599,7 @@ def _document(row: dict[str, Any]) -> Document:
         ingested_at=datetime.fromisoformat(row["ingested_at"]),
         text=row["text"],
         sections=tuple(Section.model_construct(**x) for x in json.loads(row["sections"] or "[]")),
+        about=tuple(row.get("about") or ()),
     )
 
 

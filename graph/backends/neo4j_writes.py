@@ -50,6 +50,12 @@ async def _count(tx: AsyncManagedTransaction, query: str, rows: Sequence[Any]) -
 async def insert_tx(tx: AsyncManagedTransaction, graphs: list[DocumentGraph]) -> None:
     """Write new documents with their chunks, entities, mentions and facts."""
     await _count(tx, cypher.create_documents(), _document_rows(graphs))
+    topics = [
+        {"id": g.document.id, "keys": sorted({title_key(n) for n in g.document.about})}
+        for g in graphs
+        if g.document.about
+    ]
+    await _count(tx, cypher.link_topics(), topics)
     await _count(tx, cypher.merge_entities(), _entity_rows(graphs))
     await _count(tx, cypher.create_chunks(), _chunk_rows(graphs))
     await _count(tx, cypher.link_chunks(), _chunk_links(graphs))
@@ -89,6 +95,7 @@ def _document_rows(graphs: list[DocumentGraph]) -> list[dict[str, Any]]:
                 "ingested_at": d.ingested_at.isoformat(),
                 "text": d.text,
                 "sections": json.dumps([x.model_dump() for x in d.sections]),
+                "about": list(d.about),
                 # Where deletes start looking for the document's facts.
                 "entity_ids": sorted(touched),
             }
@@ -263,7 +270,9 @@ async def _delete(
         batch = await (await tx.run(cypher.delete_mentions(), ids=ids, batch=BATCH_ROWS)).single()
         if batch is None or batch["n"] == 0:
             break
+    topics = [r["key"] for r in await (await tx.run(cypher.document_topics(), ids=ids)).data()]
     await (await tx.run(cypher.delete_documents(), ids=ids)).consume()
+    await _count(tx, cypher.delete_orphan_topics(), sorted(topics))
     orphans = 0
     keys: set[str] = set()
     for part in _slices(candidates):

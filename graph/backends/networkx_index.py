@@ -86,6 +86,7 @@ class DocRow(NamedTuple):
     content_hash: str
     ingested_at: datetime
     sections: tuple[Section, ...]
+    about: tuple[str, ...]
 
     @classmethod
     def of(cls, doc: Document) -> DocRow:
@@ -100,7 +101,16 @@ class DocRow(NamedTuple):
             doc.content_hash,
             doc.ingested_at,
             doc.sections,
+            doc.about,
         )
+
+    def page_keys(self) -> set[str]:
+        """The keys its first chunk is a page under: its title and what it is about."""
+        return {title_key(name) for name in (self.title, *self.about)}
+
+    def about_keys(self) -> set[str]:
+        """What it is about, as normalised names."""
+        return {normalize_name(name) for name in self.about}
 
     def model(self, text: str) -> Document:
         """The document model, with its text."""
@@ -195,7 +205,7 @@ class NetworkxIndex:
         self.retiring: dict[DocumentId, str] = {}
         self.docs: dict[DocumentId, DocRow] = {}
         self.by_source: dict[str, set[DocumentId]] = defaultdict(set)
-        self.by_title: dict[str, set[DocumentId]] = defaultdict(set)
+        self.by_page_key: dict[str, set[DocumentId]] = defaultdict(set)
         self.first_chunk: dict[DocumentId, ChunkId] = {}
         self._readable_cache: dict[Access, set[DocumentId]] = {}
         self.chunks: dict[ChunkId, ChunkRow] = {}
@@ -280,7 +290,8 @@ class NetworkxIndex:
         row = DocRow.of(doc)
         self.docs[row.id] = row
         self.by_source[row.source].add(row.id)
-        self.by_title[title_key(row.title)].add(row.id)
+        for key in row.page_keys():
+            self.by_page_key[key].add(row.id)
 
     def add_chunk(
         self,
@@ -510,10 +521,10 @@ class NetworkxIndex:
         self.by_source[doc.source].discard(did)
         if not self.by_source[doc.source]:
             del self.by_source[doc.source]
-        key = title_key(doc.title)
-        self.by_title[key].discard(did)
-        if not self.by_title[key]:
-            del self.by_title[key]
+        for key in doc.page_keys():
+            self.by_page_key[key].discard(did)
+            if not self.by_page_key[key]:
+                del self.by_page_key[key]
         self.first_chunk.pop(did, None)
         self.pii.pop(did, None)
 

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, source TEXT NOT NULL, title TEXT NOT NULL, version INTEGER NOT NULL,
     tenant TEXT NOT NULL, groups TEXT NOT NULL, content_hash TEXT NOT NULL,
-    ingested_at TEXT NOT NULL, text TEXT NOT NULL, sections TEXT NOT NULL DEFAULT '[]');
+    ingested_at TEXT NOT NULL, text TEXT NOT NULL, sections TEXT NOT NULL DEFAULT '[]',
+    about TEXT NOT NULL DEFAULT '[]');
 CREATE INDEX IF NOT EXISTS documents_source ON documents (tenant, source);
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, document_id TEXT NOT NULL, idx INTEGER NOT NULL,
@@ -79,6 +80,8 @@ class SqliteLog:
             columns = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
             if "sections" not in columns:  # stores written before documents had sections
                 db.execute("ALTER TABLE documents ADD COLUMN sections TEXT NOT NULL DEFAULT '[]'")
+            if "about" not in columns:  # stores written before documents had subjects
+                db.execute("ALTER TABLE documents ADD COLUMN about TEXT NOT NULL DEFAULT '[]'")
             chunk_columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
             if "tags" not in chunk_columns:  # stores written before chunks had tags
                 db.execute("ALTER TABLE chunks ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'")
@@ -118,7 +121,7 @@ class SqliteLog:
         texts: dict[DocumentId, str] = {}  # only while loading: personal-data tags cut them
         for row in db.execute(
             "SELECT id, source, title, version, tenant, groups, content_hash, ingested_at, "
-            "text, sections FROM documents"
+            "text, sections, about FROM documents"
         ):
             doc = Document.model_construct(
                 id=row[0],
@@ -131,6 +134,7 @@ class SqliteLog:
                 ingested_at=datetime.fromisoformat(row[7]),
                 text=row[8],
                 sections=tuple(Section.model_construct(**x) for x in json.loads(row[9])),
+                about=tuple(json.loads(row[10])),
             )
             index.add_document(doc)
             texts[doc.id] = doc.text
@@ -302,7 +306,7 @@ def _insert_rows(
 ) -> None:
     db.executemany(
         "INSERT INTO documents (id, source, title, version, tenant, groups, content_hash, "
-        "ingested_at, text, sections) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        "ingested_at, text, sections, about) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         [
             (
                 d.id,
@@ -315,6 +319,7 @@ def _insert_rows(
                 d.ingested_at.isoformat(),
                 d.text,
                 json.dumps([x.model_dump() for x in d.sections]),
+                json.dumps(list(d.about)),
             )
             for d in (g.document for g in graphs)
         ],

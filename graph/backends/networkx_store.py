@@ -306,7 +306,7 @@ class NetworkxGraphStore:
         return self._built_chunks(sorted(found, key=found.__getitem__))
 
     async def pages(self, names: Sequence[str], access: Access) -> dict[str, list[Chunk]]:
-        """First chunks of the readable documents titled with each name."""
+        """First chunks of the readable documents titled with each name or about it."""
         return await self._read(self._pages, list(names), access)
 
     def _pages(self, names: list[str], access: Access) -> dict[str, list[Chunk]]:
@@ -316,11 +316,13 @@ class NetworkxGraphStore:
             exact = normalize_name(name)
             docs = [
                 index.docs[d]
-                for d in index.by_title.get(title_key(name), ())
+                for d in index.by_page_key.get(title_key(name), ())
                 if access.can_read(index.docs[d].tenant, index.docs[d].groups)
                 and d in index.first_chunk
             ]
-            docs.sort(key=lambda d: (normalize_name(d.title) != exact, d.id))
+            docs.sort(
+                key=lambda d: (normalize_name(d.title) != exact, exact not in d.about_keys(), d.id)
+            )
             if docs:
                 found[name] = [index.first_chunk[d.id] for d in docs]
         texts = index.texts(index.chunks[c][0] for cids in found.values() for c in cids)

@@ -46,6 +46,7 @@ def make_graph(
     version: int = 1,
     sections: tuple[Section, ...] = (),
     title: str | None = None,
+    about: tuple[str, ...] = (),
 ) -> DocumentGraph:
     """A one-chunk document; every entity name must occur in ``text``; facts are
     (subject name, predicate, object name) stated by the whole text."""
@@ -60,6 +61,7 @@ def make_graph(
         content_hash=digest,
         text=text,
         sections=sections,
+        about=about,
     )
     chunk = Chunk(
         id=chunk_id(doc.id, 0, len(text)),

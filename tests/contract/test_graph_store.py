@@ -543,6 +543,45 @@ async def test_pages_by_title(store: GraphStore) -> None:
     assert await store.pages([], ACME) == {}
 
 
+async def test_pages_by_subject(backend: tuple[GraphStore, Opener]) -> None:
+    """Documents titled by file name are pages of what their opening sentence is about;
+    a titled page still comes first, and the subject is as private as the document."""
+
+    def memo(source: str, text: str, about: tuple[str, ...], **kw: Any) -> DocumentGraph:
+        return make_graph(source, text, entities={}, facts=[], about=about, **kw)
+
+    store, reopen = backend
+    graphs = [
+        memo("q3-note.txt", "Globex Corp. raised prices.", ("Globex Corp.", "Globex")),
+        memo("memo-17.txt", "Globex and Initech signed.", ("Globex", "Initech")),
+        memo("globex.txt", "About the company.", (), title="Globex"),
+        memo("board.txt", "Globex cut jobs.", ("Globex",), groups=("legal",)),
+        memo("rival.txt", "Globex moved.", ("Globex",), tenant="globex"),
+        memo("other.txt", "Initech grew.", ("Initech Holdings",)),
+    ]
+    await store.upsert(graphs)
+    ids = [g.chunks[0].id for g in graphs]
+    found = await store.pages(["globex", "Initech", "Initech Holdings (company)", "Acme"], ACME)
+    assert set(found) == {"globex", "Initech", "Initech Holdings (company)"}
+    assert found["globex"][0].id == ids[2]  # titled with the name: first
+    assert {c.id for c in found["globex"]} == {ids[0], ids[1], ids[2]}
+    assert [c.id for c in found["Initech"]] == [ids[1]]
+    assert [c.id for c in found["Initech Holdings (company)"]] == [ids[5]]
+    assert {c.id for c in (await store.pages(["Globex"], LEGAL))["Globex"]} >= {ids[3]}
+    assert [c.id for c in (await store.pages(["Globex"], OTHER))["Globex"]] == [ids[4]]
+    (doc,) = await store.documents(Access.admin(), ids=[graphs[1].document.id])
+    assert doc.about == ("Globex", "Initech")
+    await store.delete([graphs[1].document.id])
+    assert "Initech" not in await store.pages(["Initech"], ACME)
+    await store.close()
+    again = await reopen()
+    try:
+        after = await again.pages(["Globex Corp."], ACME)
+        assert [c.id for c in after["Globex Corp."]] == [ids[0]]
+    finally:
+        await again.close()
+
+
 def _with_confidence(graph: DocumentGraph, confidence: dict[str, float]) -> DocumentGraph:
     """The graph with the named predicates' facts stated at another confidence."""
     return graph.model_copy(

@@ -84,6 +84,24 @@ async def test_failed_transaction_leaves_nothing(store: Neo4jGraphStore) -> None
     assert [d.source for d in await store.documents(ADMIN)] == ["good"]
 
 
+async def test_subject_keys_leave_with_their_documents(store: Neo4jGraphStore) -> None:
+    """What a deleted document was about is not kept as a lookup key (a name of erased
+    text would otherwise outlive it); a key other documents share stays."""
+
+    def memo(source: str, text: str, about: tuple[str, ...]) -> DocumentGraph:
+        return make_graph(source, text, entities={}, facts=[], about=about)
+
+    kept = memo("a.txt", "Globex grew.", ("Globex",))
+    gone = memo("b.txt", "Globex and Initech signed.", ("Globex", "Initech"))
+    await store.upsert([kept, gone])
+    keys = "MATCH (t:Topic) RETURN t.key AS key ORDER BY key"
+    assert [r["key"] for r in await store._read(keys)] == ["globex", "initech"]
+    await store.delete([gone.document.id])
+    assert [r["key"] for r in await store._read(keys)] == ["globex"]
+    await store.upsert([memo("c.txt", "Initech moved.", ("Initech",))], replaces=[kept.document.id])
+    assert [r["key"] for r in await store._read(keys)] == ["initech"]
+
+
 async def test_reconnects_after_the_server_restarts(
     store: Neo4jGraphStore, bolt_server: BoltServer
 ) -> None:

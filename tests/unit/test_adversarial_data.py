@@ -49,6 +49,8 @@ CHANGING = dict.fromkeys(
 )
 ANSWER_KINDS = {
     "entity_role": 6,
+    # the asked role of a verb written as a noun ("its acquisition of X")
+    "nominal_role": 8,
     "yes_no": 4,
     "comparison_missing_branch": 2,
     "which_first": 2,

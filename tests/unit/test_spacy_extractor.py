@@ -115,3 +115,35 @@ def test_multi_process_extraction_matches_single_process(
     ]
     parallel = SpacyEntityExtractor(n_process=2, batch_size=4)
     assert parallel.extract(chunks) == extractor.extract(chunks)
+
+
+@pytest.mark.parametrize(
+    ("text", "about"),
+    [
+        ("Globex Corporation (NASDAQ: GLBX) today announced a new plant.", ["Globex Corporation"]),
+        ("The film Dark River was released in 2017 and stars Ruth Wilson.", ["Dark River"]),
+        ("Scott Derrickson (born July 16, 1966) is an American director.", ["Scott Derrickson"]),
+        # A heading the parser runs into the first sentence: the sentence after it.
+        (
+            "Quarterly note, Q3 2024\n\nGlobex and Initech signed a deal in July.",
+            ["Globex", "Initech"],
+        ),
+        # The grammatical subject, not the first name the sentence holds.
+        ("In 1994, Tim Burton directed Ed Wood.", ["Tim Burton"]),
+        # No name as the subject: nothing, rather than a name further on.
+        ("We reviewed the supplier contracts of Initech last week.", []),
+        ("The board met on Monday to discuss Initech.", []),
+        ("2019 was a difficult year for Globex.", []),
+    ],
+)
+def test_opening_subjects(extractor: SpacyEntityExtractor, text: str, about: list[str]) -> None:
+    (first,) = _extract(extractor, text)
+    assert [first.mentions[i].text for i in first.subjects] == about
+
+
+def test_only_a_document_opening_has_subjects(extractor: SpacyEntityExtractor) -> None:
+    text = "Globex opened a plant. " + "Initech hired staff in Ohio. " * 60
+    chunks = extractor.extract(SentenceChunker(max_chars=400).chunk(DOC, text))
+    assert len(chunks) > 2
+    assert [chunks[0].mentions[i].text for i in chunks[0].subjects] == ["Globex"]
+    assert all(not c.subjects for c in chunks[1:])
