@@ -285,7 +285,7 @@ def _entity(
     role = filled_role(asked, answer, stating, anchors)
     if role is not None:
         return role
-    loose = _detached(asked, answer, stating)
+    loose = _detached(asked, answer, stating, texts)
     if loose is not None:
         return AnswerCheck("unsupported", loose)
     return AnswerCheck("supported", "a supported claim states the answer in the asked role")

@@ -80,6 +80,7 @@ class _Asked:
     planned: Draft | None
     sentences: list[_Sentence]
     docs: dict[DocumentId, Document]
+    hops: int = 0  # of the plan, when it covers the question
 
 
 class ExtractiveAnswerer:
@@ -130,7 +131,7 @@ class ExtractiveAnswerer:
         sentences = await self._scored_sentences(retrieval, chunks, clues) if chunks else []
         if not sentences:
             return planned or Draft(answer=NOT_FOUND, claims=())
-        asked = _Asked(qdoc, kind, clues, planned, sentences, docs)
+        asked = _Asked(qdoc, kind, clues, planned, sentences, docs, plan.plan.hops if plan else 0)
         if kind.kind == "yes_no" or options:
             return self._compared(asked, options)
         return await self._named(asked, retrieval, access)
@@ -168,6 +169,12 @@ class ExtractiveAnswerer:
         if sharing:
             return self._shared(asked, ranked, sharing)
         planned = asked.planned
+        if planned is not None and asked.hops > 1:
+            # A chain of hops the plan walked: the span scores cannot tell the hops apart
+            # (the answer's sentence names the bridge, not the question's names).
+            checked = self._checker.check(asked.doc.text, planned.answer, _assumed(planned.claims))
+            if checked.verdict == "supported":
+                return planned
         if planned is not None and ranked and ranked[0].key == normalize_name(planned.answer):
             draft = replace(planned, answer=_as_written(planned.answer, ranked))
             checked = self._checker.check(asked.doc.text, draft.answer, _assumed(draft.claims))

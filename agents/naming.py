@@ -257,13 +257,14 @@ def _hedged(token: Any) -> bool:
     )
 
 
-def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
+def detached(asked: Any, answer: str, stating: list[Any], texts: Sequence[Any] = ()) -> str | None:
     """Why the answer is not stated *by* the verb the question asks about (None: it is,
-    or no claim stating the answer uses that verb — another claim says it, a hop).
+    or no claim uses that verb).
 
     "Where was Tom Lenz born?" is not answered by "Paris" in "Tom Lenz was born in 1950
     and lives in Paris" (Paris belongs to "lives"), nor in "Tom Lenz was not born in
-    Paris" (negated)."""
+    Paris" (negated), nor by "Pied Piper is based in Palo Alto" chained to "Richard
+    Hendricks was born in Tulsa" (the verb asked is said, but not of the answer)."""
     wh = next((t for t in asked if t.lower_ in _ASKING_WORDS), None)
     verb = wh.head if wh is not None else None
     while verb is not None and verb.pos_ != "VERB" and verb.head.i != verb.i:
@@ -280,7 +281,12 @@ def detached(asked: Any, answer: str, stating: list[Any]) -> str | None:
         or (t.pos_ == "NOUN" and said(verb.lemma_.lower(), {t.lemma_.lower()}, {}))
     ]
     if not uses:
-        return None
+        lives = verb.lemma_.lower() in life_events(answer, stating) or any(
+            answer in aside for d in stating for aside in re.findall(r"\(([^()]*)\)", d.text)
+        )  # "(1 May 1901 - 9 June 1980)": when he was born and died
+        if lives or not any(t.lemma_.lower() in forms for d in texts for t in d):
+            return None
+        return f"the claims say {verb.text!r} of something other than {answer!r}"
     for doc, used in uses:
         if _hedged(used) or (used.pos_ == "NOUN" and _unrealised(used)):
             continue

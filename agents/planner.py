@@ -218,8 +218,10 @@ def _uncovered(toks: list[_Tok], plan: Plan) -> tuple[str, ...]:
     used_stems = {stem(u) for u in used}
     head = _wh_head(toks)
     left = []
-    for tok in toks:
+    for n, tok in enumerate(toks):
         if tok.mention is not None or tok.pos not in {"NOUN", "VERB", "ADJ", "PROPN", "NUM"}:
+            continue
+        if _kind_before_name(toks, n):
             continue
         if (
             tok.lemma in {"be", "have", "do", "call", "locate", "situate", "base"}
@@ -393,6 +395,7 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
     i = anchor - 1
     reduced = i >= 1 and toks[i - 1].lower in {"the", "a", "an"} and _stranded(toks, j)
     if not reduced:  # "the country X is located in?" keeps "country"
+        i -= _kind_before_name(toks, i)
         i = _skip_class(toks, i)
     while True:
         rels, i = _left_chain(toks, i)
@@ -410,6 +413,17 @@ def _chain(toks: list[_Tok], anchor: int) -> list[_Rel]:
     elif (head := _wh_head(toks)) in _ATTRIBUTE_TYPES:
         chain.append(_Rel(head or "", read=True))
     return chain
+
+
+def _kind_before_name(toks: list[_Tok], i: int) -> bool:
+    """Whether ``toks[i]`` is a noun between a determiner and a name: "the brand Stay
+    Puft", "the supplier Vandelay" say what kind the name is, not a relation."""
+    return (
+        0 < i < len(toks) - 1
+        and toks[i].pos == "NOUN"
+        and toks[i + 1].mention is not None
+        and toks[i - 1].lower in {"the", "a", "an"}
+    )
 
 
 _PREPS = frozenset({"of", "in", "on", "at", "for", "from", "by"})
@@ -431,7 +445,13 @@ def _skip_class(toks: list[_Tok], i: int) -> int:
     """Skip "the film", "the village of" right before a name."""
     while i >= 0 and (toks[i].lower in _CLASS_WORDS or toks[i].lower in {"the", "a", "an"}):
         i -= 1
-    if i >= 1 and toks[i].lower == "of" and toks[i - 1].lower in _CLASS_WORDS:
+    # "the village of X", not "the parent company of X"
+    if (
+        i >= 1
+        and toks[i].lower == "of"
+        and toks[i - 1].lower in _CLASS_WORDS
+        and (i < 2 or toks[i - 2].lower in {"the", "a", "an"})
+    ):
         return _skip_class(toks, i - 2)
     return i
 
@@ -525,14 +545,17 @@ def _noun_phrase_left(toks: list[_Tok], i: int) -> tuple[str, int]:
 
 
 def _relative_clause(toks: list[_Tok], i: int) -> tuple[str, str, int] | None:
-    """ "the N (which|that|who) [was] V [by] X": (V words, N, index before N)."""
+    """ "the N (which|that|who) [was] V [by] X", "the N V by X": (V words, N, index before
+    N)."""
     k = i
     verb: list[str] = []
     while k >= 0 and toks[k].pos in {"ADP", "VERB", "AUX", "PART"} and toks[k].mention is None:
         if toks[k].pos != "AUX":
             verb.insert(0, toks[k].lower)
         k -= 1
-    if not verb or k < 1 or toks[k].lower not in {"which", "that", "who", "whom"}:
+    if verb and len(verb) > 1 and verb[-1] == "by" and k >= 0 and toks[k].pos == "NOUN":
+        k += 1  # "the company acquired by X": a clause without its "which was"
+    elif not verb or k < 1 or toks[k].lower not in {"which", "that", "who", "whom"}:
         return None
     noun, before = _noun_phrase_left(toks, k - 1)
     if not noun:
