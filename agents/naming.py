@@ -269,6 +269,9 @@ def detached(asked: Any, answer: str, stating: list[Any], texts: Sequence[Any] =
     verb = wh.head if wh is not None else None
     while verb is not None and verb.pos_ != "VERB" and verb.head.i != verb.i:
         verb = verb.head
+    last = [t for t in asked if not t.is_punct][-1:]
+    if wh is not None and (verb is None or verb.pos_ != "VERB") and last[0].pos_ == "VERB":
+        verb = last[0]  # "Where was the founder of … born?" parsed with "born" on "founder"
     if verb is None or verb.pos_ != "VERB" or verb.lemma_ in ("be", "have", "do"):
         return None
     forms = {verb.lemma_.lower(), verb.lower_}

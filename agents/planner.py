@@ -254,9 +254,24 @@ def _masked(doc: Any) -> list[_Tok]:
             i = end
             continue
         t = words[i]
-        out.append(_Tok(t.text, t.lower_, t.pos_, t.lemma_.lower()))
+        pos = "NOUN" if _role_acronym(words, i) else t.pos_
+        out.append(_Tok(t.text, t.lower_, pos, t.lemma_.lower()))
         i += 1
     return out
+
+
+_DETERMINERS = frozenset("the a an its their his her our".split())
+
+
+def _role_acronym(words: list[Any], i: int) -> bool:
+    """Whether a short all-capitals word is a role, not a name: "the CEO of X", "X's
+    CFO" (a determiner or possessive before it, "of"/"at" after it or nothing more)."""
+    text = words[i].text
+    if not (text.isalpha() and text.isupper() and 2 <= len(text) <= 5):
+        return False
+    before = words[i - 1].lower_ if i > 0 else ""
+    after = words[i + 1].lower_ if i + 1 < len(words) else ""
+    return (before in _DETERMINERS and after in {"of", "at", "for"}) or before in {"'s", "'"}
 
 
 def _is_namey(token: Any, first: bool) -> bool:
@@ -270,7 +285,7 @@ def _is_namey(token: Any, first: bool) -> bool:
 
 def _name_end(words: list[Any], i: int) -> int:
     """End (exclusive) of the name starting at ``words[i]``, or ``i`` if none starts."""
-    if not _is_namey(words[i], i == 0):
+    if not _is_namey(words[i], i == 0) or _role_acronym(words, i):
         return i
     end = j = i + 1
     while j < len(words):
@@ -305,6 +320,8 @@ def _name_continues(words: list[Any], j: int) -> int:
     # A connector counts only when a capitalised word follows it ("God's Gift",
     # "Maurice, Prince of Orange"; not "Lothair II's mother").
     joins = w.lower_ in _CONNECTORS or w.text == ","
+    if joins and j + 1 < len(words) and _role_acronym(words, j + 1):
+        return 0  # "Hooli's CFO": the role is not part of the name
     return 1 if joins and j + 1 < len(words) and _is_namey(words[j + 1], False) else 0
 
 

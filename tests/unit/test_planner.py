@@ -14,12 +14,11 @@ from agents import FallbackPlanner, Plan, RulePlanner, Step, plan_from_parse, pl
 from extractors import SpacyEntityExtractor
 from graph import LLMError
 
-CASES = [
-    json.loads(line)
-    for line in (Path(__file__).parents[1] / "data" / "musique_plans.jsonl")
-    .read_text(encoding="utf-8")
-    .splitlines()
-]
+DATA = Path(__file__).parents[1] / "data"
+CASES = [json.loads(line) for line in (DATA / "musique_plans.jsonl").open(encoding="utf-8")]
+#: Hand-written questions an analyst asks of company documents (no benchmark's): roles
+#: ("founder", "CFO", "the parent company"), acquisitions, reduced relative clauses.
+ANALYST = [json.loads(line) for line in (DATA / "analyst_plans.jsonl").open(encoding="utf-8")]
 
 
 def _plan(extractor: SpacyEntityExtractor, question: str) -> Plan:
@@ -31,10 +30,16 @@ def test_the_case_file_covers_two_to_three_hops() -> None:
     assert {c["hops"] for c in CASES} == {2, 3}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
-def test_musique_chains(extractor: SpacyEntityExtractor, case: dict[str, Any]) -> None:
-    """Each MuSiQue question's plan has its gold number of hops, starts at the right
-    name, and binds every hop's subject to the previous hop's output."""
+def test_the_analyst_file_holds_thirty_questions() -> None:
+    assert len(ANALYST) >= 30
+    assert len({c["question"] for c in ANALYST}) == len(ANALYST)
+
+
+@pytest.mark.parametrize("case", CASES + ANALYST, ids=[c["id"] for c in CASES + ANALYST])
+def test_chains(extractor: SpacyEntityExtractor, case: dict[str, Any]) -> None:
+    """Each question's plan has its expected number of hops, starts at the right name
+    (never at a role: "the CFO of X" starts at X), and binds every hop's subject to the
+    previous hop's output."""
     plan = _plan(extractor, case["question"])
     assert plan.complete, plan.note
     assert plan.hops == case["hops"]
