@@ -66,6 +66,20 @@ _ACRONYM = re.compile(r"^[A-Z][A-Z&.]{1,7}$")
 _STOP = frozenset({"of", "the", "and", "for", "in", "on", "at", "de", "&"})
 
 
+_SUFFIXES = frozenset({"jr", "jr.", "sr", "sr.", "ii", "iii", "iv", "v"})
+
+
+def _about(raw: RawMention, entity: Entity) -> list[str]:
+    """The names a document about ``raw`` is found by: as written, as resolved, and a
+    person's full name as usually shortened ("Frank William George Lloyd" is also
+    "Frank Lloyd")."""
+    names = [raw.text, entity.name]
+    words = raw.text.split()
+    if type_family(raw.label) == "person" and len(words) > 2 and words[-1].lower() not in _SUFFIXES:
+        names.append(f"{words[0]} {words[-1]}")
+    return names
+
+
 def type_family(label: str) -> str:
     """The compatibility family of a type; ``MISC`` (untyped proper noun) is its own."""
     return _FAMILIES.get(label, label.lower())
@@ -267,7 +281,7 @@ class EntityResolver:
             name
             for ci, ext in enumerate(extractions)
             for mi in ext.subjects
-            for name in (ext.mentions[mi].text, resolved[(ci, mi)].name)
+            for name in _about(ext.mentions[mi], resolved[(ci, mi)])
         ]
         if about:
             document = document.model_copy(update={"about": tuple(dict.fromkeys(about))})

@@ -177,6 +177,12 @@ class SpacyEntityExtractor:
         spans = self._mention_spans(doc)
         if title:
             spans = _with_title(doc, spans, title)
+        if chunk.index == 0:
+            # The name a document opens with, written whole ("Ermengarde of Tours (died
+            # 851) was …"), is one mention wherever the chunk repeats it, as a title is.
+            opening = _opening_name(doc, spans, self._nlp)
+            if opening:
+                spans = _with_title(doc, spans, opening)
         # A direct identifier (an account or phone number, an e-mail address) is personal
         # data, not an entity: a graph node named by it, and its id, would repeat it.
         hidden = [
@@ -255,8 +261,9 @@ def _opening_subjects(
     grammatical subject of its main verb ("Globex Corp. announced …", "Dark River is a
     2017 film …", "The film Dark River was …") and the names joined to it by "and".
 
-    A heading without a verb gives way to the next sentence (re-parsed on its own when
-    the parser ran it into the heading); the first sentence with a subject decides,
+    A heading without a verb (its own line) gives way to the next sentence (re-parsed on
+    its own when the parser ran it into the heading); a verbless fragment the parser
+    split off gives the name it is built on; the first sentence with a subject decides,
     whatever it is ("We", "The board"): a document is not given a subject its opening
     does not state.
     """
@@ -272,7 +279,42 @@ def _opening_subjects(
             found = _subjects_of(sent, {t.i: t.i for t in sent}, spans, token_mention)
         if found is not None:
             return found
+        if "\n" not in doc.text[sent.end_char : sent.end_char + 3] + sent.text[-1:]:
+            # A fragment, not a heading ("The Straw Hat (translit." split off by the
+            # parser): the name it is built on.
+            idx = token_mention.get(sent.root.i)
+            return () if idx is None or spans[idx][1] in _NOT_SUBJECTS else (idx,)
     return ()
+
+
+#: Lower-case words inside a name between capitalised ones ("Ermengarde of Tours").
+_NAME_JOINERS = frozenset("of de la le du des von van der den da di del y the".split())
+
+
+def _opening_name(doc: Any, spans: list[tuple[Any, str]], nlp: Any) -> str | None:
+    """The opening sentence's subject as a name run longer than the mention holding it
+    ("Ermengarde" → "Ermengarde of Tours", "Maurice" → "Maurice, Prince of Orange"), or
+    None when the mention already is the whole name."""
+    token_mention = {t.i: idx for idx, (span, _) in enumerate(spans) for t in span}
+    found = _opening_subjects(doc, spans, token_mention, nlp)
+    if not found:
+        return None
+    span = spans[found[0]][0]
+    end = i = span.end
+    while i < len(doc):
+        token = doc[i]
+        if token.is_title or (token.is_upper and token.is_alpha):
+            end = i + 1
+        elif token.lower_ in _NAME_JOINERS or token.text == ",":
+            after = doc[i + 1 : i + 4]
+            if not after or not after[0].is_title:
+                break
+            if token.text == "," and not any(t.lower_ == "of" for t in after):
+                break  # "Maurice, Prince of Orange", not "Paris, Texas, is"
+        else:
+            break
+        i += 1
+    return doc[span.start : end].text if end > span.end else None
 
 
 def _subjects_of(
@@ -281,6 +323,11 @@ def _subjects_of(
     """The mentions holding ``sent``'s subject (None when it has no subject); ``at`` maps
     the sentence's tokens to the chunk's."""
     subjects = [t for t in sent.root.children if t.dep_ in _SUBJECT_DEPS]
+    # "Ermengarde of Tours (died 851) was …", parsed with the aside as a clausal subject
+    subjects += [
+        g for c in sent.root.children if c.dep_ == "csubj" for g in c.children
+        if g.dep_ in _SUBJECT_DEPS and g.i < c.i
+    ]  # fmt: skip
     if not subjects:
         return None
     found: list[int] = []

@@ -213,3 +213,22 @@ def test_batches_embed_the_names_they_compare_once(
             assert embedded == {"Acme Holding Group Ltd"}
         else:  # the cap drops the older ones (embedded again if needed); the last stay
             assert set(resolver._vectors) == set(calls[-1])
+
+
+def test_what_a_document_is_about_is_named_as_written_resolved_and_shortened() -> None:
+    resolver = EntityResolver()
+    _resolve(resolver, "Frank Lloyd directed it.", [("Frank Lloyd", "PERSON")], "a")
+    text = "Frank William George Lloyd (1886 - 1960) was a director. He met Mary Pickford."
+    doc = _doc(text, "b")
+    (ext,) = _mentions(doc, [("Frank William George Lloyd", "PERSON"), ("Mary Pickford", "PERSON")])
+    graph = resolver.resolve(doc, [ext.model_copy(update={"subjects": (0,)})])
+    assert graph.document.about[0] == "Frank William George Lloyd"
+    assert "Frank Lloyd" in graph.document.about  # the full name as usually shortened
+    assert "Mary Pickford" not in graph.document.about  # named, not what it is about
+    (untouched,) = _mentions(doc, [("Mary Pickford", "PERSON")])
+    assert resolver.resolve(doc, [untouched]).document.about == ()
+    # a generation suffix is not a surname
+    doc = _doc("Adam Clayton Powell IV is a politician.", "c")
+    (ext,) = _mentions(doc, [("Adam Clayton Powell IV", "PERSON")])
+    about = resolver.resolve(doc, [ext.model_copy(update={"subjects": (0,)})]).document.about
+    assert "Adam IV" not in about

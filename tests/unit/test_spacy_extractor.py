@@ -130,6 +130,11 @@ def test_multi_process_extraction_matches_single_process(
         ),
         # The grammatical subject, not the first name the sentence holds.
         ("In 1994, Tim Burton directed Ed Wood.", ["Tim Burton"]),
+        # The opening name written whole, as one mention (as a title would make it).
+        ("Ermengarde of Tours (died 20 March 851) was a queen.", ["Ermengarde of Tours"]),
+        ("Maurice, Prince of Orange (1567 - 1625) was a prince.", ["Maurice, Prince of Orange"]),
+        # A fragment the parser split off: the name it is built on, not the aside.
+        ('The Straw Hat (translit. "Solomennaya shlyapka") is a 1974 film.', ["Straw Hat"]),
         # No name as the subject: nothing, rather than a name further on.
         ("We reviewed the supplier contracts of Initech last week.", []),
         ("The board met on Monday to discuss Initech.", []),
