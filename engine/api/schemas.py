@@ -139,6 +139,11 @@ class DocumentOut(BaseModel):
     ingested_at: datetime
     chars: int
     sections: list[SectionOut] = []
+    about: list[str] = Field(
+        default=[],
+        description="what the document's opening sentence is about (the names its pages "
+        "are found by, besides the title)",
+    )
     text: str | None = None
     privacy: DocumentPrivacy | None = Field(
         default=None,
@@ -386,6 +391,7 @@ def document_out(
         ingested_at=doc.ingested_at,
         chars=len(doc.text),
         sections=[SectionOut(**s.model_dump()) for s in doc.sections],
+        about=list(doc.about),
         text=doc.text if text else None,
         privacy=privacy,
     )
