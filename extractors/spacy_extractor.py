@@ -250,8 +250,11 @@ class SpacyEntityExtractor:
         return found
 
 
-#: Mention labels that never name what a document is about.
-_NOT_SUBJECTS = frozenset({"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"})
+#: Mention labels that never name what a document is about: values, and nationalities
+#: and languages (an adjective the parser made a subject: "English: The American Beauty").
+_NOT_SUBJECTS = frozenset(
+    {"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL", "NORP", "LANGUAGE"}
+)
 
 
 def _opening_subjects(

@@ -139,6 +139,7 @@ def test_multi_process_extraction_matches_single_process(
         ("We reviewed the supplier contracts of Initech last week.", []),
         ("The board met on Monday to discuss Initech.", []),
         ("2019 was a difficult year for Globex.", []),
+        ("La Belle Américaine English: The American Beauty, is a French comedy film.", []),
     ],
 )
 def test_opening_subjects(extractor: SpacyEntityExtractor, text: str, about: list[str]) -> None:
