@@ -32,6 +32,7 @@ __all__ = [
     "relation_words",
     "runs_in",
     "said",
+    "same_stem",
     "shortened",
     "spans_of",
     "titled",
@@ -281,7 +282,7 @@ def detached(asked: Any, answer: str, stating: list[Any], texts: Sequence[Any] =
         for t in d
         if t.lemma_.lower() in forms
         or t.lower_ in forms
-        or (t.pos_ == "NOUN" and said(verb.lemma_.lower(), {t.lemma_.lower()}, {}))
+        or (t.pos_ == "NOUN" and same_stem(verb.lemma_.lower(), t.lemma_.lower()))
     ]
     if not uses:
         lives = verb.lemma_.lower() in life_events(answer, stating) or any(
@@ -486,9 +487,11 @@ def said(word: str, lemmas: set[str], inverses: Mapping[str, frozenset[str]]) ->
     stem share their first five letters and all but the last two of the shorter one's."""
     if word in lemmas or inverses.get(word, frozenset()) & lemmas:
         return True
-    return len(word) >= 5 and any(_derived(word, w) for w in lemmas)
+    return len(word) >= 5 and any(same_stem(word, w) for w in lemmas)
 
 
-def _derived(a: str, b: str) -> bool:
+def same_stem(a: str, b: str) -> bool:
+    """Whether two words are one word or share a stem ("acquire"/"acquisition"): their
+    first five letters and all but the last two of the shorter one's."""
     n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    return n >= 5 and n >= min(len(a), len(b)) - 2
+    return a == b or (n >= 5 and n >= min(len(a), len(b)) - 2)

@@ -199,7 +199,7 @@ class HybridRetriever:
             dense=dense, sparse=sparse, graph_scores=graph_scores, explain=explain,
             linked=linked, hops=hops, planned=_plan_evidence(trace), k=k,
             # A plan is trusted as far as it accounts for the question's words.
-            plan_weight=self.weights.plan / (1 + len(plan.uncovered)) if plan else None,
+            plan_weight=self.weights.plan / (1 + len(plan.uncovered) if plan else 1),
         )  # fmt: skip
         unknown = [e.chunk_id for e in evidence if not e.document_id]
         if unknown:
@@ -501,10 +501,9 @@ class HybridRetriever:
         hops: Sequence[_Hop] = (),
         planned: Sequence[tuple[ChunkId, str, tuple[str, ...]]] = (),
         k: int,
-        plan_weight: float | None = None,
+        plan_weight: float,
     ) -> list[Evidence]:
         w = self.weights
-        plan_w = w.plan if plan_weight is None else plan_weight
         documents: dict[ChunkId, DocumentId] = {}
         signals: dict[ChunkId, dict[str, Signal]] = defaultdict(dict)
         fused: dict[ChunkId, float] = defaultdict(float)
@@ -532,7 +531,7 @@ class HybridRetriever:
             fused[hop.chunk_id] += w.hop / (w.rrf_k + rank)
         for rank, (cid, _, names) in enumerate(planned, 1):
             signals[cid]["plan"] = Signal(rank=rank, score=round(1 / rank, 5), entities=names)
-            fused[cid] += plan_w / (w.rrf_k + rank)
+            fused[cid] += plan_weight / (w.rrf_k + rank)
         best = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         return [
             Evidence(

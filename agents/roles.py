@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.choices import AnswerCheck
 from agents.clauses import arguments, identity_path, path_between
-from agents.naming import attribute_of, find, finds, inside, names, said
+from agents.naming import attribute_of, find, finds, inside, names, same_stem
 from agents.spans import answer_kind
 
 __all__ = ["filled_role"]
@@ -118,7 +118,7 @@ def _uses(doc: Any, lemma: str) -> Iterator[tuple[Any, tuple[list[Any], list[Any
     for token in doc:
         if token.lemma_ == lemma and token.pos_ in ("VERB", "AUX"):
             yield token, arguments(token)
-        elif token.pos_ == "NOUN" and said(lemma, {token.lemma_.lower()}, {}):
+        elif token.pos_ == "NOUN" and same_stem(lemma, token.lemma_.lower()):
             yield token, _nominal_arguments(token)
 
 

@@ -15,6 +15,7 @@ plus a weighted co-occurrence edge for every other pair of names in a sentence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -177,10 +178,12 @@ class SpacyEntityExtractor:
         spans = self._mention_spans(doc)
         if title:
             spans = _with_title(doc, spans, title)
+        # A heading's next sentence is parsed alone once, for the name and the subjects.
+        clauses = functools.cache(self._nlp)
         if chunk.index == 0:
             # The name a document opens with, written whole ("Ermengarde of Tours (died
             # 851) was …"), is one mention wherever the chunk repeats it, as a title is.
-            opening = _opening_name(doc, spans, self._nlp)
+            opening = _opening_name(doc, spans, clauses)
             if opening:
                 spans = _with_title(doc, spans, opening)
         # A direct identifier (an account or phone number, an e-mail address) is personal
@@ -217,7 +220,7 @@ class SpacyEntityExtractor:
             mentions=mentions,
             relations=tuple(relations),
             subjects=(
-                _opening_subjects(doc, spans, token_mention, self._nlp) if chunk.index == 0 else ()
+                _opening_subjects(doc, spans, token_mention, clauses) if chunk.index == 0 else ()
             ),
         )
 
